@@ -1,0 +1,5 @@
+import sys
+
+from synthswap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""Extraction: photos, folders and videos in, one aligned and measured faceset out."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from synthswap.faces.align import template_info
+from synthswap.faces.pipeline import FaceAnalyzer
+from synthswap.faceset import FacesetWriter
+from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, is_image, is_video,
+                             iter_video_frames, probe_video, read_image)
+
+
+class ExtractError(Exception):
+    """The extraction as a whole cannot proceed or produced nothing."""
+
+
+@dataclass
+class ExtractSummary:
+    out: Path
+    inputs: int = 0
+    frames: int = 0
+    faces_added: int = 0
+    duplicates: int = 0
+    frames_without_face: int = 0
+    failed_inputs: list[str] = field(default_factory=list)
+    faceset_size: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def faces_found(self) -> int:
+        return self.faces_added + self.duplicates
+
+    def text(self) -> str:
+        fps = self.frames / self.seconds if self.seconds else 0.0
+        lines = [
+            f"faceset {self.out}: {self.faceset_size} faces "
+            f"({self.faces_added} added, {self.duplicates} already present)",
+            f"{self.inputs} inputs, {self.frames} images/frames read in {self.seconds:.1f} s ({fps:.1f}/s), "
+            f"{self.frames_without_face} without a usable face",
+        ]
+        if self.failed_inputs:
+            lines.append(f"{len(self.failed_inputs)} inputs could not be read:")
+            lines += [f"  {msg}" for msg in self.failed_inputs]
+        return "\n".join(lines)
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively, sorted) into media files; refuse missing or unsupported paths."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ExtractError(f"{path}: no such file or folder")
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and (is_image(p) or is_video(p)))
+            if not found:
+                raise ExtractError(f"{path}: folder holds no images or videos")
+            files += found
+        elif is_image(path) or is_video(path):
+            files.append(path)
+        else:
+            raise ExtractError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
+    return files
+
+
+def _prefetch(frames: Iterator[VideoFrame], depth: int = 8) -> Iterator[VideoFrame]:
+    """Decode in a background thread so decoding overlaps with face analysis (FFmpeg drops the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    break
+                q.put(frame)
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+def reference_embedding(photo: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    analyzer = FaceAnalyzer(size=128)
+    try:
+        face = analyzer.analyze(read_image(photo, max_pixels))
+    finally:
+        analyzer.close()
+    if face is None:
+        raise ExtractError(f"{photo}: no face found in the reference photo")
+    return face.identity
+
+
+def extract(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    size: int = 256,
+    every_n: int = 1,
+    max_frames: int | None = None,
+    reference: str | Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> ExtractSummary:
+    """Detect, align and measure the subject's face in every input image and video frame.
+
+    Re-running into the same faceset adds only faces not already there. Raises
+    ExtractError when no input gave a face; unreadable inputs are reported in the summary.
+    """
+    if size < 32 or size > 1024:
+        raise ExtractError(f"--size must be between 32 and 1024, not {size}")
+    if every_n < 1:
+        raise ExtractError("--every-n must be at least 1")
+    files = collect_inputs(inputs)
+    ref = reference_embedding(reference, max_pixels) if reference is not None else None
+    summary = ExtractSummary(out=Path(out), inputs=len(files))
+    analyzer = FaceAnalyzer(size=size, reference=ref)
+    start = time.perf_counter()
+    try:
+        with FacesetWriter(out, size, template_info()) as writer:
+            for path in files:
+                try:
+                    _extract_one(path, writer, analyzer, summary, every_n, max_frames, max_pixels, progress, log)
+                except MediaError as exc:
+                    summary.failed_inputs.append(str(exc))
+                    log(f"skipped: {exc}")
+            summary.faceset_size = len(writer.faces)
+    finally:
+        analyzer.close()
+        summary.seconds = time.perf_counter() - start
+        summary.timings = dict(analyzer.timings)
+    if summary.faces_found == 0:
+        reasons = "; ".join(summary.failed_inputs) or f"{summary.frames} images/frames had no face"
+        raise ExtractError(f"no face found in any input ({reasons})")
+    return summary
+
+
+def _extract_one(path: Path, writer: FacesetWriter, analyzer: FaceAnalyzer, summary: ExtractSummary,
+                 every_n: int, max_frames: int | None, max_pixels: int, progress: bool,
+                 log: Callable[[str], None]) -> None:
+    source = str(path.resolve())
+    if is_image(path):
+        frames: Iterator[VideoFrame] = iter([VideoFrame(0, 0.0, read_image(path, max_pixels))])
+        total = 1
+    else:
+        info = probe_video(path)
+        total = -(-info.frame_count // every_n) if info.frame_count else None
+        if max_frames is not None:
+            total = min(total or max_frames, max_frames)
+        frames = _prefetch(iter_video_frames(path, every_n, max_frames))
+    bar = tqdm(frames, total=total, desc=path.name, unit="frame", disable=not progress or total == 1, leave=False)
+    for frame in bar:
+        summary.frames += 1
+        if f"{source}#{frame.index}" in writer:
+            summary.duplicates += 1
+            continue
+        face = analyzer.analyze(frame.bgr)
+        if face is None:
+            summary.frames_without_face += 1
+            if is_image(path):
+                log(f"no face found: {path}")
+            continue
+        writer.add(face.crop, face.mask, source=source, frame_index=frame.index,
+                   time_s=round(frame.time_s, 4), **face.record())
+        summary.faces_added += 1

@@ -1,0 +1,1 @@
+"""Face analysis shared by every stage: detect, landmarks, align, measure, identity, mask."""

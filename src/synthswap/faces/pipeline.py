@@ -1,0 +1,118 @@
+"""One face in one image, analysed end to end: the code extract, synthesize and convert share."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from synthswap.faces.align import alignment_affine, transform_points, warp_to_crop
+from synthswap.faces.detect import Detection, FaceDetector
+from synthswap.faces.identity import SAME_PERSON_COSINE, IdentityModel
+from synthswap.faces.landmarks import LandmarkModel
+from synthswap.faces.mask import face_mask
+from synthswap.faces.measure import expression_vector, head_pose, sharpness
+
+
+@dataclass
+class AnalyzedFace:
+    crop: np.ndarray  # aligned BGR crop, size x size
+    mask: np.ndarray  # 8-bit face mask, size x size
+    affine: np.ndarray  # 2x3, frame pixels -> crop pixels
+    landmarks_frame: np.ndarray  # (478, 3) in frame pixels
+    landmarks_crop: np.ndarray  # (478, 2) in crop pixels
+    expression: dict[str, float]
+    pose: dict[str, float]
+    sharpness: float
+    identity: np.ndarray | None
+    detection_score: float
+
+    def record(self) -> dict[str, Any]:
+        """The per-face fields of a faceset row (the caller adds source, frame and time)."""
+        return {
+            "affine": np.round(self.affine, 6).tolist(),
+            "landmarks": np.round(self.landmarks_crop, 2).tolist(),
+            "expression": {k: round(v, 5) for k, v in self.expression.items()},
+            "pose": {k: round(v, 3) for k, v in self.pose.items()},
+            "sharpness": round(self.sharpness, 3),
+            "identity": [] if self.identity is None else np.round(self.identity, 6).tolist(),
+            "detection_score": round(self.detection_score, 4),
+        }
+
+
+class FaceAnalyzer:
+    """Detect, choose the subject, landmark, align, mask, measure and embed.
+
+    The subject is the largest face, or with `reference` (an SFace embedding) the face
+    most similar to it, provided that similarity reaches `min_reference_cosine`.
+    `timings` accumulates seconds per stage for the benchmark.
+    """
+
+    def __init__(self, size: int = 256, reference: np.ndarray | None = None,
+                 min_reference_cosine: float = SAME_PERSON_COSINE, with_identity: bool = True):
+        self.size = size
+        self.reference = reference
+        self.min_reference_cosine = min_reference_cosine
+        self.with_identity = with_identity or reference is not None
+        self.detector = FaceDetector()
+        self.landmarker = LandmarkModel()
+        self.identity_model = IdentityModel() if self.with_identity else None
+        self.timings: dict[str, float] = defaultdict(float)
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def _choose(self, bgr: np.ndarray, detections: list[Detection]) -> tuple[Detection, np.ndarray | None] | None:
+        if self.reference is None:
+            return max(detections, key=lambda d: d.area), None
+        t = time.perf_counter()
+        scored = [(float(self.identity_model.embed(bgr, d.points) @ self.reference), d) for d in detections]
+        self.timings["embed"] += time.perf_counter() - t
+        best_cos, best = max(scored, key=lambda s: s[0])
+        if best_cos < self.min_reference_cosine:
+            return None
+        return best, None
+
+    def analyze(self, bgr: np.ndarray) -> AnalyzedFace | None:
+        """The subject's face in `bgr`, or None when there is none."""
+        t = time.perf_counter()
+        detections = self.detector.detect(bgr)
+        self.timings["detect"] += time.perf_counter() - t
+        if not detections:
+            return None
+        chosen = self._choose(bgr, detections)
+        if chosen is None:
+            return None
+        detection, _ = chosen
+        t = time.perf_counter()
+        landmarks = self.landmarker(bgr, detection.box)
+        self.timings["landmarks"] += time.perf_counter() - t
+        if landmarks is None:
+            return None
+        face = self.from_landmarks(bgr, landmarks, detection.score)
+        if self.identity_model is not None:
+            t = time.perf_counter()
+            face.identity = self.identity_model.embed(bgr, detection.points)
+            self.timings["embed"] += time.perf_counter() - t
+        return face
+
+    def from_landmarks(self, bgr: np.ndarray, landmarks: np.ndarray, detection_score: float = 1.0) -> AnalyzedFace:
+        """Align and measure a face whose frame landmarks are already known (e.g. smoothed ones)."""
+        t = time.perf_counter()
+        affine = alignment_affine(landmarks, self.size)
+        crop = warp_to_crop(bgr, affine, self.size)
+        lm_crop = transform_points(landmarks, affine).astype(np.float32)
+        mask = face_mask(lm_crop, self.size)
+        self.timings["align"] += time.perf_counter() - t
+        t = time.perf_counter()
+        face = AnalyzedFace(
+            crop=crop, mask=mask, affine=affine, landmarks_frame=landmarks, landmarks_crop=lm_crop,
+            expression=expression_vector(lm_crop),
+            pose=head_pose(landmarks, (bgr.shape[1], bgr.shape[0])),
+            sharpness=sharpness(crop, mask), identity=None, detection_score=detection_score,
+        )
+        self.timings["measure"] += time.perf_counter() - t
+        return face

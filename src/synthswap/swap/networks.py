@@ -1,0 +1,188 @@
+"""DeepFaceLab-style face-swap autoencoders as plain nn.Modules (no I/O).
+
+Two architectures, as in DeepFaceLab's SAEHD:
+
+- `df`:   a shared encoder and a shared "inter" bottleneck, then one decoder per
+          identity. A->A and B->B train the decoders; B->A is "encode B, decode with A".
+- `liae`: a shared encoder, two bottlenecks (inter_AB sees both people, inter_B only B)
+          and one shared decoder. A's code is [AB(a), AB(a)], B's is [B(b), AB(b)], and
+          the swap B->A decodes [AB(b), AB(b)], i.e. B's pose in A's half of the space.
+
+Both decode an image (sigmoid, 0..1, same channel order as the input) and a mask
+(sigmoid, 0..1). The resolution must be a multiple of 16: the encoder halves it four
+times and the bottleneck rebuilds a res/16 grid that the decoder upsamples back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ARCHITECTURES = ("df", "liae")
+
+
+@dataclass
+class SwapConfig:
+    arch: str = "df"
+    resolution: int = 96
+    e_dims: int = 32  # encoder width of the first stage (doubles each stage)
+    ae_dims: int = 128  # bottleneck (latent) size
+    d_dims: int = 32  # decoder width of the last stage
+    d_mask_dims: int = 16  # mask-head width of the last stage
+
+    def validate(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture '{self.arch}'; choose one of {', '.join(ARCHITECTURES)}")
+        if not 64 <= self.resolution <= 256 or self.resolution % 16:
+            raise ValueError(f"resolution {self.resolution} must be a multiple of 16 between 64 and 256")
+        for name in ("e_dims", "ae_dims", "d_dims", "d_mask_dims"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SwapConfig":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+class Downscale(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 5, stride=2, padding=2)
+
+    def forward(self, x):
+        return _lrelu(self.conv(x))
+
+
+class Upscale(nn.Module):
+    """Conv to 4x channels, then pixel shuffle: DeepFaceLab's checkerboard-free upsampler."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 3, padding=1)
+
+    def forward(self, x):
+        return F.pixel_shuffle(_lrelu(self.conv(x)), 2)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x):
+        return _lrelu(x + self.conv2(_lrelu(self.conv1(x))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, e_dims: int):
+        super().__init__()
+        chans = [3, e_dims, e_dims * 2, e_dims * 4, e_dims * 8]
+        self.blocks = nn.Sequential(*[Downscale(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.out_channels = chans[-1]
+
+    def forward(self, x):
+        return torch.flatten(self.blocks(x), 1)
+
+
+class Inter(nn.Module):
+    """Flattened features -> latent vector of ae_dims -> a res/16 grid, upsampled to res/8."""
+
+    def __init__(self, in_features: int, ae_dims: int, out_ch: int, lowres: int):
+        super().__init__()
+        self.lowres = lowres
+        self.out_ch = out_ch
+        self.dense1 = nn.Linear(in_features, ae_dims)
+        self.dense2 = nn.Linear(ae_dims, lowres * lowres * out_ch)
+        self.upscale = Upscale(out_ch, out_ch)
+
+    def forward(self, x):
+        x = self.dense2(self.dense1(x))
+        x = x.view(-1, self.out_ch, self.lowres, self.lowres)
+        return self.upscale(x)
+
+
+class Decoder(nn.Module):
+    """res/8 grid -> image and mask at full resolution (three 2x upsamplings each)."""
+
+    def __init__(self, in_ch: int, d_dims: int, d_mask_dims: int):
+        super().__init__()
+        d = d_dims
+        self.up = nn.ModuleList([Upscale(in_ch, d * 8), Upscale(d * 8, d * 4), Upscale(d * 4, d * 2)])
+        self.res = nn.ModuleList([ResidualBlock(d * 8), ResidualBlock(d * 4), ResidualBlock(d * 2)])
+        self.out = nn.Conv2d(d * 2, 3, 1)
+        m = d_mask_dims
+        self.mask_up = nn.Sequential(Upscale(in_ch, m * 8), Upscale(m * 8, m * 4), Upscale(m * 4, m * 2))
+        self.mask_out = nn.Conv2d(m * 2, 1, 1)
+
+    def forward(self, z):
+        x = z
+        for up, res in zip(self.up, self.res):
+            x = res(up(x))
+        image = torch.sigmoid(self.out(x))
+        mask = torch.sigmoid(self.mask_out(self.mask_up(z)))
+        return image, mask
+
+
+class SwapModel(nn.Module):
+    """The whole autoencoder. `forward(a, b)` is the training pass (A->A and B->B);
+    `reconstruct(x, "A"|"B")` decodes as one identity; `swap(b)` is B->A."""
+
+    def __init__(self, config: SwapConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        res = config.resolution
+        lowres = res // 16
+        self.encoder = Encoder(config.e_dims)
+        enc_features = self.encoder.out_channels * lowres * lowres
+        ae_out = config.ae_dims  # channels of the bottleneck grid, as in DeepFaceLab (ae_out_ch = ae_dims)
+        if config.arch == "df":
+            self.inter = Inter(enc_features, config.ae_dims, ae_out, lowres)
+            self.decoder_a = Decoder(ae_out, config.d_dims, config.d_mask_dims)
+            self.decoder_b = Decoder(ae_out, config.d_dims, config.d_mask_dims)
+        else:
+            self.inter_ab = Inter(enc_features, config.ae_dims, ae_out, lowres)
+            self.inter_b = Inter(enc_features, config.ae_dims, ae_out, lowres)
+            self.decoder = Decoder(ae_out * 2, config.d_dims, config.d_mask_dims)
+
+    def _decode(self, features: torch.Tensor, identity: str, swap: bool = False):
+        if self.config.arch == "df":
+            z = self.inter(features)
+            return (self.decoder_a if identity == "A" else self.decoder_b)(z)
+        ab = self.inter_ab(features)
+        if identity == "A" or swap:
+            z = torch.cat([ab, ab], 1)
+        else:
+            z = torch.cat([self.inter_b(features), ab], 1)
+        return self.decoder(z)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor):
+        """Training pass: one encoder call for both batches, returns (A->A, maskA, B->B, maskB)."""
+        features = self.encoder(torch.cat([a, b], 0))
+        fa, fb = features[: a.shape[0]], features[a.shape[0]:]
+        image_a, mask_a = self._decode(fa, "A")
+        image_b, mask_b = self._decode(fb, "B")
+        return image_a, mask_a, image_b, mask_b
+
+    def reconstruct(self, x: torch.Tensor, identity: str):
+        return self._decode(self.encoder(x), identity)
+
+    def swap(self, b: torch.Tensor):
+        """B's face with A's identity: the image and the mask decoded for it."""
+        return self._decode(self.encoder(b), "A", swap=True)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

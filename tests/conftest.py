@@ -1,0 +1,43 @@
+"""Shared fixtures: real data from ../shared/data, and facesets extracted once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder; tests that need it skip with a reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (a fresh clone has no ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def extracted(shared_data, tmp_path_factory):
+    """Factory: extract a faceset from a file under ../shared/data once per session and reuse it.
+
+    extracted("videos/people/d6.mp4", size=64, max_frames=40, every_n=5) -> Path
+    """
+    cache: dict[tuple, Path] = {}
+    root = tmp_path_factory.mktemp("facesets")
+
+    def make(relpath: str, size: int = 128, max_frames: int | None = 40, every_n: int = 1) -> Path:
+        from synthswap.extract import extract
+
+        key = (relpath, size, max_frames, every_n)
+        if key not in cache:
+            out = root / f"{Path(relpath).stem}_{size}_{max_frames}_{every_n}"
+            extract([shared_data / relpath], out, size=size, max_frames=max_frames, every_n=every_n, progress=False)
+            cache[key] = out
+        return cache[key]
+
+    return make
