@@ -72,7 +72,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaError(f"{path}: image too large to decode safely ({exc})") from exc
+        raise MediaError(
+            f"{path}: image is over the limit of {max_pixels / 1e6:.0f} megapixels ({exc}); downscale it first"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path}: not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:

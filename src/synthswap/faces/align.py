@@ -18,8 +18,8 @@ TEMPLATE_NAME = "synthswap-5pt-v1"
 TEMPLATE_POINTS = np.array(
     [[0.35, 0.40], [0.65, 0.40], [0.50, 0.571], [0.375, 0.748], [0.625, 0.748]], dtype=np.float64
 )
-# Eyes count double: they are the most reliable points and anchor the crop.
-TEMPLATE_WEIGHTS = np.array([2.0, 2.0, 1.0, 1.0, 1.0])
+# Eyes weigh three times the others: they are the most reliable points and anchor the crop.
+TEMPLATE_WEIGHTS = np.array([3.0, 3.0, 1.0, 1.0, 1.0])
 
 
 def template_info() -> dict:

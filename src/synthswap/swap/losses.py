@@ -1,0 +1,57 @@
+"""Reconstruction losses: DSSIM, masked pixel losses, and the swap model's combined loss.
+
+`dssim` and `masked_pixel_loss` are generic (images NCHW in 0..1) so that the GAN and
+its inversion can import them from here.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.losses import ssim_loss
+from torch.nn import functional as F
+
+
+def ssim_window(resolution: int) -> int:
+    """DeepFaceLab's SSIM kernel size for a resolution (res / 11.6), odd and at least 3."""
+    k = max(3, int(resolution / 11.6))
+    return k if k % 2 else k + 1
+
+
+def dssim(x: torch.Tensor, y: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """Structural dissimilarity (1 - SSIM) / 2, averaged over pixels, channels and batch."""
+    window = window or ssim_window(x.shape[-1])
+    return ssim_loss(x.float(), y.float(), window_size=window, reduction="mean")
+
+
+def masked_pixel_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean L1 or MSE where `weight` (N1HW, 0..1) is on, normalised by the weight's area."""
+    diff = (x.float() - y.float()).abs() if kind == "l1" else (x.float() - y.float()) ** 2
+    w = weight.float().expand_as(diff)
+    return (diff * w).sum() / w.sum().clamp_min(1.0)
+
+
+def blur_mask(mask: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Soften the mask edge so the loss fades out instead of cutting at the face oval."""
+    k = max(3, resolution // 32) | 1
+    return F.avg_pool2d(F.pad(mask, [k // 2] * 4, mode="replicate"), k, stride=1)
+
+
+def swap_loss(pred, pred_mask, target, target_mask, eyes_mouth, pixel: str = "l1",
+              eyes_mouth_weight: float = 1.0, mask_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one identity's reconstruction, DeepFaceLab-style, on the masked face.
+
+    DSSIM and L1/MSE on the face (outside the mask counts only through the mask head),
+    an extra pixel term on eyes and mouth, and a mask term that teaches the mask head
+    the faceset's masks. Returns the total and its parts (floats) for the logs.
+    """
+    res = target.shape[-1]
+    m = blur_mask(target_mask, res)
+    pred_f, target_f = pred * m, target * m
+    d = dssim(pred_f, target_f)
+    p = masked_pixel_loss(pred, target, m, pixel)
+    em = masked_pixel_loss(pred, target, eyes_mouth, pixel) if eyes_mouth_weight else pred.new_zeros(())
+    mk = F.mse_loss(pred_mask.float(), target_mask.float())
+    # em is averaged over the small eye/mouth area, so weight 1 already gives those pixels
+    # about ten times the weight of other face pixels.
+    total = 2.0 * d + p + eyes_mouth_weight * em + mask_weight * mk
+    return total, {"dssim": float(d), "pixel": float(p), "eyes_mouth": float(em), "mask": float(mk)}

@@ -1,0 +1,322 @@
+"""Training the swap autoencoder: the loop, checkpoints, previews, logs, resume and DDP.
+
+A model folder holds:
+  model.safetensors   weights + AdamW state + step (safetensors; written atomically)
+  model.json          config, data, steps, versions (what `swap convert` reads first)
+  log.csv             one row per logged step (loss parts, images/s)
+  preview.png         the latest preview grid; previews/step_NNNNNNN.png keeps the history
+
+The data of step n comes from a generator seeded with (seed, n, rank) (see data.py),
+so `--resume` continues with the same weights, optimizer state, step and data order
+as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from synthswap.faceset import FacesetError
+from synthswap.swap.data import Augment, FaceSource, step_rng
+from synthswap.swap.losses import swap_loss
+from synthswap.swap.networks import SwapConfig, SwapModel, parameter_count
+from synthswap.training import (
+    Budget,
+    CheckpointError,
+    CsvLog,
+    StopRequest,
+    atomic_write_json,
+    autocast,
+    cleanup_distributed,
+    init_distributed,
+    library_versions,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+CHECKPOINT_FILE = "model.safetensors"
+MODEL_JSON = "model.json"
+MODEL_FORMAT = "synthswap-swap-model"
+LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "images_per_s", "lr"]
+
+
+class SwapTrainError(Exception):
+    """A training request that cannot be carried out (bad options, existing output...)."""
+
+
+@dataclass
+class TrainOptions:
+    src: list[str]
+    dst: list[str]
+    out: str
+    config: SwapConfig = field(default_factory=SwapConfig)
+    src_weights: list[float] | None = None
+    dst_weights: list[float] | None = None
+    batch_size: int = 8
+    lr: float = 1e-4
+    pixel_loss: str = "l1"
+    eyes_mouth_weight: float = 1.0
+    steps: int | None = None
+    minutes: float | None = None
+    save_every: int = 500
+    preview_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    augment: Augment = field(default_factory=Augment)
+    progress: bool = True
+
+
+def read_model_json(model_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(model_dir) / MODEL_JSON
+    if not path.is_file():
+        raise CheckpointError(f"{model_dir}: not a swap model folder ({MODEL_JSON} not found)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt model description ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path}: not a synthswap swap model description")
+    return meta
+
+
+def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[SwapModel, dict]:
+    """The trained model (eval mode) and its model.json; CheckpointError if anything is wrong."""
+    meta = read_model_json(model_dir)
+    try:
+        config = SwapConfig.from_dict(meta["config"])
+        model = SwapModel(config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{model_dir}: invalid model config ({exc})") from exc
+    load_checkpoint(Path(model_dir) / CHECKPOINT_FILE, {"model": model})
+    return model.to(device).eval(), meta
+
+
+def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(x).to(device, non_blocking=True)
+    return t.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else t
+
+
+def _atomic_write_png(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def preview_samples(source: FaceSource, count: int = 4) -> np.ndarray:
+    """Evenly spaced, unaugmented faces (NCHW float 0..1): the same ones every preview."""
+    idx = np.linspace(0, len(source) - 1, min(count, len(source))).round().astype(int)
+    return np.ascontiguousarray(source.images[idx].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+
+
+@torch.no_grad()
+def preview_grid(model: SwapModel, a: np.ndarray, b: np.ndarray, device: torch.device) -> np.ndarray:
+    """BGR uint8 grid, one row per sample: A, A->A, B, B->B, B->A."""
+    model.eval()
+    ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
+    with autocast(device):
+        aa = model.reconstruct(ta, "A")[0]
+        bb = model.reconstruct(tb, "B")[0]
+        ba = model.swap(tb)[0]
+    model.train()
+    n = min(len(ta), len(tb))
+    cols = [ta[:n], aa[:n].float(), tb[:n], bb[:n].float(), ba[:n].float()]
+    rows = torch.cat([torch.cat(list(c), 2) for c in zip(*cols)], 1)  # C, n*H, 5*W
+    return (rows.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of all parameters and buffers: equal digests mean bit-identical replicas."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _prepare_out(opts: TrainOptions) -> tuple[dict | None, SwapConfig]:
+    out = Path(opts.out)
+    if opts.resume:
+        meta = read_model_json(out)
+        config = SwapConfig.from_dict(meta["config"])
+        return meta, config
+    if (out / MODEL_JSON).exists() or (out / CHECKPOINT_FILE).exists():
+        raise SwapTrainError(f"{out} already holds a model; add --resume to continue it, or choose another --out")
+    opts.config.validate()
+    return None, opts.config
+
+
+def train(opts: TrainOptions) -> dict[str, Any]:
+    """Train (or resume) a swap model; returns a summary. Runs under torchrun as DDP too."""
+    if opts.steps is None and opts.minutes is None:
+        raise SwapTrainError("give a budget: --steps and/or --minutes")
+    if opts.pixel_loss not in ("l1", "mse"):
+        raise SwapTrainError(f"--loss must be l1 or mse, not {opts.pixel_loss}")
+    if opts.batch_size < 1:
+        raise SwapTrainError("--batch-size must be at least 1")
+    dinfo, device = init_distributed(opts.device)
+    try:
+        return _train(opts, dinfo, device)
+    finally:
+        cleanup_distributed()
+
+
+def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
+    out = Path(opts.out)
+    meta, config = _prepare_out(opts)
+    src, dst = opts.src, opts.dst
+    src_w, dst_w = opts.src_weights, opts.dst_weights
+    if meta is not None and not src:
+        # Resume without data options: the same facesets and weights as before.
+        src, src_w = [d["path"] for d in meta["data"]["A"]], meta["data"].get("src_weights")
+        dst, dst_w = [d["path"] for d in meta["data"]["B"]], meta["data"].get("dst_weights")
+    if not src or not dst:
+        raise SwapTrainError("give at least one --src faceset (A, the subject) and one --dst faceset (B)")
+    res = config.resolution
+    faces_a = FaceSource(src, res, src_w)
+    faces_b = FaceSource(dst, res, dst_w)
+
+    torch.manual_seed(opts.seed)  # identical initial weights on every rank
+    model = SwapModel(config).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=1e-4)
+    step = 0
+    seed = opts.seed
+    history: list[dict] = []
+    if meta is not None:
+        state = load_checkpoint(out / CHECKPOINT_FILE, {"model": model}, {"adamw": optimizer}, map_location=device)
+        step = int(state["step"])
+        seed = int(state["seed"])  # the data order is tied to the original seed
+        history = list(meta.get("history", []))
+    train_model: torch.nn.Module = model
+    if dinfo.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    main = dinfo.is_main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "previews").mkdir(exist_ok=True)
+    log = CsvLog(out / "log.csv", LOG_FIELDS) if main else None
+    prev_a, prev_b = preview_samples(faces_a), preview_samples(faces_b)
+    session = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "start_step": step, "world_size": dinfo.world_size, "device": str(device)}
+
+    def describe(end_step: int, extra: dict | None = None) -> dict:
+        return {
+            "format": MODEL_FORMAT, "format_version": 1, "config": config.to_dict(),
+            "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
+                         "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
+                         "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
+            "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
+            "steps": end_step,
+            "parameters": parameter_count(model),
+            "checkpoint": CHECKPOINT_FILE,
+            "versions": library_versions(),
+            "history": history + [dict(session, end_step=end_step, **(extra or {}))],
+        }
+
+    def checkpoint(at_step: int) -> None:
+        if main:
+            save_checkpoint(out / CHECKPOINT_FILE, {"model": model}, {"adamw": optimizer},
+                            {"step": at_step, "seed": seed, "config": config.to_dict()})
+            atomic_write_json(out / MODEL_JSON, describe(at_step))
+
+    budget = Budget(opts.steps, opts.minutes)
+    stop = StopRequest()
+    bar = tqdm(total=opts.steps, initial=step, disable=not (main and opts.progress), unit="step",
+               dynamic_ncols=True, desc="swap train")
+    images_per_step = 2 * opts.batch_size * dinfo.world_size
+    t_start = time.monotonic()
+    t_window, steps_window, ips = time.monotonic(), 0, 0.0
+    last_loss: float | None = None
+    first_step = step
+    stopped_by_signal = False
+    model.train()
+    with stop.installed():
+        while True:
+            finished = budget.done(step) or stop.requested
+            if dinfo.enabled:
+                # Every rank must leave the loop at the same step, or DDP would hang.
+                flag = torch.tensor([1.0 if finished else 0.0], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                finished = bool(flag.item())
+            if finished:
+                stopped_by_signal = stop.requested
+                break
+            rng = step_rng(seed, step, dinfo.rank)
+            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment)
+            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, opts.augment)
+            wa, ta, ma, ra, wb, tb, mb, rb = (_to_tensor(x, device) for x in (wa, ta, ma, ra, wb, tb, mb, rb))
+            with autocast(device):
+                pa, pma, pb, pmb = train_model(wa, wb)
+            loss_a, parts_a = swap_loss(pa, pma, ta, ma, ra, opts.pixel_loss, opts.eyes_mouth_weight)
+            loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight)
+            loss = loss_a + loss_b
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            last_loss = float(loss)
+            steps_window += 1
+            now = time.monotonic()
+            if now - t_window >= 2.0 or steps_window >= 20:
+                ips = steps_window * images_per_step / (now - t_window)
+                t_window, steps_window = now, 0
+            if main:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
+                if step % opts.log_every == 0 or step == first_step + 1:
+                    row = {"step": step, "time_s": round(now - t_start, 3), "loss": last_loss,
+                           "loss_a": float(loss_a), "loss_b": float(loss_b), "images_per_s": round(ips, 2),
+                           "lr": optimizer.param_groups[0]["lr"]}
+                    row.update({f"{k}_a": v for k, v in parts_a.items()})
+                    row.update({f"{k}_b": v for k, v in parts_b.items()})
+                    log.write(row)
+                if opts.preview_every and step % opts.preview_every == 0:
+                    grid = preview_grid(model, prev_a, prev_b, device)
+                    _atomic_write_png(out / "previews" / f"step_{step:07d}.png", grid)
+                    _atomic_write_png(out / "preview.png", grid)
+            if opts.save_every and step % opts.save_every == 0:
+                checkpoint(step)
+    bar.close()
+    elapsed = time.monotonic() - t_start
+    checkpoint(step)
+    extra: dict[str, Any] = {}
+    if dinfo.enabled:
+        digests: list[str | None] = [None] * dinfo.world_size
+        dist.all_gather_object(digests, weights_digest(model))
+        extra["replica_sha256"] = digests
+    if main:
+        grid = preview_grid(model, prev_a, prev_b, device)
+        _atomic_write_png(out / "preview.png", grid)
+        atomic_write_json(out / MODEL_JSON, describe(step, extra))
+        log.close()
+    done = step - first_step
+    return {
+        "out": str(out), "step": step, "steps_this_run": done, "seconds": round(elapsed, 1),
+        "images_per_s": round(done * images_per_step / elapsed, 2) if elapsed > 0 and done else 0.0,
+        "last_loss": last_loss, "stopped_by_signal": stopped_by_signal, "world_size": dinfo.world_size,
+        "faces_a": len(faces_a), "faces_b": len(faces_b), "parameters": parameter_count(model), **extra,
+    }
+
+
+__all__ = ["TrainOptions", "train", "load_model", "read_model_json", "SwapTrainError", "FacesetError"]
