@@ -162,11 +162,11 @@ def test_rerun_and_interruption_leave_a_valid_faceset_without_duplicates(tmp_pat
     calls = {"n": 0}
     real_analyze = FaceAnalyzer.analyze
 
-    def interrupted(self, bgr):
+    def interrupted(self, bgr, **kwargs):
         calls["n"] += 1
         if calls["n"] > 30:
             raise KeyboardInterrupt
-        return real_analyze(self, bgr)
+        return real_analyze(self, bgr, **kwargs)
 
     monkeypatch.setattr(FaceAnalyzer, "analyze", interrupted)
     with pytest.raises(KeyboardInterrupt):

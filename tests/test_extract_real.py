@@ -109,3 +109,19 @@ def test_mouth_open_varies_when_talking_not_on_a_still_image(shared_data):
     analyzer.close()
     assert len(talking) > 60
     assert np.std(talking) > 5 * np.std(still), (np.std(talking), np.std(still))
+
+
+def test_head_pose_follows_mirroring_and_in_plane_rotation(shared_data):
+    frame = next(f for f in iter_video_frames(shared_data / "videos/people/d9.mp4") if f.index == 150).bgr
+    analyzer = FaceAnalyzer(size=128, with_identity=False)
+    base = analyzer.analyze(frame).pose
+    mirrored = analyzer.analyze(np.ascontiguousarray(frame[:, ::-1])).pose
+    h, w = frame.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), -12, 1.0)  # negative angle: clockwise on screen
+    rotated = analyzer.analyze(cv2.warpAffine(frame, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)).pose
+    analyzer.close()
+    assert abs(base["yaw"]) > 5  # this frame has a clear head turn
+    assert mirrored["yaw"] == pytest.approx(-base["yaw"], abs=3)
+    assert mirrored["roll"] == pytest.approx(-base["roll"], abs=3)
+    assert mirrored["pitch"] == pytest.approx(base["pitch"], abs=3)
+    assert rotated["roll"] - base["roll"] == pytest.approx(12, abs=3)

@@ -168,6 +168,7 @@ def _extract_one(path: Path, writer: FacesetWriter, analyzer: FaceAnalyzer, summ
                  every_n: int, max_frames: int | None, max_pixels: int, progress: bool,
                  log: Callable[[str], None]) -> None:
     source = str(path.resolve())
+    analyzer.reset_tracking()
     if is_image(path):
         frames: Iterator[VideoFrame] = iter([VideoFrame(0, 0.0, read_image(path, max_pixels))])
         total = 1
@@ -183,7 +184,7 @@ def _extract_one(path: Path, writer: FacesetWriter, analyzer: FaceAnalyzer, summ
         if f"{source}#{frame.index}" in writer:
             summary.duplicates += 1
             continue
-        face = analyzer.analyze(frame.bgr)
+        face = analyzer.analyze(frame.bgr, track=not is_image(path))
         if face is None:
             summary.frames_without_face += 1
             if is_image(path):

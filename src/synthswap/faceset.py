@@ -83,6 +83,10 @@ def _atomic_write_png(path: Path, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _manifest_line(face: Face) -> str:
+    return json.dumps(asdict(face), separators=(",", ":")) + "\n"
+
+
 class Faceset:
     """A faceset opened for reading."""
 
@@ -178,6 +182,7 @@ class FacesetWriter:
         self.template = template
         self.flush_every = flush_every
         self.faces: list[Face] = []
+        self._lines: list[str] = []  # each face serialised once, so a flush is a plain write
         self._keys: set[str] = set()
         self._next_id = 0
         self._unflushed = 0
@@ -194,6 +199,7 @@ class FacesetWriter:
             if existing.info.get("template", {}).get("name") != template["name"]:
                 raise FacesetError(f"{self.root}: existing faceset uses another alignment template")
             self.faces = existing.faces
+            self._lines = [_manifest_line(f) for f in self.faces]
             self._keys = {f.key for f in self.faces}
             self._next_id = 1 + max((int(f.id) for f in self.faces), default=-1)
             self._created = True
@@ -232,6 +238,7 @@ class FacesetWriter:
         _atomic_write_png(self.root / face.image, crop)
         _atomic_write_png(self.root / face.mask, mask)
         self.faces.append(face)
+        self._lines.append(_manifest_line(face))
         self._keys.add(key)
         self.added += 1
         self._unflushed += 1
@@ -242,8 +249,7 @@ class FacesetWriter:
     def flush(self) -> None:
         if not self._created:
             return
-        lines = (json.dumps(asdict(f), separators=(",", ":")) for f in self.faces)
-        _atomic_write_text(self.root / MANIFEST_FILE, "".join(line + "\n" for line in lines))
+        _atomic_write_text(self.root / MANIFEST_FILE, "".join(self._lines))
         self._unflushed = 0
 
     def close(self) -> None:

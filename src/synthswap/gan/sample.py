@@ -1,0 +1,91 @@
+"""Images from a trained generator: samples, truncation, latent interpolation grids and videos."""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthswap.gan.data import make_grid, write_png
+from synthswap.gan.networks import Generator
+from synthswap.metrics.fid import to_uint8
+
+
+@torch.no_grad()
+def generate_uint8(G: Generator, n: int, seed: int = 0, device: torch.device | str = "cpu",
+                   truncation_psi: float = 1.0, batch: int = 32, noise_mode: str = "random") -> torch.Tensor:
+    """n images as uint8 RGB (n, 3, R, R) on the CPU; the same seed gives the same images."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, G.z_dim, generator=gen)
+    torch.manual_seed(seed)  # the random noise inputs
+    out = []
+    for start in range(0, n, batch):
+        out.append(to_uint8(G(z[start:start + batch].to(device), truncation_psi, noise_mode=noise_mode)).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 3, G.resolution, G.resolution, dtype=torch.uint8)
+
+
+def write_samples(G: Generator, n: int, out: Path, seed: int = 0, truncation_psi: float = 1.0,
+                  device: torch.device | str = "cpu") -> list[Path]:
+    """One PNG per sample (sample_000000.png, ...) and grid.png of them all."""
+    images = generate_uint8(G, n, seed, device, truncation_psi)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = out / f"sample_{i:06d}.png"
+        write_png(path, make_grid(images[i:i + 1], cols=1))
+        paths.append(path)
+    write_png(out / "grid.png", make_grid(images, cols=min(8, n)))
+    return paths
+
+
+@torch.no_grad()
+def interpolation_frames(G: Generator, rows: int, steps: int, seed: int = 0, truncation_psi: float = 1.0,
+                         device: torch.device | str = "cpu") -> torch.Tensor:
+    """(rows, steps, 3, R, R) uint8: each row walks in a straight line in W between two random faces.
+
+    Interpolating in W (not Z) is what the mapping network is for: W is closer to linear in
+    face attributes, which is also what the expression directions of the next stage rely on.
+    Noise is fixed (noise_mode const) so only the latent changes along a row.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(rows * 2, G.z_dim, generator=gen).to(device)
+    w = G.mapping(z, truncation_psi).reshape(rows, 2, -1)
+    t = torch.linspace(0, 1, steps, device=device).reshape(1, steps, 1)
+    ws = w[:, :1].lerp(w[:, 1:], t)  # (rows, steps, w_dim)
+    imgs = G.synthesis(G.broadcast(ws.reshape(rows * steps, -1)), noise_mode="const")
+    return to_uint8(imgs).cpu().reshape(rows, steps, *imgs.shape[1:])
+
+
+def write_interpolation(G: Generator, out: Path, rows: int = 4, steps: int = 8, seed: int = 0,
+                        truncation_psi: float = 1.0, device: torch.device | str = "cpu") -> Path:
+    frames = interpolation_frames(G, rows, steps, seed, truncation_psi, device)
+    path = out / "interpolation.png"
+    write_png(path, make_grid(frames.reshape(-1, *frames.shape[2:]), cols=steps))
+    return path
+
+
+@torch.no_grad()
+def write_interpolation_video(G: Generator, path: Path, keyframes: int = 6, seconds_per_key: float = 1.0,
+                              fps: int = 25, seed: int = 0, truncation_psi: float = 1.0,
+                              device: torch.device | str = "cpu") -> Path:
+    """An H.264 loop through `keyframes` random faces, moving smoothly (cosine ease) in W."""
+    from synthswap.media import VideoWriter
+
+    gen = torch.Generator().manual_seed(seed)
+    w = G.mapping(torch.randn(keyframes, G.z_dim, generator=gen).to(device), truncation_psi)
+    per_key = max(2, int(round(seconds_per_key * fps)))
+    # H.264 in yuv420p wants even sides; small GAN outputs are upscaled so players show them.
+    side = max(256, G.resolution)
+    import cv2
+
+    with VideoWriter(path, side, side, fractions.Fraction(fps)) as writer:
+        for k in range(keyframes):
+            a, b = w[k], w[(k + 1) % keyframes]
+            for i in range(per_key):
+                t = 0.5 - 0.5 * np.cos(np.pi * i / per_key)
+                img = to_uint8(G.synthesis(G.broadcast(a.lerp(b, float(t)).unsqueeze(0)), noise_mode="const"))
+                bgr = make_grid(img.cpu(), cols=1)
+                writer.write(cv2.resize(bgr, (side, side), interpolation=cv2.INTER_NEAREST if side % G.resolution == 0 else cv2.INTER_LINEAR))
+    return path
