@@ -203,7 +203,6 @@ class VideoWriter:
         self.stream.width = width
         self.stream.height = height
         self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = 1 / self.fps
         self.stream.options = {"crf": str(crf), "preset": "veryfast"}
         self.frames_written = 0
         self._audio_in = None
@@ -219,7 +218,7 @@ class VideoWriter:
     def write(self, bgr: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
         frame.pts = self.frames_written
-        frame.time_base = self.stream.time_base
+        frame.time_base = 1 / self.fps  # frame n is shown at n / fps
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames_written += 1

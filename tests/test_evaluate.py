@@ -1,0 +1,60 @@
+"""`synthswap evaluate` on real videos: an unswapped clip is measured as exactly that."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthswap.cli import main
+from synthswap.media import VideoWriter, iter_video_frames, probe_video
+from synthswap.metrics.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def d9_clip(shared_data, tmp_path_factory):
+    """The first 30 frames of d9.mp4 re-encoded: an 'output' in which nothing was swapped."""
+    src = shared_data / "videos/people/d9.mp4"
+    info = probe_video(src)
+    out = tmp_path_factory.mktemp("eval") / "d9_clip.mp4"
+    with VideoWriter(out, info.width, info.height, info.fps) as writer:
+        for frame in iter_video_frames(src, max_frames=30):
+            writer.write(frame.bgr)
+    return out
+
+
+def test_unswapped_video_reads_as_the_destination_person(shared_data, extracted, d9_clip):
+    source = shared_data / "videos/people/d9.mp4"
+    result = evaluate(d9_clip, source, extracted("videos/people/d6.mp4", size=128, max_frames=20, every_n=10),
+                      max_frames=30, dlib_every=10, fid=False, progress=False)
+    s = result.summary()
+    assert s["frames"] == 30 and s["frames_with_both_faces"] == 30
+    assert s["swap_rate"] == 0.0
+    assert s["identity_to_destination"] > 0.9  # the same face, re-encoded
+    assert s["identity_to_subject"] < 0.363 and s["subject_closer_rate"] == 0.0
+    assert s["dlib_distance_to_destination"] < 0.3 < 0.6 < s["dlib_distance_to_subject"]
+    assert s["expression_error"] < 0.03 and s["pose_error_deg"] < 1.5
+    assert 0.7 < s["landmark_jitter_ratio"] < 1.3
+
+    same_person = evaluate(d9_clip, source, extracted("videos/people/d9.mp4", size=128, max_frames=20, every_n=10),
+                           max_frames=30, dlib_every=0, fid=False, progress=False).summary()
+    assert same_person["identity_to_subject"] > 0.6
+
+
+def test_evaluate_cli_writes_json_and_markdown_and_refuses_mismatched_videos(
+        shared_data, extracted, d9_clip, tmp_path, capsys):
+    subject = extracted("videos/people/d6.mp4", size=128, max_frames=20, every_n=10)
+    code = main(["evaluate", "--video", str(d9_clip), "--source", str(shared_data / "videos/people/d9.mp4"),
+                 "--subject", str(subject), "--max-frames", "8", "--dlib-every", "0", "--no-fid", "--quiet",
+                 "--out", str(tmp_path / "ev")])
+    assert code == 0
+    report = json.loads((tmp_path / "ev.json").read_text())
+    assert report["summary"]["frames"] == 8 and len(report["frames"]) == 8
+    assert "| swap_rate | 0.0000 |" in (tmp_path / "ev.md").read_text()
+
+    code = main(["evaluate", "--video", str(d9_clip), "--source", str(shared_data / "videos/people/d6.mp4"),
+                 "--subject", str(subject), "--quiet", "--out", str(tmp_path / "bad")])
+    assert code == 1 and "not a swap of that video" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()
+    code = main(["evaluate", "--video", str(d9_clip), "--source", str(d9_clip), "--subject", str(tmp_path / "nope")])
+    assert code == 1 and "not a faceset" in capsys.readouterr().err
