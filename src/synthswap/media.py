@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -35,6 +36,17 @@ def is_image(path: Path) -> bool:
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3) -> None:
+    """Encode a BGR or grey image as PNG under a temporary name, then rename: readers never see half a file."""
+    path = Path(path)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise MediaError(f"could not encode {path.name} as PNG")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
 
 
 def _check_file(path: Path) -> None:

@@ -1,0 +1,89 @@
+"""Cached pipeline stages: a stage is skipped when its inputs and parameters did not change.
+
+Each stage writes one output (a folder or a file) under a work directory. Beside it a
+small JSON marker records the key of what produced it: a hash of the stage's parameters
+and of its inputs' fingerprints (size and modification time of files; the key of the
+stage that made a folder). Before a stage runs, the key is written as "pending"; if the
+run is interrupted, the next run finds the same pending key and lets the stage resume
+(extraction appends, trainers resume from their checkpoint). If the key changed, the old
+output is removed and the stage starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+MARKER_SUFFIX = ".stage.json"
+
+
+def _marker(output: Path) -> Path:
+    return output.with_name(f".{output.name}{MARKER_SUFFIX}")
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """What identifies an input: a stage output's key, or the size and time of every file."""
+    path = Path(path)
+    marker = _marker(path)
+    if marker.is_file():
+        done = json.loads(marker.read_text(encoding="utf-8")).get("done")
+        if done:
+            return f"stage:{done}"
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        parts = [f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+        return "dir:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    if path.is_file():
+        st = path.stat()
+        return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def stage_key(params: dict[str, Any], inputs: list[str | os.PathLike]) -> str:
+    blob = json.dumps({"params": params, "inputs": [fingerprint(p) for p in inputs]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _write_marker(marker: Path, data: dict[str, Any]) -> None:
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, marker)
+
+
+def run_stage(
+    name: str,
+    output: str | os.PathLike,
+    params: dict[str, Any],
+    inputs: list[str | os.PathLike],
+    build: Callable[[Path, bool], Any],
+    log: Callable[[str], None] = print,
+) -> bool:
+    """Run `build(output, resume)` unless `output` is up to date; returns True if it ran.
+
+    `resume` is True when an earlier run of the same stage with the same key was
+    interrupted, so `build` should continue from what it left rather than start over.
+    """
+    output = Path(output)
+    marker = _marker(output)
+    key = stage_key(params, inputs)
+    state = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+    if state.get("done") == key and output.exists():
+        log(f"[{name}] up to date, skipped")
+        return False
+    resume = state.get("pending") == key and output.exists()
+    if not resume and output.exists():
+        # Inputs or parameters changed: the old output would mislead the stages after it.
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _write_marker(marker, {"pending": key, "params": params})
+    log(f"[{name}] {'resuming' if resume else 'running'}")
+    start = time.monotonic()
+    build(output, resume)
+    _write_marker(marker, {"done": key, "params": params, "seconds": round(time.monotonic() - start, 1)})
+    log(f"[{name}] done in {time.monotonic() - start:.0f} s")
+    return True
