@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, metavar="GAN_DIR", help="output folder (checkpoint, logs, samples)")
     t.add_argument("--resolution", type=int, default=64, choices=[32, 64, 128, 256],
                    help="image size (default 64; facesets must be at least this large)")
-    t.add_argument("--config", default="cpu", choices=["tiny", "cpu", "gpu"],
-                   help="channel widths: tiny (tests), cpu (default, ~1.4 M params per net at 64 px), "
+    t.add_argument("--config", default="cpu", choices=["tiny", "cpu", "cpu-wide", "gpu"],
+                   help="channel widths: tiny (tests), cpu (default: 16-128 channels, for CPUs), cpu-wide (4x its FLOPs), "
                         "gpu (StyleGAN2 config-f widths)")
     t.add_argument("--batch", type=int, default=32, help="images per step over all processes (default 32)")
     t.add_argument("--kimg", type=float, help="stop after this many thousand real images shown to D")
@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--aug-p", type=float, default=0.0, help="initial (ada) or constant (fixed) probability")
     t.add_argument("--ada-target", type=float, default=0.6,
                    help="ADA target for r_t = E[sign(D(real))]; above it p rises (default 0.6)")
-    t.add_argument("--ada-kimg", type=float, default=100.0,
-                   help="ADA speed: kimg for p to move by 1 (default 100)")
+    t.add_argument("--ada-kimg", type=float, default=20.0,
+                   help="ADA speed: kimg for p to move by 1 (default 20, for CPU runs of tens of kimg; ADA used 500 for runs of thousands)")
     t.add_argument("--full-crop", action="store_true",
                    help="train on the whole aligned crop instead of the masked face over flat grey")
     t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")

@@ -95,11 +95,11 @@ class AugmentPipe(nn.Module):
 class AdaController:
     """ADA's feedback loop: every `interval` steps, move p by sign(r_t - target) * batch*interval/(speed_kimg*1000).
 
-    With speed_kimg=100, p can go from 0 to 1 in 100k images (ADA uses 500k for large sets;
-    our sets are a few hundred images and short runs, so it has to react faster).
+    With speed_kimg=20, p can go from 0 to 1 in 20k images (ADA uses 500k for runs of millions;
+    our CPU runs see tens of thousands of images, so it has to react faster).
     """
 
-    def __init__(self, pipe: AugmentPipe, target: float = 0.6, interval: int = 4, speed_kimg: float = 100.0):
+    def __init__(self, pipe: AugmentPipe, target: float = 0.6, interval: int = 4, speed_kimg: float = 20.0):
         self.pipe = pipe
         self.target = target
         self.interval = interval

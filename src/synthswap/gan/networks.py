@@ -32,9 +32,9 @@ class GanConfig:
     w_dim: int = 128
     mapping_layers: int = 4
     # Channels at resolution r are min(channel_base // r, channel_max), as in StyleGAN2.
-    channel_base: int = 4096
+    channel_base: int = 1024
     channel_max: int = 128
-    d_channel_base: int = 4096
+    d_channel_base: int = 1024
     d_channel_max: int = 128
     mbstd_group: int = 4
     image_channels: int = 3
@@ -67,8 +67,12 @@ class GanConfig:
 PRESETS: dict[str, dict] = {
     "tiny": dict(z_dim=64, w_dim=64, mapping_layers=2, channel_base=512, channel_max=32,
                  d_channel_base=512, d_channel_max=32),
-    "cpu": dict(z_dim=128, w_dim=128, mapping_layers=4, channel_base=4096, channel_max=128,
-                d_channel_base=4096, d_channel_max=128),
+    # 64 px: 128 channels at 4-8 px down to 16 at 64 px; ~1.5 GFLOP per trained image.
+    "cpu": dict(z_dim=128, w_dim=128, mapping_layers=4, channel_base=1024, channel_max=128,
+                d_channel_base=1024, d_channel_max=128),
+    # 4x the FLOPs of "cpu" (32 channels at 64 px): better images per kimg, 3-4x fewer kimg per hour.
+    "cpu-wide": dict(z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048, channel_max=256,
+                     d_channel_base=2048, d_channel_max=256),
     # StyleGAN2 config-f widths (channel_base 32768, max 512) for GPUs.
     "gpu": dict(z_dim=512, w_dim=512, mapping_layers=8, channel_base=32768, channel_max=512,
                 d_channel_base=32768, d_channel_max=512),
@@ -124,15 +128,20 @@ class Conv2d(nn.Module):
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
                      demodulate: bool = True, padding: int = 0) -> torch.Tensor:
-    """Per-sample weights w' = w * s, divided by their L2 norm (demodulation); one grouped conv."""
-    n, in_ch, h, wd = x.shape
-    out_ch = weight.shape[0]
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # (N, O, I, k, k)
+    """Per-sample weights w' = w * s, divided by their L2 norm (demodulation).
+
+    Computed as StyleGAN2 does in training ("non-fused"): scale the input channels by s,
+    run one ordinary conv with the shared weights, scale the output channels by the
+    demodulation factors. Mathematically the same as a per-sample (grouped) conv, and
+    much faster on CPU, where grouped convs with one group per sample are slow.
+    """
+    x = x * styles.reshape(styles.shape[0], -1, 1, 1).to(x.dtype)
+    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     if demodulate:
-        w = w * torch.rsqrt(w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
-    x = x.reshape(1, n * in_ch, h, wd)
-    x = F.conv2d(x, w.reshape(n * out_ch, in_ch, *weight.shape[2:]), padding=padding, groups=n)
-    return x.reshape(n, out_ch, *x.shape[2:])
+        # sum_{i,k} (w_oik * s_i)^2 = sum_i s_i^2 * sum_k w_oik^2
+        dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8)  # (N, O)
+        x = x * dcoefs.reshape(dcoefs.shape[0], -1, 1, 1).to(x.dtype)
+    return x
 
 
 class SynthesisLayer(nn.Module):

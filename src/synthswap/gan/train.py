@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from synthswap.gan.augment import AdaController, AugmentPipe
 from synthswap.gan.data import load_faces, make_grid, to_float, write_png
 from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_parameters, make_config
+from synthswap.gan.sample import generate_uint8
+from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
 from synthswap.training import (
     Budget, CheckpointError, CsvLog, DistInfo, StopRequest, atomic_write_json, autocast,
     cleanup_distributed, init_distributed, library_versions, load_checkpoint, save_checkpoint,
@@ -62,7 +64,7 @@ class TrainOptions:
     aug_policy: str = "color,translation,cutout"
     aug_p: float = 0.0  # initial p for ada; the constant p for fixed
     ada_target: float = 0.6
-    ada_kimg: float = 100.0
+    ada_kimg: float = 20.0
     masked: bool = True
     mirror: bool = True
     max_images: int | None = None
@@ -236,7 +238,7 @@ class GanTrainer:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
             loss_D = loss_D + r1 * (opts.r1_gamma / 2) * opts.r1_interval
-            stats["r1"] = float(r1)
+            stats["r1"] = float(r1.detach())
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         if self.dist.enabled:
@@ -245,8 +247,8 @@ class GanTrainer:
         if self.ada is not None:
             self.ada.accumulate(real_logits)
             self.ada.step(opts.batch)
-        stats.update(loss_D=float(loss_D), D_real=float(real_logits.float().mean()),
-                     D_fake=float(fake_logits.float().mean()))
+        stats.update(loss_D=float(loss_D.detach()), D_real=float(real_logits.detach().float().mean()),
+                     D_fake=float(fake_logits.detach().float().mean()))
 
         # G: non-saturating softplus(-D(G(z))), D frozen.
         self.D.requires_grad_(False)
@@ -261,7 +263,7 @@ class GanTrainer:
             dist.all_reduce(self.G.mapping.w_avg)
             self.G.mapping.w_avg /= self.dist.world_size
         self.opt_G.step()
-        stats["loss_G"] = float(loss_G)
+        stats["loss_G"] = float(loss_G.detach())
 
         self.cur_nimg += opts.batch
         self.step += 1
@@ -289,15 +291,10 @@ class GanTrainer:
         if not self.dist.is_main:
             return
         imgs = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
-        from synthswap.metrics.fid import to_uint8
-
         write_png(path, make_grid(to_uint8(imgs).cpu(), cols=8))
 
     def fid(self) -> dict[str, float]:
         """FID/KID of `fid_n` G_ema images against up to `fid_ref_n` training images (as trained on)."""
-        from synthswap.gan.sample import generate_uint8
-        from synthswap.metrics.fid import InceptionFeatures, fid_kid
-
         if self._fid is None:
             net = InceptionFeatures(self.device)
             cache = self.out / f"fid_ref_{self.reals.shape[0]}_{self.opts.fid_ref_n}.npy"

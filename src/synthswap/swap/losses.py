@@ -54,4 +54,5 @@ def swap_loss(pred, pred_mask, target, target_mask, eyes_mouth, pixel: str = "l1
     # em is averaged over the small eye/mouth area, so weight 1 already gives those pixels
     # about ten times the weight of other face pixels.
     total = 2.0 * d + p + eyes_mouth_weight * em + mask_weight * mk
-    return total, {"dssim": float(d), "pixel": float(p), "eyes_mouth": float(em), "mask": float(mk)}
+    parts = {"dssim": d, "pixel": p, "eyes_mouth": em, "mask": mk}
+    return total, {k: float(v.detach()) for k, v in parts.items()}

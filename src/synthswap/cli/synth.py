@@ -1,0 +1,208 @@
+"""`synthswap synthesize`, `synthswap coverage`, and the `gan invert` / `gan directions` subcommands.
+
+`register(subparsers)` adds the top-level commands; `register_gan_subcommands(gan_subparsers)`
+adds `invert` and `directions` under `synthswap gan` (called from cli/gan.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+INVERT_EPILOG = """\
+example:
+  synthswap extract photos/ --out subject --size 128
+  synthswap gan invert --gan gan_d6 --faces subject --out subject_inv
+
+outputs in INV_DIR: pivots.safetensors (one W+ per photo), generator.safetensors (the tuned
+generator), inversion.json (per-photo reconstruction error and identity cosine for the mean w,
+the projection and PTI), preview.png (rows: photo, mean w, projection, PTI).
+"""
+
+SYNTH_EPILOG = """\
+examples:
+  # GAN engine, expressions of the GAN's training data
+  synthswap synthesize --inversion subject_inv --n 500 --out subject_synth
+  # aim at the destination video's expressions and poses, report coverage
+  synthswap synthesize --inversion subject_inv --n 500 --out subject_synth --match faces_dest
+  # the classical control: warp the real photos
+  synthswap synthesize --engine warp --faces subject --n 500 --out subject_warp --match faces_dest
+
+The output is an ordinary faceset (rows marked synthetic, edit metadata in each row's meta;
+latents.safetensors holds the W+ of each GAN face) plus synthesis.json (acceptance rate,
+identity cosines, expression spread, coverage). Train on it next to the real photos:
+  synthswap swap train --src subject --src subject_synth ...
+"""
+
+
+def _error(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from synthswap.faces.identity import SAME_PERSON_COSINE
+    from synthswap.metrics.coverage import DEFAULT_EPS
+
+    s = sub.add_parser(
+        "synthesize", help="synthesise many images of the subject with varied expressions",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SYNTH_EPILOG,
+        description="Make N images of the subject by editing their GAN inversion along expression and pose "
+                    "directions (--engine gan) or by warping their real photos (--engine warp). Every image is "
+                    "re-detected, measured and kept only if its SFace identity cosine to the real photos reaches "
+                    "--min-identity.")
+    s.add_argument("--engine", default="gan", choices=["gan", "warp"], help="gan (default) or warp")
+    s.add_argument("--inversion", metavar="INV_DIR", help="folder written by `gan invert` (gan engine)")
+    s.add_argument("--faces", metavar="FACESET",
+                   help="the subject's real faceset (warp engine; gan: overrides the path the inversion recorded)")
+    s.add_argument("--n", type=int, default=500, help="number of images to keep (default 500)")
+    s.add_argument("--out", required=True, metavar="SYNTH_FACESET", help="new faceset folder to write")
+    s.add_argument("--match", metavar="DEST_FACESET",
+                   help="aim at the expressions and poses of this (destination) faceset and report its coverage")
+    s.add_argument("--coverage-of", metavar="DEST_FACESET",
+                   help="report coverage of this faceset without aiming at it")
+    s.add_argument("--directions", metavar="FILE", help="directions file (default: GAN_DIR/directions.safetensors)")
+    s.add_argument("--min-identity", type=float, default=SAME_PERSON_COSINE,
+                   help=f"keep images whose SFace cosine to the real photos is at least this "
+                        f"(default {SAME_PERSON_COSINE}, SFace's same-person threshold)")
+    s.add_argument("--max-attempts", type=int, help="give up after this many candidates (default 4 x N)")
+    s.add_argument("--size", type=int, help="crop size of the output (default: the subject faceset's)")
+    s.add_argument("--eps", type=float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
+    s.add_argument("--strength", type=float, default=1.0,
+                   help="scale of every edit: 1 aims exactly at the target, 0.5 half-way (default 1)")
+    _device(s)
+    s.set_defaults(func=run_synthesize)
+
+    c = sub.add_parser(
+        "coverage", help="how much of a destination's expressions a training faceset covers",
+        description="Fraction of destination frames whose expression-and-pose vector (6 expression measures + "
+                    "yaw + pitch, each faceset centred on its neutral face, in fixed units) has a training face "
+                    "within eps.")
+    c.add_argument("--dest", required=True, metavar="FACESET", help="destination faceset")
+    c.add_argument("--train", required=True, action="append", metavar="FACESET",
+                   help="training faceset (repeat to pool several, e.g. real + synthetic)")
+    c.add_argument("--eps", type=float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
+    c.add_argument("--json", action="store_true", help="print the full result as JSON")
+    c.set_defaults(func=run_coverage)
+
+
+def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
+    i = gsub.add_parser(
+        "invert", help="invert the subject's photos into the GAN (W+ projection + pivotal tuning)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=INVERT_EPILOG,
+        description="Optimise one W+ latent per photo from the mean w (pixel loss on the face mask, "
+                    "discriminator-feature perceptual loss, landmark loss), then fine-tune a copy of the "
+                    "generator around these pivots (PTI) with a locality regulariser.")
+    i.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    i.add_argument("--faces", required=True, metavar="SUBJECT_FACESET", help="the subject's real faceset")
+    i.add_argument("--out", required=True, metavar="INV_DIR", help="new output folder")
+    i.add_argument("--max-photos", type=int, default=50, help="invert at most the first N faces (default 50)")
+    i.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
+    i.add_argument("--lr", type=float, default=0.05, help="projection learning rate (default 0.05)")
+    i.add_argument("--pti-steps", type=int, default=200, help="pivotal tuning steps (default 200; 0 = none)")
+    i.add_argument("--pti-lr", type=float, default=1e-3, help="pivotal tuning learning rate (default 1e-3)")
+    i.add_argument("--w-perceptual", type=float, default=0.5, help="perceptual (D features) loss weight")
+    i.add_argument("--w-landmark", type=float, default=20.0, help="landmark loss weight (0: off)")
+    i.add_argument("--locality", type=float, default=1.0, help="PTI locality regulariser weight (0: off)")
+    i.add_argument("--landmark-steps", type=int, default=400, help="training steps of the landmark regressor")
+    _device(i)
+    i.set_defaults(func=run_invert)
+
+    d = gsub.add_parser(
+        "directions", help="fit expression and pose directions in W",
+        description="Sample latents, render and measure them with the extraction code (expression vector, yaw, "
+                    "pitch), fit a ridge regression per attribute in W, and save unit directions (plain and "
+                    "conditioned on the other attributes) with their held-out R^2.")
+    d.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    d.add_argument("--n", type=int, default=3000, help="samples to render and measure (default 3000)")
+    d.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
+    d.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
+    _device(d)
+    d.set_defaults(func=run_directions)
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def run_invert(args: argparse.Namespace) -> int:
+    from synthswap.faceset import FacesetError
+    from synthswap.gan.invert import InversionError, InvertOptions, invert
+    from synthswap.training import CheckpointError
+
+    _threads(args)
+    opts = InvertOptions(gan=args.gan, faces=args.faces, out=args.out, max_photos=args.max_photos, steps=args.steps,
+                         lr=args.lr, pti_steps=args.pti_steps, pti_lr=args.pti_lr, w_perceptual=args.w_perceptual,
+                         w_landmark=args.w_landmark, locality=args.locality, landmark_steps=args.landmark_steps,
+                         seed=args.seed, device=args.device, progress=not args.quiet)
+    try:
+        s = invert(opts)
+    except (InversionError, FacesetError, CheckpointError, ValueError) as exc:
+        return _error(str(exc))
+    print(f"inverted {s['photos']} photo(s) into {args.out} in {s['seconds']:.0f} s")
+    print(f"masked MSE: mean w {s['mse']['mean_w']:.4f} -> projection {s['mse']['projection']:.4f} -> "
+          f"PTI {s['mse']['pti']:.4f}")
+    print(f"identity cosine: mean w {s['identity']['mean_w']:.3f}, projection {s['identity']['projection']:.3f}, "
+          f"PTI {s['identity']['pti']:.3f} (real photo at GAN resolution: {s['identity_ceiling']:.3f})")
+    print(f"locality drift (mean |change| on random samples): {s['locality_drift']:.4f}")
+    return 0
+
+
+def run_directions(args: argparse.Namespace) -> int:
+    from synthswap.gan.directions import DirectionsError, directions_for_gan, format_report
+    from synthswap.training import CheckpointError
+
+    _threads(args)
+    try:
+        d, path = directions_for_gan(args.gan, args.out, n=args.n, truncation=args.truncation, seed=args.seed,
+                                     device=args.device, progress=not args.quiet)
+    except (DirectionsError, CheckpointError, ValueError) as exc:
+        return _error(str(exc))
+    print(format_report(d))
+    print(f"directions written to {path} (report: {path.with_suffix('.json')})")
+    return 0
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    from synthswap.faceset import FacesetError
+    from synthswap.synth.pipeline import SynthError, SynthOptions, format_summary, synthesize
+
+    _threads(args)
+    opts = SynthOptions(out=args.out, n=args.n, engine=args.engine, inversion=args.inversion, faces=args.faces,
+                        match=args.match, coverage_of=args.coverage_of, directions=args.directions,
+                        min_identity=args.min_identity, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
+                        strength=args.strength, seed=args.seed, device=args.device, progress=not args.quiet)
+    try:
+        summary = synthesize(opts)
+    except (SynthError, FacesetError, ValueError) as exc:
+        return _error(str(exc))
+    print(format_summary(summary))
+    return 0
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    from synthswap.faceset import Faceset, FacesetError
+    from synthswap.metrics.coverage import coverage
+
+    try:
+        result = coverage(Faceset.open(args.dest), [Faceset.open(p) for p in args.train], eps=args.eps)
+    except (FacesetError, ValueError) as exc:
+        return _error(str(exc))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"coverage {result.coverage:.1%} of {result.n_destination} destination frames by "
+              f"{result.n_training} training faces (eps {result.eps}; median nearest distance "
+              f"{result.median_distance:.2f})")
+    return 0

@@ -1,0 +1,345 @@
+"""`gan invert`: place the subject's photos in the GAN (W+ projection), then pivotal tuning.
+
+1. Projection. One W+ latent per photo, started at the mean w, optimised with Adam
+   against: a pixel loss (L1 on the face mask), a perceptual loss on the trained
+   discriminator's features (channel-normalised, LPIPS-style: LPIPS itself downloads its
+   backbone, D ships with the GAN), a landmark loss (a small CNN regressor trained on the
+   GAN's faces, `landmark_net`, compares where the eyes, brows and lips are), and a weak
+   pull of the layers of each W+ towards their mean (W+ far from W edits badly).
+2. Pivotal tuning (Roich et al. 2021). A copy of the synthesis network is fine-tuned so
+   that the pivots reproduce the photos, with a locality regulariser: latents sampled
+   around the pivots (random w pulled towards them) must render as the original
+   generator renders them, which keeps the rest of the latent space, and so the edit
+   directions, intact.
+
+Outputs (INV_DIR): pivots.safetensors (W+ per photo), generator.safetensors (the tuned
+generator), inversion.json (paths, options, per-photo errors and identity cosines for the
+mean w, the projection and PTI) and preview.png (rows: photo, projection, PTI).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthswap.faceset import Faceset, FacesetError
+from synthswap.training import CheckpointError, atomic_save_tensors, atomic_write_json, load_checkpoint
+
+PIVOTS_FILE = "pivots.safetensors"
+GENERATOR_FILE = "generator.safetensors"
+INFO_FILE = "inversion.json"
+
+
+class InversionError(Exception):
+    pass
+
+
+@dataclass
+class InvertOptions:
+    gan: str
+    faces: str
+    out: str
+    max_photos: int = 50
+    steps: int = 300  # projection steps
+    lr: float = 0.05
+    pti_steps: int = 200
+    pti_lr: float = 1e-3
+    w_pixel: float = 1.0
+    w_perceptual: float = 0.5
+    w_landmark: float = 20.0
+    w_layers: float = 0.02  # pull of W+ layers towards their mean
+    locality: float = 1.0  # PTI locality regulariser weight (0 = plain PTI)
+    locality_radius: float = 0.5  # in units of the spread of w around its mean
+    landmark_steps: int = 400  # training steps of the landmark regressor (0: no landmark loss)
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class Inversion:
+    G: torch.nn.Module
+    pivots: torch.Tensor  # (k, num_ws, w_dim)
+    subject: Faceset  # the inverted photos, in pivot order
+    info: dict
+
+
+def perceptual(D, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image distance of channel-normalised discriminator features, summed over blocks."""
+    total = 0.0
+    for fx, fy in zip(D.features(x), D.features(y)):
+        fx = fx / (fx.norm(dim=1, keepdim=True) + 1e-8)
+        fy = fy / (fy.norm(dim=1, keepdim=True) + 1e-8)
+        total = total + (fx - fy).square().sum(1).mean(dim=[1, 2])
+    return total
+
+
+def _prepare(fs: Faceset, faces, resolution: int, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (k, 3, R, R) uint8 RGB as the GAN was trained on them, and face masks (k, 1, R, R) in [0, 1]."""
+    from synthswap.gan.data import compose
+
+    imgs, masks = [], []
+    for f in faces:
+        bgr, mask = fs.read_image(f), fs.read_mask(f)
+        imgs.append(compose(bgr, mask if masked else None, resolution))
+        masks.append(cv2.resize(mask, (resolution, resolution), interpolation=cv2.INTER_AREA))
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+    m = torch.from_numpy(np.stack(masks)).float().div(255)[:, None]
+    return x, m
+
+
+def _landmark_data(paths: list[str], subject: Faceset, faces, resolution: int, masked: bool,
+                   limit: int = 600, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training images + landmark labels for the regressor: the GAN's faces (when their facesets
+    are still there) and the subject's photos."""
+    from synthswap.gan.data import compose
+    from synthswap.gan.landmark_net import landmark_targets
+
+    items = [(subject, f) for f in faces]
+    pool = []
+    for p in paths:
+        try:
+            fs = Faceset.open(p)
+        except FacesetError:
+            continue
+        pool += [(fs, f) for f in fs.faces]
+    if pool:
+        pick = np.random.default_rng(seed).permutation(len(pool))[:limit]
+        items += [pool[i] for i in sorted(pick)]
+    imgs, ys = [], []
+    for fs, f in items:
+        imgs.append(compose(fs.read_image(f), fs.read_mask(f) if masked else None, resolution))
+        ys.append(landmark_targets(f.landmarks, fs.size))
+    return (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(ys)))
+
+
+def _to_bgr(img: torch.Tensor) -> list[np.ndarray]:
+    from synthswap.metrics.fid import to_uint8
+
+    u = to_uint8(img).cpu().numpy()
+    return [np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]) for i in u]
+
+
+class _Judge:
+    """Reconstruction error and identity cosine of rendered faces against the real photos."""
+
+    def __init__(self, faces, targets: torch.Tensor, masks: torch.Tensor):
+        from synthswap.faces.pipeline import FaceAnalyzer
+
+        self.analyzer = FaceAnalyzer(128, with_identity=True)
+        self.ids = np.array([f.identity for f in faces], np.float32)
+        self.targets = targets.float() / 127.5 - 1
+        self.masks = masks
+
+    def close(self) -> None:
+        self.analyzer.close()
+
+    def identity(self, bgr: np.ndarray, k: int) -> float:
+        # x2 up: SFace's alignment crop of a 64 px face is mostly interpolation either way,
+        # but detection and landmarks are surer on the larger copy.
+        face = self.analyzer.analyze(cv2.resize(bgr, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+        return float("nan") if face is None else float(face.identity @ self.ids[k])
+
+    def __call__(self, imgs: torch.Tensor) -> dict[str, list[float]]:
+        err = ((imgs.float() - self.targets).square() * self.masks).sum(dim=[1, 2, 3]) / (
+            self.masks.sum(dim=[1, 2, 3]) * 3)
+        cos = [self.identity(b, k) for k, b in enumerate(_to_bgr(imgs))]
+        return {"mse": [round(float(e), 5) for e in err], "identity": [round(c, 4) for c in cos]}
+
+
+def _mean(xs: list[float]) -> float:
+    a = np.asarray(xs, np.float64)
+    a = a[np.isfinite(a)]
+    return round(float(a.mean()), 4) if len(a) else float("nan")
+
+
+def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
+    from synthswap.gan.landmark_net import train_landmark_net
+    from synthswap.gan.sample import make_grid
+    from synthswap.gan.train import CONFIG_FILE, load_discriminator, load_generator
+    from synthswap.gan.data import write_png
+    from synthswap.training import library_versions, resolve_device, save_checkpoint
+
+    t0 = time.perf_counter()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    out = Path(opts.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InversionError(f"{out}: exists and is not empty; choose a new --out")
+    if opts.steps < 1 or opts.pti_steps < 0 or opts.max_photos < 1:
+        raise InversionError("--steps and --max-photos must be at least 1, --pti-steps at least 0")
+    subject = Faceset.open(opts.faces)
+    faces = subject.faces[:opts.max_photos]
+    if not faces:
+        raise InversionError(f"{opts.faces}: the subject faceset has no faces")
+    if any(len(f.identity) == 0 for f in faces):
+        raise InversionError(f"{opts.faces}: faces have no identity embedding; re-extract them")
+    device = resolve_device(opts.device)
+    G, cfg = load_generator(opts.gan, ema=True, device=device)
+    D, _ = load_discriminator(opts.gan, device=device)
+    gan_info = json.loads((Path(opts.gan) / CONFIG_FILE).read_text(encoding="utf-8"))
+    masked = bool(gan_info.get("options", {}).get("masked", True))
+    gan_data = [str(Path(p).resolve()) for p in gan_info.get("options", {}).get("data", [])]
+    res, k = cfg.resolution, len(faces)
+    torch.manual_seed(opts.seed)
+
+    targets_u8, masks = _prepare(subject, faces, res, masked)
+    targets = (targets_u8.float() / 127.5 - 1).to(device)
+    masks = masks.to(device)
+    # The pixel loss weighs the face; a little weight outside keeps the background sane.
+    pix_w = (0.9 * masks + 0.1)
+
+    lm_net, lm_err = None, float("nan")
+    if opts.landmark_steps > 0 and opts.w_landmark > 0:
+        x_lm, y_lm = _landmark_data(gan_data, subject, faces, res, masked, seed=opts.seed)
+        lm_net, lm_err = train_landmark_net(x_lm, y_lm, steps=opts.landmark_steps, seed=opts.seed, device=device)
+        log(f"landmark regressor: {len(x_lm)} faces, mean error {lm_err:.2f} px at {res} px")
+        with torch.no_grad():
+            lm_target = lm_net(targets)
+
+    def losses(imgs: torch.Tensor) -> torch.Tensor:
+        loss = opts.w_pixel * ((imgs - targets).abs() * pix_w).mean(dim=[1, 2, 3])
+        loss = loss + opts.w_perceptual * perceptual(D, imgs, targets)
+        if lm_net is not None:
+            loss = loss + opts.w_landmark * (lm_net(imgs) - lm_target).square().sum(-1).mean(-1)
+        return loss.sum()
+
+    judge = _Judge(faces, targets_u8, masks.cpu())
+    with torch.no_grad():
+        w_avg = G.w_avg.detach().clone()
+        start_imgs = G.synthesis(G.broadcast(w_avg[None].repeat(k, 1)), noise_mode="const")
+        w_s = G.mapping(torch.randn(2000, G.z_dim, device=device))
+        w_spread = float((w_s - w_avg).norm(dim=1).square().mean().sqrt())
+    metrics = {"mean_w": judge(start_imgs.cpu())}
+    ceiling = [judge.identity(b, i) for i, b in enumerate(_to_bgr(targets.cpu()))]
+
+    # ---- 1. projection into W+
+    ws = G.broadcast(w_avg[None].repeat(k, 1)).clone().requires_grad_(True)
+    opt = torch.optim.Adam([ws], lr=opts.lr, betas=(0.9, 0.999))
+    it = range(opts.steps)
+    if opts.progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"invert {k} photo(s)", unit="step")
+    for step in it:
+        t = step / max(opts.steps - 1, 1)
+        # StyleGAN2 projector schedule: short warm-up, cosine ramp-down over the last quarter.
+        ramp_down = min(1.0, (1 - t) / 0.25)
+        lr = opts.lr * (0.5 - 0.5 * math.cos(math.pi * ramp_down)) * min(1.0, t / 0.05 + 0.1)
+        for g in opt.param_groups:
+            g["lr"] = max(lr, opts.lr * 0.01)
+        imgs = G.synthesis(ws, noise_mode="const")
+        loss = losses(imgs) + opts.w_layers * (ws - ws.mean(1, keepdim=True)).square().sum(-1).mean(-1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    pivots = ws.detach()
+    with torch.no_grad():
+        metrics["projection"] = judge(G.synthesis(pivots, noise_mode="const").cpu())
+
+    # ---- 2. pivotal tuning with the locality regulariser
+    G_t = copy.deepcopy(G)
+    G_t.synthesis.requires_grad_(True)
+    opt = torch.optim.Adam(G_t.synthesis.parameters(), lr=opts.pti_lr)
+    centre = pivots.mean(dim=[0, 1])
+    gen = torch.Generator().manual_seed(opts.seed + 1)
+    it = range(opts.pti_steps)
+    if opts.progress and opts.pti_steps:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="pivotal tuning", unit="step")
+    for _ in it:
+        loss = losses(G_t.synthesis(pivots, noise_mode="const"))
+        if opts.locality > 0:
+            with torch.no_grad():
+                w_r = G.mapping(torch.randn(4, G.z_dim, generator=gen).to(device))
+                d = w_r - centre
+                w_loc = centre + opts.locality_radius * w_spread * d / d.norm(dim=1, keepdim=True)
+                ref = G.synthesis(G.broadcast(w_loc), noise_mode="const")
+            img_loc = G_t.synthesis(G.broadcast(w_loc), noise_mode="const")
+            loss = loss + opts.locality * ((img_loc - ref).square().mean(dim=[1, 2, 3]).sum()
+                                           + opts.w_perceptual * perceptual(D, img_loc, ref).sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    G_t.eval().requires_grad_(False)
+    with torch.no_grad():
+        pti_imgs = G_t.synthesis(pivots, noise_mode="const")
+        metrics["pti"] = judge(pti_imgs.cpu())
+        # Locality: how much the tuned generator changed faces far from the pivots (random w).
+        w_far = G.mapping(torch.randn(16, G.z_dim, generator=gen).to(device))
+        drift = float((G_t.synthesis(G.broadcast(w_far), noise_mode="const")
+                       - G.synthesis(G.broadcast(w_far), noise_mode="const")).abs().mean())
+    judge.close()
+
+    summary = {
+        "photos": k,
+        "mse": {stage: _mean(m["mse"]) for stage, m in metrics.items()},
+        "identity": {stage: _mean(m["identity"]) for stage, m in metrics.items()},
+        "identity_ceiling": _mean(ceiling),  # the real photo itself at the GAN's resolution
+        "locality_drift": round(drift, 4),  # mean |pixel change| on random samples, [-1, 1] units
+        "landmark_regressor_error_px": round(lm_err, 3) if np.isfinite(lm_err) else None,
+        "seconds": 0.0,
+    }
+
+    # Written last, and inversion.json last of all: a run that stops early leaves no
+    # folder that load_inversion would accept.
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors({"ws": pivots}, out / PIVOTS_FILE, {"face_ids": [f.id for f in faces]})
+    save_checkpoint(out / GENERATOR_FILE, {"G": G_t}, state={"config": cfg.to_dict()})
+    rows = [targets_u8, ((start_imgs.cpu() * 127.5 + 128).clamp(0, 255)).to(torch.uint8)]
+    from synthswap.metrics.fid import to_uint8
+
+    rows += [to_uint8(G.synthesis(pivots, noise_mode="const")).cpu(), to_uint8(pti_imgs).cpu()]
+    write_png(out / "preview.png", make_grid(torch.cat(rows), cols=k))
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(out / INFO_FILE, {
+        "gan_dir": str(Path(opts.gan).resolve()), "gan_data": gan_data, "config": cfg.to_dict(),
+        "faces": str(Path(opts.faces).resolve()), "face_ids": [f.id for f in faces], "masked": masked,
+        "summary": summary, "per_photo": metrics, "identity_ceiling": ceiling,
+        "options": {k_: v for k_, v in asdict(opts).items() if k_ != "progress"}, "versions": library_versions(),
+    })
+    return summary
+
+
+def load_inversion(path: str | Path, device: torch.device | str = "cpu", faces: str | Path | None = None) -> Inversion:
+    """What `invert` wrote: the tuned generator, the pivots and the inverted photos in pivot order.
+    `faces` overrides the subject faceset's recorded path (e.g. after moving it)."""
+    from synthswap.gan.networks import GanConfig, Generator
+    from synthswap.training import load_tensors
+
+    path = Path(path)
+    info_path = path / INFO_FILE
+    if not info_path.is_file():
+        raise InversionError(f"{path}: not an inversion folder (no {INFO_FILE}); run `synthswap gan invert` first")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        cfg = GanConfig.from_dict(info["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InversionError(f"{info_path}: corrupt ({exc})") from exc
+    G = Generator(cfg)
+    load_checkpoint(path / GENERATOR_FILE, {"G": G})
+    tensors, meta = load_tensors(path / PIVOTS_FILE)
+    if "ws" not in tensors or tuple(tensors["ws"].shape[1:]) != (cfg.num_ws, cfg.w_dim):
+        raise InversionError(f"{path / PIVOTS_FILE}: pivots do not fit this generator")
+    try:
+        fs = Faceset.open(faces or info["faces"])
+    except FacesetError as exc:
+        raise InversionError(f"{exc} (pass --faces with the subject faceset that was inverted)") from exc
+    by_id = {f.id: f for f in fs.faces}
+    missing = [i for i in info["face_ids"] if i not in by_id]
+    if missing:
+        raise InversionError(f"{fs.root}: faces {missing[:5]} of the inversion are not in this faceset")
+    subject = Faceset(fs.root, fs.info, [by_id[i] for i in info["face_ids"]])
+    return Inversion(G.to(device).eval().requires_grad_(False), tensors["ws"].to(device), subject, info)

@@ -1,0 +1,238 @@
+"""Converting a destination video (B) into one with the subject's face (A).
+
+Per frame: detect and landmark B's face with the extraction code, smooth the landmarks
+over time (One-Euro), align the crop from the smoothed landmarks, decode it as A
+(B->A), match the colours to B's face, build the paste mask (learned and/or landmark
+oval, eroded and feathered), warp face and mask back into the frame, and blend (feathered
+alpha, or OpenCV's seamlessClone followed by the feathered alpha). Frames are streamed in
+and out one at a time, so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from synthswap.faces.align import invert_affine
+from synthswap.faces.pipeline import FaceAnalyzer
+from synthswap.media import MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image
+from synthswap.swap.color import COLOR_MODES, transfer
+from synthswap.swap.smoothing import OneEuroFilter
+from synthswap.swap.train import load_model
+from synthswap.training import autocast, resolve_device
+
+BLEND_MODES = ("alpha", "seamless")
+MASK_MODES = ("learned", "landmarks", "both")
+
+
+@dataclass
+class ConvertOptions:
+    color: str = "rct"
+    blend: str = "alpha"
+    mask: str = "both"
+    erode: float = 2.0  # pixels of the model's face size
+    blur: float = 6.0  # pixels of the model's face size
+    smooth_min_cutoff: float = 1.0  # One-Euro min cutoff (Hz); 0 turns smoothing off
+    smooth_beta: float = 0.05
+    device: str = "auto"
+    progress: bool = True
+    max_frames: int | None = None
+    crf: int = 18
+
+    def validate(self) -> None:
+        if self.color not in COLOR_MODES:
+            raise ValueError(f"unknown colour transfer '{self.color}'")
+        if self.blend not in BLEND_MODES:
+            raise ValueError(f"unknown blend mode '{self.blend}'")
+        if self.mask not in MASK_MODES:
+            raise ValueError(f"unknown mask mode '{self.mask}'")
+        if self.erode < 0 or self.blur < 0 or self.smooth_min_cutoff < 0:
+            raise ValueError("--erode, --blur and --smooth must not be negative")
+
+
+class FaceSwapper:
+    """Holds the model, the face analyser and the landmark filter; `process(frame, t)`."""
+
+    def __init__(self, model_dir: str | os.PathLike, opts: ConvertOptions):
+        opts.validate()
+        self.opts = opts
+        self.device = resolve_device(opts.device)
+        self.model, self.meta = load_model(model_dir, self.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.size = self.model.config.resolution
+        self.analyzer = FaceAnalyzer(self.size, with_identity=False)
+        self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
+        self.faces_swapped = 0
+        self.frames_without_face = 0
+        self.seamless_fallbacks = 0
+
+    def close(self) -> None:
+        self.analyzer.close()
+
+    @torch.no_grad()
+    def _swap_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div(255)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device):
+            image, mask = self.model.swap(x)
+        image = image[0].float().permute(1, 2, 0).cpu().numpy()
+        return image, mask[0, 0].float().cpu().numpy()
+
+    def _paste_mask(self, learned: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+        oval = landmark_mask.astype(np.float32) / 255.0
+        if self.opts.mask == "learned":
+            mask = learned
+        elif self.opts.mask == "landmarks":
+            mask = oval
+        else:
+            mask = learned * oval
+        mask = (mask > 0.5).astype(np.float32)
+        if self.opts.erode >= 1:
+            k = int(round(self.opts.erode)) * 2 + 1
+            mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        if self.opts.blur > 0:
+            mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=self.opts.blur / 2)
+            # Pull the feathered edge inside the mask so no B skin shows beyond the oval.
+            mask = np.clip(mask * 2 - 1, 0, 1) if self.opts.blur >= 2 else mask
+        return mask
+
+    def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
+        """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
+        face = self.analyzer.analyze(bgr)
+        if face is None:
+            self.frames_without_face += 1
+            if self.filter is not None:
+                self.filter.reset()
+            return bgr, False
+        if self.filter is not None:
+            landmarks = self.filter(face.landmarks_frame, time_s)
+            face = self.analyzer.from_landmarks(bgr, landmarks.astype(np.float32), face.detection_score)
+        crop = face.crop
+        generated, learned = self._swap_crop(crop)
+        mask = self._paste_mask(learned, face.mask)
+        generated = transfer(self.opts.color, generated, crop.astype(np.float32) / 255.0, mask)
+        out = self._blend(bgr, generated, mask, face.affine)
+        self.faces_swapped += 1
+        return out, True
+
+    def _blend(self, frame: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        inv = invert_affine(affine)
+        # Warp only the frame region the crop covers (a few hundred pixels, not the frame).
+        corners = np.array([[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]], np.float64)
+        pts = corners @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        out = frame.copy()
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return out
+        roi_inv = inv.copy()
+        roi_inv[:, 2] -= (x0, y0)
+        size = (x1 - x0, y1 - y0)
+        face_roi = cv2.warpAffine(face, roi_inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask, roi_inv, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        dst = frame[y0:y1, x0:x1].astype(np.float32) / 255.0
+        if self.opts.blend == "seamless":
+            face_roi = self._seamless(face_roi, frame[y0:y1, x0:x1], alpha[..., 0])
+        blended = face_roi * alpha + dst * (1.0 - alpha)
+        out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+    def _seamless(self, face_roi: np.ndarray, dst_roi: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Poisson blending of the face into the ROI; the feathered alpha is applied after it."""
+        binary = (alpha > 0.05).astype(np.uint8) * 255
+        binary[[0, -1], :] = 0  # seamlessClone needs the mask clear of the border
+        binary[:, [0, -1]] = 0
+        ys, xs = np.nonzero(binary)
+        if len(xs) < 16:
+            return face_roi
+        bx, by, bw, bh = cv2.boundingRect(np.stack([xs, ys], 1).astype(np.int32))
+        center = (bx + bw // 2, by + bh // 2)
+        src8 = np.clip(face_roi * 255 + 0.5, 0, 255).astype(np.uint8)
+        try:
+            cloned = cv2.seamlessClone(src8, np.ascontiguousarray(dst_roi), binary, center, cv2.NORMAL_CLONE)
+        except cv2.error:
+            self.seamless_fallbacks += 1
+            return face_roi
+        return cloned.astype(np.float32) / 255.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"faces_swapped": self.faces_swapped, "frames_without_face": self.frames_without_face,
+                "seamless_fallbacks": self.seamless_fallbacks}
+
+
+def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
+                  opts: ConvertOptions | None = None) -> dict[str, Any]:
+    """Write `out` (H.264, the source's fps, size and frame count, its audio copied)."""
+    opts = opts or ConvertOptions()
+    video, out = Path(video), Path(out)
+    if out.resolve() == video.resolve():
+        raise ValueError("--out must differ from --video")
+    if out.suffix.lower() not in (".mp4", ".mov", ".mkv"):
+        raise ValueError(f"{out}: the output must be an .mp4, .mov or .mkv file")
+    info = probe_video(video)
+    swapper = FaceSwapper(model_dir, opts)  # raises CheckpointError before any output exists
+    # Copying the whole audio track under a cut video would make the file longer than its picture.
+    audio = video if info.has_audio and opts.max_frames is None else None
+    t0 = time.monotonic()
+    frames = 0
+    total = opts.max_frames or info.frame_count or None
+    try:
+        with VideoWriter(out, info.width, info.height, info.fps, audio_source=audio, crf=opts.crf) as writer, \
+                tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
+            for frame in iter_video_frames(video, max_frames=opts.max_frames):
+                result, _ = swapper.process(frame.bgr, frame.time_s)
+                writer.write(result)
+                frames += 1
+                bar.update(1)
+    finally:
+        swapper.close()
+    seconds = time.monotonic() - t0
+    return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
+            "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
+            "fps": str(info.fps), "width": info.width, "height": info.height,
+            "audio_copied": audio is not None, "options": asdict(opts)}
+
+
+def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out: str | os.PathLike,
+                   opts: ConvertOptions | None = None, fps: float = 25.0) -> dict[str, Any]:
+    """Swap every image of `folder` (sorted by name, treated as a sequence at `fps` for the
+    landmark smoothing) into `out`/<name>.png; each file is written atomically."""
+    opts = opts or ConvertOptions()
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise MediaError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
+    if not files:
+        raise MediaError(f"{folder}: holds no images")
+    if out.resolve() == folder.resolve():
+        raise ValueError("--out must be another folder than --images")
+    if opts.max_frames is not None:
+        files = files[: opts.max_frames]
+    swapper = FaceSwapper(model_dir, opts)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
+            result, _ = swapper.process(read_image(path), i / fps)
+            ok, buf = cv2.imencode(".png", result)
+            if not ok:
+                raise OSError(f"could not encode {path.name}")
+            target = out / f"{path.stem}.png"
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(buf.tobytes())
+            os.replace(tmp, target)
+    finally:
+        swapper.close()
+    seconds = time.monotonic() - t0
+    return {"out": str(out), "frames": len(files), **swapper.summary(), "seconds": round(seconds, 2),
+            "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0, "options": asdict(opts)}

@@ -1,0 +1,119 @@
+"""The two ways synthesize makes candidates: the GAN (pivots moved along W directions) and
+the warp control (real photos warped by their landmarks). Both aim at target attribute
+vectors given in the subject's frame (ATTRIBUTE_NAMES order)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from synthswap.faceset import Faceset
+from synthswap.metrics.coverage import ATTRIBUTE_NAMES, attribute_matrix, neutral
+from synthswap.synth.pipeline import Candidate, SynthError
+from synthswap.synth.warp import LIMITS, WarpEdit, warp_face
+
+
+class WarpEngine:
+    """Warps the subject's real photos in turn towards each target."""
+
+    def __init__(self, subject: Faceset):
+        self.subject = subject
+        self.attrs = attribute_matrix(subject)
+        self._images = [subject.read_image(f) for f in subject.faces]
+        self._next = 0
+
+    def default_targets(self, rng: np.random.Generator, n: int = 4000) -> np.ndarray:
+        """Without --match: mouth open, smile, blinks, raised brows and small turns, each present
+        in half the targets, uniform within what the warp can do (`warp.LIMITS`)."""
+        pool = np.zeros((n, len(ATTRIBUTE_NAMES)))
+        for i, name in enumerate(ATTRIBUTE_NAMES):
+            lo, hi = LIMITS[name]
+            if name == "mouth_open":
+                lo = 0.0  # the neutral mouth is closed: only opening is an expression
+            pool[:, i] = rng.uniform(lo, hi, n) * (rng.random(n) < 0.5)
+        blink = rng.random(n) < 0.5  # both eyes together mostly, as people blink
+        pool[blink, 4] = pool[blink, 3]
+        return pool
+
+    def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
+        out = []
+        for target in targets:
+            i = self._next % len(self._images)
+            self._next += 1
+            face = self.subject.faces[i]
+            delta = (target - self.attrs[i]) * strength
+            edit = WarpEdit(**{k: float(v) for k, v in zip(ATTRIBUTE_NAMES, delta)}).clipped()
+            image, _ = warp_face(self._images[i], face.landmarks, edit)
+            out.append(Candidate(image=image, source_id=face.id, meta={"photo": face.id, "edit": edit.to_dict()}))
+        return out
+
+
+class GanEngine:
+    """Renders each inversion pivot moved by the W edit that the directions predict reaches the target."""
+
+    def __init__(self, inversion: str | Path, directions: str | Path | None = None, device: str = "auto",
+                 faces: str | Path | None = None):
+        import torch
+
+        from synthswap.gan.directions import DirectionsError, load_directions
+        from synthswap.gan.invert import InversionError, load_inversion
+        from synthswap.training import CheckpointError, resolve_device
+
+        self.device = resolve_device(device)
+        try:
+            inv = load_inversion(inversion, device=self.device, faces=faces)
+        except (InversionError, CheckpointError) as exc:
+            raise SynthError(str(exc)) from exc
+        self.G, self.pivots, self.subject, self.info = inv.G, inv.pivots, inv.subject, inv.info
+        path = Path(directions) if directions else Path(self.info["gan_dir"]) / "directions.safetensors"
+        try:
+            self.directions = load_directions(path)
+        except (DirectionsError, CheckpointError) as exc:
+            raise SynthError(f"{exc} (run `synthswap gan directions --gan {self.info['gan_dir']}` first)") from exc
+        if self.directions.coef.shape[1] != self.G.w_dim:
+            raise SynthError(f"{path}: directions are for w_dim {self.directions.coef.shape[1]}, "
+                             f"this GAN has {self.G.w_dim}")
+        self.attrs = attribute_matrix(self.subject)
+        self._next = 0
+        self._torch = torch
+
+    def default_targets(self, rng: np.random.Generator) -> np.ndarray:
+        """Without --match: the expressions and poses of the GAN's training faces (relative to their
+        neutral face); when those facesets are gone, those measured on the GAN's own samples."""
+        data = self.info.get("gan_data") or []
+        sets = []
+        for p in data:
+            try:
+                sets.append(attribute_matrix(Faceset.open(p)))
+            except Exception:  # noqa: BLE001 - a moved training set just means the fallback below
+                sets = []
+                break
+        attrs = np.concatenate(sets) if sets else self.directions.sample_attrs
+        attrs = attrs[np.isfinite(attrs).all(1)]
+        return attrs - neutral(attrs)
+
+    def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
+        torch = self._torch
+        from synthswap.metrics.fid import to_uint8
+
+        idx = [(self._next + j) % len(self.pivots) for j in range(len(targets))]
+        self._next += len(targets)
+        deltas = (targets - self.attrs[idx]) * strength
+        dws = np.stack([self.directions.edit(d) for d in deltas])
+        ws = self.pivots[idx] + torch.from_numpy(dws).float().to(self.device)[:, None, :]
+        with torch.no_grad():
+            imgs = to_uint8(self.G.synthesis(ws, noise_mode="const")).cpu().numpy()
+        out = []
+        for j, i in enumerate(idx):
+            bgr = np.ascontiguousarray(imgs[j].transpose(1, 2, 0)[..., ::-1])
+            face = self.subject.faces[i]
+            meta = {"pivot": face.id, "pivot_index": int(i), "dw_norm": round(float(np.linalg.norm(dws[j])), 4),
+                    "edit": {k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, deltas[j])}}
+            out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
+        return out
+
+
+def inversion_summary(inversion: str | Path) -> dict:
+    return json.loads((Path(inversion) / "inversion.json").read_text(encoding="utf-8"))

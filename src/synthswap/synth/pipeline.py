@@ -1,0 +1,314 @@
+"""`synthesize`: many images of the subject with varied expressions, as an ordinary faceset.
+
+An engine proposes candidate images, each aimed at a target expression-and-pose vector:
+the GAN engine moves the subject's inversion pivots along the fitted directions in W, the
+warp engine warps the subject's real photos. Every candidate then goes through the same
+analysis as `extract` (it must be found as a face; it is aligned, measured and embedded)
+and is kept only when its SFace cosine to the subject's real photos reaches
+`min_identity`. Kept faces are written as synthetic rows with their edit metadata.
+
+Targets live in the subject's own frame: a destination (or reference) vector is taken
+relative to that set's neutral face and added to the subject's neutral face, so that a
+destination's wide-open mouth asks for the subject's mouth open as wide, not for the
+destination's face shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from synthswap.faces.identity import SAME_PERSON_COSINE
+from synthswap.faceset import Faceset, FacesetError, FacesetWriter
+from synthswap.metrics.coverage import (ATTRIBUTE_NAMES, DEFAULT_EPS, SCALES, attribute_matrix, coverage_arrays,
+                                        neutral)
+
+REPORT_FILE = "synthesis.json"
+LATENTS_FILE = "latents.safetensors"
+
+
+class SynthError(Exception):
+    """Bad input to synthesis (missing inversion, empty faceset, impossible options)."""
+
+
+@dataclass
+class Candidate:
+    image: np.ndarray  # BGR uint8, a face image the analyser will look for a face in
+    source_id: str  # which real photo / pivot it came from
+    meta: dict[str, Any]  # engine-specific edit metadata (JSON-able)
+    latent: np.ndarray | None = None  # W+ for GAN candidates
+
+
+@dataclass
+class SynthOptions:
+    out: str
+    n: int = 500
+    engine: str = "gan"  # gan | warp
+    inversion: str | None = None  # INV_DIR, for the gan engine
+    faces: str | None = None  # the subject's real faceset, for the warp engine (gan: from the inversion)
+    match: str | None = None  # destination faceset whose expressions to aim at
+    coverage_of: str | None = None  # destination faceset to report coverage of, without aiming at it
+    directions: str | None = None  # directions file (default: GAN_DIR/directions.safetensors)
+    min_identity: float = SAME_PERSON_COSINE
+    max_attempts: int | None = None  # default 4 * n
+    size: int | None = None  # crop size (default: the subject faceset's)
+    eps: float = DEFAULT_EPS
+    strength: float = 1.0  # scales every edit (1 = go all the way to the target)
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 16
+    progress: bool = True
+
+
+@dataclass
+class SynthSummary:
+    out: str
+    engine: str
+    requested: int
+    accepted: int
+    attempts: int
+    no_face: int
+    below_identity: int
+    acceptance_rate: float  # accepted / attempts
+    min_identity: float
+    identity_accepted: dict[str, float]  # cosine to the subject's real photos, kept images
+    identity_all: dict[str, float]  # the same over every candidate found as a face
+    spread_real: float  # RMS over attributes of std / scale, the subject's real photos
+    spread_synthetic: float  # the same for the kept synthetic faces
+    coverage: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stats(x: list[float]) -> dict[str, float]:
+    if not x:
+        return {"n": 0}
+    a = np.asarray(x, np.float64)
+    return {"n": len(a), "mean": round(float(a.mean()), 4), "median": round(float(np.median(a)), 4),
+            "p10": round(float(np.percentile(a, 10)), 4), "min": round(float(a.min()), 4),
+            "max": round(float(a.max()), 4)}
+
+
+def spread(attrs: np.ndarray) -> float:
+    """How varied a set of faces is: RMS over the 8 attributes of their std in coverage units."""
+    if len(attrs) < 2:
+        return 0.0
+    return float(np.sqrt(np.mean((np.asarray(attrs).std(0) / SCALES) ** 2)))
+
+
+class TargetSampler:
+    """Target attribute vectors (8, ATTRIBUTE_NAMES order) in the subject's frame.
+
+    `pool` holds reference vectors (destination frames, or the GAN's training faces)
+    relative to their own neutral face. With `priority` set (a boolean per pool row), those
+    rows come first, in random order, before the rest: with --match these are the
+    destination frames that the real photos do not cover yet.
+    """
+
+    def __init__(self, subject_neutral: np.ndarray, pool: np.ndarray, rng: np.random.Generator,
+                 priority: np.ndarray | None = None):
+        self.subject_neutral = subject_neutral
+        self.pool = pool
+        self.rng = rng
+        self.priority = priority
+        self._queue: list[int] = []
+
+    def _refill(self) -> None:
+        order = self.rng.permutation(len(self.pool))
+        if self.priority is not None:
+            first = [i for i in order if self.priority[i]]
+            rest = [i for i in order if not self.priority[i]]
+            order = np.array(first + rest, int)
+            self.priority = None  # after one pass every frame is equally wanted
+        self._queue = list(order)
+
+    def __call__(self) -> np.ndarray:
+        if not self._queue:
+            self._refill()
+        return self.subject_neutral + self.pool[self._queue.pop(0)]
+
+
+def _open_faceset(path: str | Path, what: str) -> Faceset:
+    fs = Faceset.open(path)
+    if len(fs) == 0:
+        raise SynthError(f"{path}: the {what} faceset has no faces")
+    return fs
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SynthError(f"{out}: exists and is not empty; synthesize writes a new faceset, choose another --out")
+
+
+def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthSummary:
+    """Run the engine until `n` faces pass the filters or `max_attempts` candidates were tried."""
+    import torch
+
+    from synthswap.faces.align import template_info
+    from synthswap.faces.identity import cosine
+    from synthswap.faces.pipeline import FaceAnalyzer
+    from synthswap.synth.engines import GanEngine, WarpEngine
+
+    t0 = time.perf_counter()
+    if opts.n < 1:
+        raise SynthError("--n must be at least 1")
+    if opts.engine not in ("gan", "warp"):
+        raise SynthError(f"unknown engine '{opts.engine}' (gan or warp)")
+    out = Path(opts.out)
+    _check_out(out)
+    rng = np.random.default_rng(opts.seed)
+    torch.manual_seed(opts.seed)
+
+    # Everything is opened and checked before the first file is written.
+    if opts.engine == "gan":
+        if not opts.inversion:
+            raise SynthError("the gan engine needs --inversion INV_DIR (from `synthswap gan invert`)")
+        engine = GanEngine(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces)
+    else:
+        if not opts.faces:
+            raise SynthError("the warp engine needs --faces SUBJECT_FACESET")
+        engine = WarpEngine(_open_faceset(opts.faces, "subject"))
+    subject = engine.subject
+    if len(subject) == 0:
+        raise SynthError(f"{subject.root}: the subject faceset has no faces")
+    real_attrs = attribute_matrix(subject)
+    real_ids = subject.identities()
+    if real_ids.ndim != 2 or real_ids.shape[1] == 0:
+        raise SynthError(f"{subject.root}: faces have no identity embeddings; re-extract them")
+    centroid = real_ids.mean(0)
+    centroid /= np.linalg.norm(centroid)
+    subject_neutral = neutral(real_attrs)
+    dest = _open_faceset(opts.match, "destination") if opts.match else None
+    report_dest = dest or (_open_faceset(opts.coverage_of, "destination") if opts.coverage_of else None)
+    size = opts.size or subject.size
+
+    if dest is not None:
+        dest_attrs = attribute_matrix(dest)
+        dest_neutral = neutral(dest_attrs)
+        pool = dest_attrs - dest_neutral
+        # Destination frames the real photos already cover are asked for last.
+        before = coverage_arrays(dest_attrs, real_attrs, dest_neutral, subject_neutral, opts.eps)
+        from synthswap.metrics.coverage import nearest_distances, normalise
+
+        covered = nearest_distances(normalise(dest_attrs, dest_neutral),
+                                    normalise(real_attrs, subject_neutral)) <= opts.eps
+        sampler = TargetSampler(subject_neutral, pool, rng, priority=~covered)
+        log(f"aiming at {len(dest)} destination frames ({before.coverage:.1%} already covered by the real photos)")
+    else:
+        pool = engine.default_targets(rng)
+        sampler = TargetSampler(subject_neutral, pool, rng)
+
+    max_attempts = opts.max_attempts or 4 * opts.n
+    analyzer = FaceAnalyzer(size, with_identity=True)
+    counts = {"attempts": 0, "no_face": 0, "below": 0}
+    cos_all: list[float] = []
+    cos_kept: list[float] = []
+    kept_attrs: list[np.ndarray] = []
+    latents: dict[str, np.ndarray] = {}
+    progress = None
+    if opts.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=opts.n, desc=f"synthesize ({opts.engine})", unit="face")
+    try:
+        with FacesetWriter(out, size, template_info()) as writer:
+            while writer.added < opts.n and counts["attempts"] < max_attempts:
+                batch = min(opts.batch, max_attempts - counts["attempts"])
+                targets = np.stack([sampler() for _ in range(batch)])
+                for cand, target in zip(engine.propose(targets, rng, opts.strength), targets):
+                    if writer.added >= opts.n:
+                        break
+                    counts["attempts"] += 1
+                    face = analyzer.analyze(cand.image)
+                    if face is None:
+                        counts["no_face"] += 1
+                        continue
+                    cos = float(cosine(face.identity, centroid))
+                    cos_all.append(cos)
+                    if cos < opts.min_identity:
+                        counts["below"] += 1
+                        continue
+                    n = counts["attempts"] - 1
+                    meta = dict(cand.meta, engine=opts.engine, identity_cosine=round(cos, 4),
+                                target={k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, target)})
+                    row = writer.add(face.crop, face.mask, source=f"synthetic:{opts.engine}:{cand.source_id}:{n}",
+                                     frame_index=n, time_s=0.0, **face.record(), synthetic=True, meta=meta)
+                    cos_kept.append(cos)
+                    kept_attrs.append(np.array([*[face.expression[k] for k in ATTRIBUTE_NAMES[:6]],
+                                                face.pose["yaw"], face.pose["pitch"]]))
+                    if cand.latent is not None and row is not None:
+                        latents[row.id] = cand.latent
+                    if progress is not None:
+                        progress.update(1)
+    finally:
+        if progress is not None:
+            progress.close()
+        analyzer.close()
+
+    if writer.added == 0:
+        raise SynthError(
+            f"no candidate passed the filters in {counts['attempts']} attempts ({counts['no_face']} not found as a "
+            f"face, {counts['below']} below identity {opts.min_identity}); nothing was written"
+        )
+    if latents:
+        from synthswap.training import atomic_save_tensors
+
+        atomic_save_tensors({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in latents.items()},
+                            out / LATENTS_FILE, {"what": "W+ latent of each synthetic face, keyed by face id"})
+    kept = np.array(kept_attrs)
+    summary = SynthSummary(
+        out=str(out), engine=opts.engine, requested=opts.n, accepted=writer.added, attempts=counts["attempts"],
+        no_face=counts["no_face"], below_identity=counts["below"],
+        acceptance_rate=round(writer.added / max(counts["attempts"], 1), 4), min_identity=opts.min_identity,
+        identity_accepted=_stats(cos_kept), identity_all=_stats(cos_all),
+        spread_real=round(spread(real_attrs), 4), spread_synthetic=round(spread(kept), 4),
+    )
+    if report_dest is not None:
+        d_attrs = attribute_matrix(report_dest)
+        d_neutral = neutral(d_attrs)
+        both = np.concatenate([real_attrs, kept])
+        summary.coverage = {
+            "destination": str(report_dest.root), "eps": opts.eps,
+            "real": coverage_arrays(d_attrs, real_attrs, d_neutral, subject_neutral, opts.eps).coverage,
+            "synthetic": coverage_arrays(d_attrs, kept, d_neutral, subject_neutral, opts.eps).coverage,
+            "real+synthetic": coverage_arrays(d_attrs, both, d_neutral, subject_neutral, opts.eps).coverage,
+        }
+    summary.seconds = round(time.perf_counter() - t0, 1)
+    report = summary.to_dict()
+    report["options"] = {k: v for k, v in asdict(opts).items() if k != "progress"}
+    report["subject"] = str(subject.root)
+    from synthswap.training import atomic_write_json
+
+    atomic_write_json(out / REPORT_FILE, report)
+    return summary
+
+
+def format_summary(s: SynthSummary) -> str:
+    lines = [
+        f"{s.accepted}/{s.requested} synthetic faces written to {s.out} ({s.engine} engine, {s.seconds:.0f} s)",
+        f"acceptance {s.acceptance_rate:.1%} of {s.attempts} candidates: {s.no_face} not found as a face, "
+        f"{s.below_identity} below identity {s.min_identity:.3f}",
+        f"identity cosine of kept faces: mean {s.identity_accepted.get('mean', float('nan')):.3f}, "
+        f"p10 {s.identity_accepted.get('p10', float('nan')):.3f}; all found faces: mean "
+        f"{s.identity_all.get('mean', float('nan')):.3f}",
+        f"expression spread: real photos {s.spread_real:.2f}, synthetic {s.spread_synthetic:.2f}",
+    ]
+    if s.coverage:
+        c = s.coverage
+        lines.append(f"coverage of {c['destination']} (eps {c['eps']}): real {c['real']:.1%}, synthetic "
+                     f"{c['synthetic']:.1%}, real+synthetic {c['real+synthetic']:.1%}")
+    return "\n".join(lines)
+
+
+def read_report(out: str | Path) -> dict:
+    path = Path(out) / REPORT_FILE
+    if not path.is_file():
+        raise FacesetError(f"{out}: no {REPORT_FILE}; not written by synthesize")
+    return json.loads(path.read_text(encoding="utf-8"))

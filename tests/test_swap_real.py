@@ -1,0 +1,246 @@
+"""The swap engine on real faces from ../shared/data: training, resume, signals, convert, DDP.
+
+Small on purpose (64 px, tiny widths, tens of steps) so the file runs in a few minutes
+on 2 CPU cores; the point is the machinery on real data, not the quality of the swap.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from synthswap.cli import main
+
+TINY_MODEL = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
+              "--batch-size", "4"]
+TINY = [*TINY_MODEL, "--threads", "2", "--quiet", "--device", "cpu"]
+GRID_CLIP = "videos/grid/bbaf2n.mpg"
+
+
+def _log(model_dir: Path) -> list[dict]:
+    with open(model_dir / "log.csv", newline="") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def facesets(extracted):
+    a = extracted("videos/people/d6.mp4", size=64, max_frames=24, every_n=20)
+    b = extracted("videos/people/d9.mp4", size=64, max_frames=24, every_n=12)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def trained(facesets, tmp_path_factory):
+    """A tiny df model trained 40 steps on two people's real faces (A = d6, B = d9)."""
+    a, b = facesets
+    out = tmp_path_factory.mktemp("swap") / "model"
+    rc = main(["swap", "train", "--src", str(a), "--dst", str(b), "--out", str(out), "--steps", "40",
+               "--lr", "1e-3", "--log-every", "1", "--save-every", "20", "--preview-every", "20", *TINY])
+    assert rc == 0
+    return out
+
+
+def test_training_loss_falls_and_outputs_are_complete(trained):
+    rows = _log(trained)
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    first = np.mean([r["loss"] for r in rows[:4]])
+    last = np.mean([r["loss"] for r in rows[-4:]])
+    assert last < 0.85 * first, (first, last)
+    # Reconstruction (pixel) loss of both identities falls, not just the mask term.
+    for who in "ab":
+        assert np.mean([r[f"pixel_{who}"] for r in rows[-4:]]) < np.mean([r[f"pixel_{who}"] for r in rows[:4]])
+    meta = json.loads((trained / "model.json").read_text())
+    assert meta["steps"] == 40 and meta["config"]["arch"] == "df" and meta["config"]["resolution"] == 64
+    assert meta["data"]["A"][0]["faces"] > 5 and meta["versions"]["torch"]
+    grid = cv2.imread(str(trained / "preview.png"))
+    assert grid.shape[1] == 5 * 64 and grid.shape[0] % 64 == 0  # A, A->A, B, B->B, B->A
+    assert (trained / "previews" / "step_0000020.png").is_file()
+    assert not list(trained.glob(".*.tmp"))
+
+
+def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_path):
+    a, b = facesets
+    common = ["--src", str(a), "--dst", str(b), "--log-every", "1", "--seed", "7", "--preview-every", "0", *TINY]
+    assert main(["swap", "train", *common, "--out", str(tmp_path / "full"), "--steps", "4"]) == 0
+    assert main(["swap", "train", *common, "--out", str(tmp_path / "split"), "--steps", "3"]) == 0
+    # Starting over an existing model without --resume is refused (nothing is overwritten).
+    before = (tmp_path / "split" / "model.safetensors").read_bytes()
+    assert main(["swap", "train", *common, "--out", str(tmp_path / "split"), "--steps", "4"]) == 2
+    assert (tmp_path / "split" / "model.safetensors").read_bytes() == before
+    assert main(["swap", "train", "--out", str(tmp_path / "split"), "--resume", "--steps", "4", "--log-every", "1",
+                 "--quiet", "--threads", "2", "--device", "cpu"]) == 0
+    full, split = _log(tmp_path / "full"), _log(tmp_path / "split")
+    assert [int(r["step"]) for r in split] == [1, 2, 3, 4]
+    assert split[3]["loss"] == pytest.approx(full[3]["loss"], rel=1e-5, abs=1e-6)
+    assert split[3]["loss"] != pytest.approx(full[2]["loss"], rel=1e-5)  # a real next step, not a repeat
+    meta = json.loads((tmp_path / "split" / "model.json").read_text())
+    assert meta["steps"] == 4 and [h["start_step"] for h in meta["history"]] == [0, 3]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(facesets, tmp_path):
+    a, b = facesets
+    out = tmp_path / "m"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthswap", "swap", "train", "--src", str(a), "--dst", str(b), "--out", str(out),
+         "--steps", "100000", "--log-every", "1", "--save-every", "0", "--preview-every", "0", *TINY],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (out / "log.csv").is_file():
+            time.sleep(0.2)
+        while time.monotonic() < deadline and len(_log(out)) < 2:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    summary = json.loads(stdout.decode())
+    assert summary["stopped_by_signal"] and summary["step"] >= 2
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["steps"] == summary["step"]
+    from synthswap.swap.train import load_model
+
+    load_model(out)  # the checkpoint written on SIGTERM loads
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "json"])
+def test_corrupt_checkpoint_gives_clear_error_and_no_output(trained, shared_data, tmp_path, capsys, damage):
+    model = tmp_path / "model"
+    shutil.copytree(trained, model)
+    ckpt = model / "model.safetensors"
+    if damage == "truncate":
+        ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    elif damage == "garbage":
+        ckpt.write_bytes(os.urandom(4096))
+    else:
+        (model / "model.json").write_text("{not json")
+    out = tmp_path / "out.mp4"
+    rc = main(["swap", "convert", "--model", str(model), "--video", str(shared_data / GRID_CLIP),
+               "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert ("corrupt" in err or "truncated" in err) and str(model) in err
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4*"))
+    # Resuming training from it fails just as clearly and leaves the damaged files as they were.
+    damaged = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    assert main(["swap", "train", "--out", str(model), "--resume", "--steps", "50", "--quiet"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == damaged
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def test_convert_grid_clip_keeps_frames_fps_duration_and_audio_bits(trained, shared_data, tmp_path):
+    from synthswap.media import iter_video_frames, probe_video
+
+    src = shared_data / GRID_CLIP
+    out = tmp_path / "swapped.mp4"
+    assert main(["swap", "convert", "--model", str(trained), "--video", str(src), "--out", str(out),
+                 "--quiet", "--threads", "2", "--blend", "seamless", "--color", "hist"]) == 0
+    src_info, out_info = probe_video(src), probe_video(out)
+    src_frames = list(iter_video_frames(src))
+    out_frames = list(iter_video_frames(out))
+    assert len(out_frames) == len(src_frames) == 75
+    assert out_info.fps == src_info.fps
+    assert (out_info.width, out_info.height) == (src_info.width, src_info.height)
+    assert abs(out_info.duration_s - len(src_frames) / float(src_info.fps)) < 1e-6
+    assert abs(out_info.duration_s - src_info.duration_s) <= 1.0 / float(src_info.fps)
+    audio_src, audio_out = _audio_packets(src), _audio_packets(out)
+    assert len(audio_src) > 50 and audio_out == audio_src
+    # The face changed; the frame's corners (far from the face) stayed as they were.
+    s, o = src_frames[40].bgr.astype(np.float32), out_frames[40].bgr.astype(np.float32)
+    h, w = s.shape[:2]
+    centre = (slice(h // 4, 3 * h // 4), slice(w // 3, 2 * w // 3))
+    assert np.abs(o[centre] - s[centre]).mean() > 3.0
+    assert np.abs(o[:30, :30] - s[:30, :30]).mean() < 3.0
+
+
+def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
+    from skimage import data as skdata
+
+    from synthswap.media import VideoWriter, iter_video_frames
+
+    coffee = cv2.cvtColor(skdata.coffee(), cv2.COLOR_RGB2BGR)  # a real photo with no face in it
+    src = tmp_path / "noface.mp4"
+    with VideoWriter(src, 192, 144, 25) as writer:
+        for i in range(12):
+            writer.write(np.ascontiguousarray(coffee[100 + 4 * i: 244 + 4 * i, 150 + 6 * i: 342 + 6 * i]))
+    out = tmp_path / "out.mp4"
+    assert main(["swap", "convert", "--model", str(trained), "--video", str(src), "--out", str(out),
+                 "--quiet", "--threads", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 12 and summary["frames_without_face"] == 12 and summary["faces_swapped"] == 0
+    before = [f.bgr.astype(np.float32) for f in iter_video_frames(src)]
+    after = [f.bgr.astype(np.float32) for f in iter_video_frames(out)]
+    assert len(after) == 12
+    # Passed through pixel for pixel; only the H.264 re-encode (crf 18) may touch them.
+    assert max(np.abs(a - b).mean() for a, b in zip(after, before)) < 1.5
+
+
+def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_path):
+    from synthswap.media import iter_video_frames
+
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    for frame in iter_video_frames(shared_data / GRID_CLIP, every_n=15, max_frames=4):
+        cv2.imwrite(str(frames_dir / f"f{frame.index:04d}.png"), frame.bgr)
+    out = tmp_path / "swapped"
+    assert main(["swap", "convert", "--model", str(trained), "--images", str(frames_dir), "--out", str(out),
+                 "--quiet", "--threads", "2"]) == 0
+    names = sorted(p.name for p in frames_dir.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        a, b = cv2.imread(str(frames_dir / name)), cv2.imread(str(out / name))
+        assert a.shape == b.shape
+        changed = np.any(a != b, axis=2)
+        assert changed.sum() > 500  # the face region was replaced
+        assert not changed[:20, :].any() and not changed[:, :20].any()  # borders untouched
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(facesets, tmp_path):
+    a, b = facesets
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "synthswap", "swap", "train", "--src", str(a), "--dst", str(b), "--out", str(out),
+           "--steps", "3", "--preview-every", "0", "--log-every", "1", *TINY_MODEL, "--threads", "1", "--quiet",
+           "--device", "cpu"]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    meta = json.loads((out / "model.json").read_text())
+    last = meta["history"][-1]
+    assert last["world_size"] == 2 and meta["steps"] == 3
+    digests = last["replica_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    # The replicas did train (each on its own data): weights moved away from the seeded init.
+    import torch
+
+    from synthswap.swap.networks import SwapConfig, SwapModel
+    from synthswap.swap.train import load_model, weights_digest
+
+    torch.manual_seed(0)
+    init = SwapModel(SwapConfig.from_dict(meta["config"]))
+    assert weights_digest(load_model(out)[0]) == digests[0] != weights_digest(init)
