@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+SHARED := ../shared/data/videos/people
+
+.PHONY: demo demo-real test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/synthswap demo --out demo_out
 
+# The same job on real people videos: 10 photos of d6 as the subject, d9 as the destination (~30 min on 2 cores).
+demo-real: $(STAMP)
+	@test -d $(SHARED) || { echo "demo-real needs ../shared/data (real videos); it is not here"; exit 1; }
+	$(BIN)/synthswap run --subject $(SHARED)/d6.mp4 --subject-every-n 100 --subject-max-frames 10 \
+		--video $(SHARED)/d9.mp4 --every-n 2 --out demo_real/out.mp4 \
+		--gan-minutes 10 --directions-n 1000 --synthetic 200 --swap-resolution 64 --swap-minutes 12
+
 test: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -22,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
 
 clean:
-	rm -rf demo_out .pytest_cache
+	rm -rf demo_out demo_real .pytest_cache

@@ -35,6 +35,7 @@ class RunOptions:
     directions_n: int = 3000
     invert_steps: int = 300
     pti_steps: int = 200
+    landmark_steps: int = 400  # training steps of the inversion's landmark regressor
     synthetic: int = 500  # synthetic images to make; 0 trains on the real photos alone
     engine: str = "gan"  # gan | warp
     swap_resolution: int = 96
@@ -159,11 +160,13 @@ def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthet
     def run_invert(out: Path, resume: bool) -> None:
         _fresh(out)  # a few minutes at most: simpler to redo than to resume
         invert(InvertOptions(gan=str(gan), faces=str(subject), out=str(out), steps=opts.invert_steps,
-                             pti_steps=opts.pti_steps, seed=opts.seed, device=opts.device, progress=opts.progress),
+                             pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
+                             device=opts.device, progress=opts.progress),
                log=log)
 
     run_stage("gan invert", inversion, {"steps": opts.invert_steps, "pti_steps": opts.pti_steps,
-                                        "seed": opts.seed}, [gan, subject], run_invert, log)
+                                        "landmark_steps": opts.landmark_steps, "seed": opts.seed},
+              [gan, subject], run_invert, log)
 
     def run_synth(out: Path, resume: bool) -> None:
         _fresh(out)

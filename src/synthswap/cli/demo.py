@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p)
     # Small budgets: the demo shows every stage working in minutes, not a good swap.
     p.set_defaults(func=run, size=128, gan_minutes=2.0, directions_n=300, invert_steps=100, pti_steps=50,
-                   synthetic=40, swap_resolution=64, swap_minutes=3.0, swap_steps=None)
+                   landmark_steps=100, synthetic=40, swap_resolution=64, swap_minutes=3.0, swap_steps=None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="GAN samples measured to fit expression directions (default: 3000)")
     p.add_argument("--invert-steps", type=int, default=d.invert_steps, help="projection steps per photo")
     p.add_argument("--pti-steps", type=int, default=d.pti_steps, help="pivotal-tuning steps")
+    p.add_argument("--landmark-steps", type=int, default=d.landmark_steps,
+                   help="training steps of the inversion's landmark regressor (0: no landmark loss)")
     p.add_argument("--swap-resolution", type=int, default=d.swap_resolution, help="swap model size (default: 96)")
     p.add_argument("--swap-minutes", type=float, default=d.swap_minutes, help="swap training budget (default: 60)")
     p.add_argument("--swap-steps", type=int, default=d.swap_steps, help="swap training steps (ends at whichever "
@@ -46,6 +48,7 @@ def options_from_args(args: argparse.Namespace, subject: list[str], video: str, 
                       subject_every_n=args.subject_every_n, subject_max_frames=args.subject_max_frames,
                       gan_resolution=args.gan_resolution, gan_minutes=args.gan_minutes,
                       directions_n=args.directions_n, invert_steps=args.invert_steps, pti_steps=args.pti_steps,
+                      landmark_steps=args.landmark_steps,
                       synthetic=args.synthetic, engine=args.engine, swap_resolution=args.swap_resolution,
                       swap_minutes=args.swap_minutes, swap_steps=args.swap_steps, batch_size=args.batch_size,
                       seed=args.seed, device=args.device, progress=not args.quiet)

@@ -70,7 +70,8 @@ def register(subparsers) -> None:
     t.add_argument("--dst-weights", type=float, nargs="+", metavar="W", help="sampling weight per --dst faceset")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     t.add_argument("--resume", action="store_true",
-                   help="continue the model in --out; its config, facesets and seed are reused")
+                   help="continue the model in --out; its architecture, facesets, seed, batch size, "
+                        "loss and augmentation are reused so the run continues exactly")
     t.add_argument("--arch", choices=["df", "liae"], default="df",
                    help="df: one decoder per identity (stronger likeness); liae: shared decoder (better "
                         "lighting/pose match). Default: df")

@@ -108,7 +108,7 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
     i.add_argument("--lr", type=float, default=0.05, help="projection learning rate (default 0.05)")
     i.add_argument("--pti-steps", type=int, default=200, help="pivotal tuning steps (default 200; 0 = none)")
-    i.add_argument("--pti-lr", type=float, default=1e-3, help="pivotal tuning learning rate (default 1e-3)")
+    i.add_argument("--pti-lr", type=float, default=3e-3, help="pivotal tuning learning rate (default 3e-3)")
     i.add_argument("--w-perceptual", type=float, default=0.5, help="perceptual (D features) loss weight")
     i.add_argument("--w-landmark", type=float, default=20.0, help="landmark loss weight (0: off)")
     i.add_argument("--locality", type=float, default=1.0, help="PTI locality regulariser weight (0: off)")
@@ -154,7 +154,8 @@ def run_invert(args: argparse.Namespace) -> int:
     print(f"masked MSE: mean w {s['mse']['mean_w']:.4f} -> projection {s['mse']['projection']:.4f} -> "
           f"PTI {s['mse']['pti']:.4f}")
     print(f"identity cosine: mean w {s['identity']['mean_w']:.3f}, projection {s['identity']['projection']:.3f}, "
-          f"PTI {s['identity']['pti']:.3f} (real photo at GAN resolution: {s['identity_ceiling']:.3f})")
+          f"PTI {s['identity']['pti']:.3f} (found as a face: {s['found']['mean_w']}, {s['found']['projection']}, "
+          f"{s['found']['pti']} of {s['photos']}; real photo at GAN resolution: {s['identity_ceiling']:.3f})")
     print(f"locality drift (mean |change| on random samples): {s['locality_drift']:.4f}")
     return 0
 

@@ -109,6 +109,15 @@ class AdaController:
         self.rt = 0.0
         self._steps = 0
 
+    def state_dict(self) -> dict:
+        """Everything needed to resume the feedback loop exactly (JSON-able)."""
+        return {"p": self.pipe.p, "sign_sum": self.sign_sum, "count": self.count, "rt": self.rt, "steps": self._steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pipe.p = float(state["p"])
+        self.sign_sum, self.count = float(state["sign_sum"]), float(state["count"])
+        self.rt, self._steps = float(state["rt"]), int(state["steps"])
+
     def accumulate(self, real_logits: torch.Tensor) -> None:
         self.sign_sum += float(torch.sign(real_logits.detach().float()).sum())
         self.count += real_logits.numel()

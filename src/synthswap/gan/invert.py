@@ -53,7 +53,7 @@ class InvertOptions:
     steps: int = 300  # projection steps
     lr: float = 0.05
     pti_steps: int = 200
-    pti_lr: float = 1e-3
+    pti_lr: float = 3e-3
     w_pixel: float = 1.0
     w_perceptual: float = 0.5
     w_landmark: float = 20.0
@@ -286,7 +286,10 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     summary = {
         "photos": k,
         "mse": {stage: _mean(m["mse"]) for stage, m in metrics.items()},
+        # Mean over the renders found as a face; `found` counts them (a render that is not
+        # found as a face at all is the worst identity outcome).
         "identity": {stage: _mean(m["identity"]) for stage, m in metrics.items()},
+        "found": {stage: int(np.isfinite(np.asarray(m["identity"], float)).sum()) for stage, m in metrics.items()},
         "identity_ceiling": _mean(ceiling),  # the real photo itself at the GAN's resolution
         "locality_drift": round(drift, 4),  # mean |pixel change| on random samples, [-1, 1] units
         "landmark_regressor_error_px": round(lm_err, 3) if np.isfinite(lm_err) else None,

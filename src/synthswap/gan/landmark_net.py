@@ -28,7 +28,7 @@ SUBSET = sorted(set(FACE_OVAL + LIPS_OUTER + _LIPS_INNER + LEFT_EYE_CONTOUR + RI
 class LandmarkNet(nn.Module):
     """(N, 3, R, R) in [-1, 1] -> (N, len(SUBSET), 2) in [0, 1] crop coordinates."""
 
-    def __init__(self, resolution: int, width: int = 32, points: int = len(SUBSET)):
+    def __init__(self, resolution: int, width: int = 16, points: int = len(SUBSET)):
         super().__init__()
         layers, ch, res = [], 3, resolution
         for i in range(4):

@@ -13,12 +13,21 @@ from synthswap.gan.networks import Generator
 from synthswap.metrics.fid import to_uint8
 
 
+def latents(G: Generator, n: int, seed: int = 0) -> torch.Tensor:
+    """z for images seed, seed+1, ...: image i depends on seed + i only, not on n."""
+    return torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)]) \
+        if n else torch.zeros(0, G.z_dim)
+
+
 @torch.no_grad()
 def generate_uint8(G: Generator, n: int, seed: int = 0, device: torch.device | str = "cpu",
                    truncation_psi: float = 1.0, batch: int = 32, noise_mode: str = "random") -> torch.Tensor:
-    """n images as uint8 RGB (n, 3, R, R) on the CPU; the same seed gives the same images."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.z_dim, generator=gen)
+    """n images as uint8 RGB (n, 3, R, R) on the CPU.
+
+    noise_mode "random" (FID: the model's full distribution) is reproducible for the same
+    seed and n; "const" makes image i a function of seed + i alone.
+    """
+    z = latents(G, n, seed)
     torch.manual_seed(seed)  # the random noise inputs
     out = []
     for start in range(0, n, batch):
@@ -28,8 +37,8 @@ def generate_uint8(G: Generator, n: int, seed: int = 0, device: torch.device | s
 
 def write_samples(G: Generator, n: int, out: Path, seed: int = 0, truncation_psi: float = 1.0,
                   device: torch.device | str = "cpu") -> list[Path]:
-    """One PNG per sample (sample_000000.png, ...) and grid.png of them all."""
-    images = generate_uint8(G, n, seed, device, truncation_psi)
+    """One PNG per sample (sample_000000.png, ...) and grid.png of them all; sample i = seed + i, fixed noise."""
+    images = generate_uint8(G, n, seed, device, truncation_psi, noise_mode="const")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):

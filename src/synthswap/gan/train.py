@@ -152,6 +152,8 @@ class GanTrainer:
             self.step = int(state["step"])
             self.cur_nimg = int(state["cur_nimg"])
             self.pipe.p = float(state["aug_p"])
+            if self.ada is not None and "ada" in state:
+                self.ada.load_state_dict(state["ada"])
         if dist_info.enabled:
             for net in (self.G, self.D, self.G_ema):
                 _broadcast_module(net)
@@ -186,7 +188,8 @@ class GanTrainer:
             "kimg": self.cur_nimg / 1000,
         }
         save_checkpoint(self.out / CHECKPOINT, self.modules(), self.optimizers(),
-                        {"step": self.step, "cur_nimg": self.cur_nimg, "aug_p": self.pipe.p, "config": self.cfg.to_dict()})
+                        {"step": self.step, "cur_nimg": self.cur_nimg, "aug_p": self.pipe.p, "config": self.cfg.to_dict(),
+                         "ada": self.ada.state_dict() if self.ada is not None else None})
         atomic_write_json(self.out / CONFIG_FILE, meta)
 
     def log(self, msg: str) -> None:
@@ -312,6 +315,14 @@ class GanTrainer:
 
     # -- the loop --------------------------------------------------------------------------
 
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Under DDP every replica must stop at the same step (clocks and signals differ): OR the flags."""
+        if not self.dist.enabled:
+            return flags
+        t = torch.tensor([float(f) for f in flags])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return tuple(bool(v) for v in t)
+
     def run(self) -> dict[str, float]:
         opts = self.opts
         is_main = self.dist.is_main
@@ -342,7 +353,13 @@ class GanTrainer:
         stop = StopRequest()
         stop_reason = "budget"
         with stop.installed():
-            while not budget.done(self.step):
+            while True:
+                done, stop_now = self._agree(budget.done(self.step), stop.requested)
+                if stop_now:
+                    stop_reason = "signal"
+                    break
+                if done:
+                    break
                 stats = self.train_step()
                 for k, v in stats.items():
                     acc.setdefault(k, []).append(v)
@@ -362,9 +379,6 @@ class GanTrainer:
                              f"D(fake) {row['D_fake']:+.2f}  p {self.pipe.p:.3f}  rt {row['rt']:.2f}")
                     acc = {}
                     t_log, nimg_log = now, self.cur_nimg
-                if stop.requested:
-                    stop_reason = "signal"
-                    break
                 if kimg >= next_snap:
                     self.sample_grid(self.out / "samples" / f"kimg{kimg:06.1f}.png")
                     self.save()

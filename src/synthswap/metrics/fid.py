@@ -18,6 +18,7 @@ only compare FIDs computed with the same numbers of images. KID is unbiased.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ class InceptionFeatures:
         self.device = torch.device(device)
         self.batch_size = batch_size
         try:
-            self.model = torch.jit.load(str(inception_path()), map_location="cpu").eval().to(self.device)
+            with warnings.catch_warnings():  # torch 2.x marks jit.load deprecated; the file is TorchScript
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.model = torch.jit.load(str(inception_path()), map_location="cpu").eval().to(self.device)
         except RuntimeError as exc:
             raise FidError(f"could not load the Inception network ({exc})") from exc
 

@@ -189,6 +189,12 @@ def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
         dst, dst_w = [d["path"] for d in meta["data"]["B"]], meta["data"].get("dst_weights")
     if not src or not dst:
         raise SwapTrainError("give at least one --src faceset (A, the subject) and one --dst faceset (B)")
+    if meta is not None:
+        # Same batch, loss and augmentation as before: otherwise the resumed run would not
+        # continue the interrupted one (the data of a step depends on them).
+        t = meta["training"]
+        opts.batch_size, opts.lr, opts.pixel_loss = t["batch_size_per_rank"], t["lr"], t["pixel_loss"]
+        opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
     res = config.resolution
     faces_a = FaceSource(src, res, src_w)
     faces_b = FaceSource(dst, res, dst_w)
@@ -284,7 +290,7 @@ def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
                 if step % opts.log_every == 0 or step == first_step + 1:
                     row = {"step": step, "time_s": round(now - t_start, 3), "loss": last_loss,
-                           "loss_a": float(loss_a), "loss_b": float(loss_b), "images_per_s": round(ips, 2),
+                           "loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach()), "images_per_s": round(ips, 2),
                            "lr": optimizer.param_groups[0]["lr"]}
                     row.update({f"{k}_a": v for k, v in parts_a.items()})
                     row.update({f"{k}_b": v for k, v in parts_b.items()})

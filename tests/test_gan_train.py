@@ -1,0 +1,137 @@
+"""GAN training on real faces: finite losses, exact resume, bad checkpoints, CLI errors, sampling, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from gan_helpers import one_thread, tiny_faceset, tiny_options, tiny_trainer_factory  # noqa: F401 - fixtures
+from safetensors.torch import load_file
+
+from synthswap.cli import main as cli_main
+from synthswap.gan.train import CHECKPOINT, GanTrainer, load_discriminator, load_generator, train
+from synthswap.training import CheckpointError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([t.detach().flatten().float() for t in module.state_dict().values()])
+
+
+def test_tiny_gan_trains_on_real_faces(tiny_trainer_factory):
+    trainer = tiny_trainer_factory()
+    assert trainer.reals.shape[1:] == (3, 32, 32) and trainer.reals.shape[0] >= 16
+    g0, d0, e0 = _flat(trainer.G), _flat(trainer.D), _flat(trainer.G_ema)
+    for _ in range(4):
+        stats = trainer.train_step()
+        for key in ("loss_G", "loss_D", "D_real", "D_fake"):
+            assert torch.isfinite(torch.tensor(stats[key])), (key, stats)
+    assert "r1" not in stats  # R1 is lazy: only every 16 steps (it ran at step 0)
+    assert not torch.equal(g0, _flat(trainer.G)) and not torch.equal(d0, _flat(trainer.D))
+    assert not torch.equal(e0, _flat(trainer.G_ema))
+    assert trainer.cur_nimg == 32 and trainer.step == 4
+    assert trainer.G.w_avg.abs().sum() > 0  # w_avg tracked during G steps
+
+
+def test_checkpoint_resume_continues_exactly(tiny_faceset, tmp_path):
+    """2 steps + resume + 2 steps must equal 4 uninterrupted steps, bit for bit (weights, Adam, EMA, ADA p)."""
+    full = train(tiny_options(tiny_faceset, tmp_path / "full", kimg=0.032))  # 4 steps of 8
+    assert full["step"] == 4
+    train(tiny_options(tiny_faceset, tmp_path / "split", kimg=0.016))
+    resumed = train(tiny_options(tiny_faceset, tmp_path / "split", kimg=0.032, resume=True))
+    assert resumed["step"] == 4 and resumed["kimg"] == pytest.approx(0.032)
+    a = load_file(str(tmp_path / "full" / CHECKPOINT))
+    b = load_file(str(tmp_path / "split" / CHECKPOINT))
+    assert a.keys() == b.keys() and any(k.startswith("optim.D.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # outputs of a run: config JSON, logs, sample grids from fixed seeds
+    meta = json.loads((tmp_path / "split" / "gan.json").read_text())
+    assert meta["config"]["resolution"] == 32 and "torch" in meta["versions"]
+    assert (tmp_path / "split" / "log.csv").read_text().count("\n") >= 2
+    grids = sorted((tmp_path / "split" / "samples").glob("*.png"))
+    assert grids and cv2.imread(str(grids[-1])).shape == (4 * 32, 8 * 32, 3)
+    # the loaders later stages use
+    G, cfg = load_generator(tmp_path / "split")
+    D, _ = load_discriminator(tmp_path / "split")
+    assert cfg.resolution == 32 and G(torch.randn(2, cfg.z_dim)).shape == (2, 3, 32, 32)
+    assert D(G(torch.randn(2, cfg.z_dim))).shape == (2, 1)
+
+
+def test_corrupt_or_missing_checkpoint_is_a_clear_error(tiny_faceset, tmp_path, capsys):
+    out = tmp_path / "gan"
+    train(tiny_options(tiny_faceset, out, kimg=0.008))
+    ckpt = out / CHECKPOINT
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # truncated, as after a full disk
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_generator(out)
+    with pytest.raises(CheckpointError):
+        GanTrainer(tiny_options(tiny_faceset, out, resume=True))
+    assert cli_main(["gan", "sample", "--gan", str(out), "--n", "2", "--out", str(tmp_path / "s")]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    ckpt.write_bytes(b"\x00" * 64)  # garbage
+    assert cli_main(["gan", "fid", "--gan", str(out), "--data", str(tiny_faceset), "--n", "4"]) == 2
+    # no checkpoint at all
+    assert cli_main(["gan", "sample", "--gan", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")]) == 2
+    assert "not a GAN folder" in capsys.readouterr().err
+    # a second run into a folder that already holds a GAN must not overwrite it silently
+    ckpt.write_bytes(data)
+    with pytest.raises(FileExistsError):
+        GanTrainer(tiny_options(tiny_faceset, out))
+
+
+def test_cli_missing_faceset_fails_clearly(tmp_path, capsys):
+    code = cli_main(["gan", "train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "g"),
+                     "--kimg", "0.01", "--resolution", "32", "--config", "tiny", "--device", "cpu"])
+    assert code == 2
+    assert "not a faceset" in capsys.readouterr().err
+    assert not (tmp_path / "g" / CHECKPOINT).exists()
+    assert cli_main(["gan", "train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "g")]) == 2
+    assert "budget" in capsys.readouterr().err  # neither --kimg nor --minutes
+
+
+def test_cli_train_then_sample(tiny_faceset, tmp_path, capsys):
+    out = tmp_path / "gan"
+    assert cli_main(["gan", "train", "--data", str(tiny_faceset), "--out", str(out), "--resolution", "32",
+                     "--config", "tiny", "--batch", "8", "--kimg", "0.016", "--device", "cpu"]) == 0
+    samples = tmp_path / "samples"
+    assert cli_main(["gan", "sample", "--gan", str(out), "--n", "5", "--out", str(samples), "--truncation", "0.7",
+                     "--interp-rows", "2", "--interp-steps", "4", "--seed", "3"]) == 0
+    pngs = sorted(samples.glob("sample_*.png"))
+    assert len(pngs) == 5 and cv2.imread(str(pngs[0])).shape == (32, 32, 3)
+    assert cv2.imread(str(samples / "interpolation.png")).shape == (2 * 32, 4 * 32, 3)
+    first = cv2.imread(str(pngs[0]))
+    assert cli_main(["gan", "sample", "--gan", str(out), "--n", "1", "--out", str(tmp_path / "again"),
+                     "--truncation", "0.7", "--interp-rows", "0", "--seed", "3"]) == 0
+    assert (cv2.imread(str(tmp_path / "again" / "sample_000000.png")) == first).all()  # seeds reproduce
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_gloo_processes_keep_replicas_identical(tiny_faceset, tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(ROOT / "tests" / "gan_ddp_worker.py"), str(tiny_faceset), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = load_file(str(out / "rank0.safetensors")), load_file(str(out / "rank1.safetensors"))
+    assert not torch.equal(r0["seen_reals"], r1["seen_reals"])  # each replica trained on its own data
+    for key in r0:
+        if key != "seen_reals":
+            assert torch.equal(r0[key], r1[key]), key
