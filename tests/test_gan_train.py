@@ -114,6 +114,11 @@ def test_cli_train_then_sample(tiny_faceset, tmp_path, capsys):
     assert cli_main(["gan", "sample", "--gan", str(out), "--n", "1", "--out", str(tmp_path / "again"),
                      "--truncation", "0.7", "--interp-rows", "0", "--seed", "3"]) == 0
     assert (cv2.imread(str(tmp_path / "again" / "sample_000000.png")) == first).all()  # seeds reproduce
+    result_file = tmp_path / "fid.json"
+    assert cli_main(["gan", "fid", "--gan", str(out), "--data", str(tiny_faceset), "--n", "4", "--max-ref", "4",
+                     "--json", str(result_file)]) == 0
+    result = json.loads(result_file.read_text())
+    assert result["fid"] > 0 and result["n_fake"] == 4 and result["n_real"] == 4 and result["resolution"] == 32
 
 
 def _free_port() -> int:

@@ -43,8 +43,8 @@ def _env() -> dict:
 
 @pytest.fixture(scope="module")
 def facesets(extracted):
-    a = extracted("videos/people/d6.mp4", size=64, max_frames=24, every_n=20)
-    b = extracted("videos/people/d9.mp4", size=64, max_frames=24, every_n=12)
+    a = extracted("videos/people/d6.mp4", size=64, max_frames=16, every_n=30)
+    b = extracted("videos/people/d9.mp4", size=64, max_frames=16, every_n=18)
     return a, b
 
 
@@ -194,11 +194,16 @@ def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
                  "--quiet", "--threads", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 12 and summary["frames_without_face"] == 12 and summary["faces_swapped"] == 0
-    before = [f.bgr.astype(np.float32) for f in iter_video_frames(src)]
+    # Passed through pixel for pixel: the output is what a plain re-encode of the decoded
+    # frames with the same encoder settings gives (H.264 is lossy, so compare to that).
+    control = tmp_path / "control.mp4"
+    with VideoWriter(control, 192, 144, 25) as writer:
+        for frame in iter_video_frames(src):
+            writer.write(frame.bgr)
     after = [f.bgr.astype(np.float32) for f in iter_video_frames(out)]
-    assert len(after) == 12
-    # Passed through pixel for pixel; only the H.264 re-encode (crf 18) may touch them.
-    assert max(np.abs(a - b).mean() for a, b in zip(after, before)) < 1.5
+    expected = [f.bgr.astype(np.float32) for f in iter_video_frames(control)]
+    assert len(after) == len(expected) == 12
+    assert max(np.abs(a - b).max() for a, b in zip(after, expected)) == 0
 
 
 def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_path):

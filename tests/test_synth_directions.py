@@ -30,11 +30,12 @@ def test_fit_recovers_linear_planes_and_conditions_them(tmp_path):
     # Conditioned direction k changes attribute k and (to first order) no other.
     effect = d.coef @ d.conditioned.T  # [j, k]: change of attribute j per step along conditioned k
     off = effect - np.diag(np.diag(effect))
-    assert np.abs(off).max() < 0.05 * np.abs(np.diag(effect)).min()
+    # (within 10%: the small ridge that tames the nearly collinear pair leaves a little leak)
+    assert (np.abs(off) <= 0.1 * np.abs(np.diag(effect))[None, :]).all()
     assert (np.diag(effect) > 0).all()
     # A joint edit hits every requested change at once (within the linear model).
     delta = rng.normal(size=8) * 0.1
-    assert np.abs(d.coef @ d.edit(delta) - delta).max() < 0.05 * np.abs(delta).max()
+    assert np.abs(d.coef @ d.edit(delta) - delta).max() < 0.1 * np.abs(delta).max()
     path = save_directions(d, tmp_path / "dirs.safetensors")
     back = load_directions(path)
     assert np.allclose(back.coef, d.coef, atol=1e-5) and back.names == list(ATTRIBUTE_NAMES)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from synthswap.stages import run_stage
+from synthswap.stages import fresh, run_stage
 
 
 @dataclass
@@ -51,11 +51,24 @@ class RunOptions:
         return Path(self.work) if self.work else out.parent / f"{out.stem}_work"
 
 
-def _fresh(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+def train_swap_into(out: Path, resume: bool, **options: Any) -> None:
+    """Swap training as a stage: continue from the checkpoint when resuming, else start clean."""
+    from synthswap.swap.train import CHECKPOINT_FILE, TrainOptions, train
+
+    resume = resume and (out / CHECKPOINT_FILE).exists()
+    if not resume:
+        fresh(out)
+    train(TrainOptions(out=str(out), resume=resume, **options))
+
+
+def train_gan_into(out: Path, resume: bool, **options: Any) -> None:
+    """GAN training as a stage: continue from the checkpoint when resuming, else start clean."""
+    from synthswap.gan.train import CHECKPOINT, TrainOptions, train
+
+    resume = resume and (out / CHECKPOINT).exists()
+    if not resume:
+        fresh(out)
+    train(TrainOptions(out=str(out), resume=resume, **options))
 
 
 def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -64,8 +77,6 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     from synthswap.metrics.evaluate import evaluate
     from synthswap.swap.convert import ConvertOptions, convert_video
     from synthswap.swap.networks import SwapConfig
-    from synthswap.swap.train import TrainOptions as SwapTrainOptions
-    from synthswap.swap.train import train as swap_train
 
     if opts.engine not in ("gan", "warp"):
         raise ValueError(f"--engine must be gan or warp, not {opts.engine}")
@@ -98,16 +109,11 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     swap_params = {"resolution": opts.swap_resolution, "minutes": opts.swap_minutes, "steps": opts.swap_steps,
                    "batch": opts.batch_size, "seed": opts.seed}
 
-    def train_swap(out: Path, resume: bool) -> None:
-        resume = resume and (out / "checkpoint.safetensors").exists()
-        if not resume:
-            _fresh(out)
-        swap_train(SwapTrainOptions(src=sources, dst=[str(dest)], out=str(out),
-                                    config=SwapConfig(resolution=opts.swap_resolution),
-                                    batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes,
-                                    seed=opts.seed, device=opts.device, resume=resume, progress=opts.progress))
-
-    run_stage("swap train", swap, swap_params, sources + [str(dest)], train_swap, log)
+    run_stage("swap train", swap, swap_params, sources + [str(dest)],
+              lambda out, resume: train_swap_into(
+                  out, resume, src=sources, dst=[str(dest)], config=SwapConfig(resolution=opts.swap_resolution),
+                  batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
+                  device=opts.device, progress=opts.progress), log)
 
     out = Path(opts.out)
     run_stage("convert", out, {}, [swap, opts.video],
@@ -137,28 +143,21 @@ def _faces(path: Path):
 def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthetic: Path, log) -> None:
     from synthswap.gan.directions import directions_for_gan
     from synthswap.gan.invert import InvertOptions, invert
-    from synthswap.gan.train import TrainOptions as GanTrainOptions
-    from synthswap.gan.train import train as gan_train
     from synthswap.synth.pipeline import SynthOptions, synthesize
 
     gan, directions, inversion = work / "gan", work / "directions.safetensors", work / "inversion"
 
-    def train_gan(out: Path, resume: bool) -> None:
-        resume = resume and (out / "checkpoint.safetensors").exists()
-        if not resume:
-            _fresh(out)
-        gan_train(GanTrainOptions(data=[str(dest), str(subject)], out=str(out), resolution=opts.gan_resolution,
-                                  minutes=opts.gan_minutes, seed=opts.seed, device=opts.device, resume=resume,
-                                  verbose=opts.progress))
-
     run_stage("gan train (personal prior)", gan, {"resolution": opts.gan_resolution, "minutes": opts.gan_minutes,
-                                                 "seed": opts.seed}, [dest, subject], train_gan, log)
+                                                 "seed": opts.seed}, [dest, subject],
+              lambda out, resume: train_gan_into(out, resume, data=[str(dest), str(subject)],
+                                                 resolution=opts.gan_resolution, minutes=opts.gan_minutes,
+                                                 seed=opts.seed, device=opts.device, verbose=opts.progress), log)
     run_stage("gan directions", directions, {"n": opts.directions_n, "seed": opts.seed}, [gan],
               lambda out, resume: directions_for_gan(gan, out, n=opts.directions_n, seed=opts.seed,
                                                      device=opts.device, progress=opts.progress, log=log), log)
 
     def run_invert(out: Path, resume: bool) -> None:
-        _fresh(out)  # a few minutes at most: simpler to redo than to resume
+        fresh(out)  # a few minutes at most: simpler to redo than to resume
         invert(InvertOptions(gan=str(gan), faces=str(subject), out=str(out), steps=opts.invert_steps,
                              pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
                              device=opts.device, progress=opts.progress),
@@ -169,7 +168,7 @@ def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthet
               [gan, subject], run_invert, log)
 
     def run_synth(out: Path, resume: bool) -> None:
-        _fresh(out)
+        fresh(out)
         synthesize(SynthOptions(out=str(out), n=opts.synthetic, engine="gan", inversion=str(inversion),
                                 faces=str(subject), match=str(dest), directions=str(directions), seed=opts.seed,
                                 device=opts.device, progress=opts.progress), log=log)
@@ -182,7 +181,7 @@ def _warp_stage(opts: RunOptions, subject: Path, dest: Path, synthetic: Path, lo
     from synthswap.synth.pipeline import SynthOptions, synthesize
 
     def run_synth(out: Path, resume: bool) -> None:
-        _fresh(out)
+        fresh(out)
         synthesize(SynthOptions(out=str(out), n=opts.synthetic, engine="warp", faces=str(subject), match=str(dest),
                                 seed=opts.seed, device=opts.device, progress=opts.progress), log=log)
 

@@ -22,6 +22,14 @@ from typing import Any, Callable
 MARKER_SUFFIX = ".stage.json"
 
 
+def fresh(path: Path) -> None:
+    """Remove a stage's old output (folder or file) so it can start clean."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
 def _marker(output: Path) -> Path:
     return output.with_name(f".{output.name}{MARKER_SUFFIX}")
 
@@ -76,9 +84,8 @@ def run_stage(
         log(f"[{name}] up to date, skipped")
         return False
     resume = state.get("pending") == key and output.exists()
-    if not resume and output.exists():
-        # Inputs or parameters changed: the old output would mislead the stages after it.
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    if not resume:
+        fresh(output)  # inputs or parameters changed: the old output would mislead the stages after it
     output.parent.mkdir(parents=True, exist_ok=True)
     _write_marker(marker, {"pending": key, "params": params})
     log(f"[{name}] {'resuming' if resume else 'running'}")

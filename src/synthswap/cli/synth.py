@@ -107,9 +107,9 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--max-photos", type=int, default=50, help="invert at most the first N faces (default 50)")
     i.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
     i.add_argument("--lr", type=float, default=0.05, help="projection learning rate (default 0.05)")
-    i.add_argument("--pti-steps", type=int, default=200, help="pivotal tuning steps (default 200; 0 = none)")
+    i.add_argument("--pti-steps", type=int, default=300, help="pivotal tuning steps (default 300; 0 = none)")
     i.add_argument("--pti-lr", type=float, default=3e-3, help="pivotal tuning learning rate (default 3e-3)")
-    i.add_argument("--w-perceptual", type=float, default=0.5, help="perceptual (D features) loss weight")
+    i.add_argument("--w-perceptual", type=float, default=0.1, help="perceptual (D features) loss weight (default 0.1)")
     i.add_argument("--w-landmark", type=float, default=20.0, help="landmark loss weight (0: off)")
     i.add_argument("--locality", type=float, default=1.0, help="PTI locality regulariser weight (0: off)")
     i.add_argument("--landmark-steps", type=int, default=400, help="training steps of the landmark regressor")
@@ -125,6 +125,15 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     d.add_argument("--n", type=int, default=3000, help="samples to render and measure (default 3000)")
     d.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
     d.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
+    d.add_argument("--around", metavar="INV_DIR",
+                   help="fit local directions around this inversion's pivots, rendered by its tuned generator "
+                        "(for a prior whose own samples are rarely measurable as faces)")
+    d.add_argument("--no-pose-regressor", action="store_true",
+                   help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
+                        "GAN's real training faces (FaceMesh's pose is unreliable at 64 px; the CNN takes ~1 min)")
+    d.add_argument("--radius", type=float, default=0.5,
+                   help="with --around: how far samples stray from the pivots, in units of a random w's "
+                        "offset from the mean w (default 0.5)")
     _device(d)
     d.set_defaults(func=run_directions)
 
@@ -162,13 +171,15 @@ def run_invert(args: argparse.Namespace) -> int:
 
 def run_directions(args: argparse.Namespace) -> int:
     from synthswap.gan.directions import DirectionsError, directions_for_gan, format_report
+    from synthswap.gan.invert import InversionError
     from synthswap.training import CheckpointError
 
     _threads(args)
     try:
         d, path = directions_for_gan(args.gan, args.out, n=args.n, truncation=args.truncation, seed=args.seed,
-                                     device=args.device, progress=not args.quiet)
-    except (DirectionsError, CheckpointError, ValueError) as exc:
+                                     device=args.device, progress=not args.quiet, around=args.around,
+                                     radius=args.radius, pose_regressor=not args.no_pose_regressor)
+    except (DirectionsError, CheckpointError, InversionError, ValueError) as exc:
         return _error(str(exc))
     print(format_report(d))
     print(f"directions written to {path} (report: {path.with_suffix('.json')})")
@@ -207,3 +218,19 @@ def run_coverage(args: argparse.Namespace) -> int:
               f"{result.n_training} training faces (eps {result.eps}; median nearest distance "
               f"{result.median_distance:.2f})")
     return 0
+
+
+def gan_main(argv: list[str] | None = None) -> int:
+    """`python -m synthswap.cli.synth invert|directions ...`: the same subcommands as
+    `synthswap gan invert|directions`, usable whether or not cli/gan.py registers them."""
+    from synthswap.cli import quiet_native_logs
+
+    quiet_native_logs()
+    parser = argparse.ArgumentParser(prog="python -m synthswap.cli.synth")
+    register_gan_subcommands(parser.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(gan_main())

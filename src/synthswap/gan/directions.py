@@ -19,6 +19,7 @@ A^T (A A^T)^-1 delta), which for a single attribute is a step along `conditioned
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -67,7 +68,7 @@ class Directions:
         out = self.unit.copy()
         use = np.flatnonzero(self.usable)
         if len(use):
-            pinv = _right_inverse(self.coef[use])  # (D, k): column j changes attribute j only
+            pinv = _right_inverse(self.unit[use])  # (D, k): column j changes attribute j only
             for col, k in enumerate(use):
                 out[k] = pinv[:, col] / np.linalg.norm(pinv[:, col])
         return out
@@ -81,7 +82,9 @@ class Directions:
         use = np.flatnonzero(self.usable)
         if not len(use):
             return np.zeros(self.coef.shape[1])
-        dw = _right_inverse(self.coef[use]) @ delta[use]
+        # On unit normals the ridge weighs every attribute alike whatever its unit (degrees for
+        # yaw, eye-distance fractions for the mouth); dividing by the slope restores the units.
+        dw = _right_inverse(self.unit[use]) @ (delta[use] / self.slope[use])
         norm = np.linalg.norm(dw)
         cap = self.max_edit * self.w_spread
         return dw * (cap / norm) if norm > cap else dw
@@ -98,17 +101,34 @@ class Directions:
         }
 
 
-def _right_inverse(a: np.ndarray, rel_ridge: float = 1e-3) -> np.ndarray:
-    """A^T (A A^T + lambda I)^-1: min-norm W change per attribute change. The small ridge keeps
-    nearly collinear attributes (smile and mouth width) from asking for huge, opposite steps."""
-    gram = a @ a.T
-    lam = rel_ridge * np.trace(gram) / len(gram)
-    return a.T @ np.linalg.inv(gram + lam * np.eye(len(gram)))
+def _right_inverse(u: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """U^T (U U^T + ridge I)^-1 for unit rows U: the min-norm W step per unit of each row's
+    projection. The small ridge keeps nearly collinear attributes (smile and mouth width) from
+    asking for huge, opposite steps."""
+    return u.T @ np.linalg.inv(u @ u.T + ridge * np.eye(len(u)))
+
+
+RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    """(K, D) coefficients of centred y on centred x, penalty lam x the mean feature variance x N."""
+    scale = np.trace(x.T @ x) / x.shape[1]
+    return np.linalg.solve(x.T @ x + lam * scale * np.eye(x.shape[1]), x.T @ y).T
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    return 1 - ((y - pred) ** 2).sum(0) / (((y - y.mean(0)) ** 2).sum(0) + 1e-12)
 
 
 def fit_directions(w: np.ndarray, attrs: np.ndarray, names=ATTRIBUTE_NAMES, holdout: float = 0.2,
-                   ridge: float = 1e-2, seed: int = 0) -> Directions:
-    """Ridge fit of each attribute on W. Rows with any non-finite attribute are dropped."""
+                   ridge: float | None = None, seed: int = 0) -> Directions:
+    """Ridge fit of each attribute on W. Rows with any non-finite attribute are dropped.
+
+    The penalty is chosen per attribute from RIDGE_GRID on a validation split of the
+    training samples (with few samples in a wide W, a weak penalty fits noise), unless
+    `ridge` fixes it; R^2 is then measured on the held-out samples, never seen before.
+    """
     w = np.asarray(w, np.float64)
     attrs = np.asarray(attrs, np.float64)
     ok = np.isfinite(attrs).all(1)
@@ -118,19 +138,24 @@ def fit_directions(w: np.ndarray, attrs: np.ndarray, names=ATTRIBUTE_NAMES, hold
     order = np.random.default_rng(seed).permutation(len(w))
     n_test = max(int(len(w) * holdout), 5)
     test, train = order[:n_test], order[n_test:]
+    grid = RIDGE_GRID if ridge is None else (ridge,)
+    lams = np.full(attrs_ok.shape[1], grid[0])
+    if len(grid) > 1:
+        n_val = max(len(train) // 5, 5)
+        val, fit = train[:n_val], train[n_val:]
+        mu_w, mu_y = w[fit].mean(0), attrs_ok[fit].mean(0)
+        scores = np.stack([_r2(attrs_ok[val], (w[val] - mu_w) @ _ridge(w[fit] - mu_w, attrs_ok[fit] - mu_y, lam).T
+                               + mu_y) for lam in grid])  # (grid, K)
+        lams = np.array(grid)[scores.argmax(0)]
     w_mean = w[train].mean(0)
-    x = w[train] - w_mean
-    lam = ridge * np.trace(x.T @ x) / x.shape[1]
     y_mean = attrs_ok[train].mean(0)
-    coef = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ (attrs_ok[train] - y_mean)).T  # (K, D)
-    pred = (w[test] - w_mean) @ coef.T + y_mean
-    resid = ((attrs_ok[test] - pred) ** 2).sum(0)
-    total = ((attrs_ok[test] - attrs_ok[test].mean(0)) ** 2).sum(0) + 1e-12
-    r2 = 1 - resid / total
+    x = w[train] - w_mean
+    coef = np.stack([_ridge(x, attrs_ok[train][:, k:k + 1] - y_mean[k], lams[k])[0] for k in range(len(lams))])
+    r2 = _r2(attrs_ok[test], (w[test] - w_mean) @ coef.T + y_mean)
     spread = float(np.sqrt(((w - w_mean) ** 2).sum(1).mean()))
     return Directions(list(names), coef, y_mean, w_mean, r2, attrs, spread,
                       info={"n_samples": int(ok.size), "n_measured": int(ok.sum()), "n_heldout": int(n_test),
-                            "ridge": ridge, "test_index": test.tolist()})
+                            "ridge": lams.tolist(), "test_index": np.flatnonzero(ok)[test].tolist()})
 
 
 def save_directions(d: Directions, path: str | Path) -> Path:
@@ -170,10 +195,12 @@ class FaceMeter:
     landmarks are tried once more on the box where the alignment template puts the face.
     """
 
-    def __init__(self):
+    def __init__(self, pose_net=None, resolution: int | None = None):
         from synthswap.faces.pipeline import FaceAnalyzer
 
         self.analyzer = FaceAnalyzer(128, with_identity=False)
+        self.pose_net = pose_net  # optional yaw/pitch regressor (see train_pose_regressor)
+        self.resolution = resolution
         self.found = 0
         self.fallback = 0
         self.missed = 0
@@ -194,13 +221,59 @@ class FaceMeter:
             self.fallback += 1
         else:
             self.found += 1
-        return np.array([*[face.expression[k] for k in ATTRIBUTE_NAMES[:6]], face.pose["yaw"], face.pose["pitch"]])
+        yaw, pitch = face.pose["yaw"], face.pose["pitch"]
+        if self.pose_net is not None:
+            yaw, pitch = predict_pose(self.pose_net, bgr, self.resolution)
+        return np.array([*[face.expression[k] for k in ATTRIBUTE_NAMES[:6]], yaw, pitch])
+
+
+POSE_UNIT = 60.0  # degrees per regressor output unit
+
+
+def train_pose_regressor(facesets: list[str], resolution: int, masked: bool = True, limit: int = 1000,
+                         steps: int = 500, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A small CNN predicting yaw and pitch from faces at the GAN's resolution, trained on real
+    facesets (labels: their full-resolution FaceMesh poses). FaceMesh's depth, and with it the
+    pose, is unreliable on 64 px faces while its 2-D expression landmarks are not. Returns the net
+    and the correlation of its predictions with the labels on 20% held-out faces."""
+    import cv2
+
+    from synthswap.faceset import Faceset
+    from synthswap.gan.data import compose
+    from synthswap.gan.landmark_net import train_landmark_net
+
+    items = [(fs, f) for fs in (Faceset.open(p) for p in facesets) for f in fs.faces]
+    if len(items) < 50:
+        raise DirectionsError(f"only {len(items)} real faces to train the pose regressor on; need 50")
+    rng = np.random.default_rng(seed)
+    items = [items[i] for i in rng.permutation(len(items))[:limit]]
+    imgs = np.stack([compose(fs.read_image(f), fs.read_mask(f) if masked else None, resolution) for fs, f in items])
+    y = np.array([[f.pose["yaw"], f.pose["pitch"]] for _, f in items], np.float32) / POSE_UNIT + 0.5
+    n_test = len(items) // 5
+    x_t = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+    y_t = torch.from_numpy(y)[:, None, :]
+    net, _ = train_landmark_net(x_t[n_test:], y_t[n_test:], steps=steps, seed=seed, shift_labels=False)
+    with torch.no_grad():
+        pred = net(x_t[:n_test].float() / 127.5 - 1)[:, 0].numpy()
+    corr = {name: round(float(np.corrcoef(pred[:, i], y[:n_test, i])[0, 1]), 3)
+            for i, name in enumerate(("yaw", "pitch"))}
+    return net, {"heldout_corr": corr, "n_train": len(items) - n_test, "n_heldout": n_test}
+
+
+def predict_pose(net, bgr: np.ndarray, resolution: int) -> tuple[float, float]:
+    import cv2
+
+    img = cv2.resize(bgr, (resolution, resolution), interpolation=cv2.INTER_AREA)[..., ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        yaw, pitch = ((net(x)[0, 0] - 0.5) * POSE_UNIT).tolist()
+    return yaw, pitch
 
 
 def measure_renders(render: Callable[[np.ndarray], list[np.ndarray]], w: np.ndarray, batch: int = 32,
-                    progress: bool = False) -> tuple[np.ndarray, dict]:
+                    progress: bool = False, meter: FaceMeter | None = None) -> tuple[np.ndarray, dict]:
     """Render each row of `w` (via `render`, BGR uint8 images) and measure it: (N, 8), counts."""
-    meter = FaceMeter()
+    meter = meter or FaceMeter()
     out = []
     it = range(0, len(w), batch)
     if progress:
@@ -234,8 +307,15 @@ def gan_renderer(G, device) -> Callable[[np.ndarray], list[np.ndarray]]:
 
 def directions_for_gan(gan_dir: str | Path, out: str | Path | None = None, n: int = 3000,
                        truncation: float = 1.0, seed: int = 0, device: str = "auto", progress: bool = True,
+                       around: str | Path | None = None, radius: float = 0.5, pose_regressor: bool = True,
                        log: Callable[[str], None] = print) -> tuple[Directions, Path]:
-    """`gan directions`: sample n latents of the GAN, measure them, fit and save the directions."""
+    """`gan directions`: sample n latents of the GAN, measure them, fit and save the directions.
+
+    With `around` (an inversion folder) the samples are the subject's pivots moved by
+    `radius` times a random latent's offset from the mean w, rendered by the tuned
+    generator: local directions, for a GAN whose own samples are too rarely measurable
+    as faces (a prior trained briefly), or to fit the subject's own neighbourhood.
+    """
     from synthswap.gan.train import load_generator
     from synthswap.training import resolve_device
 
@@ -247,13 +327,34 @@ def directions_for_gan(gan_dir: str | Path, out: str | Path | None = None, n: in
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=gen)
     with torch.no_grad():
-        w = torch.cat([G.mapping(z[i:i + 256].to(dev), truncation) for i in range(0, n, 256)]).cpu().numpy()
-    attrs, counts = measure_renders(gan_renderer(G, dev), w, progress=progress)
+        w = torch.cat([G.mapping(z[i:i + 256].to(dev), truncation) for i in range(0, n, 256)]).cpu()
+    renderer_G = G
+    if around is not None:
+        from synthswap.gan.invert import load_inversion
+
+        inv = load_inversion(around, device=dev)
+        centres = inv.pivots.mean(1).cpu()  # (k, w_dim)
+        pick = torch.randint(0, len(centres), (n,), generator=gen)
+        w = centres[pick] + radius * (w - G.w_avg.cpu())
+        renderer_G = inv.G
+    w = w.numpy()
+    # Yaw and pitch from a regressor trained on the GAN's real training faces when they are
+    # there: FaceMesh's pose is unreliable at GAN resolutions (see docs/synthesis.md).
+    pose_net, pose_info = None, None
+    data = json.loads((Path(gan_dir) / "gan.json").read_text(encoding="utf-8")).get("options", {})
+    sets = [p for p in data.get("data", []) if (Path(p) / "faceset.json").is_file()]
+    if sets and pose_regressor:
+        pose_net, pose_info = train_pose_regressor(sets, cfg.resolution, masked=data.get("masked", True), seed=seed)
+        log(f"pose regressor trained on {pose_info['n_train']} real faces; held-out correlation "
+            f"yaw {pose_info['heldout_corr']['yaw']}, pitch {pose_info['heldout_corr']['pitch']}")
+    meter = FaceMeter(pose_net, cfg.resolution)
+    attrs, counts = measure_renders(gan_renderer(renderer_G, dev), w, progress=progress, meter=meter)
     log(f"{n} samples: {counts['found']} found by the detector, {counts['fallback_box']} measured on the "
         f"template box, {counts['missed']} not measurable")
     d = fit_directions(w, attrs, seed=seed)
     d.info.update(counts, gan_dir=str(Path(gan_dir).resolve()), truncation=truncation, seed=seed,
-                  resolution=cfg.resolution)
+                  resolution=cfg.resolution, around=str(Path(around).resolve()) if around else None,
+                  radius=radius if around else None, pose_regressor=pose_info)
     save_directions(d, out)
     return d, out
 

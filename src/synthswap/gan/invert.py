@@ -30,10 +30,9 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from synthswap.faceset import Faceset, FacesetError
-from synthswap.training import CheckpointError, atomic_save_tensors, atomic_write_json, load_checkpoint
+from synthswap.training import atomic_save_tensors, atomic_write_json, load_checkpoint
 
 PIVOTS_FILE = "pivots.safetensors"
 GENERATOR_FILE = "generator.safetensors"
@@ -52,10 +51,10 @@ class InvertOptions:
     max_photos: int = 50
     steps: int = 300  # projection steps
     lr: float = 0.05
-    pti_steps: int = 200
+    pti_steps: int = 300
     pti_lr: float = 3e-3
     w_pixel: float = 1.0
-    w_perceptual: float = 0.5
+    w_perceptual: float = 0.1
     w_landmark: float = 20.0
     w_layers: float = 0.02  # pull of W+ layers towards their mean
     locality: float = 1.0  # PTI locality regulariser weight (0 = plain PTI)
@@ -166,9 +165,9 @@ def _mean(xs: list[float]) -> float:
 
 def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     from synthswap.gan.landmark_net import train_landmark_net
-    from synthswap.gan.sample import make_grid
+    from synthswap.gan.data import make_grid, write_png
     from synthswap.gan.train import CONFIG_FILE, load_discriminator, load_generator
-    from synthswap.gan.data import write_png
+    from synthswap.metrics.fid import to_uint8
     from synthswap.training import library_versions, resolve_device, save_checkpoint
 
     t0 = time.perf_counter()
@@ -301,10 +300,9 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_save_tensors({"ws": pivots}, out / PIVOTS_FILE, {"face_ids": [f.id for f in faces]})
     save_checkpoint(out / GENERATOR_FILE, {"G": G_t}, state={"config": cfg.to_dict()})
-    rows = [targets_u8, ((start_imgs.cpu() * 127.5 + 128).clamp(0, 255)).to(torch.uint8)]
-    from synthswap.metrics.fid import to_uint8
-
-    rows += [to_uint8(G.synthesis(pivots, noise_mode="const")).cpu(), to_uint8(pti_imgs).cpu()]
+    with torch.no_grad():
+        rows = [targets_u8, to_uint8(start_imgs).cpu(), to_uint8(G.synthesis(pivots, noise_mode="const")).cpu(),
+                to_uint8(pti_imgs).cpu()]
     write_png(out / "preview.png", make_grid(torch.cat(rows), cols=k))
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out / INFO_FILE, {

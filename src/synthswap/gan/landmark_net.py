@@ -52,13 +52,17 @@ def landmark_targets(landmarks_crop: list, crop_size: int) -> np.ndarray:
 
 
 def train_landmark_net(images: torch.Tensor, targets: torch.Tensor, steps: int = 400, batch: int = 32,
-                       lr: float = 2e-3, seed: int = 0, device: torch.device | str = "cpu") -> tuple[LandmarkNet, float]:
-    """Fit on uint8 images (N, 3, R, R) and [0, 1] targets (N, P, 2); returns the net and its final
-    mean landmark error in pixels of the R-px image (on the training faces)."""
+                       lr: float = 2e-3, seed: int = 0, device: torch.device | str = "cpu",
+                       shift_labels: bool = True) -> tuple[LandmarkNet, float]:
+    """Fit on uint8 images (N, 3, R, R) and targets (N, P, 2) ([0, 1] crop units for landmarks);
+    returns the net and its final mean error (pixels of the R-px image for landmarks).
+
+    With `shift_labels=False` the same net regresses quantities that do not move with the
+    image (head pose): the shift augmentation then leaves the labels alone."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     res = images.shape[-1]
-    net = LandmarkNet(res).to(device)
+    net = LandmarkNet(res, points=targets.shape[1]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     x_all = images.float().div(127.5).sub(1).to(device)
@@ -75,7 +79,8 @@ def train_landmark_net(images: torch.Tensor, targets: torch.Tensor, steps: int =
         grid = F.affine_grid(theta.to(device), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
         x = x * (1 + 0.2 * (torch.rand(len(x), 1, 1, 1, generator=g).to(device) - 0.5))
-        y = y + shift.to(device)[:, None, :]
+        if shift_labels:
+            y = y + shift.to(device)[:, None, :]
         loss = F.smooth_l1_loss(net(x), y, beta=0.01)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -20,7 +20,6 @@ and a finished condition is never retrained.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from synthswap.faceset import Faceset, write_subset
-from synthswap.stages import run_stage
+from synthswap.stages import fresh, run_stage
 
 
 @dataclass
@@ -76,13 +75,6 @@ class Condition:
     k: int | None  # None for all-real
     synthetic: str | None  # None, "gan", "warp" or "generic"
     sources: list[str]
-
-
-def _fresh(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
 
 
 def split_by_time(faceset: Faceset, fraction: float) -> tuple[list, list]:
@@ -137,7 +129,7 @@ class Study:
             parts = split_by_time(faces, fraction)
             for part_name, part in zip(names, parts):
                 run_stage(f"split {part_name}", self.data / part_name, {"fraction": fraction}, [self.data / src],
-                          lambda out, r, p=part: (_fresh(out), write_subset(faces, p, out)), self.log)
+                          lambda out, r, p=part: (fresh(out), write_subset(faces, p, out)), self.log)
             return parts
 
         self.subject_train, _ = split("subject_all", o.subject_train_fraction, ("subject_train", "subject_holdout"))
@@ -150,31 +142,24 @@ class Study:
             picks = evenly_spaced(self.subject_train, k)
             subject_train = Faceset.open(self.data / "subject_train")
             run_stage(f"real-{k}", self.data / f"real_{k}", {"k": k}, [self.data / "subject_train"],
-                      lambda out, r, p=picks, s=subject_train: (_fresh(out), write_subset(s, p, out)), self.log)
+                      lambda out, r, p=picks, s=subject_train: (fresh(out), write_subset(s, p, out)), self.log)
 
     # -- synthetic data ---------------------------------------------------------------------
 
     def prepare_gan(self) -> Path:
-        from synthswap.gan.train import TrainOptions as GanTrainOptions
-        from synthswap.gan.train import train as gan_train
+        from synthswap.run import train_gan_into
 
         o = self.opts
         if o.gan:
             return Path(o.gan)
         gan = self.models / "gan_personal"
 
-        def train_gan(out: Path, resume: bool) -> None:
-            resume = resume and (out / "checkpoint.safetensors").exists()
-            if not resume:
-                _fresh(out)
-            # Destination frames only: a prior that had seen the subject's other frames would leak them.
-            gan_train(GanTrainOptions(data=[str(self.data / "dest_train")], out=str(out),
-                                      resolution=o.gan_resolution, minutes=o.gan_minutes, seed=o.seed,
-                                      device=o.device, resume=resume, verbose=o.progress))
-
+        # Destination frames only: a prior that had seen the subject's other frames would leak them.
         run_stage("gan prior (destination frames)", gan, {"resolution": o.gan_resolution, "minutes": o.gan_minutes,
-                                                         "seed": o.seed}, [self.data / "dest_train"], train_gan,
-                  self.log)
+                                                         "seed": o.seed}, [self.data / "dest_train"],
+                  lambda out, resume: train_gan_into(out, resume, data=[str(self.data / "dest_train")],
+                                                     resolution=o.gan_resolution, minutes=o.gan_minutes,
+                                                     seed=o.seed, device=o.device, verbose=o.progress), self.log)
         return gan
 
     def directions(self, gan: Path, name: str) -> Path:
@@ -196,7 +181,7 @@ class Study:
         inversion = self.models / f"inversion_{name}_{k}"
         run_stage(f"invert real-{k} ({name})", inversion,
                   {"steps": o.invert_steps, "pti": o.pti_steps, "seed": o.seed}, [gan, real],
-                  lambda out, r: (_fresh(out), invert(InvertOptions(gan=str(gan), faces=str(real), out=str(out),
+                  lambda out, r: (fresh(out), invert(InvertOptions(gan=str(gan), faces=str(real), out=str(out),
                                                                     steps=o.invert_steps, pti_steps=o.pti_steps,
                                                                     seed=o.seed, device=o.device,
                                                                     progress=o.progress), log=self.log)),
@@ -204,7 +189,7 @@ class Study:
         synthetic = self.data / f"synthetic_{name}_{k}"
         run_stage(f"synthesize real-{k} ({name})", synthetic, {"n": o.synthetic, "seed": o.seed},
                   [inversion, directions, self.data / "dest_train"],
-                  lambda out, r: (_fresh(out), synthesize(SynthOptions(
+                  lambda out, r: (fresh(out), synthesize(SynthOptions(
                       out=str(out), n=o.synthetic, engine="gan", inversion=str(inversion), faces=str(real),
                       match=str(self.data / "dest_train"), directions=str(directions), seed=o.seed,
                       device=o.device, progress=o.progress), log=self.log)), self.log)
@@ -218,7 +203,7 @@ class Study:
         synthetic = self.data / f"synthetic_warp_{k}"
         run_stage(f"synthesize real-{k} (warp)", synthetic, {"n": o.synthetic, "seed": o.seed},
                   [real, self.data / "dest_train"],
-                  lambda out, r: (_fresh(out), synthesize(SynthOptions(
+                  lambda out, r: (fresh(out), synthesize(SynthOptions(
                       out=str(out), n=o.synthetic, engine="warp", faces=str(real),
                       match=str(self.data / "dest_train"), seed=o.seed, device=o.device,
                       progress=o.progress), log=self.log)), self.log)
@@ -256,27 +241,21 @@ class Study:
     def train_and_evaluate(self, cond: Condition) -> dict[str, Any]:
         from synthswap.metrics.evaluate import evaluate
         from synthswap.swap.convert import ConvertOptions, convert_video
+        from synthswap.run import train_swap_into
         from synthswap.swap.networks import SwapConfig
-        from synthswap.swap.train import TrainOptions as SwapTrainOptions
-        from synthswap.swap.train import train as swap_train
 
         o = self.opts
         slug = cond.name.replace("+", "_")
         model = self.models / f"swap_{slug}"
         dest_train = str(self.data / "dest_train")
 
-        def train(out: Path, resume: bool) -> None:
-            resume = resume and (out / "checkpoint.safetensors").exists()
-            if not resume:
-                _fresh(out)
-            swap_train(SwapTrainOptions(src=cond.sources, dst=[dest_train], out=str(out),
-                                        config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size,
-                                        steps=o.swap_steps, seed=o.seed, device=o.device, resume=resume,
-                                        progress=o.progress))
-
         run_stage(f"swap train {cond.name}", model, {"res": o.swap_resolution, "steps": o.swap_steps,
                                                      "batch": o.batch_size, "seed": o.seed},
-                  [*cond.sources, dest_train], train, self.log)
+                  [*cond.sources, dest_train],
+                  lambda out, resume: train_swap_into(out, resume, src=cond.sources, dst=[dest_train],
+                                                      config=SwapConfig(resolution=o.swap_resolution),
+                                                      batch_size=o.batch_size, steps=o.swap_steps, seed=o.seed,
+                                                      device=o.device, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
         video = self.outputs / f"{slug}.mp4"
         run_stage(f"convert {cond.name}", video, {}, [model, eval_clip],

@@ -1,0 +1,1 @@
+"""Face-swap engine: DeepFaceLab-style df/liae autoencoders, training and video conversion (see docs/swap.md)."""

@@ -4,7 +4,6 @@ vectors given in the subject's frame (ATTRIBUTE_NAMES order)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -120,6 +119,3 @@ class GanEngine:
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
 
-
-def inversion_summary(inversion: str | Path) -> dict:
-    return json.loads((Path(inversion) / "inversion.json").read_text(encoding="utf-8"))

@@ -26,7 +26,7 @@ import numpy as np
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faceset import Faceset, FacesetError, FacesetWriter
 from synthswap.metrics.coverage import (ATTRIBUTE_NAMES, DEFAULT_EPS, SCALES, attribute_matrix, coverage_arrays,
-                                        neutral)
+                                        nearest_distances, neutral, normalise)
 
 REPORT_FILE = "synthesis.json"
 LATENTS_FILE = "latents.safetensors"
@@ -194,13 +194,10 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
         dest_neutral = neutral(dest_attrs)
         pool = dest_attrs - dest_neutral
         # Destination frames the real photos already cover are asked for last.
-        before = coverage_arrays(dest_attrs, real_attrs, dest_neutral, subject_neutral, opts.eps)
-        from synthswap.metrics.coverage import nearest_distances, normalise
-
         covered = nearest_distances(normalise(dest_attrs, dest_neutral),
                                     normalise(real_attrs, subject_neutral)) <= opts.eps
         sampler = TargetSampler(subject_neutral, pool, rng, priority=~covered)
-        log(f"aiming at {len(dest)} destination frames ({before.coverage:.1%} already covered by the real photos)")
+        log(f"aiming at {len(dest)} destination frames ({covered.mean():.1%} already covered by the real photos)")
     else:
         pool = engine.default_targets(rng)
         sampler = TargetSampler(subject_neutral, pool, rng)
