@@ -41,6 +41,7 @@ def is_video(path: Path) -> bool:
 def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3) -> None:
     """Encode a BGR or grey image as PNG under a temporary name, then rename: readers never see half a file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise MediaError(f"could not encode {path.name} as PNG")

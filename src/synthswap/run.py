@@ -141,31 +141,19 @@ def _faces(path: Path):
 
 
 def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthetic: Path, log) -> None:
-    from synthswap.gan.directions import directions_for_gan
-    from synthswap.gan.invert import InvertOptions, invert
     from synthswap.synth.pipeline import SynthOptions, synthesize
 
     gan, directions, inversion = work / "gan", work / "directions.safetensors", work / "inversion"
-
     run_stage("gan train (personal prior)", gan, {"resolution": opts.gan_resolution, "minutes": opts.gan_minutes,
                                                  "seed": opts.seed}, [dest, subject],
               lambda out, resume: train_gan_into(out, resume, data=[str(dest), str(subject)],
                                                  resolution=opts.gan_resolution, minutes=opts.gan_minutes,
                                                  seed=opts.seed, device=opts.device, verbose=opts.progress), log)
-    run_stage("gan directions", directions, {"n": opts.directions_n, "seed": opts.seed}, [gan],
-              lambda out, resume: directions_for_gan(gan, out, n=opts.directions_n, seed=opts.seed,
-                                                     device=opts.device, progress=opts.progress, log=log), log)
-
-    def run_invert(out: Path, resume: bool) -> None:
-        fresh(out)  # a few minutes at most: simpler to redo than to resume
-        invert(InvertOptions(gan=str(gan), faces=str(subject), out=str(out), steps=opts.invert_steps,
-                             pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
-                             device=opts.device, progress=opts.progress),
-               log=log)
-
-    run_stage("gan invert", inversion, {"steps": opts.invert_steps, "pti_steps": opts.pti_steps,
-                                        "landmark_steps": opts.landmark_steps, "seed": opts.seed},
-              [gan, subject], run_invert, log)
+    invert_gan(gan, subject, inversion, opts.invert_steps, opts.pti_steps, opts.landmark_steps, opts.seed,
+               opts.device, opts.progress, log)
+    if not local_directions(gan, inversion, directions, opts.directions_n, opts.seed, opts.device, opts.progress,
+                            log):
+        return
 
     def run_synth(out: Path, resume: bool) -> None:
         fresh(out)
@@ -173,8 +161,55 @@ def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthet
                                 faces=str(subject), match=str(dest), directions=str(directions), seed=opts.seed,
                                 device=opts.device, progress=opts.progress), log=log)
 
-    run_stage("synthesize", synthetic, {"n": opts.synthetic, "seed": opts.seed}, [inversion, directions, dest],
-              run_synth, log)
+    synthesize_stage("synthesize", synthetic, {"n": opts.synthetic, "seed": opts.seed},
+                     [inversion, directions, dest], run_synth, log)
+
+
+def invert_gan(gan: Path, faces: Path, out: Path, steps: int, pti_steps: int, landmark_steps: int, seed: int,
+               device: str, progress: bool, log) -> None:
+    """`gan invert` as a stage (run and study share it)."""
+    from synthswap.gan.invert import InvertOptions, invert
+
+    def build(path: Path, resume: bool) -> None:
+        fresh(path)  # a few minutes at most: simpler to redo than to resume
+        invert(InvertOptions(gan=str(gan), faces=str(faces), out=str(path), steps=steps, pti_steps=pti_steps,
+                             landmark_steps=landmark_steps, seed=seed, device=device, progress=progress), log=log)
+
+    run_stage(f"gan invert {faces.name}", out, {"steps": steps, "pti_steps": pti_steps,
+                                                "landmark_steps": landmark_steps, "seed": seed}, [gan, faces], build,
+              log)
+
+
+def local_directions(gan: Path, inversion: Path, out: Path, n: int, seed: int, device: str, progress: bool,
+                     log) -> bool:
+    """Expression directions fitted around the subject's pivots (`gan directions --around`).
+
+    Fitted on the prior's own samples, directions need a GAN whose random samples are
+    measurable faces; around the pivots, the tuned generator renders the subject, so the
+    fit works on the short-trained priors a CPU can afford too. False when too few
+    renders were measurable to fit anything (then there is nothing to synthesise with).
+    """
+    from synthswap.gan.directions import DirectionsError, directions_for_gan
+
+    try:
+        run_stage(f"gan directions {inversion.name}", out, {"n": n, "seed": seed}, [gan, inversion],
+                  lambda path, resume: directions_for_gan(gan, path, n=n, seed=seed, device=device,
+                                                          progress=progress, around=inversion, log=log), log)
+    except DirectionsError as exc:
+        log(f"[gan directions] no directions, so no GAN-synthetic images: {exc}")
+        return False
+    return True
+
+
+def synthesize_stage(name: str, out: Path, params: dict[str, Any], inputs: list, build, log) -> None:
+    """A synthesis stage that finding no acceptable image does not fail: the swap then trains on
+    the real photos alone, and the log says so."""
+    from synthswap.synth.pipeline import SynthError
+
+    try:
+        run_stage(name, out, params, inputs, build, log)
+    except SynthError as exc:
+        log(f"[{name}] no synthetic images: {exc}")
 
 
 def _warp_stage(opts: RunOptions, subject: Path, dest: Path, synthetic: Path, log) -> None:
@@ -185,8 +220,8 @@ def _warp_stage(opts: RunOptions, subject: Path, dest: Path, synthetic: Path, lo
         synthesize(SynthOptions(out=str(out), n=opts.synthetic, engine="warp", faces=str(subject), match=str(dest),
                                 seed=opts.seed, device=opts.device, progress=opts.progress), log=log)
 
-    run_stage("synthesize (warp)", synthetic, {"n": opts.synthetic, "seed": opts.seed}, [subject, dest],
-              run_synth, log)
+    synthesize_stage("synthesize (warp)", synthetic, {"n": opts.synthetic, "seed": opts.seed}, [subject, dest],
+                     run_synth, log)
 
 
 def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any], work: Path) -> None:

@@ -108,6 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(f)
     f.set_defaults(func=run_fid)
 
+    # `gan invert` and `gan directions` use the GAN but belong to the synthesis stage.
+    from synthswap.cli.synth import register_gan_subcommands
+
+    register_gan_subcommands(gsub)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")

@@ -67,14 +67,3 @@ def make_grid(images: torch.Tensor, cols: int) -> np.ndarray:
         r, col = divmod(i, cols)
         grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = arr[i]
     return np.ascontiguousarray(grid[..., ::-1])
-
-
-def write_png(path: Path, bgr: np.ndarray) -> None:
-    """Atomic PNG write: a preview half-written at a crash must not replace the last good one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)

@@ -13,8 +13,9 @@ of InterFaceGAN's SVM boundary). Each attribute gets
   unit step along `unit`).
 
 `Directions.edit(delta)` does the joint version: the smallest W change whose predicted
-effect is exactly `delta` on every usable attribute at once (min-norm solution
-A^T (A A^T)^-1 delta), which for a single attribute is a step along `conditioned`.
+effect is `delta` on every usable attribute at once (min-norm solution on the unit normals U,
+U^T (U U^T + small ridge)^-1 (delta / slope)), which for a single attribute is a step along
+`conditioned`.
 """
 
 from __future__ import annotations

@@ -165,7 +165,8 @@ def _mean(xs: list[float]) -> float:
 
 def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     from synthswap.gan.landmark_net import train_landmark_net
-    from synthswap.gan.data import make_grid, write_png
+    from synthswap.gan.data import make_grid
+    from synthswap.media import write_png
     from synthswap.gan.train import CONFIG_FILE, load_discriminator, load_generator
     from synthswap.metrics.fid import to_uint8
     from synthswap.training import library_versions, resolve_device, save_checkpoint

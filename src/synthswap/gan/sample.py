@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthswap.gan.data import make_grid, write_png
+from synthswap.gan.data import make_grid
+from synthswap.media import write_png
 from synthswap.gan.networks import Generator
 from synthswap.metrics.fid import to_uint8
 

@@ -21,7 +21,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from synthswap.gan.augment import AdaController, AugmentPipe
-from synthswap.gan.data import load_faces, make_grid, to_float, write_png
+from synthswap.gan.data import load_faces, make_grid, to_float
+from synthswap.media import write_png
 from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_parameters, make_config
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
@@ -78,7 +79,6 @@ class TrainOptions:
     threads: int | None = None
     resume: bool = False
     verbose: bool = True
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.augment not in ("ada", "fixed", "none"):

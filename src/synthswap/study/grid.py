@@ -50,6 +50,7 @@ class StudyOptions:
     directions_n: int = 2000
     invert_steps: int = 200
     pti_steps: int = 150
+    landmark_steps: int = 400
     synthetic: int = 200
     swap_resolution: int = 64
     swap_steps: int = 1500
@@ -162,51 +163,39 @@ class Study:
                                                      seed=o.seed, device=o.device, verbose=o.progress), self.log)
         return gan
 
-    def directions(self, gan: Path, name: str) -> Path:
-        from synthswap.gan.directions import directions_for_gan
-
-        o = self.opts
-        out = self.models / f"directions_{name}.safetensors"
-        run_stage(f"directions ({name})", out, {"n": o.directions_n, "seed": o.seed}, [gan],
-                  lambda path, r: directions_for_gan(gan, path, n=o.directions_n, seed=o.seed, device=o.device,
-                                                     progress=o.progress, log=self.log), self.log)
-        return out
-
-    def synthesize_gan(self, k: int, gan: Path, directions: Path, name: str) -> Path:
-        from synthswap.gan.invert import InvertOptions, invert
+    def synthesize_gan(self, k: int, gan: Path, name: str) -> Path:
+        from synthswap.run import invert_gan, local_directions, synthesize_stage
         from synthswap.synth.pipeline import SynthOptions, synthesize
 
         o = self.opts
         real = self.data / f"real_{k}"
         inversion = self.models / f"inversion_{name}_{k}"
-        run_stage(f"invert real-{k} ({name})", inversion,
-                  {"steps": o.invert_steps, "pti": o.pti_steps, "seed": o.seed}, [gan, real],
-                  lambda out, r: (fresh(out), invert(InvertOptions(gan=str(gan), faces=str(real), out=str(out),
-                                                                    steps=o.invert_steps, pti_steps=o.pti_steps,
-                                                                    seed=o.seed, device=o.device,
-                                                                    progress=o.progress), log=self.log)),
-                  self.log)
+        directions = self.models / f"directions_{name}_{k}.safetensors"
         synthetic = self.data / f"synthetic_{name}_{k}"
-        run_stage(f"synthesize real-{k} ({name})", synthetic, {"n": o.synthetic, "seed": o.seed},
-                  [inversion, directions, self.data / "dest_train"],
-                  lambda out, r: (fresh(out), synthesize(SynthOptions(
-                      out=str(out), n=o.synthetic, engine="gan", inversion=str(inversion), faces=str(real),
-                      match=str(self.data / "dest_train"), directions=str(directions), seed=o.seed,
-                      device=o.device, progress=o.progress), log=self.log)), self.log)
+        invert_gan(gan, real, inversion, o.invert_steps, o.pti_steps, o.landmark_steps, o.seed, o.device,
+                   o.progress, self.log)
+        if local_directions(gan, inversion, directions, o.directions_n, o.seed, o.device, o.progress, self.log):
+            synthesize_stage(f"synthesize real-{k} ({name})", synthetic, {"n": o.synthetic, "seed": o.seed},
+                             [inversion, directions, self.data / "dest_train"],
+                             lambda out, r: (fresh(out), synthesize(SynthOptions(
+                                 out=str(out), n=o.synthetic, engine="gan", inversion=str(inversion),
+                                 faces=str(real), match=str(self.data / "dest_train"), directions=str(directions),
+                                 seed=o.seed, device=o.device, progress=o.progress), log=self.log)), self.log)
         return synthetic
 
     def synthesize_warp(self, k: int) -> Path:
+        from synthswap.run import synthesize_stage
         from synthswap.synth.pipeline import SynthOptions, synthesize
 
         o = self.opts
         real = self.data / f"real_{k}"
         synthetic = self.data / f"synthetic_warp_{k}"
-        run_stage(f"synthesize real-{k} (warp)", synthetic, {"n": o.synthetic, "seed": o.seed},
-                  [real, self.data / "dest_train"],
-                  lambda out, r: (fresh(out), synthesize(SynthOptions(
-                      out=str(out), n=o.synthetic, engine="warp", faces=str(real),
-                      match=str(self.data / "dest_train"), seed=o.seed, device=o.device,
-                      progress=o.progress), log=self.log)), self.log)
+        synthesize_stage(f"synthesize real-{k} (warp)", synthetic, {"n": o.synthetic, "seed": o.seed},
+                         [real, self.data / "dest_train"],
+                         lambda out, r: (fresh(out), synthesize(SynthOptions(
+                             out=str(out), n=o.synthetic, engine="warp", faces=str(real),
+                             match=str(self.data / "dest_train"), seed=o.seed, device=o.device,
+                             progress=o.progress), log=self.log)), self.log)
         return synthetic
 
     # -- conditions --------------------------------------------------------------------------
@@ -214,22 +203,17 @@ class Study:
     def conditions(self) -> list[Condition]:
         o = self.opts
         conds = [Condition("all-real", None, None, [str(self.data / "subject_train")])]
-        gan = directions = None
-        if "gan" in o.engines:
-            gan = self.prepare_gan()
-            directions = self.directions(gan, "personal")
-        generic_directions = self.directions(Path(o.generic_gan), "generic") if o.generic_gan else None
+        gan = self.prepare_gan() if "gan" in o.engines else None
         for k in o.ks:
             real = str(self.data / f"real_{k}")
             conds.append(Condition(f"real-{k}", k, None, [real]))
             synthetic_sets = []
             if "gan" in o.engines:
-                synthetic_sets.append(("gan", self.synthesize_gan(k, gan, directions, "personal")))
+                synthetic_sets.append(("gan", self.synthesize_gan(k, gan, "personal")))
             if "warp" in o.engines:
                 synthetic_sets.append(("warp", self.synthesize_warp(k)))
             if o.generic_gan:
-                synthetic_sets.append(("generic", self.synthesize_gan(k, Path(o.generic_gan), generic_directions,
-                                                                      "generic")))
+                synthetic_sets.append(("generic", self.synthesize_gan(k, Path(o.generic_gan), "generic")))
             for kind, path in synthetic_sets:
                 sources = [real] + ([str(path)] if (path / "faceset.json").exists() and len(Faceset.open(path))
                                     else [])

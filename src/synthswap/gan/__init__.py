@@ -1,0 +1,1 @@
+"""The StyleGAN2 face prior: networks, augmentation, training, sampling (and, built on them, inversion and directions)."""
