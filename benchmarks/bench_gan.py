@@ -22,6 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from synthswap.gan.networks import count_parameters
 from synthswap.gan.train import GanTrainer, TrainOptions
 
+from common import matmul_gflops  # benchmarks/ is on sys.path when a script runs
+
 
 class _NoModuleTracker:
     """FlopCounterMode's per-module tracker trips over tensors made under no_grad; we only need the total."""
@@ -41,15 +43,6 @@ def count_step_flops(trainer: GanTrainer) -> int:
     with counter:
         trainer.train_step()
     return counter.get_total_flops()
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
 def main() -> None:
