@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from synthswap import __version__
+from synthswap import __version__, atomic
 from synthswap.media import write_png
 
 FORMAT_VERSION = 1
@@ -64,15 +64,6 @@ class Face:
 
     def affine_array(self) -> np.ndarray:
         return np.asarray(self.affine, dtype=np.float64)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _manifest_line(face: Face) -> str:
@@ -211,7 +202,7 @@ class FacesetWriter:
             "tool": "synthswap",
             "tool_version": __version__,
         }
-        _atomic_write_text(self.root / INFO_FILE, json.dumps(info, indent=2) + "\n")
+        atomic.write_text(self.root / INFO_FILE, json.dumps(info, indent=2) + "\n", fsync=True)
         self._created = True
 
     def add(self, crop: np.ndarray, mask: np.ndarray, **record: Any) -> Face | None:
@@ -241,7 +232,7 @@ class FacesetWriter:
     def flush(self) -> None:
         if not self._created:
             return
-        _atomic_write_text(self.root / MANIFEST_FILE, "".join(self._lines))
+        atomic.write_text(self.root / MANIFEST_FILE, "".join(self._lines), fsync=True)
         self._unflushed = 0
 
     def close(self) -> None:

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from synthswap import atomic
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".flv", ".mpg", ".mpeg", ".webm", ".m4v"}
 
@@ -40,14 +42,10 @@ def is_video(path: Path) -> bool:
 
 def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3) -> None:
     """Encode a BGR or grey image as PNG under a temporary name, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
-        raise MediaError(f"could not encode {path.name} as PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+        raise MediaError(f"could not encode {Path(path).name} as PNG")
+    atomic.write_bytes(path, buf.tobytes())
 
 
 def _check_file(path: Path) -> None:

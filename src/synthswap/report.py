@@ -15,6 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from synthswap import atomic
 from synthswap.media import iter_video_frames
 
 
@@ -97,9 +98,7 @@ def write_report(folder: str | os.PathLike, title: str, blocks: Sequence[Block],
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / f"{name}.md", folder / f"{name}.html")
     for path, text in zip(paths, (to_markdown(title, blocks), to_html(title, blocks))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, text)
     return paths
 
 

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from synthswap import atomic
+
 MARKER_SUFFIX = ".stage.json"
 
 
@@ -57,12 +59,6 @@ def stage_key(params: dict[str, Any], inputs: list[str | os.PathLike]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _write_marker(marker: Path, data: dict[str, Any]) -> None:
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, marker)
-
-
 def run_stage(
     name: str,
     output: str | os.PathLike,
@@ -87,10 +83,10 @@ def run_stage(
     if not resume:
         fresh(output)  # inputs or parameters changed: the old output would mislead the stages after it
     output.parent.mkdir(parents=True, exist_ok=True)
-    _write_marker(marker, {"pending": key, "params": params})
+    atomic.write_json(marker, {"pending": key, "params": params})
     log(f"[{name}] {'resuming' if resume else 'running'}")
     start = time.monotonic()
     build(output, resume)
-    _write_marker(marker, {"done": key, "params": params, "seconds": round(time.monotonic() - start, 1)})
+    atomic.write_json(marker, {"done": key, "params": params, "seconds": round(time.monotonic() - start, 1)})
     log(f"[{name}] done in {time.monotonic() - start:.0f} s")
     return True

@@ -222,13 +222,6 @@ class CsvLog:
         self._fh.close()
 
 
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def library_versions() -> dict[str, str]:
     from synthswap import __version__
 

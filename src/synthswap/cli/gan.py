@@ -206,7 +206,7 @@ def run_fid(args: argparse.Namespace) -> int:
     print(f"FID {result['fid']:.3f}  KID {result['kid']:.5f}  ({args.n} generated vs {ref.shape[0]} real, "
           f"{cfg.resolution} px, psi {args.truncation})")
     if args.json:
-        from synthswap.training import atomic_write_json
+        from synthswap.atomic import write_json as atomic_write_json
 
         atomic_write_json(args.json, result)
     return 0

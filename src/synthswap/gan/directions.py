@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from synthswap.metrics.coverage import ATTRIBUTE_NAMES
-from synthswap.training import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors
+from synthswap.atomic import write_json as atomic_write_json
+from synthswap.training import CheckpointError, atomic_save_tensors, load_tensors
 
 DIRECTIONS_FILE = "directions.safetensors"
 MIN_R2 = 0.1  # attributes fitted worse than this on held-out samples are not edited
@@ -237,7 +238,6 @@ def train_pose_regressor(facesets: list[str], resolution: int, masked: bool = Tr
     facesets (labels: their full-resolution FaceMesh poses). FaceMesh's depth, and with it the
     pose, is unreliable on 64 px faces while its 2-D expression landmarks are not. Returns the net
     and the correlation of its predictions with the labels on 20% held-out faces."""
-    import cv2
 
     from synthswap.faceset import Faceset
     from synthswap.gan.data import compose

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from synthswap.faceset import Faceset, FacesetError
-from synthswap.training import atomic_save_tensors, atomic_write_json, load_checkpoint
+from synthswap.atomic import write_json as atomic_write_json
+from synthswap.training import atomic_save_tensors, load_checkpoint
 
 PIVOTS_FILE = "pivots.safetensors"
 GENERATOR_FILE = "generator.safetensors"

@@ -30,13 +30,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from synthswap.gan.augment import AdaController, AugmentPipe
+from synthswap.atomic import write_json as atomic_write_json
 from synthswap.gan.data import load_faces, make_grid, to_float
 from synthswap.media import write_png
 from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_parameters, make_config
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
 from synthswap.training import (
-    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, atomic_write_json, autocast,
+    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, autocast,
     cleanup_distributed, init_distributed, library_versions, load_checkpoint, save_checkpoint,
 )
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from synthswap import atomic
 from synthswap.faces.dlib_identity import SAME_PERSON_DISTANCE, DlibIdentityModel
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faces.landmarks import eye_centres
@@ -125,9 +126,7 @@ class Evaluation:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         paths = (prefix.with_suffix(".json"), prefix.with_suffix(".md"))
         for path, text in zip(paths, (json.dumps(self.to_json(), indent=1), self.to_markdown())):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, text)
         return paths
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from synthswap import atomic
 from synthswap.faceset import Faceset, write_subset
 from synthswap.stages import fresh, run_stage
 
@@ -262,9 +263,7 @@ class Study:
             metrics = self.train_and_evaluate(cond)
             results.append({**asdict(cond), "metrics": metrics, "synthetic_report": self._synthetic_report(cond)})
         summary = {"options": asdict(self.opts), "conditions": results}
-        tmp = self.root / ".results.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1))
-        tmp.replace(self.root / "results.json")
+        atomic.write_json(self.root / "results.json", summary, indent=1)
         write_study_report(self.root, summary)
         return summary
 

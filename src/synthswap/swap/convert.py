@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from synthswap.faces.align import invert_affine
 from synthswap.faces.pipeline import FaceAnalyzer
-from synthswap.media import MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image
+from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
+                             write_png)
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
 from synthswap.swap.train import load_model
@@ -224,13 +225,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
     try:
         for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
             result, _ = swapper.process(read_image(path), i / fps)
-            ok, buf = cv2.imencode(".png", result)
-            if not ok:
-                raise OSError(f"could not encode {path.name}")
-            target = out / f"{path.stem}.png"
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(buf.tobytes())
-            os.replace(tmp, target)
+            write_png(out / f"{path.stem}.png", result)
     finally:
         swapper.close()
     seconds = time.monotonic() - t0

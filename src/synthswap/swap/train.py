@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from synthswap.atomic import write_json as atomic_write_json
 from synthswap.faceset import FacesetError
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
@@ -37,7 +38,6 @@ from synthswap.training import (
     CheckpointError,
     CsvLog,
     StopRequest,
-    atomic_write_json,
     autocast,
     cleanup_distributed,
     init_distributed,

@@ -281,7 +281,7 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     report = summary.to_dict()
     report["options"] = {k: v for k, v in asdict(opts).items() if k != "progress"}
     report["subject"] = str(subject.root)
-    from synthswap.training import atomic_write_json
+    from synthswap.atomic import write_json as atomic_write_json
 
     atomic_write_json(out / REPORT_FILE, report)
     return summary
