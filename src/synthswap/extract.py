@@ -24,6 +24,10 @@ class ExtractError(Exception):
     """The extraction as a whole cannot proceed or produced nothing."""
 
 
+class InputPathError(ExtractError):
+    """An input path that does not exist or is not a supported kind of file: a usage error."""
+
+
 @dataclass
 class ExtractSummary:
     out: Path
@@ -61,16 +65,16 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise ExtractError(f"{path}: no such file or folder")
+            raise InputPathError(f"{path}: no such file or folder")
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and (is_image(p) or is_video(p)))
             if not found:
-                raise ExtractError(f"{path}: folder holds no images or videos")
+                raise InputPathError(f"{path}: folder holds no images or videos")
             files += found
         elif is_image(path) or is_video(path):
             files.append(path)
         else:
-            raise ExtractError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
+            raise InputPathError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
     return files
 
 

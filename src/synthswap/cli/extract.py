@@ -42,22 +42,16 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001 - signal API
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.extract import ExtractError, extract
+    from synthswap.extract import ExtractError, InputPathError, extract
+    from synthswap.faceset import FacesetError
 
     # Ctrl-C and SIGTERM both unwind through the faceset writer, which flushes the manifest.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         summary = extract(args.inputs, args.out, size=args.size, every_n=args.every_n, max_frames=args.max_frames,
                           reference=args.reference, max_pixels=args.max_pixels, progress=not args.quiet)
-    except (ExtractError, MediaError) as exc:
+    except (ExtractError, MediaError, FacesetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if "no such file" in str(exc) or "extension" in str(exc) else 1
-    except Exception as exc:  # FacesetError and friends: a clear line, not a traceback
-        from synthswap.faceset import FacesetError
-
-        if isinstance(exc, FacesetError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+        return 2 if isinstance(exc, InputPathError) else 1
     print(summary.text())
     return 1 if summary.failed_inputs else 0
