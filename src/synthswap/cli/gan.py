@@ -22,7 +22,9 @@ examples:
 
 outputs in GAN_DIR: checkpoint.safetensors (G, D, G_ema, optimizers, counters), gan.json
 (config, options, versions), log.csv (losses, img/s, ADA p per log interval), fid.csv,
-reals.png, samples/kimgNNNN.N.png (fixed seeds, EMA generator).
+reals.png, samples/kimgNNNN.N.png (fixed seeds, EMA generator); with --keep-snapshots also
+snapshots/kimgNNNNNN.N.safetensors (G_ema in fp16), which `gan fid --snapshots` scores afterwards,
+e.g. after a GPU run on a machine without the FID network.
 """
 
 
@@ -68,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")
     t.add_argument("--max-images", type=int, help="use at most N faces of the facesets (a random subset)")
     t.add_argument("--snap-kimg", type=float, default=4.0, help="sample grid + checkpoint every N kimg (default 4)")
+    t.add_argument("--keep-snapshots", action="store_true",
+                   help="also keep G_ema (fp16) of every --snap-kimg in snapshots/, for `gan fid --snapshots`")
     t.add_argument("--fid-kimg", type=float, help="log FID/KID every N kimg (default: never during training)")
     t.add_argument("--fid-n", type=int, default=500, help="generated images per FID during training (default 500)")
     t.add_argument("--fid-ref-n", type=int, default=1000, help="training images in the FID reference (default 1000)")
@@ -103,6 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
     f.add_argument("--full-crop", action="store_true",
                    help="compare with full crops (default: what the GAN was trained on)")
+    f.add_argument("--snapshots", action="store_true",
+                   help="score every G_ema snapshot that `train --keep-snapshots` kept, then the checkpoint; "
+                        "writes GAN_DIR/fid_snapshots.csv (FID against kimg)")
     f.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     f.add_argument("--threads", type=int, help="torch CPU threads")
     _common(f)
@@ -136,7 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
             r1_interval=args.r1_interval, style_mixing=args.style_mixing, augment=args.augment,
             aug_policy=args.aug_policy, aug_p=args.aug_p, ada_target=args.ada_target, ada_kimg=args.ada_kimg,
             masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
-            snap_kimg=args.snap_kimg, fid_kimg=args.fid_kimg, fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
+            snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg, fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
             log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
             resume=args.resume,
         )
@@ -181,7 +188,7 @@ def run_fid(args: argparse.Namespace) -> int:
     from synthswap.faceset import FacesetError
     from synthswap.gan.data import load_faces
     from synthswap.gan.sample import generate_uint8
-    from synthswap.gan.train import CONFIG_FILE, load_generator
+    from synthswap.gan.train import CONFIG_FILE, SNAPSHOT_DIR, load_generator
     from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
     from synthswap.training import CheckpointError, resolve_device
 
@@ -189,22 +196,41 @@ def run_fid(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.n < 2:
         return _error("--n must be at least 2")
+    gan_dir = Path(args.gan)
     try:
         device = resolve_device(args.device)
-        G, cfg = load_generator(args.gan, ema=True, device=device)
-        trained = json.loads((Path(args.gan) / CONFIG_FILE).read_text(encoding="utf-8")).get("options", {})
-        masked = trained.get("masked", True) and not args.full_crop
+        G, cfg = load_generator(gan_dir, ema=True, device=device)
+        meta = json.loads((gan_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        masked = meta.get("options", {}).get("masked", True) and not args.full_crop
+        # (kimg, generator) pairs: the snapshots in training order, then the checkpoint itself.
+        generators = [(float(meta.get("kimg", float("nan"))), G)]
+        if args.snapshots:
+            files = sorted((gan_dir / SNAPSHOT_DIR).glob("kimg*.safetensors"))
+            if not files:
+                raise CheckpointError(f"{gan_dir / SNAPSHOT_DIR}: no snapshots (train with --keep-snapshots)")
+            generators = [(float(f.stem[len("kimg"):]), load_generator(gan_dir, device=device, snapshot=f)[0])
+                          for f in files] + generators
         reals = load_faces(args.data, cfg.resolution, masked=masked, limit=args.max_ref, seed=args.seed)
         net = InceptionFeatures(device)
         ref = net(reals)
-        fake = net(generate_uint8(G, args.n, seed=args.seed, device=device, truncation_psi=args.truncation))
-        result = fid_kid(fake, ref)
+        rows = []
+        for kimg, gen in generators:
+            fake = net(generate_uint8(gen, args.n, seed=args.seed, device=device, truncation_psi=args.truncation))
+            result = fid_kid(fake, ref)
+            rows.append({"kimg": kimg, "fid": round(result["fid"], 3), "kid": round(result["kid"], 5)})
+            print(f"kimg {kimg:9.1f}  FID {result['fid']:.3f}  KID {result['kid']:.5f}  ({args.n} generated vs "
+                  f"{ref.shape[0]} real, {cfg.resolution} px, psi {args.truncation})", flush=True)
     except (CheckpointError, FacesetError, FidError, ValueError) as exc:
         return _error(str(exc))
     result.update(n_fake=args.n, n_real=int(ref.shape[0]), truncation=args.truncation, resolution=cfg.resolution,
                   masked=masked)
-    print(f"FID {result['fid']:.3f}  KID {result['kid']:.5f}  ({args.n} generated vs {ref.shape[0]} real, "
-          f"{cfg.resolution} px, psi {args.truncation})")
+    if args.snapshots:
+        from synthswap.atomic import write_text
+
+        lines = ["kimg,fid,kid,n_fake,n_real"] + [f"{r['kimg']},{r['fid']},{r['kid']},{args.n},{ref.shape[0]}"
+                                                   for r in rows]
+        write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")
+        result["snapshots"] = rows
     if args.json:
         from synthswap.atomic import write_json as atomic_write_json
 

@@ -108,24 +108,34 @@ class AdaController:
         self.count = 0.0
         self.rt = 0.0
         self._steps = 0
+        self._pending: list[torch.Tensor] = []
 
     def state_dict(self) -> dict:
         """Everything needed to resume the feedback loop exactly (JSON-able)."""
+        self._flush()
         return {"p": self.pipe.p, "sign_sum": self.sign_sum, "count": self.count, "rt": self.rt, "steps": self._steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.pipe.p = float(state["p"])
         self.sign_sum, self.count = float(state["sign_sum"]), float(state["count"])
         self.rt, self._steps = float(state["rt"]), int(state["steps"])
+        self._pending = []
 
     def accumulate(self, real_logits: torch.Tensor) -> None:
-        self.sign_sum += float(torch.sign(real_logits.detach().float()).sum())
+        # Kept as a tensor until `step` needs it: a float() here would wait for the GPU every step.
+        self._pending.append(torch.sign(real_logits.detach().float()).sum())
         self.count += real_logits.numel()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.sign_sum += float(torch.stack(self._pending).sum())
+            self._pending = []
 
     def step(self, global_batch: int) -> None:
         self._steps += 1
         if self._steps % self.interval != 0:
             return
+        self._flush()
         stats = torch.tensor([self.sign_sum, self.count], dtype=torch.float64)
         if dist.is_initialized():  # every replica must arrive at the same p
             dist.all_reduce(stats)

@@ -37,12 +37,13 @@ from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_pa
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
 from synthswap.training import (
-    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, autocast,
+    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, atomic_save_tensors, autocast,
     cleanup_distributed, init_distributed, library_versions, load_checkpoint, save_checkpoint,
 )
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG_FILE = "gan.json"
+SNAPSHOT_DIR = "snapshots"
 GRID_SEEDS = 32  # the fixed latents of every sample grid (8 x 4)
 
 
@@ -71,6 +72,7 @@ class TrainOptions:
     mirror: bool = True
     max_images: int | None = None
     snap_kimg: float = 4.0
+    keep_snapshots: bool = False
     fid_kimg: float | None = None
     fid_n: int = 500
     fid_ref_n: int = 1000
@@ -193,6 +195,16 @@ class GanTrainer:
                          "ada": self.ada.state_dict() if self.ada is not None else None})
         atomic_write_json(self.out / CONFIG_FILE, meta)
 
+    def save_snapshot(self) -> None:
+        """G_ema alone, in fp16, as snapshots/kimgNNNNNN.N.safetensors: for FID against kimg afterwards."""
+        if not self.dist.is_main:
+            return
+        kimg = self.cur_nimg / 1000
+        tensors = {f"model.G_ema.{k}": v.half() if v.is_floating_point() else v
+                   for k, v in self.G_ema.state_dict().items()}
+        atomic_save_tensors(tensors, self.out / SNAPSHOT_DIR / f"kimg{kimg:08.1f}.safetensors",
+                            {"kimg": kimg, "step": self.step, "config": self.cfg.to_dict()})
+
     def log(self, msg: str) -> None:
         if self.dist.is_main and self.opts.verbose:
             print(msg, flush=True)
@@ -223,7 +235,7 @@ class GanTrainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, torch.Tensor | float]:
         opts = self.opts
         torch.manual_seed(_step_seed(opts.seed, self.step, self.dist.rank))
         stats: dict[str, float] = {}
@@ -242,7 +254,7 @@ class GanTrainer:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
             r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
             loss_D = loss_D + r1 * (opts.r1_gamma / 2) * opts.r1_interval
-            stats["r1"] = float(r1.detach())
+            stats["r1"] = r1.detach()
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         if self.dist.enabled:
@@ -251,8 +263,9 @@ class GanTrainer:
         if self.ada is not None:
             self.ada.accumulate(real_logits)
             self.ada.step(opts.batch)
-        stats.update(loss_D=float(loss_D.detach()), D_real=float(real_logits.detach().float().mean()),
-                     D_fake=float(fake_logits.detach().float().mean()))
+        # Tensors, not floats: converting here would wait for the GPU every step; the log does it.
+        stats.update(loss_D=loss_D.detach(), D_real=real_logits.detach().float().mean(),
+                     D_fake=fake_logits.detach().float().mean())
 
         # G: non-saturating softplus(-D(G(z))), D frozen.
         self.D.requires_grad_(False)
@@ -267,7 +280,7 @@ class GanTrainer:
             dist.all_reduce(self.G.mapping.w_avg)
             self.G.mapping.w_avg /= self.dist.world_size
         self.opt_G.step()
-        stats["loss_G"] = float(loss_G.detach())
+        stats["loss_G"] = loss_G.detach()
 
         self.cur_nimg += opts.batch
         self.step += 1
@@ -349,7 +362,7 @@ class GanTrainer:
         nimg_log = self.cur_nimg
         next_snap = (math.floor(self.cur_nimg / 1000 / opts.snap_kimg) + 1) * opts.snap_kimg
         next_fid = (math.floor(self.cur_nimg / 1000 / opts.fid_kimg) + 1) * opts.fid_kimg if opts.fid_kimg else None
-        acc: dict[str, list[float]] = {}
+        acc: dict[str, list[torch.Tensor | float]] = {}
         fid_result: dict[str, float] = {}
         stop = StopRequest()
         stop_reason = "budget"
@@ -368,7 +381,7 @@ class GanTrainer:
                 now = time.monotonic()
                 if now - t_log >= opts.log_seconds or budget.done(self.step):
                     img_s = (self.cur_nimg - nimg_log) / max(now - t_log, 1e-9)
-                    row = {k: float(np.nanmean(v)) if v else float("nan") for k, v in acc.items()}
+                    row = {k: float(np.nanmean([float(x) for x in v])) if v else float("nan") for k, v in acc.items()}
                     row.update(step=self.step, kimg=round(kimg, 3), seconds=round(now - t_start, 1), img_s=round(img_s, 2))
                     if log is not None:
                         log.write(row)
@@ -383,6 +396,8 @@ class GanTrainer:
                 if kimg >= next_snap:
                     self.sample_grid(self.out / "samples" / f"kimg{kimg:06.1f}.png")
                     self.save()
+                    if opts.keep_snapshots:
+                        self.save_snapshot()
                     next_snap += opts.snap_kimg
                 if next_fid is not None and kimg >= next_fid:
                     if is_main:
@@ -416,11 +431,18 @@ def train(opts: TrainOptions) -> dict:
         cleanup_distributed()
 
 
-def load_generator(gan_dir: str | Path, ema: bool = True, device: torch.device | str = "cpu") -> tuple[Generator, GanConfig]:
-    """The trained generator (the EMA copy by default) in eval mode, and its config."""
+def load_generator(gan_dir: str | Path, ema: bool = True, device: torch.device | str = "cpu",
+                   snapshot: str | Path | None = None) -> tuple[Generator, GanConfig]:
+    """The trained generator (the EMA copy by default) in eval mode, and its config.
+
+    `snapshot` loads G_ema from one of the files `--keep-snapshots` wrote instead of the checkpoint.
+    """
     cfg = _load_config(gan_dir)
     G = Generator(cfg)
-    load_checkpoint(Path(gan_dir) / CHECKPOINT, {"G_ema" if ema else "G": G})
+    if snapshot is not None:
+        load_checkpoint(snapshot, {"G_ema": G})  # fp16 on disk; load_state_dict casts to fp32
+    else:
+        load_checkpoint(Path(gan_dir) / CHECKPOINT, {"G_ema" if ema else "G": G})
     return G.to(device).eval().requires_grad_(False), cfg
 
 
