@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> None:
 
     # Both priors side by side on the one GPU: each alone leaves most of it idle at 64 px.
     procs = []
-    for pack_path in args.pack:
+    for pack_path in args.pack if args.gan_minutes > 0 else []:
         name = Path(pack_path).stem
         log = open(out / f"train_{name}.log", "w")
         cmd = [sys.executable, __file__, "train-gan", "--pack", pack_path, "--out", str(tmp / f"gan_{name}"),
@@ -205,8 +205,9 @@ def run(args: argparse.Namespace) -> None:
         report[f"train_{name}_rc"] = proc.wait()
         log.close()
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    bundle([tmp / f"gan_{Path(p).stem}" for p in args.pack], [out / f"train_{Path(p).stem}.log" for p in args.pack],
-           out / "gans.tar", args.max_snapshots)
+    if procs:
+        bundle([tmp / f"gan_{Path(p).stem}" for p in args.pack],
+               [out / f"train_{Path(p).stem}.log" for p in args.pack], out / "gans.tar", args.max_snapshots)
     print(json.dumps(report, indent=2))
 
 

@@ -34,7 +34,7 @@ def test_tiny_gan_trains_on_real_faces(tiny_trainer_factory):
     for _ in range(4):
         stats = trainer.train_step()
         for key in ("loss_G", "loss_D", "D_real", "D_fake"):
-            assert torch.isfinite(torch.tensor(stats[key])), (key, stats)
+            assert torch.isfinite(torch.as_tensor(stats[key])), (key, stats)
     assert "r1" not in stats  # R1 is lazy: only every 16 steps (it ran at step 0)
     assert not torch.equal(g0, _flat(trainer.G)) and not torch.equal(d0, _flat(trainer.D))
     assert not torch.equal(e0, _flat(trainer.G_ema))
@@ -65,6 +65,28 @@ def test_checkpoint_resume_continues_exactly(tiny_faceset, tmp_path):
     D, _ = load_discriminator(tmp_path / "split")
     assert cfg.resolution == 32 and G(torch.randn(2, cfg.z_dim)).shape == (2, 3, 32, 32)
     assert D(G(torch.randn(2, cfg.z_dim))).shape == (2, 1)
+
+
+def test_snapshots_keep_g_ema_for_fid_against_kimg(tiny_faceset, tmp_path):
+    """--keep-snapshots writes G_ema in fp16 per --snap-kimg; loading one gives the EMA generator of then."""
+    out = tmp_path / "gan"
+    train(tiny_options(tiny_faceset, out, kimg=0.032, snap_kimg=0.016, keep_snapshots=True))  # snaps at 2, 4 steps
+    snaps = sorted((out / "snapshots").glob("kimg*.safetensors"))
+    assert [s.name for s in snaps] == ["kimg000000.016.safetensors", "kimg000000.032.safetensors"]
+    tensors = load_file(str(snaps[-1]))
+    assert all(t.dtype == torch.float16 for t in tensors.values() if t.is_floating_point())
+    final, cfg = load_generator(out)
+    last, _ = load_generator(out, snapshot=snaps[-1])
+    first, _ = load_generator(out, snapshot=snaps[0])
+    z = torch.randn(2, cfg.z_dim)
+    with torch.no_grad():
+        img_final, img_last, img_first = (g(z, noise_mode="const") for g in (final, last, first))
+    assert (img_last - img_final).abs().max() < 0.02  # the last snapshot is the final G_ema, rounded to fp16
+    assert (img_first - img_final).abs().max() > 0.02  # an earlier one is another generator
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(snaps[0].read_bytes()[:100])
+    with pytest.raises(CheckpointError):  # a truncated snapshot is refused, not half-loaded
+        load_generator(out, snapshot=bad)
 
 
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tiny_faceset, tmp_path, capsys):
@@ -103,7 +125,8 @@ def test_cli_missing_faceset_fails_clearly(tmp_path, capsys):
 def test_cli_train_then_sample(tiny_faceset, tmp_path, capsys):
     out = tmp_path / "gan"
     assert cli_main(["gan", "train", "--data", str(tiny_faceset), "--out", str(out), "--resolution", "32",
-                     "--config", "tiny", "--batch", "8", "--kimg", "0.016", "--device", "cpu"]) == 0
+                     "--config", "tiny", "--batch", "8", "--kimg", "0.016", "--device", "cpu",
+                     "--snap-kimg", "0.008", "--keep-snapshots"]) == 0
     samples = tmp_path / "samples"
     assert cli_main(["gan", "sample", "--gan", str(out), "--n", "5", "--out", str(samples), "--truncation", "0.7",
                      "--interp-rows", "2", "--interp-steps", "4", "--seed", "3"]) == 0
@@ -119,6 +142,16 @@ def test_cli_train_then_sample(tiny_faceset, tmp_path, capsys):
                      "--json", str(result_file)]) == 0
     result = json.loads(result_file.read_text())
     assert result["fid"] > 0 and result["n_fake"] == 4 and result["n_real"] == 4 and result["resolution"] == 32
+    # FID against kimg from the kept snapshots, then the checkpoint
+    assert cli_main(["gan", "fid", "--gan", str(out), "--data", str(tiny_faceset), "--n", "4", "--max-ref", "4",
+                     "--snapshots"]) == 0
+    rows = (out / "fid_snapshots.csv").read_text().splitlines()
+    assert rows[0] == "kimg,fid,kid,n_fake,n_real" and [r.split(",")[0] for r in rows[1:]] == ["0.008", "0.016", "0.016"]
+    assert float(rows[-1].split(",")[1]) == pytest.approx(result["fid"], abs=1e-3)  # same seed, same generator
+    for snap in (out / "snapshots").iterdir():
+        snap.unlink()
+    assert cli_main(["gan", "fid", "--gan", str(out), "--data", str(tiny_faceset), "--n", "4", "--snapshots"]) == 2
+    assert "no snapshots" in capsys.readouterr().err
 
 
 def _free_port() -> int:

@@ -23,7 +23,7 @@ examples:
 outputs in GAN_DIR: checkpoint.safetensors (G, D, G_ema, optimizers, counters), gan.json
 (config, options, versions), log.csv (losses, img/s, ADA p per log interval), fid.csv,
 reals.png, samples/kimgNNNN.N.png (fixed seeds, EMA generator); with --keep-snapshots also
-snapshots/kimgNNNNNN.N.safetensors (G_ema in fp16), which `gan fid --snapshots` scores afterwards,
+snapshots/kimgNNNNNN.NNN.safetensors (G_ema in fp16), which `gan fid --snapshots` scores afterwards,
 e.g. after a GPU run on a machine without the FID network.
 """
 

@@ -196,13 +196,13 @@ class GanTrainer:
         atomic_write_json(self.out / CONFIG_FILE, meta)
 
     def save_snapshot(self) -> None:
-        """G_ema alone, in fp16, as snapshots/kimgNNNNNN.N.safetensors: for FID against kimg afterwards."""
+        """G_ema alone, in fp16, as snapshots/kimgNNNNNN.NNN.safetensors: for FID against kimg afterwards."""
         if not self.dist.is_main:
             return
         kimg = self.cur_nimg / 1000
         tensors = {f"model.G_ema.{k}": v.half() if v.is_floating_point() else v
                    for k, v in self.G_ema.state_dict().items()}
-        atomic_save_tensors(tensors, self.out / SNAPSHOT_DIR / f"kimg{kimg:08.1f}.safetensors",
+        atomic_save_tensors(tensors, self.out / SNAPSHOT_DIR / f"kimg{kimg:010.3f}.safetensors",
                             {"kimg": kimg, "step": self.step, "config": self.cfg.to_dict()})
 
     def log(self, msg: str) -> None:
