@@ -39,6 +39,12 @@ def test_run_reports_bad_input_without_writing_an_output(shared_data, tmp_path, 
                  str(shared_data / "videos/grid/bbaf2n.mpg"), "--out", str(tmp_path / "out.mp4"), "--quiet"])
     assert code == 1 and "missing.jpg" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+    # a --gan that is not a trained prior fails before any stage runs
+    code = main(["run", "--subject", str(shared_data / "videos/people/d6.mp4"), "--video",
+                 str(shared_data / "videos/grid/bbaf2n.mpg"), "--out", str(tmp_path / "gan_out.mp4"),
+                 "--gan", str(tmp_path), "--quiet"])
+    assert code == 1 and "not a GAN folder" in capsys.readouterr().err
+    assert not (tmp_path / "gan_out.mp4").exists() and not (tmp_path / "gan_out_work").exists()
 
 
 def test_study_trains_every_condition_and_reports_gap_recovery(shared_data, tmp_path):

@@ -30,6 +30,7 @@ class RunOptions:
     every_n: int = 1  # destination frames used for training (every n-th)
     subject_every_n: int = 1  # when the subject is given as a video: frames kept (every n-th) ...
     subject_max_frames: int | None = None  # ... and at most this many
+    gan: str | None = None  # a trained prior (a GPU run, a generic prior) instead of training one here
     gan_resolution: int = 64
     gan_minutes: float = 60.0
     directions_n: int = 3000
@@ -80,6 +81,10 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     if opts.engine not in ("gan", "warp"):
         raise ValueError(f"--engine must be gan or warp, not {opts.engine}")
+    if opts.gan is not None:
+        from synthswap.gan.train import load_generator
+
+        load_generator(opts.gan)  # a wrong --gan fails here, before an hour of extraction (CheckpointError)
     work = opts.work_dir()
     work.mkdir(parents=True, exist_ok=True)
     subject, dest = work / "subject", work / "dest"
@@ -144,11 +149,17 @@ def _gan_stages(opts: RunOptions, work: Path, subject: Path, dest: Path, synthet
     from synthswap.synth.pipeline import SynthOptions, synthesize
 
     gan, directions, inversion = work / "gan", work / "directions.safetensors", work / "inversion"
-    run_stage("gan train (personal prior)", gan, {"resolution": opts.gan_resolution, "minutes": opts.gan_minutes,
-                                                 "seed": opts.seed}, [dest, subject],
-              lambda out, resume: train_gan_into(out, resume, data=[str(dest), str(subject)],
-                                                 resolution=opts.gan_resolution, minutes=opts.gan_minutes,
-                                                 seed=opts.seed, device=opts.device, verbose=opts.progress), log)
+    if opts.gan is not None:
+        gan = Path(opts.gan)
+        log(f"[gan train (personal prior)] using the trained prior {gan}")
+    else:
+        run_stage("gan train (personal prior)", gan, {"resolution": opts.gan_resolution,
+                                                     "minutes": opts.gan_minutes, "seed": opts.seed},
+                  [dest, subject],
+                  lambda out, resume: train_gan_into(out, resume, data=[str(dest), str(subject)],
+                                                     resolution=opts.gan_resolution, minutes=opts.gan_minutes,
+                                                     seed=opts.seed, device=opts.device, verbose=opts.progress),
+                  log)
     invert_gan(gan, subject, inversion, opts.invert_steps, opts.pti_steps, opts.landmark_steps, opts.seed,
                opts.device, opts.progress, log)
     if not local_directions(gan, inversion, directions, opts.directions_n, opts.seed, opts.device, opts.progress,

@@ -23,6 +23,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="how to synthesise extra subject images: the GAN (default) or the warp control")
     p.add_argument("--synthetic", type=int, default=d.synthetic, metavar="N",
                    help=f"synthetic images to make (default: {d.synthetic}; 0: real photos only)")
+    p.add_argument("--gan", metavar="GAN_DIR", default=d.gan,
+                   help="use this trained prior (`gan train` output: e.g. trained on a GPU, or a generic prior) "
+                        "instead of training a personal one here")
     p.add_argument("--gan-resolution", type=int, default=d.gan_resolution, help="GAN resolution (default: 64)")
     p.add_argument("--gan-minutes", type=float, default=d.gan_minutes, help="GAN training budget (default: 60)")
     p.add_argument("--directions-n", type=int, default=d.directions_n, metavar="N",
@@ -46,7 +49,7 @@ def options_from_args(args: argparse.Namespace, subject: list[str], video: str, 
 
     return RunOptions(subject=subject, video=video, out=out, work=args.work, size=args.size, every_n=args.every_n,
                       subject_every_n=args.subject_every_n, subject_max_frames=args.subject_max_frames,
-                      gan_resolution=args.gan_resolution, gan_minutes=args.gan_minutes,
+                      gan=args.gan, gan_resolution=args.gan_resolution, gan_minutes=args.gan_minutes,
                       directions_n=args.directions_n, invert_steps=args.invert_steps, pti_steps=args.pti_steps,
                       landmark_steps=args.landmark_steps,
                       synthetic=args.synthetic, engine=args.engine, swap_resolution=args.swap_resolution,
