@@ -68,7 +68,7 @@ def test_reals_and_fakes_go_through_the_same_pipe(tiny_trainer_factory):
     assert [c[1] for c in calls] == [0.8, 0.8, 0.8]
     assert calls[1][0] is True and calls[0][0] is False  # the second call is the real (leaf) batch
     assert len({c[2] for c in calls}) == 1
-    assert all(torch.isfinite(torch.tensor(v)) for k, v in stats.items() if k != "rt")
+    assert all(torch.isfinite(torch.as_tensor(v)) for k, v in stats.items() if k != "rt")
 
 
 def test_ada_p_rises_when_d_overfits_a_tiny_set(tiny_trainer_factory):
