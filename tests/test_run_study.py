@@ -72,3 +72,25 @@ def test_study_trains_every_condition_and_reports_gap_recovery(shared_data, tmp_
     assert "Gap recovery" in report and "| 2 | warp |" in report
     for png in ("identity_vs_k.png", "expression_vs_k.png", "frames.png"):
         assert (study / png).stat().st_size > 1000
+
+
+def test_run_uses_a_given_prior_instead_of_training_one(shared_data, extracted, tmp_path, capsys):
+    """`run --gan DIR` inverts into that prior: no personal prior is trained in the work directory."""
+    from gan_helpers import FACES, tiny_options
+
+    from synthswap.gan.train import train
+
+    gan = tmp_path / "prior"
+    train(tiny_options(extracted(*FACES), gan, kimg=0.016))
+    args = ["run", "--subject", str(shared_data / "videos/people/d6.mp4"), "--subject-every-n", "100",
+            "--subject-max-frames", "2", "--video", str(shared_data / "videos/grid/bbaf2n.mpg"),
+            "--out", str(tmp_path / "out.mp4"), "--every-n", "5", "--gan", str(gan), "--synthetic", "2",
+            "--invert-steps", "2", "--pti-steps", "2", "--landmark-steps", "2", "--directions-n", "8",
+            "--swap-resolution", "64", "--swap-steps", "4", "--batch-size", "2", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"using the trained prior {gan}" in out
+    work = tmp_path / "out_work"
+    assert not (work / "gan").exists() and (work / "inversion" / "inversion.json").is_file()
+    assert json.loads((work / "inversion" / "inversion.json").read_text())["gan_dir"] == str(gan)
+    assert probe_video(tmp_path / "out.mp4").frame_count == 75

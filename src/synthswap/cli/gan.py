@@ -143,7 +143,8 @@ def run_train(args: argparse.Namespace) -> int:
             r1_interval=args.r1_interval, style_mixing=args.style_mixing, augment=args.augment,
             aug_policy=args.aug_policy, aug_p=args.aug_p, ada_target=args.ada_target, ada_kimg=args.ada_kimg,
             masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
-            snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg, fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
+            snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg,
+            fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
             log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
             resume=args.resume,
         )

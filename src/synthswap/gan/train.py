@@ -238,7 +238,7 @@ class GanTrainer:
     def train_step(self) -> dict[str, torch.Tensor | float]:
         opts = self.opts
         torch.manual_seed(_step_seed(opts.seed, self.step, self.dist.rank))
-        stats: dict[str, float] = {}
+        stats: dict[str, torch.Tensor | float] = {}
 
         # D: softplus(D(fake)) + softplus(-D(real)), plus lazy R1 on reals.
         do_r1 = opts.r1_gamma > 0 and opts.r1_interval > 0 and self.step % opts.r1_interval == 0
