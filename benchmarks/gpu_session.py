@@ -14,6 +14,8 @@ no FID network) and takes at most 64 MiB of files, so the work is split in three
          then `synthswap gan fid --gan ... --data FACESET --snapshots` for FID against kimg.
 
 Training itself is the product's GanTrainer; only its data loader is swapped for the pack.
+The swap check needs kornia, which the GPU image lacks: carry its wheels (kornia, kornia_rs)
+as the device notes describe and put them on PYTHONPATH first.
 """
 
 from __future__ import annotations
