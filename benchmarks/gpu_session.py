@@ -106,22 +106,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_tflops(dtype, n: int, device: str) -> float:
-    import torch
-
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    t = time.perf_counter()
-    reps = 10
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
-
-
 def bench_gan(pack_path: str, batch: int, steps: int, tmp: Path, device: str) -> dict:
     import torch
 
@@ -165,6 +149,8 @@ def bench_swap(src: str, dst: str, resolution: int, steps: int, batch: int, tmp:
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    from common import matmul_gflops
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.work)
@@ -174,8 +160,9 @@ def run(args: argparse.Namespace) -> None:
     if dev == "cuda":
         report.update(gpu=torch.cuda.get_device_name(0), capability=list(torch.cuda.get_device_capability(0)))
         torch.backends.cudnn.benchmark = True
-        report["matmul_bf16_tflop_s"] = round(matmul_tflops(torch.bfloat16, 8192, dev), 1)
-    report["matmul_fp32_tflop_s"] = round(matmul_tflops(torch.float32, 4096 if dev == "cuda" else 1024, dev), 3)
+        report["matmul_bf16_tflop_s"] = round(matmul_gflops(8192, dtype=torch.bfloat16, device=dev, warmup=3) / 1e3, 1)
+    n = 4096 if dev == "cuda" else 1024
+    report["matmul_fp32_tflop_s"] = round(matmul_gflops(n, device=dev, warmup=3) / 1e3, 3)
     print(json.dumps(report), flush=True)
 
     def attempt(name, fn):

@@ -189,7 +189,7 @@ def run_fid(args: argparse.Namespace) -> int:
     from synthswap.faceset import FacesetError
     from synthswap.gan.data import load_faces
     from synthswap.gan.sample import generate_uint8
-    from synthswap.gan.train import CONFIG_FILE, SNAPSHOT_DIR, load_generator
+    from synthswap.gan.train import CONFIG_FILE, SNAPSHOT_DIR, list_snapshots, load_generator
     from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
     from synthswap.training import CheckpointError, resolve_device
 
@@ -206,11 +206,11 @@ def run_fid(args: argparse.Namespace) -> int:
         # (kimg, generator) pairs: the snapshots in training order, then the checkpoint itself.
         generators = [(float(meta.get("kimg", float("nan"))), G)]
         if args.snapshots:
-            files = sorted((gan_dir / SNAPSHOT_DIR).glob("kimg*.safetensors"))
-            if not files:
+            snapshots = list_snapshots(gan_dir)
+            if not snapshots:
                 raise CheckpointError(f"{gan_dir / SNAPSHOT_DIR}: no snapshots (train with --keep-snapshots)")
-            generators = [(float(f.stem[len("kimg"):]), load_generator(gan_dir, device=device, snapshot=f)[0])
-                          for f in files] + generators
+            generators = [(kimg, load_generator(gan_dir, device=device, snapshot=f)[0])
+                          for kimg, f in snapshots] + generators
         reals = load_faces(args.data, cfg.resolution, masked=masked, limit=args.max_ref, seed=args.seed)
         net = InceptionFeatures(device)
         ref = net(reals)

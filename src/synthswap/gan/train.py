@@ -37,7 +37,7 @@ from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_pa
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
 from synthswap.training import (
-    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, atomic_save_tensors, autocast,
+    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, autocast,
     cleanup_distributed, init_distributed, library_versions, load_checkpoint, save_checkpoint,
 )
 
@@ -200,10 +200,9 @@ class GanTrainer:
         if not self.dist.is_main:
             return
         kimg = self.cur_nimg / 1000
-        tensors = {f"model.G_ema.{k}": v.half() if v.is_floating_point() else v
-                   for k, v in self.G_ema.state_dict().items()}
-        atomic_save_tensors(tensors, self.out / SNAPSHOT_DIR / f"kimg{kimg:010.3f}.safetensors",
-                            {"kimg": kimg, "step": self.step, "config": self.cfg.to_dict()})
+        save_checkpoint(self.out / SNAPSHOT_DIR / f"kimg{kimg:010.3f}.safetensors",
+                        {"G_ema": copy.deepcopy(self.G_ema).half()},
+                        state={"kimg": kimg, "step": self.step, "config": self.cfg.to_dict()})
 
     def log(self, msg: str) -> None:
         if self.dist.is_main and self.opts.verbose:
@@ -444,6 +443,12 @@ def load_generator(gan_dir: str | Path, ema: bool = True, device: torch.device |
     else:
         load_checkpoint(Path(gan_dir) / CHECKPOINT, {"G_ema" if ema else "G": G})
     return G.to(device).eval().requires_grad_(False), cfg
+
+
+def list_snapshots(gan_dir: str | Path) -> list[tuple[float, Path]]:
+    """(kimg, file) of every snapshot `--keep-snapshots` kept, in training order."""
+    files = sorted((Path(gan_dir) / SNAPSHOT_DIR).glob("kimg*.safetensors"))
+    return [(float(f.stem[len("kimg"):]), f) for f in files]
 
 
 def load_discriminator(gan_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Discriminator, GanConfig]:
