@@ -19,8 +19,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from synthswap.gan.networks import count_parameters
-from synthswap.gan.train import GanTrainer, TrainOptions
+from synthswap.training import parameter_count
+from synthswap.gan.train import GanTrainer, GanTrainOptions
 
 from common import matmul_gflops  # benchmarks/ is on sys.path when a script runs
 
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        opts = TrainOptions(data=args.data, out=tmp, resolution=args.resolution, preset=args.config,
+        opts = GanTrainOptions(data=args.data, out=tmp, resolution=args.resolution, preset=args.config,
                             batch=args.batch, kimg=1, r1_interval=10**9, max_images=256, device="cpu",
                             verbose=False)
         tr = GanTrainer(opts)
@@ -70,7 +70,7 @@ def main() -> None:
     img_s = args.batch / sec
     result = {
         "resolution": args.resolution, "config": args.config, "batch": args.batch, "threads": args.threads,
-        "G_params_M": round(count_parameters(tr.G) / 1e6, 3), "D_params_M": round(count_parameters(tr.D) / 1e6, 3),
+        "G_params_M": round(parameter_count(tr.G) / 1e6, 3), "D_params_M": round(parameter_count(tr.D) / 1e6, 3),
         "sec_per_step": round(sec, 3), "img_s": round(img_s, 2), "kimg_s": round(img_s / 1000, 5),
         "kimg_per_hour": round(img_s * 3.6, 1), "gflop_per_img": round(flops_step / args.batch / 1e9, 3),
         "gan_gflop_s": round(flops_step / sec / 1e9, 2), "matmul_gflop_s": round(mm, 2),

@@ -51,16 +51,16 @@ def swap_flops_per_image(model, res: int) -> float:
 
 def bench_train(facesets: tuple[Path, Path], res: int, steps: int, batch: int, workdir: Path) -> dict:
     from synthswap.swap.networks import SwapConfig, SwapModel
-    from synthswap.swap.train import TrainOptions, train
+    from synthswap.swap.train import SwapTrainOptions, train
 
     config = SwapConfig(arch="df", resolution=res)
     out = workdir / f"train_{res}"
     # Two warm-up steps, then the timed ones (train() reports images/s of its own steps).
     opts = dict(src=[str(facesets[0])], dst=[str(facesets[1])], config=config, batch_size=batch,
                 save_every=0, preview_every=0, log_every=1000, progress=False, device="cpu")
-    train(TrainOptions(out=str(out), steps=2, **opts))
+    train(SwapTrainOptions(out=str(out), steps=2, **opts))
     t = time.perf_counter()
-    summary = train(TrainOptions(out=str(out), steps=2 + steps, resume=True, **opts))
+    summary = train(SwapTrainOptions(out=str(out), steps=2 + steps, resume=True, **opts))
     wall = time.perf_counter() - t
     model = SwapModel(config).to(memory_format=torch.channels_last)
     flops_train = train_flops_per_image(model, res, batch)

@@ -110,10 +110,10 @@ def bench_gan(pack_path: str, batch: int, steps: int, tmp: Path, device: str) ->
     import torch
 
     from bench_gan import count_step_flops
-    from synthswap.gan.train import GanTrainer, TrainOptions
+    from synthswap.gan.train import GanTrainer, GanTrainOptions
 
     _use_pack(pack_path)
-    opts = TrainOptions(data=[pack_path], out=str(tmp / f"bench_gan_{batch}"), batch=batch, kimg=1,
+    opts = GanTrainOptions(data=[pack_path], out=str(tmp / f"bench_gan_{batch}"), batch=batch, kimg=1,
                         r1_interval=16, device=device, verbose=False, aug_p=0.2, augment="fixed")
     tr = GanTrainer(opts)
     for _ in range(3):
@@ -133,14 +133,14 @@ def bench_gan(pack_path: str, batch: int, steps: int, tmp: Path, device: str) ->
 
 def bench_swap(src: str, dst: str, resolution: int, steps: int, batch: int, tmp: Path, device: str) -> dict:
     from synthswap.swap.networks import SwapConfig
-    from synthswap.swap.train import TrainOptions, train
+    from synthswap.swap.train import SwapTrainOptions, train
 
     config = SwapConfig(arch="df", resolution=resolution, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22)
     out = tmp / f"swap_{resolution}"
     common = dict(src=[src], dst=[dst], config=config, batch_size=batch, save_every=0, preview_every=0,
                   log_every=10**6, progress=False, device=device)
-    first = train(TrainOptions(out=str(out), steps=5, **common))  # warm-up: cudnn autotune, allocations
-    summary = train(TrainOptions(out=str(out), steps=5 + steps, resume=True, **common))
+    first = train(SwapTrainOptions(out=str(out), steps=5, **common))  # warm-up: cudnn autotune, allocations
+    summary = train(SwapTrainOptions(out=str(out), steps=5 + steps, resume=True, **common))
     return {"resolution": resolution, "batch_per_side": batch, "steps": 5 + steps,
             "loss_at_step_5": first["last_loss"], f"loss_at_step_{5 + steps}": summary["last_loss"],
             "images_per_s": summary["images_per_s"], "parameters": summary["parameters"]}
@@ -203,11 +203,11 @@ def run(args: argparse.Namespace) -> None:
 def train_gan(args: argparse.Namespace) -> None:
     import torch
 
-    from synthswap.gan.train import TrainOptions, train
+    from synthswap.gan.train import GanTrainOptions, train
 
     torch.backends.cudnn.benchmark = args.device == "cuda"
     _use_pack(args.pack)
-    summary = train(TrainOptions(data=[args.pack], out=args.out, batch=args.batch, minutes=args.minutes,
+    summary = train(GanTrainOptions(data=[args.pack], out=args.out, batch=args.batch, minutes=args.minutes,
                                  snap_kimg=args.snap_kimg, keep_snapshots=True, ada_kimg=100, log_seconds=15,
                                  device=args.device))
     print(json.dumps(summary), flush=True)

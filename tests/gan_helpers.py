@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from synthswap.gan.train import GanTrainer, TrainOptions
+from synthswap.gan.train import GanTrainer, GanTrainOptions
 
 FACES = ("videos/people/d0.mp4", 64, 24, 3)  # relpath, size, max_frames, every_n: 24 real faces
 
 
-def tiny_options(faceset, out, **kw) -> TrainOptions:
+def tiny_options(faceset, out, **kw) -> GanTrainOptions:
     values = dict(data=[str(faceset)], out=str(out), resolution=32, preset="tiny", batch=8, kimg=0.016,
                   device="cpu", verbose=False, snap_kimg=1000.0, seed=0)
     values.update(kw)
-    return TrainOptions(**values)
+    return GanTrainOptions(**values)
 
 
 @pytest.fixture

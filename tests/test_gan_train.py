@@ -16,7 +16,8 @@ from gan_helpers import one_thread, tiny_faceset, tiny_options, tiny_trainer_fac
 from safetensors.torch import load_file
 
 from synthswap.cli import main as cli_main
-from synthswap.gan.train import CHECKPOINT, GanTrainer, load_discriminator, load_generator, train
+from synthswap.gan.loading import CHECKPOINT, load_discriminator, load_generator
+from synthswap.gan.train import GanTrainer, train
 from synthswap.training import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

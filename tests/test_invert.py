@@ -22,11 +22,11 @@ SUBJECT = ("videos/people/d14.mp4", 128, 2, 97)  # two photos to invert
 def tiny_gan(extracted, tmp_path_factory):
     import torch
 
-    from synthswap.gan.train import TrainOptions, train
+    from synthswap.gan.train import GanTrainOptions, train
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny_gan") / "gan"
-    train(TrainOptions(data=[str(extracted(*GAN_FACES))], out=str(out), resolution=32, preset="tiny", batch=8,
+    train(GanTrainOptions(data=[str(extracted(*GAN_FACES))], out=str(out), resolution=32, preset="tiny", batch=8,
                        kimg=0.4, device="cpu", verbose=False, snap_kimg=1000.0, seed=0, threads=1))
     return out
 

@@ -59,7 +59,7 @@ def warp_run(extracted, tmp_path_factory):
 
 def test_synthesize_writes_n_identity_checked_faces_wider_than_the_photos(warp_run):
     from synthswap.faceset import Faceset
-    from synthswap.metrics.coverage import attribute_matrix
+    from synthswap.faces.measure import attribute_matrix
 
     subject, _, plain, _ = warp_run
     assert plain.accepted == 24

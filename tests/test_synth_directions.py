@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthswap.gan.directions import Directions, fit_directions, load_directions, measure_renders, save_directions
-from synthswap.metrics.coverage import ATTRIBUTE_NAMES
+from synthswap.gan.directions import fit_directions, load_directions, save_directions
+from synthswap.gan.face_meter import measure_renders
+from synthswap.faces.measure import ATTRIBUTE_NAMES
 
 
 def test_fit_recovers_linear_planes_and_conditions_them(tmp_path):

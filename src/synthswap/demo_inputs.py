@@ -24,15 +24,6 @@ def grace_hopper_bgr() -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
-def write_demo_photos(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "astronaut.png", folder / "grace_hopper.png"]
-    cv2.imwrite(str(paths[0]), astronaut_bgr())
-    cv2.imwrite(str(paths[1]), grace_hopper_bgr())
-    return paths
-
-
 def animate_portrait(bgr: np.ndarray, out: str | Path, frames: int = 50, fps: int = 25, size: int = 320) -> Path:
     """A short talking-head clip made from one portrait by landmark-driven warping.
 

@@ -24,6 +24,11 @@ from synthswap import atomic
 MARKER_SUFFIX = ".stage.json"
 
 
+class StageInterrupted(KeyboardInterrupt):
+    """A stage stopped by Ctrl-C or SIGTERM after saving what it had (a trainer's checkpoint).
+    Its marker stays "pending", so the same command resumes it; the CLI exits with 130."""
+
+
 def fresh(path: Path) -> None:
     """Remove a stage's old output (folder or file) so it can start clean."""
     if path.is_dir():

@@ -21,8 +21,10 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from synthswap import __version__
 
 
 class CheckpointError(Exception):
@@ -59,13 +61,15 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:
             meta = json.loads((fh.metadata() or {}).get("synthswap", "{}"))
     except (SafetensorError, OSError, json.JSONDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
     return tensors, meta
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -223,6 +227,4 @@ class CsvLog:
 
 
 def library_versions() -> dict[str, str]:
-    from synthswap import __version__
-
     return {"synthswap": __version__, "torch": torch.__version__}

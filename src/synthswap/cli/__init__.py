@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # StageInterrupted says what was saved and how to resume
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
 
 

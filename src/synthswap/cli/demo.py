@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synthswap.cli.run import add_run_arguments, execute, options_from_args
+from synthswap.demo_inputs import animate_portrait, astronaut_bgr, grace_hopper_bgr
+from synthswap.media import write_png
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthswap.cli.run import add_run_arguments
-
     p = sub.add_parser(
         "demo",
         help="run the whole job on built-in public-domain portraits (no data needed)",
@@ -25,10 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.cli.run import execute, options_from_args
-    from synthswap.demo_inputs import animate_portrait, astronaut_bgr, grace_hopper_bgr
-    from synthswap.media import write_png
-
     out = Path(args.out)
     inputs = out / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from synthswap.cli.options import fail
+from synthswap.faceset import FacesetError
+from synthswap.media import MediaError
+from synthswap.metrics.evaluate import EvaluateError, evaluate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,16 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.faceset import FacesetError
-    from synthswap.media import MediaError
-    from synthswap.metrics.evaluate import EvaluateError, evaluate
-
     try:
         result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
                           dlib_every=args.dlib_every, fid=not args.no_fid, progress=not args.quiet)
     except (EvaluateError, MediaError, FacesetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     prefix = Path(args.out) if args.out else Path(args.video).with_suffix("")
     json_path, md_path = result.write(str(prefix) + "_eval" if not args.out else prefix)
     for key, value in result.summary().items():

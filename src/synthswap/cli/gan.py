@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+import torch
+
+from synthswap.atomic import write_json, write_text
+from synthswap.cli.synth import register_gan_subcommands
+from synthswap.cli.options import add_common, apply_threads, fail, positive_float, positive_int
+from synthswap.faceset import FacesetError
+from synthswap.gan.augment import AUGMENT_MODES
+from synthswap.gan.data import load_faces
+from synthswap.gan.loading import SNAPSHOT_DIR, list_snapshots, load_generator, read_gan_json
+from synthswap.gan.networks import PRESETS, RESOLUTIONS
+from synthswap.gan.sample import generate_uint8, write_interpolation, write_interpolation_video, write_samples
+from synthswap.gan.train import GanTrainOptions, train
+from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
+from synthswap.training import CheckpointError, resolve_device
 
 TRAIN_EPILOG = """\
 examples:
@@ -29,6 +43,7 @@ e.g. after a GPU run on a machine without the FID network.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    d = GanTrainOptions(data=[], out="", kimg=1)
     p = sub.add_parser("gan", help="train and use the StyleGAN2 face prior",
                        description="Train a StyleGAN2 on facesets, sample from it, and measure it with FID/KID.")
     gsub = p.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True)
@@ -43,56 +58,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data", action="append", required=True, metavar="FACESET",
                    help="faceset folder to train on (repeat to combine several)")
     t.add_argument("--out", required=True, metavar="GAN_DIR", help="output folder (checkpoint, logs, samples)")
-    t.add_argument("--resolution", type=int, default=64, choices=[32, 64, 128, 256],
-                   help="image size (default 64; facesets must be at least this large)")
-    t.add_argument("--config", default="cpu", choices=["tiny", "cpu", "cpu-wide", "gpu"],
-                   help="channel widths: tiny (tests), cpu (default: 16-128 channels, for CPUs), cpu-wide (4x its FLOPs), "
-                        "gpu (StyleGAN2 config-f widths)")
-    t.add_argument("--batch", type=int, default=32, help="images per step over all processes (default 32)")
-    t.add_argument("--kimg", type=float, help="stop after this many thousand real images shown to D")
-    t.add_argument("--minutes", type=float, help="stop after this many minutes (checkpoint saved)")
-    t.add_argument("--g-lr", type=float, default=0.0025, help="generator Adam learning rate (default 0.0025)")
-    t.add_argument("--d-lr", type=float, default=0.0025, help="discriminator Adam learning rate (default 0.0025)")
-    t.add_argument("--r1-gamma", type=float, default=0.5, help="R1 weight (default 0.5; 0 disables R1)")
-    t.add_argument("--r1-interval", type=int, default=16, help="apply R1 every N steps (lazy regularisation)")
-    t.add_argument("--style-mixing", type=float, default=0.9, help="style-mixing probability (default 0.9)")
-    t.add_argument("--augment", default="ada", choices=["ada", "fixed", "none"],
-                   help="ada: adaptive p (default); fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none")
-    t.add_argument("--aug-policy", default="color,translation,cutout",
-                   help="DiffAugment ops, comma separated (default color,translation,cutout)")
-    t.add_argument("--aug-p", type=float, default=0.0, help="initial (ada) or constant (fixed) probability")
-    t.add_argument("--ada-target", type=float, default=0.6,
-                   help="ADA target for r_t = E[sign(D(real))]; above it p rises (default 0.6)")
-    t.add_argument("--ada-kimg", type=float, default=20.0,
-                   help="ADA speed: kimg for p to move by 1 (default 20, for CPU runs of tens of kimg; ADA used 500 for runs of thousands)")
+    t.add_argument("--resolution", type=int, default=d.resolution, choices=RESOLUTIONS,
+                   help=f"image size (default {d.resolution}; facesets must be at least this large)")
+    t.add_argument("--config", default=d.preset, choices=PRESETS,
+                   help=f"channel widths: tiny (tests), cpu (16-128 channels, for CPUs), cpu-wide (4x its FLOPs), "
+                        f"gpu (StyleGAN2 config-f widths) (default {d.preset})")
+    t.add_argument("--batch", type=positive_int, default=d.batch,
+                   help=f"images per step over all processes (default {d.batch})")
+    t.add_argument("--kimg", type=positive_float, help="stop after this many thousand real images shown to D")
+    t.add_argument("--minutes", type=positive_float, help="stop after this many minutes (checkpoint saved)")
+    t.add_argument("--g-lr", type=float, default=d.g_lr, help=f"generator Adam learning rate (default {d.g_lr})")
+    t.add_argument("--d-lr", type=float, default=d.d_lr, help=f"discriminator Adam learning rate (default {d.d_lr})")
+    t.add_argument("--r1-gamma", type=float, default=d.r1_gamma, help=f"R1 weight (default {d.r1_gamma}; 0 disables R1)")
+    t.add_argument("--r1-interval", type=positive_int, default=d.r1_interval,
+                   help=f"apply R1 every N steps (lazy regularisation; default {d.r1_interval})")
+    t.add_argument("--style-mixing", type=float, default=d.style_mixing,
+                   help=f"style-mixing probability (default {d.style_mixing})")
+    t.add_argument("--augment", default=d.augment, choices=AUGMENT_MODES,
+                   help=f"ada: adaptive p; fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none "
+                        f"(default {d.augment})")
+    t.add_argument("--aug-policy", default=d.aug_policy,
+                   help=f"DiffAugment ops, comma separated (default {d.aug_policy})")
+    t.add_argument("--aug-p", type=float, default=d.aug_p, help="initial (ada) or constant (fixed) probability")
+    t.add_argument("--ada-target", type=float, default=d.ada_target,
+                   help=f"ADA target for r_t = E[sign(D(real))]; above it p rises (default {d.ada_target})")
+    t.add_argument("--ada-kimg", type=float, default=d.ada_kimg,
+                   help=f"ADA speed: kimg for p to move by 1 (default {d.ada_kimg}, for CPU runs of tens of kimg; "
+                        f"ADA used 500 for runs of thousands)")
     t.add_argument("--full-crop", action="store_true",
                    help="train on the whole aligned crop instead of the masked face over flat grey")
     t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")
     t.add_argument("--max-images", type=int, help="use at most N faces of the facesets (a random subset)")
-    t.add_argument("--snap-kimg", type=float, default=4.0, help="sample grid + checkpoint every N kimg (default 4)")
+    t.add_argument("--snap-kimg", type=float, default=d.snap_kimg,
+                   help=f"sample grid + checkpoint every N kimg (default {d.snap_kimg})")
     t.add_argument("--keep-snapshots", action="store_true",
                    help="also keep G_ema (fp16) of every --snap-kimg in snapshots/, for `gan fid --snapshots`")
     t.add_argument("--fid-kimg", type=float, help="log FID/KID every N kimg (default: never during training)")
-    t.add_argument("--fid-n", type=int, default=500, help="generated images per FID during training (default 500)")
-    t.add_argument("--fid-ref-n", type=int, default=1000, help="training images in the FID reference (default 1000)")
-    t.add_argument("--log-seconds", type=float, default=30.0, help="progress line every N seconds (default 30)")
-    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--fid-n", type=positive_int, default=d.fid_n,
+                   help=f"generated images per FID during training (default {d.fid_n})")
+    t.add_argument("--fid-ref-n", type=positive_int, default=d.fid_ref_n,
+                   help=f"training images in the FID reference (default {d.fid_ref_n})")
+    t.add_argument("--log-seconds", type=float, default=d.log_seconds,
+                   help=f"progress line every N seconds (default {d.log_seconds})")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    _common(t)
+    add_common(t)
     t.set_defaults(func=run_train)
 
     s = gsub.add_parser("sample", help="generate images and a latent interpolation grid/video",
                         description="Generate N images with the EMA generator (sample_NNNNNN.png + grid.png), "
                                     "a W-space interpolation grid (interpolation.png) and optionally a video.")
     s.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
-    s.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    s.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                    help="truncation psi: 1 = full variety, 0.5-0.7 = more typical faces, 0 = the average face")
     s.add_argument("--interp-rows", type=int, default=4, help="rows of the interpolation grid (0: none)")
-    s.add_argument("--interp-steps", type=int, default=8, help="steps per interpolation row")
+    s.add_argument("--interp-steps", type=positive_int, default=8, help="steps per interpolation row (default 8)")
     s.add_argument("--video", action="store_true", help="also write interpolation.mp4 (H.264 loop through W)")
-    _common(s)
+    add_common(s, threads=False, quiet=False)
     s.set_defaults(func=run_sample)
 
     f = gsub.add_parser("fid", help="FID and KID between a GAN's images and a faceset",
@@ -111,33 +134,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score every G_ema snapshot that `train --keep-snapshots` kept, then the checkpoint; "
                         "writes GAN_DIR/fid_snapshots.csv (FID against kimg)")
     f.add_argument("--json", metavar="FILE", help="also write the result as JSON")
-    f.add_argument("--threads", type=int, help="torch CPU threads")
-    _common(f)
+    add_common(f, quiet=False)
     f.set_defaults(func=run_fid)
 
     # `gan invert` and `gan directions` use the GAN but belong to the synthesis stage.
-    from synthswap.cli.synth import register_gan_subcommands
-
     register_gan_subcommands(gsub)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-
-
-def _error(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
 def run_train(args: argparse.Namespace) -> int:
-    from synthswap.faceset import FacesetError
-    from synthswap.gan.train import TrainOptions, train
-    from synthswap.training import CheckpointError
-
     try:
-        opts = TrainOptions(
+        opts = GanTrainOptions(
             data=args.data, out=args.out, resolution=args.resolution, preset=args.config, batch=args.batch,
             kimg=args.kimg, minutes=args.minutes, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
             r1_interval=args.r1_interval, style_mixing=args.style_mixing, augment=args.augment,
@@ -146,29 +152,24 @@ def run_train(args: argparse.Namespace) -> int:
             snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg,
             fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
             log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
-            resume=args.resume,
+            resume=args.resume, verbose=not args.quiet,
         )
         summary = train(opts)
     except (FacesetError, CheckpointError, FileExistsError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     print(json.dumps(summary))
+    if summary["stopped_by"] == "signal":
+        return fail(f"interrupted at kimg {summary['kimg']:.1f}; checkpoint saved in {args.out}: "
+                    f"add --resume to continue", 130)
     return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    import torch
-
-    from synthswap.gan.sample import write_interpolation, write_interpolation_video, write_samples
-    from synthswap.gan.train import load_generator
-    from synthswap.training import CheckpointError, resolve_device
-
-    if args.n < 1:
-        return _error("--n must be at least 1")
     try:
         device = resolve_device(args.device)
         G, cfg = load_generator(args.gan, ema=True, device=device)
     except (CheckpointError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     out = Path(args.out)
     torch.manual_seed(args.seed)
     paths = write_samples(G, args.n, out, seed=args.seed, truncation_psi=args.truncation, device=device)
@@ -184,24 +185,14 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_fid(args: argparse.Namespace) -> int:
-    import torch
-
-    from synthswap.faceset import FacesetError
-    from synthswap.gan.data import load_faces
-    from synthswap.gan.sample import generate_uint8
-    from synthswap.gan.train import CONFIG_FILE, SNAPSHOT_DIR, list_snapshots, load_generator
-    from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
-    from synthswap.training import CheckpointError, resolve_device
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.n < 2:
-        return _error("--n must be at least 2")
+        return fail("--n must be at least 2")
     gan_dir = Path(args.gan)
     try:
         device = resolve_device(args.device)
         G, cfg = load_generator(gan_dir, ema=True, device=device)
-        meta = json.loads((gan_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        meta = read_gan_json(gan_dir)
         masked = meta.get("options", {}).get("masked", True) and not args.full_crop
         # (kimg, generator) pairs: the snapshots in training order, then the checkpoint itself.
         generators = [(float(meta.get("kimg", float("nan"))), G)]
@@ -222,18 +213,14 @@ def run_fid(args: argparse.Namespace) -> int:
             print(f"kimg {kimg:9.1f}  FID {result['fid']:.3f}  KID {result['kid']:.5f}  ({args.n} generated vs "
                   f"{ref.shape[0]} real, {cfg.resolution} px, psi {args.truncation})", flush=True)
     except (CheckpointError, FacesetError, FidError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     result.update(n_fake=args.n, n_real=int(ref.shape[0]), truncation=args.truncation, resolution=cfg.resolution,
                   masked=masked)
     if args.snapshots:
-        from synthswap.atomic import write_text
-
         lines = ["kimg,fid,kid,n_fake,n_real"] + [f"{r['kimg']},{r['fid']},{r['kid']},{args.n},{ref.shape[0]}"
                                                    for r in rows]
         write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")
         result["snapshots"] = rows
     if args.json:
-        from synthswap.atomic import write_json as atomic_write_json
-
-        atomic_write_json(args.json, result)
+        write_json(args.json, result)
     return 0

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from synthswap.cli.options import add_flags, fail, from_args
+from synthswap.extract import ExtractError
+from synthswap.faceset import FacesetError
+from synthswap.media import MediaError
+from synthswap.study.grid import Study, StudyOptions
+from synthswap.training import CheckpointError
+from synthswap.synth.engines import ENGINES
 
 
 def _ints(text: str) -> list[int]:
@@ -14,8 +21,6 @@ def _ints(text: str) -> list[int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthswap.study.grid import StudyOptions
-
     d = StudyOptions(subject_video="", dest_video="", out="")
     p = sub.add_parser(
         "study",
@@ -34,54 +39,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dest", required=True, metavar="VIDEO", help="destination video")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder")
     p.add_argument("--k", type=_ints, default=d.ks, help="numbers of real photos, e.g. 1,5,20 (default)")
-    p.add_argument("--engines", default=",".join(d.engines), help="synthetic engines: gan,warp (default)")
+    p.add_argument("--engines", default=",".join(d.engines), help=f"synthetic engines, comma separated, of {', '.join(ENGINES)} (default: {','.join(d.engines)})")
     p.add_argument("--gan", help="use this trained personal prior instead of training one on the destination")
     p.add_argument("--generic-gan", help="also synthesise from this generic prior (e.g. trained on UTKFace)")
-    for name, kind, help_text in [
-        ("size", int, "crop size of extracted faces"),
-        ("subject_every_n", int, "subject frames extracted (every n-th)"),
-        ("dest_every_n", int, "destination frames extracted (every n-th)"),
-        ("subject_train_fraction", float, "share of the subject video's time used for training photos"),
-        ("dest_train_fraction", float, "share of the destination video's time used for training"),
-        ("eval_max_frames", int, "frames of the destination's held-out end that are converted"),
-        ("gan_resolution", int, "personal prior's resolution"),
-        ("gan_minutes", float, "personal prior's training budget"),
-        ("directions_n", int, "GAN samples measured to fit the directions"),
-        ("invert_steps", int, "projection steps"),
-        ("pti_steps", int, "pivotal-tuning steps"),
-        ("synthetic", int, "synthetic images per condition"),
-        ("swap_resolution", int, "swap model size"),
-        ("swap_steps", int, "swap training steps, the same for every condition"),
-        ("batch_size", int, "swap training batch"),
-        ("seed", int, "seed shared by every condition"),
-    ]:
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name),
-                       help=f"{help_text} (default: {getattr(d, name)})")
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    add_flags(p, StudyOptions)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.extract import ExtractError
-    from synthswap.faceset import FacesetError
-    from synthswap.media import MediaError
-    from synthswap.study.grid import Study, StudyOptions
-    from synthswap.training import CheckpointError
-
-    opts = StudyOptions(
-        subject_video=args.subject, dest_video=args.dest, out=args.out, ks=args.k,
-        engines=[e for e in args.engines.split(",") if e], generic_gan=args.generic_gan, gan=args.gan,
-        size=args.size, subject_every_n=args.subject_every_n, dest_every_n=args.dest_every_n,
-        subject_train_fraction=args.subject_train_fraction, dest_train_fraction=args.dest_train_fraction,
-        eval_max_frames=args.eval_max_frames, gan_resolution=args.gan_resolution, gan_minutes=args.gan_minutes,
-        directions_n=args.directions_n, invert_steps=args.invert_steps, pti_steps=args.pti_steps,
-        synthetic=args.synthetic, swap_resolution=args.swap_resolution, swap_steps=args.swap_steps,
-        batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.quiet)
+    opts = from_args(StudyOptions, args, subject_video=args.subject, dest_video=args.dest, out=args.out, ks=args.k,
+                     engines=[e for e in args.engines.split(",") if e], generic_gan=args.generic_gan, gan=args.gan,
+                     progress=not args.quiet)
     try:
         Study(opts).run()
     except (ExtractError, MediaError, FacesetError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     print(f"wrote {args.out}/report.md and {args.out}/report.html")
     return 0

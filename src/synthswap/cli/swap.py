@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
+
+from synthswap.cli.options import add_common, apply_threads, fail, nonnegative_int, positive_float, positive_int
+from synthswap.faceset import FacesetError
+from synthswap.media import MediaError
+from synthswap.swap.color import COLOR_MODES
+from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
+from synthswap.swap.data import Augment
+from synthswap.swap.networks import ARCHITECTURES, SwapConfig
+from synthswap.swap.losses import PIXEL_LOSSES
+from synthswap.swap.train import SwapTrainError, SwapTrainOptions, train
+from synthswap.training import CheckpointError
 
 TRAIN_EPILOG = """\
 examples:
@@ -40,15 +51,10 @@ found are written unchanged and counted in the summary.
 """
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (weights init, data order; default: 0)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice); 1-2 on a shared machine")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
 def register(subparsers) -> None:
+    cfg = SwapConfig()
+    d = SwapTrainOptions(src=[], dst=[], out="")
+    conv = ConvertOptions()
     swap = subparsers.add_parser(
         "swap", help="train the face-swap model and convert videos with it",
         description="DeepFaceLab-style face swap: a shared encoder and per-identity decoders (df) or "
@@ -72,30 +78,37 @@ def register(subparsers) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the model in --out; its architecture, facesets, seed, batch size, "
                         "loss and augmentation are reused so the run continues exactly")
-    t.add_argument("--arch", choices=["df", "liae"], default="df",
-                   help="df: one decoder per identity (stronger likeness); liae: shared decoder (better "
-                        "lighting/pose match). Default: df")
-    t.add_argument("--resolution", type=int, default=96,
-                   help="face size in pixels, multiple of 16 in 64..256 (default 96: a CPU-sized model)")
-    t.add_argument("--e-dims", type=int, default=32, help="encoder width (default 32; DeepFaceLab uses 64+ on GPU)")
-    t.add_argument("--ae-dims", type=int, default=128, help="latent size (default 128; 256+ on GPU)")
-    t.add_argument("--d-dims", type=int, default=16, help="decoder width (default 16; 64 on GPU)")
-    t.add_argument("--d-mask-dims", type=int, default=8, help="mask-head width (default 8; 22 on GPU)")
-    t.add_argument("--batch-size", type=int, default=8, help="faces of A and of B per step, per process (default 8)")
-    t.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (default 2e-4)")
-    t.add_argument("--loss", choices=["l1", "mse"], default="l1",
-                   help="pixel loss added to DSSIM on the masked face (default l1)")
-    t.add_argument("--eyes-mouth-weight", type=float, default=1.0,
-                   help="extra weight of the eye and mouth regions (from landmarks; 0 turns it off; default 1)")
+    t.add_argument("--arch", choices=ARCHITECTURES, default=cfg.arch,
+                   help=f"df: one decoder per identity (stronger likeness); liae: shared decoder (better "
+                        f"lighting/pose match). Default: {cfg.arch}")
+    t.add_argument("--resolution", type=int, default=cfg.resolution,
+                   help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: a CPU-sized model)")
+    t.add_argument("--e-dims", type=int, default=cfg.e_dims,
+                   help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
+    t.add_argument("--ae-dims", type=int, default=cfg.ae_dims, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
+    t.add_argument("--d-dims", type=int, default=cfg.d_dims, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
+    t.add_argument("--d-mask-dims", type=int, default=cfg.d_mask_dims,
+                   help=f"mask-head width (default {cfg.d_mask_dims}; 22 on GPU)")
+    t.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help=f"faces of A and of B per step, per process (default {d.batch_size})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    t.add_argument("--loss", choices=PIXEL_LOSSES, default=d.pixel_loss,
+                   help=f"pixel loss added to DSSIM on the masked face (default {d.pixel_loss})")
+    t.add_argument("--eyes-mouth-weight", type=float, default=d.eyes_mouth_weight,
+                   help=f"extra weight of the eye and mouth regions (from landmarks; 0 turns it off; "
+                        f"default {d.eyes_mouth_weight})")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
-    t.add_argument("--steps", type=int, help="stop at this total step count")
-    t.add_argument("--minutes", type=float, help="stop after this many minutes of this run")
-    t.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (default 500)")
-    t.add_argument("--preview-every", type=int, default=250, help="preview grid every N steps (0: only at the end)")
-    t.add_argument("--log-every", type=int, default=10, help="log.csv row every N steps (default 10)")
-    _add_common(t)
+    t.add_argument("--steps", type=positive_int, help="stop at this total step count")
+    t.add_argument("--minutes", type=positive_float, help="stop after this many minutes of this run")
+    t.add_argument("--save-every", type=nonnegative_int, default=d.save_every,
+                   help=f"checkpoint every N steps (0: only at the end; default {d.save_every})")
+    t.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
+                   help=f"preview grid every N steps (0: only at the end; default {d.preview_every})")
+    t.add_argument("--log-every", type=positive_int, default=d.log_every,
+                   help=f"log.csv row every N steps (default {d.log_every})")
+    add_common(t)
     t.set_defaults(func=run_train)
 
     c = sub.add_parser("convert", help="swap A's face into a video (or folder of frames) of B",
@@ -107,48 +120,36 @@ def register(subparsers) -> None:
     src.add_argument("--video", metavar="DEST", help="the destination video (B)")
     src.add_argument("--images", metavar="FOLDER", help="a folder of frames instead of a video; --out is a folder")
     c.add_argument("--out", required=True, help="output .mp4 (for --video) or folder (for --images)")
-    c.add_argument("--color", choices=["rct", "hist", "none"], default="rct",
-                   help="colour transfer to B's skin: rct (Reinhard in LAB), hist (histogram matching) "
-                        "or none (default rct)")
-    c.add_argument("--blend", choices=["alpha", "seamless"], default="alpha",
-                   help="alpha: feathered mask; seamless: OpenCV seamlessClone (Poisson) then the "
-                        "feathered mask (default alpha)")
-    c.add_argument("--mask", choices=["learned", "landmarks", "both"], default="both",
-                   help="mask to paste with: the model's mask head, the landmark face oval, or their "
-                        "product (default both)")
-    c.add_argument("--erode", type=float, default=2.0,
-                   help="shrink the mask by this many pixels of the model's face size (default 2)")
-    c.add_argument("--blur", type=float, default=6.0,
-                   help="feather the mask edge over this many face pixels (default 6)")
-    c.add_argument("--smooth", type=float, default=1.0,
-                   help="One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off (default 1.0)")
-    c.add_argument("--max-frames", type=int, help="convert only the first N frames (for a quick look)")
-    c.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
-    _add_common(c)
+    c.add_argument("--color", choices=COLOR_MODES, default=conv.color,
+                   help=f"colour transfer to B's skin: rct (Reinhard in LAB), hist (histogram matching) "
+                        f"or none (default {conv.color})")
+    c.add_argument("--blend", choices=BLEND_MODES, default=conv.blend,
+                   help=f"alpha: feathered mask; seamless: OpenCV seamlessClone (Poisson) then the "
+                        f"feathered mask (default {conv.blend})")
+    c.add_argument("--mask", choices=MASK_MODES, default=conv.mask,
+                   help=f"mask to paste with: the model's mask head, the landmark face oval, or their "
+                        f"product (default {conv.mask})")
+    c.add_argument("--erode", type=float, default=conv.erode,
+                   help=f"shrink the mask by this many pixels of the model's face size (default {conv.erode})")
+    c.add_argument("--blur", type=float, default=conv.blur,
+                   help=f"feather the mask edge over this many face pixels (default {conv.blur})")
+    c.add_argument("--smooth", type=float, default=conv.smooth_min_cutoff,
+                   help=f"One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off "
+                        f"(default {conv.smooth_min_cutoff})")
+    c.add_argument("--max-frames", type=positive_int, help="convert only the first N frames (for a quick look)")
+    c.add_argument("--crf", type=int, default=conv.crf, choices=range(0, 52), metavar="0-51",
+                   help=f"H.264 quality, lower is better (default {conv.crf})")
+    add_common(c)
     c.set_defaults(func=run_convert)
 
 
-def _threads(args) -> None:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
 def run_train(args) -> int:
-    from synthswap.faceset import FacesetError
-    from synthswap.swap.data import Augment
-    from synthswap.swap.networks import SwapConfig
-    from synthswap.swap.train import SwapTrainError, TrainOptions, train
-    from synthswap.training import CheckpointError
-
-    _threads(args)
+    apply_threads(args)
     if not args.resume and (not args.src or not args.dst):
-        print("error: give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)", file=sys.stderr)
-        return 2
+        return fail("give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)")
     config = SwapConfig(arch=args.arch, resolution=args.resolution, e_dims=args.e_dims, ae_dims=args.ae_dims,
                         d_dims=args.d_dims, d_mask_dims=args.d_mask_dims)
-    opts = TrainOptions(
+    opts = SwapTrainOptions(
         src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
         dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
         eyes_mouth_weight=args.eyes_mouth_weight, steps=args.steps, minutes=args.minutes,
@@ -159,19 +160,17 @@ def run_train(args) -> int:
     try:
         summary = train(opts)
     except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if summary["world_size"] == 1 or int(__import__("os").environ.get("RANK", "0")) == 0:
+        return fail(str(exc))
+    if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
+    if summary["stopped_by_signal"]:
+        return fail(f"interrupted at step {summary['step']}; checkpoint saved in {args.out}: "
+                    f"add --resume to continue", 130)
     return 0
 
 
 def run_convert(args) -> int:
-    from synthswap.media import MediaError
-    from synthswap.swap.convert import ConvertOptions, convert_images, convert_video
-    from synthswap.training import CheckpointError
-
-    _threads(args)
+    apply_threads(args)
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
                           smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
                           max_frames=args.max_frames, crf=args.crf)
@@ -181,7 +180,6 @@ def run_convert(args) -> int:
         else:
             summary = convert_images(args.model, args.images, args.out, opts)
     except (CheckpointError, MediaError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     print(json.dumps(summary, indent=2))
     return 0

@@ -10,6 +10,18 @@ import argparse
 import json
 import sys
 
+from synthswap.cli import quiet_native_logs
+from synthswap.cli.options import add_common, apply_threads, fail, positive_int
+from synthswap.faces.identity import SAME_PERSON_COSINE
+from synthswap.faceset import Faceset, FacesetError
+from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan, format_report
+from synthswap.gan.invert import InversionError, InvertOptions, invert
+from synthswap.metrics.coverage import DEFAULT_EPS, coverage
+from synthswap.synth.base import SynthError, SynthOptions
+from synthswap.synth.engines import ENGINES
+from synthswap.synth.pipeline import format_summary, synthesize
+from synthswap.training import CheckpointError
+
 INVERT_EPILOG = """\
 example:
   synthswap extract photos/ --out subject --size 128
@@ -36,22 +48,8 @@ identity cosines, expression spread, coverage). Train on it next to the real pho
 """
 
 
-def _error(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
-def _device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda if available")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthswap.faces.identity import SAME_PERSON_COSINE
-    from synthswap.metrics.coverage import DEFAULT_EPS
-
+    d = SynthOptions(out="")
     s = sub.add_parser(
         "synthesize", help="synthesise many images of the subject with varied expressions",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SYNTH_EPILOG,
@@ -59,11 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "directions (--engine gan) or by warping their real photos (--engine warp). Every image is "
                     "re-detected, measured and kept only if its SFace identity cosine to the real photos reaches "
                     "--min-identity.")
-    s.add_argument("--engine", default="gan", choices=["gan", "warp"], help="gan (default) or warp")
+    s.add_argument("--engine", default=d.engine, choices=tuple(ENGINES), help=f"default: {d.engine}")
     s.add_argument("--inversion", metavar="INV_DIR", help="folder written by `gan invert` (gan engine)")
     s.add_argument("--faces", metavar="FACESET",
                    help="the subject's real faceset (warp engine; gan: overrides the path the inversion recorded)")
-    s.add_argument("--n", type=int, default=500, help="number of images to keep (default 500)")
+    s.add_argument("--n", type=positive_int, default=d.n, help=f"number of images to keep (default {d.n})")
     s.add_argument("--out", required=True, metavar="SYNTH_FACESET", help="new faceset folder to write")
     s.add_argument("--match", metavar="DEST_FACESET",
                    help="aim at the expressions and poses of this (destination) faceset and report its coverage")
@@ -73,12 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--min-identity", type=float, default=SAME_PERSON_COSINE,
                    help=f"keep images whose SFace cosine to the real photos is at least this "
                         f"(default {SAME_PERSON_COSINE}, SFace's same-person threshold)")
-    s.add_argument("--max-attempts", type=int, help="give up after this many candidates (default 4 x N)")
+    s.add_argument("--max-attempts", type=positive_int, help="give up after this many candidates (default 4 x N)")
     s.add_argument("--size", type=int, help="crop size of the output (default: the subject faceset's)")
-    s.add_argument("--eps", type=float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
-    s.add_argument("--strength", type=float, default=1.0,
-                   help="scale of every edit: 1 aims exactly at the target, 0.5 half-way (default 1)")
-    _device(s)
+    s.add_argument("--eps", type=float, default=d.eps, help=f"coverage radius (default {d.eps})")
+    s.add_argument("--strength", type=float, default=d.strength,
+                   help=f"scale of every edit: 1 aims exactly at the target, 0.5 half-way (default {d.strength})")
+    add_common(s)
     s.set_defaults(func=run_synthesize)
 
     c = sub.add_parser(
@@ -95,6 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
+    inv = InvertOptions(gan="", faces="", out="")
+    dirs = DirectionsOptions(gan="")
     i = gsub.add_parser(
         "invert", help="invert the subject's photos into the GAN (W+ projection + pivotal tuning)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=INVERT_EPILOG,
@@ -104,53 +104,49 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     i.add_argument("--faces", required=True, metavar="SUBJECT_FACESET", help="the subject's real faceset")
     i.add_argument("--out", required=True, metavar="INV_DIR", help="new output folder")
-    i.add_argument("--max-photos", type=int, default=50, help="invert at most the first N faces (default 50)")
-    i.add_argument("--steps", type=int, default=300, help="projection steps (default 300)")
-    i.add_argument("--lr", type=float, default=0.05, help="projection learning rate (default 0.05)")
-    i.add_argument("--pti-steps", type=int, default=300, help="pivotal tuning steps (default 300; 0 = none)")
-    i.add_argument("--pti-lr", type=float, default=3e-3, help="pivotal tuning learning rate (default 3e-3)")
-    i.add_argument("--w-perceptual", type=float, default=0.1, help="perceptual (D features) loss weight (default 0.1)")
-    i.add_argument("--w-landmark", type=float, default=20.0, help="landmark loss weight (0: off)")
-    i.add_argument("--locality", type=float, default=1.0, help="PTI locality regulariser weight (0: off)")
-    i.add_argument("--landmark-steps", type=int, default=400, help="training steps of the landmark regressor")
-    _device(i)
+    i.add_argument("--max-photos", type=positive_int, default=inv.max_photos,
+                   help=f"invert at most the first N faces (default {inv.max_photos})")
+    i.add_argument("--steps", type=positive_int, default=inv.steps, help=f"projection steps (default {inv.steps})")
+    i.add_argument("--lr", type=float, default=inv.lr, help=f"projection learning rate (default {inv.lr})")
+    i.add_argument("--pti-steps", type=int, default=inv.pti_steps,
+                   help=f"pivotal tuning steps (default {inv.pti_steps}; 0 = none)")
+    i.add_argument("--pti-lr", type=float, default=inv.pti_lr, help=f"pivotal tuning learning rate (default {inv.pti_lr})")
+    i.add_argument("--w-perceptual", type=float, default=inv.w_perceptual,
+                   help=f"perceptual (D features) loss weight (default {inv.w_perceptual})")
+    i.add_argument("--w-landmark", type=float, default=inv.w_landmark,
+                   help=f"landmark loss weight (0: off; default {inv.w_landmark})")
+    i.add_argument("--locality", type=float, default=inv.locality,
+                   help=f"PTI locality regulariser weight (0: off; default {inv.locality})")
+    i.add_argument("--landmark-steps", type=int, default=inv.landmark_steps,
+                   help=f"training steps of the landmark regressor (default {inv.landmark_steps})")
+    add_common(i)
     i.set_defaults(func=run_invert)
 
-    d = gsub.add_parser(
+    dp = gsub.add_parser(
         "directions", help="fit expression and pose directions in W",
         description="Sample latents, render and measure them with the extraction code (expression vector, yaw, "
                     "pitch), fit a ridge regression per attribute in W, and save unit directions (plain and "
                     "conditioned on the other attributes) with their held-out R^2.")
-    d.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
-    d.add_argument("--n", type=int, default=3000, help="samples to render and measure (default 3000)")
-    d.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
-    d.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
-    d.add_argument("--around", metavar="INV_DIR",
+    dp.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    dp.add_argument("--n", type=int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
+    dp.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
+    dp.add_argument("--truncation", type=float, default=dirs.truncation, metavar="PSI",
+                   help=f"truncation psi (default {dirs.truncation})")
+    dp.add_argument("--around", metavar="INV_DIR",
                    help="fit local directions around this inversion's pivots, rendered by its tuned generator "
                         "(for a prior whose own samples are rarely measurable as faces)")
-    d.add_argument("--no-pose-regressor", action="store_true",
+    dp.add_argument("--no-pose-regressor", action="store_true",
                    help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
                         "GAN's real training faces (FaceMesh's pose is unreliable at 64 px; the CNN takes ~1 min)")
-    d.add_argument("--radius", type=float, default=0.5,
-                   help="with --around: how far samples stray from the pivots, in units of a random w's "
-                        "offset from the mean w (default 0.5)")
-    _device(d)
-    d.set_defaults(func=run_directions)
-
-
-def _threads(args) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    dp.add_argument("--radius", type=float, default=dirs.radius,
+                   help=f"with --around: how far samples stray from the pivots, in units of a random w's "
+                        f"offset from the mean w (default {dirs.radius})")
+    add_common(dp)
+    dp.set_defaults(func=run_directions)
 
 
 def run_invert(args: argparse.Namespace) -> int:
-    from synthswap.faceset import FacesetError
-    from synthswap.gan.invert import InversionError, InvertOptions, invert
-    from synthswap.training import CheckpointError
-
-    _threads(args)
+    apply_threads(args)
     opts = InvertOptions(gan=args.gan, faces=args.faces, out=args.out, max_photos=args.max_photos, steps=args.steps,
                          lr=args.lr, pti_steps=args.pti_steps, pti_lr=args.pti_lr, w_perceptual=args.w_perceptual,
                          w_landmark=args.w_landmark, locality=args.locality, landmark_steps=args.landmark_steps,
@@ -158,7 +154,7 @@ def run_invert(args: argparse.Namespace) -> int:
     try:
         s = invert(opts)
     except (InversionError, FacesetError, CheckpointError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     print(f"inverted {s['photos']} photo(s) into {args.out} in {s['seconds']:.0f} s")
     print(f"masked MSE: mean w {s['mse']['mean_w']:.4f} -> projection {s['mse']['projection']:.4f} -> "
           f"PTI {s['mse']['pti']:.4f}")
@@ -170,27 +166,20 @@ def run_invert(args: argparse.Namespace) -> int:
 
 
 def run_directions(args: argparse.Namespace) -> int:
-    from synthswap.gan.directions import DirectionsError, directions_for_gan, format_report
-    from synthswap.gan.invert import InversionError
-    from synthswap.training import CheckpointError
-
-    _threads(args)
+    apply_threads(args)
     try:
-        d, path = directions_for_gan(args.gan, args.out, n=args.n, truncation=args.truncation, seed=args.seed,
-                                     device=args.device, progress=not args.quiet, around=args.around,
-                                     radius=args.radius, pose_regressor=not args.no_pose_regressor)
+        d, path = directions_for_gan(DirectionsOptions(
+            gan=args.gan, out=args.out, n=args.n, truncation=args.truncation, around=args.around, radius=args.radius,
+            pose_regressor=not args.no_pose_regressor, seed=args.seed, device=args.device, progress=not args.quiet))
     except (DirectionsError, CheckpointError, InversionError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     print(format_report(d))
     print(f"directions written to {path} (report: {path.with_suffix('.json')})")
     return 0
 
 
 def run_synthesize(args: argparse.Namespace) -> int:
-    from synthswap.faceset import FacesetError
-    from synthswap.synth.pipeline import SynthError, SynthOptions, format_summary, synthesize
-
-    _threads(args)
+    apply_threads(args)
     opts = SynthOptions(out=args.out, n=args.n, engine=args.engine, inversion=args.inversion, faces=args.faces,
                         match=args.match, coverage_of=args.coverage_of, directions=args.directions,
                         min_identity=args.min_identity, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
@@ -198,19 +187,16 @@ def run_synthesize(args: argparse.Namespace) -> int:
     try:
         summary = synthesize(opts)
     except (SynthError, FacesetError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     print(format_summary(summary))
     return 0
 
 
 def run_coverage(args: argparse.Namespace) -> int:
-    from synthswap.faceset import Faceset, FacesetError
-    from synthswap.metrics.coverage import coverage
-
     try:
         result = coverage(Faceset.open(args.dest), [Faceset.open(p) for p in args.train], eps=args.eps)
     except (FacesetError, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -223,8 +209,6 @@ def run_coverage(args: argparse.Namespace) -> int:
 def gan_main(argv: list[str] | None = None) -> int:
     """`python -m synthswap.cli.synth invert|directions ...`: the same subcommands as
     `synthswap gan invert|directions`, usable whether or not cli/gan.py registers them."""
-    from synthswap.cli import quiet_native_logs
-
     quiet_native_logs()
     parser = argparse.ArgumentParser(prog="python -m synthswap.cli.synth")
     register_gan_subcommands(parser.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True))

@@ -14,6 +14,9 @@ from synthswap.faces.landmarks import (CHIN, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, MO
                                        MOUTH_IMAGE_RIGHT, eye_centres)
 
 EXPRESSION_NAMES = ("mouth_open", "mouth_width", "smile", "eye_open_left", "eye_open_right", "brow_raise")
+# What synthesis aims at and coverage compares: the expression plus the two head angles
+# that change what the face looks like (roll is undone by alignment).
+ATTRIBUTE_NAMES = (*EXPRESSION_NAMES, "yaw", "pitch")
 
 _UPPER_LIP, _LOWER_LIP = 13, 14
 _LID_LEFT = (159, 145)  # upper, lower lid of the image-left eye
@@ -78,3 +81,13 @@ def sharpness(crop_bgr: np.ndarray, mask: np.ndarray | None = None) -> float:
         if inside.any():
             return float(lap[inside].var())
     return float(lap.var())
+
+
+def attribute_vector(expression: dict[str, float], pose: dict[str, float]) -> np.ndarray:
+    """One face's expression + yaw/pitch, in ATTRIBUTE_NAMES order."""
+    return np.array([*(expression[k] for k in EXPRESSION_NAMES), pose["yaw"], pose["pitch"]], np.float64)
+
+
+def attribute_matrix(faceset) -> np.ndarray:
+    """(N, 8) expression + yaw/pitch of every face of a faceset, in ATTRIBUTE_NAMES order."""
+    return np.concatenate([faceset.expressions(), faceset.poses()[:, :2]], axis=1).astype(np.float64)

@@ -17,6 +17,8 @@ from torch import nn
 
 POLICIES = ("color", "translation", "cutout")
 
+AUGMENT_MODES = ("ada", "fixed", "none")  # adaptive p, a constant p, off
+
 
 def _brightness(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)

@@ -57,6 +57,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] (generator output) -> uint8 [0, 255], rounded the way PNGs of it would be."""
+    return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def make_grid(images: torch.Tensor, cols: int) -> np.ndarray:
     """uint8 (N, 3, H, W) RGB -> one BGR uint8 image with `cols` columns (for cv2.imwrite)."""
     n, c, h, w = images.shape

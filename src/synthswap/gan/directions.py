@@ -20,7 +20,6 @@ U^T (U U^T + small ridge)^-1 (delta / slope)), which for a single attribute is a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,9 +27,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from synthswap.metrics.coverage import ATTRIBUTE_NAMES
 from synthswap.atomic import write_json as atomic_write_json
-from synthswap.training import CheckpointError, atomic_save_tensors, load_tensors
+from synthswap.faces.measure import ATTRIBUTE_NAMES
+from synthswap.faceset import INFO_FILE as FACESET_INFO
+from synthswap.gan.face_meter import FaceMeter, gan_renderer, measure_renders
+from synthswap.gan.invert import load_inversion
+from synthswap.gan.loading import load_generator, read_gan_json
+from synthswap.gan.pose_net import train_pose_regressor
+from synthswap.training import CheckpointError, atomic_save_tensors, load_tensors, resolve_device
 
 DIRECTIONS_FILE = "directions.safetensors"
 MIN_R2 = 0.1  # attributes fitted worse than this on held-out samples are not edited
@@ -186,130 +190,22 @@ def load_directions(path: str | Path) -> Directions:
         raise CheckpointError(f"{path}: not a directions file (missing {exc})") from exc
 
 
-# ---------------------------------------------------------------------------------------------
-# Measuring rendered faces with the extraction code
+@dataclass
+class DirectionsOptions:
+    gan: str
+    out: str | None = None  # default: GAN_DIR/directions.safetensors
+    n: int = 3000  # samples rendered and measured
+    truncation: float = 1.0
+    # An inversion folder: fit local directions around its pivots, rendered by its tuned generator.
+    around: str | None = None
+    radius: float = 0.5  # with `around`: how far samples stray, in units of a random w's offset from w_avg
+    pose_regressor: bool = True  # yaw/pitch from a CNN trained on the GAN's real faces, not FaceMesh
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
 
 
-class FaceMeter:
-    """Expression + yaw/pitch of face images, by the extraction code (detector, FaceMesh, measure).
-
-    GAN samples are aligned crops, so when the detector misses a small or odd face the
-    landmarks are tried once more on the box where the alignment template puts the face.
-    """
-
-    def __init__(self, pose_net=None, resolution: int | None = None):
-        from synthswap.faces.pipeline import FaceAnalyzer
-
-        self.analyzer = FaceAnalyzer(128, with_identity=False)
-        self.pose_net = pose_net  # optional yaw/pitch regressor (see train_pose_regressor)
-        self.resolution = resolution
-        self.found = 0
-        self.fallback = 0
-        self.missed = 0
-
-    def close(self) -> None:
-        self.analyzer.close()
-
-    def __call__(self, bgr: np.ndarray) -> np.ndarray:
-        face = self.analyzer.analyze(bgr)
-        if face is None:
-            s = bgr.shape[0]
-            box = np.array([0.18 * s, 0.2 * s, 0.64 * s, 0.72 * s])  # around the template's face
-            lm = self.analyzer.landmarker(bgr, box)
-            if lm is None:
-                self.missed += 1
-                return np.full(len(ATTRIBUTE_NAMES), np.nan)
-            face = self.analyzer.from_landmarks(bgr, lm)
-            self.fallback += 1
-        else:
-            self.found += 1
-        yaw, pitch = face.pose["yaw"], face.pose["pitch"]
-        if self.pose_net is not None:
-            yaw, pitch = predict_pose(self.pose_net, bgr, self.resolution)
-        return np.array([*[face.expression[k] for k in ATTRIBUTE_NAMES[:6]], yaw, pitch])
-
-
-POSE_UNIT = 60.0  # degrees per regressor output unit
-
-
-def train_pose_regressor(facesets: list[str], resolution: int, masked: bool = True, limit: int = 1000,
-                         steps: int = 500, seed: int = 0) -> tuple[torch.nn.Module, dict]:
-    """A small CNN predicting yaw and pitch from faces at the GAN's resolution, trained on real
-    facesets (labels: their full-resolution FaceMesh poses). FaceMesh's depth, and with it the
-    pose, is unreliable on 64 px faces while its 2-D expression landmarks are not. Returns the net
-    and the correlation of its predictions with the labels on 20% held-out faces."""
-
-    from synthswap.faceset import Faceset
-    from synthswap.gan.data import compose
-    from synthswap.gan.landmark_net import train_landmark_net
-
-    items = [(fs, f) for fs in (Faceset.open(p) for p in facesets) for f in fs.faces]
-    if len(items) < 50:
-        raise DirectionsError(f"only {len(items)} real faces to train the pose regressor on; need 50")
-    rng = np.random.default_rng(seed)
-    items = [items[i] for i in rng.permutation(len(items))[:limit]]
-    imgs = np.stack([compose(fs.read_image(f), fs.read_mask(f) if masked else None, resolution) for fs, f in items])
-    y = np.array([[f.pose["yaw"], f.pose["pitch"]] for _, f in items], np.float32) / POSE_UNIT + 0.5
-    n_test = len(items) // 5
-    x_t = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
-    y_t = torch.from_numpy(y)[:, None, :]
-    net, _ = train_landmark_net(x_t[n_test:], y_t[n_test:], steps=steps, seed=seed, shift_labels=False)
-    with torch.no_grad():
-        pred = net(x_t[:n_test].float() / 127.5 - 1)[:, 0].numpy()
-    corr = {name: round(float(np.corrcoef(pred[:, i], y[:n_test, i])[0, 1]), 3)
-            for i, name in enumerate(("yaw", "pitch"))}
-    return net, {"heldout_corr": corr, "n_train": len(items) - n_test, "n_heldout": n_test}
-
-
-def predict_pose(net, bgr: np.ndarray, resolution: int) -> tuple[float, float]:
-    import cv2
-
-    img = cv2.resize(bgr, (resolution, resolution), interpolation=cv2.INTER_AREA)[..., ::-1]
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    with torch.no_grad():
-        yaw, pitch = ((net(x)[0, 0] - 0.5) * POSE_UNIT).tolist()
-    return yaw, pitch
-
-
-def measure_renders(render: Callable[[np.ndarray], list[np.ndarray]], w: np.ndarray, batch: int = 32,
-                    progress: bool = False, meter: FaceMeter | None = None) -> tuple[np.ndarray, dict]:
-    """Render each row of `w` (via `render`, BGR uint8 images) and measure it: (N, 8), counts."""
-    meter = meter or FaceMeter()
-    out = []
-    it = range(0, len(w), batch)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="render + measure", unit="batch")
-    try:
-        for start in it:
-            out.extend(meter(img) for img in render(w[start:start + batch]))
-    finally:
-        meter.close()
-    return np.array(out), {"found": meter.found, "fallback_box": meter.fallback, "missed": meter.missed}
-
-
-def gan_renderer(G, device) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """W rows -> BGR images from generator G (same w for every layer, fixed noise)."""
-    from synthswap.metrics.fid import to_uint8
-
-    def render(w: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            ws = G.broadcast(torch.from_numpy(np.asarray(w, np.float32)).to(device))
-            imgs = to_uint8(G.synthesis(ws, noise_mode="const")).cpu().numpy()
-        # Upscaled x2 for the landmark model: FaceMesh is surer on 128 px than 64 px faces.
-        import cv2
-
-        return [cv2.resize(np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]), None, fx=2, fy=2,
-                           interpolation=cv2.INTER_CUBIC) for i in imgs]
-
-    return render
-
-
-def directions_for_gan(gan_dir: str | Path, out: str | Path | None = None, n: int = 3000,
-                       truncation: float = 1.0, seed: int = 0, device: str = "auto", progress: bool = True,
-                       around: str | Path | None = None, radius: float = 0.5, pose_regressor: bool = True,
-                       log: Callable[[str], None] = print) -> tuple[Directions, Path]:
+def directions_for_gan(opts: DirectionsOptions, log: Callable[[str], None] = print) -> tuple[Directions, Path]:
     """`gan directions`: sample n latents of the GAN, measure them, fit and save the directions.
 
     With `around` (an inversion folder) the samples are the subject's pivots moved by
@@ -317,22 +213,18 @@ def directions_for_gan(gan_dir: str | Path, out: str | Path | None = None, n: in
     generator: local directions, for a GAN whose own samples are too rarely measurable
     as faces (a prior trained briefly), or to fit the subject's own neighbourhood.
     """
-    from synthswap.gan.train import load_generator
-    from synthswap.training import resolve_device
-
+    gan_dir, n, seed, around, radius, truncation = opts.gan, opts.n, opts.seed, opts.around, opts.radius, opts.truncation
     if n < 50:
         raise DirectionsError("--n must be at least 50 (the fit needs samples to hold out)")
-    dev = resolve_device(device)
+    dev = resolve_device(opts.device)
     G, cfg = load_generator(gan_dir, ema=True, device=dev)
-    out = Path(out) if out else Path(gan_dir) / DIRECTIONS_FILE
+    out = Path(opts.out) if opts.out else Path(gan_dir) / DIRECTIONS_FILE
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=gen)
     with torch.no_grad():
         w = torch.cat([G.mapping(z[i:i + 256].to(dev), truncation) for i in range(0, n, 256)]).cpu()
     renderer_G = G
     if around is not None:
-        from synthswap.gan.invert import load_inversion
-
         inv = load_inversion(around, device=dev)
         centres = inv.pivots.mean(1).cpu()  # (k, w_dim)
         pick = torch.randint(0, len(centres), (n,), generator=gen)
@@ -342,14 +234,18 @@ def directions_for_gan(gan_dir: str | Path, out: str | Path | None = None, n: in
     # Yaw and pitch from a regressor trained on the GAN's real training faces when they are
     # there: FaceMesh's pose is unreliable at GAN resolutions (see docs/synthesis.md).
     pose_net, pose_info = None, None
-    data = json.loads((Path(gan_dir) / "gan.json").read_text(encoding="utf-8")).get("options", {})
-    sets = [p for p in data.get("data", []) if (Path(p) / "faceset.json").is_file()]
-    if sets and pose_regressor:
-        pose_net, pose_info = train_pose_regressor(sets, cfg.resolution, masked=data.get("masked", True), seed=seed)
+    data = read_gan_json(gan_dir).get("options", {})
+    sets = [p for p in data.get("data", []) if (Path(p) / FACESET_INFO).is_file()]
+    if sets and opts.pose_regressor:
+        try:
+            pose_net, pose_info = train_pose_regressor(sets, cfg.resolution, masked=data.get("masked", True),
+                                                       seed=seed)
+        except ValueError as exc:
+            raise DirectionsError(str(exc)) from exc
         log(f"pose regressor trained on {pose_info['n_train']} real faces; held-out correlation "
             f"yaw {pose_info['heldout_corr']['yaw']}, pitch {pose_info['heldout_corr']['pitch']}")
     meter = FaceMeter(pose_net, cfg.resolution)
-    attrs, counts = measure_renders(gan_renderer(renderer_G, dev), w, progress=progress, meter=meter)
+    attrs, counts = measure_renders(gan_renderer(renderer_G, dev), w, progress=opts.progress, meter=meter)
     log(f"{n} samples: {counts['found']} found by the detector, {counts['fallback_box']} measured on the "
         f"template box, {counts['missed']} not measurable")
     d = fit_directions(w, attrs, seed=seed)

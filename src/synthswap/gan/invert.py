@@ -20,7 +20,6 @@ mean w, the projection and PTI) and preview.png (rows: photo, projection, PTI).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -31,9 +30,19 @@ import cv2
 import numpy as np
 import torch
 
-from synthswap.faceset import Faceset, FacesetError
+from tqdm import tqdm
+
 from synthswap.atomic import write_json as atomic_write_json
-from synthswap.training import atomic_save_tensors, load_checkpoint
+from synthswap.faces.pipeline import FaceAnalyzer
+from synthswap.faceset import Faceset, FacesetError
+from synthswap.gan.data import compose, make_grid, to_uint8
+from synthswap.gan.landmark_net import landmark_targets, train_landmark_net
+from synthswap.gan.loading import load_discriminator, load_generator, read_gan_json
+from synthswap.gan.networks import GanConfig, Generator
+from synthswap.info import read_info_json
+from synthswap.media import write_png
+from synthswap.training import (atomic_save_tensors, library_versions, load_checkpoint, load_tensors, resolve_device,
+                                save_checkpoint)
 
 PIVOTS_FILE = "pivots.safetensors"
 GENERATOR_FILE = "generator.safetensors"
@@ -87,7 +96,6 @@ def perceptual(D, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _prepare(fs: Faceset, faces, resolution: int, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (k, 3, R, R) uint8 RGB as the GAN was trained on them, and face masks (k, 1, R, R) in [0, 1]."""
-    from synthswap.gan.data import compose
 
     imgs, masks = [], []
     for f in faces:
@@ -103,8 +111,6 @@ def _landmark_data(paths: list[str], subject: Faceset, faces, resolution: int, m
                    limit: int = 600, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Training images + landmark labels for the regressor: the GAN's faces (when their facesets
     are still there) and the subject's photos."""
-    from synthswap.gan.data import compose
-    from synthswap.gan.landmark_net import landmark_targets
 
     items = [(subject, f) for f in faces]
     pool = []
@@ -125,7 +131,6 @@ def _landmark_data(paths: list[str], subject: Faceset, faces, resolution: int, m
 
 
 def _to_bgr(img: torch.Tensor) -> list[np.ndarray]:
-    from synthswap.metrics.fid import to_uint8
 
     u = to_uint8(img).cpu().numpy()
     return [np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]) for i in u]
@@ -135,8 +140,6 @@ class _Judge:
     """Reconstruction error and identity cosine of rendered faces against the real photos."""
 
     def __init__(self, faces, targets: torch.Tensor, masks: torch.Tensor):
-        from synthswap.faces.pipeline import FaceAnalyzer
-
         self.analyzer = FaceAnalyzer(128, with_identity=True)
         self.ids = np.array([f.identity for f in faces], np.float32)
         self.targets = targets.float() / 127.5 - 1
@@ -165,12 +168,6 @@ def _mean(xs: list[float]) -> float:
 
 
 def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
-    from synthswap.gan.landmark_net import train_landmark_net
-    from synthswap.gan.data import make_grid
-    from synthswap.media import write_png
-    from synthswap.gan.train import CONFIG_FILE, load_discriminator, load_generator
-    from synthswap.metrics.fid import to_uint8
-    from synthswap.training import library_versions, resolve_device, save_checkpoint
 
     t0 = time.perf_counter()
     if opts.threads:
@@ -189,7 +186,7 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     device = resolve_device(opts.device)
     G, cfg = load_generator(opts.gan, ema=True, device=device)
     D, _ = load_discriminator(opts.gan, device=device)
-    gan_info = json.loads((Path(opts.gan) / CONFIG_FILE).read_text(encoding="utf-8"))
+    gan_info = read_gan_json(opts.gan)
     masked = bool(gan_info.get("options", {}).get("masked", True))
     gan_data = [str(Path(p).resolve()) for p in gan_info.get("options", {}).get("data", [])]
     res, k = cfg.resolution, len(faces)
@@ -230,8 +227,6 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     opt = torch.optim.Adam([ws], lr=opts.lr, betas=(0.9, 0.999))
     it = range(opts.steps)
     if opts.progress:
-        from tqdm import tqdm
-
         it = tqdm(it, desc=f"invert {k} photo(s)", unit="step")
     for step in it:
         t = step / max(opts.steps - 1, 1)
@@ -257,8 +252,6 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     gen = torch.Generator().manual_seed(opts.seed + 1)
     it = range(opts.pti_steps)
     if opts.progress and opts.pti_steps:
-        from tqdm import tqdm
-
         it = tqdm(it, desc="pivotal tuning", unit="step")
     for _ in it:
         loss = losses(G_t.synthesis(pivots, noise_mode="const"))
@@ -319,18 +312,14 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
 def load_inversion(path: str | Path, device: torch.device | str = "cpu", faces: str | Path | None = None) -> Inversion:
     """What `invert` wrote: the tuned generator, the pivots and the inverted photos in pivot order.
     `faces` overrides the subject faceset's recorded path (e.g. after moving it)."""
-    from synthswap.gan.networks import GanConfig, Generator
-    from synthswap.training import load_tensors
 
     path = Path(path)
-    info_path = path / INFO_FILE
-    if not info_path.is_file():
-        raise InversionError(f"{path}: not an inversion folder (no {INFO_FILE}); run `synthswap gan invert` first")
+    info = read_info_json(path / INFO_FILE, InversionError,
+                          f"not an inversion folder (no {INFO_FILE}); run `synthswap gan invert` first")
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
         cfg = GanConfig.from_dict(info["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise InversionError(f"{info_path}: corrupt ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InversionError(f"{path / INFO_FILE}: corrupt ({exc})") from exc
     G = Generator(cfg)
     load_checkpoint(path / GENERATOR_FILE, {"G": G})
     tensors, meta = load_tensors(path / PIVOTS_FILE)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SQRT2 = math.sqrt(2.0)
+RESOLUTIONS = (32, 64, 128, 256)
 
 
 @dataclass
@@ -40,8 +41,8 @@ class GanConfig:
     image_channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.resolution not in (32, 64, 128, 256):
-            raise ValueError(f"resolution must be 32, 64, 128 or 256, not {self.resolution}")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {self.resolution}")
 
     @property
     def num_ws(self) -> int:
@@ -366,7 +367,3 @@ class Discriminator(nn.Module):
         x = self.conv(self.mbstd(x))
         x = self.fc(x.flatten(1))
         return self.out(x)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -5,13 +5,13 @@ from __future__ import annotations
 import fractions
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from synthswap.gan.data import make_grid
-from synthswap.media import write_png
+from synthswap.gan.data import make_grid, to_uint8
 from synthswap.gan.networks import Generator
-from synthswap.metrics.fid import to_uint8
+from synthswap.media import VideoWriter, write_png
 
 
 def latents(G: Generator, n: int, seed: int = 0) -> torch.Tensor:
@@ -81,15 +81,12 @@ def write_interpolation_video(G: Generator, path: Path, keyframes: int = 6, seco
                               fps: int = 25, seed: int = 0, truncation_psi: float = 1.0,
                               device: torch.device | str = "cpu") -> Path:
     """An H.264 loop through `keyframes` random faces, moving smoothly (cosine ease) in W."""
-    from synthswap.media import VideoWriter
 
     gen = torch.Generator().manual_seed(seed)
     w = G.mapping(torch.randn(keyframes, G.z_dim, generator=gen).to(device), truncation_psi)
     per_key = max(2, int(round(seconds_per_key * fps)))
     # H.264 in yuv420p wants even sides; small GAN outputs are upscaled so players show them.
     side = max(256, G.resolution)
-    import cv2
-
     with VideoWriter(path, side, side, fractions.Fraction(fps)) as writer:
         for k in range(keyframes):
             a, b = w[k], w[(k + 1) % keyframes]

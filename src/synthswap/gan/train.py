@@ -18,7 +18,6 @@ same averaged gradients; G's running w_avg is averaged across replicas too.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -29,26 +28,24 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from synthswap.gan.augment import AdaController, AugmentPipe
+from synthswap.gan.augment import AUGMENT_MODES, AdaController, AugmentPipe
 from synthswap.atomic import write_json as atomic_write_json
-from synthswap.gan.data import load_faces, make_grid, to_float
+from synthswap.gan.data import load_faces, make_grid, to_float, to_uint8
 from synthswap.media import write_png
-from synthswap.gan.networks import Discriminator, GanConfig, Generator, count_parameters, make_config
+from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, read_gan_json, snapshot_path
+from synthswap.gan.networks import Discriminator, GanConfig, Generator, make_config
 from synthswap.gan.sample import generate_uint8
-from synthswap.metrics.fid import InceptionFeatures, fid_kid, to_uint8
+from synthswap.metrics.fid import InceptionFeatures, fid_kid
 from synthswap.training import (
     Budget, CheckpointError, CsvLog, DistInfo, StopRequest, autocast,
-    cleanup_distributed, init_distributed, library_versions, load_checkpoint, save_checkpoint,
+    cleanup_distributed, init_distributed, library_versions, load_checkpoint, parameter_count, save_checkpoint,
 )
 
-CHECKPOINT = "checkpoint.safetensors"
-CONFIG_FILE = "gan.json"
-SNAPSHOT_DIR = "snapshots"
 GRID_SEEDS = 32  # the fixed latents of every sample grid (8 x 4)
 
 
 @dataclass
-class TrainOptions:
+class GanTrainOptions:
     data: list[str]
     out: str
     resolution: int = 64
@@ -84,8 +81,8 @@ class TrainOptions:
     verbose: bool = True
 
     def __post_init__(self) -> None:
-        if self.augment not in ("ada", "fixed", "none"):
-            raise ValueError(f"--augment must be ada, fixed or none, not {self.augment}")
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f"--augment must be one of {', '.join(AUGMENT_MODES)}, not {self.augment}")
         if self.kimg is None and self.minutes is None:
             raise ValueError("give a training budget: --kimg, --minutes or both")
 
@@ -112,7 +109,7 @@ def _broadcast_module(module: torch.nn.Module) -> None:
 class GanTrainer:
     """Holds the networks, optimizers, data and counters; `run()` trains until the budget ends."""
 
-    def __init__(self, opts: TrainOptions, dist_info: DistInfo | None = None, device: torch.device | None = None):
+    def __init__(self, opts: GanTrainOptions, dist_info: DistInfo | None = None, device: torch.device | None = None):
         self.opts = opts
         self.out = Path(opts.out)
         if dist_info is None or device is None:
@@ -175,11 +172,7 @@ class GanTrainer:
         return {"G": self.opt_G, "D": self.opt_D}
 
     def _read_config_file(self) -> dict:
-        path = self.out / CONFIG_FILE
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: missing or corrupt GAN config ({exc})") from exc
+        return read_gan_json(self.out)
 
     def save(self) -> None:
         if not self.dist.is_main:
@@ -200,7 +193,7 @@ class GanTrainer:
         if not self.dist.is_main:
             return
         kimg = self.cur_nimg / 1000
-        save_checkpoint(self.out / SNAPSHOT_DIR / f"kimg{kimg:010.3f}.safetensors",
+        save_checkpoint(snapshot_path(self.out, kimg),
                         {"G_ema": copy.deepcopy(self.G_ema).half()},
                         state={"kimg": kimg, "step": self.step, "config": self.cfg.to_dict()})
 
@@ -348,8 +341,8 @@ class GanTrainer:
                                             "D_real", "D_fake", "aug_p", "rt"]) if is_main else None
         fid_log = CsvLog(self.out / "fid.csv", ["kimg", "seconds", "fid", "kid", "n_fake", "n_real"]) \
             if is_main and opts.fid_kimg else None
-        self.log(f"GAN {self.cfg.resolution}px: G {count_parameters(self.G) / 1e6:.2f} M, "
-                 f"D {count_parameters(self.D) / 1e6:.2f} M parameters; {self.reals.shape[0]} training faces; "
+        self.log(f"GAN {self.cfg.resolution}px: G {parameter_count(self.G) / 1e6:.2f} M, "
+                 f"D {parameter_count(self.D) / 1e6:.2f} M parameters; {self.reals.shape[0]} training faces; "
                  f"batch {opts.batch} over {self.dist.world_size} process(es) on {self.device}")
         if self.step == 0:
             if is_main:
@@ -420,7 +413,7 @@ class GanTrainer:
                 **{f"last_{k}": v for k, v in fid_result.items()}}
 
 
-def train(opts: TrainOptions) -> dict:
+def train(opts: GanTrainOptions) -> dict:
     """Entry point for the CLI and for torchrun: joins the process group if there is one."""
     dist_info, device = init_distributed(opts.device)
     try:
@@ -428,42 +421,3 @@ def train(opts: TrainOptions) -> dict:
         return trainer.run()
     finally:
         cleanup_distributed()
-
-
-def load_generator(gan_dir: str | Path, ema: bool = True, device: torch.device | str = "cpu",
-                   snapshot: str | Path | None = None) -> tuple[Generator, GanConfig]:
-    """The trained generator (the EMA copy by default) in eval mode, and its config.
-
-    `snapshot` loads G_ema from one of the files `--keep-snapshots` wrote instead of the checkpoint.
-    """
-    cfg = _load_config(gan_dir)
-    G = Generator(cfg)
-    if snapshot is not None:
-        load_checkpoint(snapshot, {"G_ema": G})  # fp16 on disk; load_state_dict casts to fp32
-    else:
-        load_checkpoint(Path(gan_dir) / CHECKPOINT, {"G_ema" if ema else "G": G})
-    return G.to(device).eval().requires_grad_(False), cfg
-
-
-def list_snapshots(gan_dir: str | Path) -> list[tuple[float, Path]]:
-    """(kimg, file) of every snapshot `--keep-snapshots` kept, in training order."""
-    files = sorted((Path(gan_dir) / SNAPSHOT_DIR).glob("kimg*.safetensors"))
-    return [(float(f.stem[len("kimg"):]), f) for f in files]
-
-
-def load_discriminator(gan_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Discriminator, GanConfig]:
-    """The trained discriminator; `D.features(img)` serves as a perceptual loss for inversion."""
-    cfg = _load_config(gan_dir)
-    D = Discriminator(cfg)
-    load_checkpoint(Path(gan_dir) / CHECKPOINT, {"D": D})
-    return D.to(device).eval().requires_grad_(False), cfg
-
-
-def _load_config(gan_dir: str | Path) -> GanConfig:
-    path = Path(gan_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{gan_dir}: not a GAN folder (no {CONFIG_FILE}); train one with `synthswap gan train`")
-    try:
-        return GanConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt GAN config ({exc})") from exc

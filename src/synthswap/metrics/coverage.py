@@ -22,19 +22,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from synthswap.faces.measure import EXPRESSION_NAMES
-
-ATTRIBUTE_NAMES = (*EXPRESSION_NAMES, "yaw", "pitch")
+from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix
 # Units (fractions of the inter-ocular distance; degrees for yaw and pitch) in which a
 # change of 1 is just visible in a 128 px crop. About half the standard deviation of each
 # component over the 1008 frames of videos/people/d6.mp4 (exaggerated expressions).
 SCALES = np.array([0.08, 0.05, 0.025, 0.02, 0.02, 0.03, 7.0, 7.0], np.float64)
 DEFAULT_EPS = 1.5
-
-
-def attribute_matrix(faceset) -> np.ndarray:
-    """(N, 8) raw expression + yaw/pitch of a faceset, in ATTRIBUTE_NAMES order."""
-    return np.concatenate([faceset.expressions(), faceset.poses()[:, :2]], axis=1).astype(np.float64)
 
 
 def neutral(attrs: np.ndarray, synthetic: np.ndarray | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from synthswap import atomic
@@ -25,6 +26,7 @@ from synthswap.faces.measure import EXPRESSION_NAMES
 from synthswap.faces.pipeline import AnalyzedFace, FaceAnalyzer
 from synthswap.faceset import Faceset
 from synthswap.media import iter_video_frames, probe_video
+from synthswap.metrics.fid import InceptionFeatures, fid_kid
 
 # A face counts as swapped when the output differs from the source by more than this
 # mean absolute grey level inside the source's face mask (H.264 re-encoding alone stays ~1-2).
@@ -242,10 +244,6 @@ def evaluate(
 
 
 def _fid_against(crops: list[np.ndarray], reference: Faceset) -> dict[str, float]:
-    import torch
-
-    from synthswap.metrics.fid import InceptionFeatures, fid_kid
-
     def batch(images: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack([im[:, :, ::-1] for im in images]).copy()).permute(0, 3, 1, 2)
 

@@ -75,11 +75,6 @@ class InceptionFeatures:
         return np.concatenate(out)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 [0, 255], rounded the way PNGs of it would be."""
-    return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
 def _trace_sqrt_product(a: np.ndarray, b: np.ndarray, sigma_a: np.ndarray, sigma_b: np.ndarray) -> float:
     """tr(sqrt(Sa Sb)) for covariances Sa = A^T A / (n-1), Sb likewise.
 

@@ -20,7 +20,7 @@ and a finished condition is never retrained.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +28,19 @@ import numpy as np
 
 from synthswap import atomic
 from synthswap.faceset import Faceset, write_subset
+from synthswap.gan.train import GanTrainOptions
+from synthswap.media import VideoWriter, iter_video_frames, probe_video
+from synthswap.metrics.evaluate import evaluate
+from synthswap.options import device_name, option
 from synthswap.stages import fresh, run_stage
+from synthswap.steps import (FaceExtraction, SyntheticFaces, convert_stage, extract_stage, gan_train_stage,
+                             swap_train_stage, synthetic_stage)
+from synthswap.study.report import write_study_report
+from synthswap.swap.convert import ConvertOptions
+from synthswap.swap.networks import SwapConfig
+from synthswap.swap.train import SwapTrainOptions
+from synthswap.synth.engines import ENGINES
+from synthswap.synth.pipeline import REPORT_FILE
 
 
 @dataclass
@@ -37,35 +49,35 @@ class StudyOptions:
     dest_video: str
     out: str
     ks: list[int] = field(default_factory=lambda: [1, 5, 20])
-    engines: list[str] = field(default_factory=lambda: ["gan", "warp"])
+    engines: list[str] = field(default_factory=lambda: list(ENGINES))
     generic_gan: str | None = None  # a GAN trained on a face corpus (e.g. UTKFace)
     gan: str | None = None  # an already trained personal prior to use instead of training one
-    size: int = 128
-    subject_every_n: int = 2
-    dest_every_n: int = 2
-    subject_train_fraction: float = 0.8
-    dest_train_fraction: float = 0.7
-    eval_max_frames: int = 150
-    gan_resolution: int = 64
-    gan_minutes: float = 30.0
-    directions_n: int = 2000
-    invert_steps: int = 200
-    pti_steps: int = 150
-    landmark_steps: int = 400
-    synthetic: int = 200
-    swap_resolution: int = 64
-    swap_steps: int = 1500
-    batch_size: int = 8
-    seed: int = 0
-    device: str = "auto"
+    size: int = option(128, "crop size of extracted faces")
+    subject_every_n: int = option(2, "subject frames extracted (every n-th)")
+    dest_every_n: int = option(2, "destination frames extracted (every n-th)")
+    subject_train_fraction: float = option(0.8, "share of the subject video's time used for training photos")
+    dest_train_fraction: float = option(0.7, "share of the destination video's time used for training")
+    eval_max_frames: int = option(150, "frames of the destination's held-out end that are converted")
+    gan_resolution: int = option(64, "personal prior's resolution")
+    gan_minutes: float = option(30.0, "personal prior's training budget in minutes")
+    directions_n: int = option(2000, "GAN samples measured to fit the directions")
+    invert_steps: int = option(200, "projection steps")
+    pti_steps: int = option(150, "pivotal-tuning steps")
+    landmark_steps: int = option(400, "training steps of the inversion's landmark regressor")
+    synthetic: int = option(200, "synthetic images per condition")
+    swap_resolution: int = option(64, "swap model size")
+    swap_steps: int = option(1500, "swap training steps, the same for every condition")
+    batch_size: int = option(8, "swap training batch")
+    seed: int = option(0, "seed shared by every condition")
+    device: str = option("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N", type=device_name)
     progress: bool = True
 
     def validate(self) -> None:
         if not self.ks or min(self.ks) < 1:
             raise ValueError("--k needs positive numbers of real photos")
-        unknown = set(self.engines) - {"gan", "warp"}
+        unknown = set(self.engines) - set(ENGINES)
         if unknown:
-            raise ValueError(f"unknown engines {sorted(unknown)} (gan, warp)")
+            raise ValueError(f"unknown engines {sorted(unknown)} ({', '.join(ENGINES)})")
         for name in ("subject_train_fraction", "dest_train_fraction"):
             if not 0.1 <= getattr(self, name) <= 0.95:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 0.1 and 0.95")
@@ -75,7 +87,7 @@ class StudyOptions:
 class Condition:
     name: str
     k: int | None  # None for all-real
-    synthetic: str | None  # None, "gan", "warp" or "generic"
+    synthetic: str | None  # None, an engine name, or "generic" (the GAN engine on --generic-gan)
     sources: list[str]
 
 
@@ -95,8 +107,6 @@ def evenly_spaced(faces: list, k: int) -> list:
 
 def cut_video(src: str | Path, out: Path, first_frame: int, max_frames: int) -> None:
     """Re-encode frames [first_frame, first_frame + max_frames) of `src` as the evaluation clip."""
-    from synthswap.media import VideoWriter, iter_video_frames, probe_video
-
     info = probe_video(src)
     with VideoWriter(out, info.width, info.height, info.fps) as writer:
         for frame in iter_video_frames(src, max_frames=first_frame + max_frames):
@@ -117,14 +127,11 @@ class Study:
     # -- data -----------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        from synthswap.extract import extract
-
         o = self.opts
         for name, video, every_n in (("subject_all", o.subject_video, o.subject_every_n),
                                      ("dest_all", o.dest_video, o.dest_every_n)):
-            run_stage(f"extract {name}", self.data / name, {"size": o.size, "every_n": every_n}, [video],
-                      lambda out, r, v=video, n=every_n: extract([v], out, size=o.size, every_n=n,
-                                                                 progress=o.progress), self.log)
+            extract_stage(f"extract {name}", FaceExtraction(inputs=[video], out=str(self.data / name), size=o.size,
+                                                            every_n=every_n, progress=o.progress), self.log)
 
         def split(src: str, fraction: float, names: tuple[str, str]):
             faces = Faceset.open(self.data / src)
@@ -149,103 +156,68 @@ class Study:
     # -- synthetic data ---------------------------------------------------------------------
 
     def prepare_gan(self) -> Path:
-        from synthswap.run import train_gan_into
-
         o = self.opts
         if o.gan:
             return Path(o.gan)
-        gan = self.models / "gan_personal"
-
         # Destination frames only: a prior that had seen the subject's other frames would leak them.
-        run_stage("gan prior (destination frames)", gan, {"resolution": o.gan_resolution, "minutes": o.gan_minutes,
-                                                         "seed": o.seed}, [self.data / "dest_train"],
-                  lambda out, resume: train_gan_into(out, resume, data=[str(self.data / "dest_train")],
-                                                     resolution=o.gan_resolution, minutes=o.gan_minutes,
-                                                     seed=o.seed, device=o.device, verbose=o.progress), self.log)
-        return gan
+        return gan_train_stage("gan prior (destination frames)", GanTrainOptions(
+            data=[str(self.data / "dest_train")], out=str(self.models / "gan_personal"), resolution=o.gan_resolution,
+            minutes=o.gan_minutes, seed=o.seed, device=o.device, verbose=o.progress), self.log)
 
-    def synthesize_gan(self, k: int, gan: Path, name: str) -> Path:
-        from synthswap.run import invert_gan, local_directions, synthesize_stage
-        from synthswap.synth.pipeline import SynthOptions, synthesize
-
+    def synthesize(self, k: int, engine: str, gan: Path | None, slug: str) -> Path | None:
+        """The synthetic faceset of condition real-k+slug (None when nothing passed the filters)."""
         o = self.opts
-        real = self.data / f"real_{k}"
-        inversion = self.models / f"inversion_{name}_{k}"
-        directions = self.models / f"directions_{name}_{k}.safetensors"
-        synthetic = self.data / f"synthetic_{name}_{k}"
-        invert_gan(gan, real, inversion, o.invert_steps, o.pti_steps, o.landmark_steps, o.seed, o.device,
-                   o.progress, self.log)
-        if local_directions(gan, inversion, directions, o.directions_n, o.seed, o.device, o.progress, self.log):
-            synthesize_stage(f"synthesize real-{k} ({name})", synthetic, {"n": o.synthetic, "seed": o.seed},
-                             [inversion, directions, self.data / "dest_train"],
-                             lambda out, r: (fresh(out), synthesize(SynthOptions(
-                                 out=str(out), n=o.synthetic, engine="gan", inversion=str(inversion),
-                                 faces=str(real), match=str(self.data / "dest_train"), directions=str(directions),
-                                 seed=o.seed, device=o.device, progress=o.progress), log=self.log)), self.log)
-        return synthetic
+        plan = SyntheticFaces(engine=engine, subject=str(self.data / f"real_{k}"),
+                              match=str(self.data / "dest_train"), out=str(self.synthetic_dir(k, slug)),
+                              n=o.synthetic, invert_steps=o.invert_steps, pti_steps=o.pti_steps,
+                              landmark_steps=o.landmark_steps, directions_n=o.directions_n, seed=o.seed,
+                              device=o.device, progress=o.progress)
+        if ENGINES[engine].needs_inversion:
+            plan = replace(plan, gan=str(gan), inversion=str(self.models / f"inversion_{slug}_{k}"),
+                           directions=str(self.models / f"directions_{slug}_{k}.safetensors"))
+        return synthetic_stage(f"synthesize real-{k} ({slug})", plan, self.log)
 
-    def synthesize_warp(self, k: int) -> Path:
-        from synthswap.run import synthesize_stage
-        from synthswap.synth.pipeline import SynthOptions, synthesize
-
-        o = self.opts
-        real = self.data / f"real_{k}"
-        synthetic = self.data / f"synthetic_warp_{k}"
-        synthesize_stage(f"synthesize real-{k} (warp)", synthetic, {"n": o.synthetic, "seed": o.seed},
-                         [real, self.data / "dest_train"],
-                         lambda out, r: (fresh(out), synthesize(SynthOptions(
-                             out=str(out), n=o.synthetic, engine="warp", faces=str(real),
-                             match=str(self.data / "dest_train"), seed=o.seed, device=o.device,
-                             progress=o.progress), log=self.log)), self.log)
-        return synthetic
+    def synthetic_dir(self, k: int, slug: str) -> Path:
+        return self.data / f"synthetic_{slug}_{k}"
 
     # -- conditions --------------------------------------------------------------------------
 
     def conditions(self) -> list[Condition]:
         o = self.opts
         conds = [Condition("all-real", None, None, [str(self.data / "subject_train")])]
-        gan = self.prepare_gan() if "gan" in o.engines else None
+        needs_prior = any(ENGINES[e].needs_inversion for e in o.engines)
+        gan = self.prepare_gan() if needs_prior else None
         for k in o.ks:
             real = str(self.data / f"real_{k}")
             conds.append(Condition(f"real-{k}", k, None, [real]))
-            synthetic_sets = []
-            if "gan" in o.engines:
-                synthetic_sets.append(("gan", self.synthesize_gan(k, gan, "personal")))
-            if "warp" in o.engines:
-                synthetic_sets.append(("warp", self.synthesize_warp(k)))
+            # (condition suffix, synthetic faceset); a GAN engine uses the personal prior, and with
+            # --generic-gan the GAN engine runs a second time on the generic prior.
+            synthetic_sets = [(e, self.synthesize(k, e, gan, self.engine_slug(e))) for e in o.engines]
             if o.generic_gan:
-                synthetic_sets.append(("generic", self.synthesize_gan(k, Path(o.generic_gan), "generic")))
+                synthetic_sets.append(("generic", self.synthesize(k, "gan", Path(o.generic_gan), "generic")))
             for kind, path in synthetic_sets:
-                sources = [real] + ([str(path)] if (path / "faceset.json").exists() and len(Faceset.open(path))
-                                    else [])
+                sources = [real] + ([str(path)] if path is not None else [])
                 if len(sources) == 1:
                     self.log(f"[study] real-{k}+{kind}: no synthetic image passed the identity filter")
                 conds.append(Condition(f"real-{k}+{kind}", k, kind, sources))
         return conds
 
-    def train_and_evaluate(self, cond: Condition) -> dict[str, Any]:
-        from synthswap.metrics.evaluate import evaluate
-        from synthswap.swap.convert import ConvertOptions, convert_video
-        from synthswap.run import train_swap_into
-        from synthswap.swap.networks import SwapConfig
+    @staticmethod
+    def engine_slug(engine: str) -> str:
+        """Folder names of an engine's synthetic data ('personal' for the GAN: its prior's name)."""
+        return "personal" if ENGINES[engine].needs_inversion else engine
 
+    def train_and_evaluate(self, cond: Condition) -> dict[str, Any]:
         o = self.opts
         slug = cond.name.replace("+", "_")
-        model = self.models / f"swap_{slug}"
         dest_train = str(self.data / "dest_train")
-
-        run_stage(f"swap train {cond.name}", model, {"res": o.swap_resolution, "steps": o.swap_steps,
-                                                     "batch": o.batch_size, "seed": o.seed},
-                  [*cond.sources, dest_train],
-                  lambda out, resume: train_swap_into(out, resume, src=cond.sources, dst=[dest_train],
-                                                      config=SwapConfig(resolution=o.swap_resolution),
-                                                      batch_size=o.batch_size, steps=o.swap_steps, seed=o.seed,
-                                                      device=o.device, progress=o.progress), self.log)
+        model = swap_train_stage(f"swap train {cond.name}", SwapTrainOptions(
+            src=cond.sources, dst=[dest_train], out=str(self.models / f"swap_{slug}"),
+            config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
+            seed=o.seed, device=o.device, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
-        video = self.outputs / f"{slug}.mp4"
-        run_stage(f"convert {cond.name}", video, {}, [model, eval_clip],
-                  lambda out, r: convert_video(model, eval_clip, out, ConvertOptions(device=o.device,
-                                                                                    progress=o.progress)), self.log)
+        video = convert_stage(f"convert {cond.name}", model, eval_clip, self.outputs / f"{slug}.mp4",
+                              ConvertOptions(device=o.device, progress=o.progress), self.log)
         metrics_path = self.outputs / f"{slug}_eval.json"
         holdout = self.data / "subject_holdout"
         run_stage(f"evaluate {cond.name}", metrics_path, {}, [video, holdout],
@@ -254,8 +226,6 @@ class Study:
         return json.loads(metrics_path.read_text())["summary"]
 
     def run(self) -> dict[str, Any]:
-        from synthswap.study.report import write_study_report
-
         self.root.mkdir(parents=True, exist_ok=True)
         self.prepare_data()
         results = []
@@ -270,7 +240,6 @@ class Study:
     def _synthetic_report(self, cond: Condition) -> dict[str, Any] | None:
         if cond.synthetic is None:
             return None
-        name = "personal" if cond.synthetic == "gan" else cond.synthetic
-        folder = self.data / (f"synthetic_warp_{cond.k}" if cond.synthetic == "warp" else f"synthetic_{name}_{cond.k}")
-        path = folder / "synthesis.json"
+        slug = "generic" if cond.synthetic == "generic" else self.engine_slug(cond.synthetic)
+        path = self.synthetic_dir(cond.k, slug) / REPORT_FILE
         return json.loads(path.read_text()) if path.exists() else None

@@ -27,7 +27,7 @@ from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frame
                              write_png)
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
-from synthswap.swap.train import load_model
+from synthswap.swap.loading import load_model
 from synthswap.training import autocast, resolve_device
 
 BLEND_MODES = ("alpha", "seamless")

@@ -1,7 +1,6 @@
-"""Reconstruction losses: DSSIM, masked pixel losses, and the swap model's combined loss.
-
-`dssim` and `masked_pixel_loss` are generic (images NCHW in 0..1) so that the GAN and
-its inversion can import them from here.
+"""The swap model's reconstruction losses: DSSIM, a masked pixel loss (L1 or MSE), extra
+weight on eyes and mouth, and the learned mask's loss, combined in `swap_loss`.
+Images are NCHW in 0..1.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 import torch
 from kornia.losses import ssim_loss
 from torch.nn import functional as F
+
+PIXEL_LOSSES = ("l1", "mse")
 
 
 def ssim_window(resolution: int) -> int:

@@ -182,7 +182,3 @@ class SwapModel(nn.Module):
     def swap(self, b: torch.Tensor):
         """B's face with A's identity: the image and the mask decoded for it."""
         return self._decode(self.encoder(b), "A", swap=True)
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,14 +26,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
-from synthswap.faceset import FacesetError
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
-from synthswap.swap.losses import swap_loss
-from synthswap.swap.networks import SwapConfig, SwapModel, parameter_count
+from synthswap.swap.losses import PIXEL_LOSSES, swap_loss
+from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, read_model_json
+from synthswap.swap.networks import SwapConfig, SwapModel
 from synthswap.training import (
     Budget,
-    CheckpointError,
     CsvLog,
     StopRequest,
     autocast,
@@ -43,12 +40,10 @@ from synthswap.training import (
     init_distributed,
     library_versions,
     load_checkpoint,
+    parameter_count,
     save_checkpoint,
 )
 
-CHECKPOINT_FILE = "model.safetensors"
-MODEL_JSON = "model.json"
-MODEL_FORMAT = "synthswap-swap-model"
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
               "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "images_per_s", "lr"]
 
@@ -58,7 +53,7 @@ class SwapTrainError(Exception):
 
 
 @dataclass
-class TrainOptions:
+class SwapTrainOptions:
     src: list[str]
     dst: list[str]
     out: str
@@ -79,31 +74,6 @@ class TrainOptions:
     resume: bool = False
     augment: Augment = field(default_factory=Augment)
     progress: bool = True
-
-
-def read_model_json(model_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(model_dir) / MODEL_JSON
-    if not path.is_file():
-        raise CheckpointError(f"{model_dir}: not a swap model folder ({MODEL_JSON} not found)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt model description ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT or "config" not in meta:
-        raise CheckpointError(f"{path}: not a synthswap swap model description")
-    return meta
-
-
-def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[SwapModel, dict]:
-    """The trained model (eval mode) and its model.json; CheckpointError if anything is wrong."""
-    meta = read_model_json(model_dir)
-    try:
-        config = SwapConfig.from_dict(meta["config"])
-        model = SwapModel(config)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{model_dir}: invalid model config ({exc})") from exc
-    load_checkpoint(Path(model_dir) / CHECKPOINT_FILE, {"model": model})
-    return model.to(device).eval(), meta
 
 
 def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -142,7 +112,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _prepare_out(opts: TrainOptions) -> tuple[dict | None, SwapConfig]:
+def _prepare_out(opts: SwapTrainOptions) -> tuple[dict | None, SwapConfig]:
     out = Path(opts.out)
     if opts.resume:
         meta = read_model_json(out)
@@ -154,12 +124,12 @@ def _prepare_out(opts: TrainOptions) -> tuple[dict | None, SwapConfig]:
     return None, opts.config
 
 
-def train(opts: TrainOptions) -> dict[str, Any]:
+def train(opts: SwapTrainOptions) -> dict[str, Any]:
     """Train (or resume) a swap model; returns a summary. Runs under torchrun as DDP too."""
     if opts.steps is None and opts.minutes is None:
         raise SwapTrainError("give a budget: --steps and/or --minutes")
-    if opts.pixel_loss not in ("l1", "mse"):
-        raise SwapTrainError(f"--loss must be l1 or mse, not {opts.pixel_loss}")
+    if opts.pixel_loss not in PIXEL_LOSSES:
+        raise SwapTrainError(f"--loss must be one of {', '.join(PIXEL_LOSSES)}, not {opts.pixel_loss}")
     if opts.batch_size < 1:
         raise SwapTrainError("--batch-size must be at least 1")
     dinfo, device = init_distributed(opts.device)
@@ -169,7 +139,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         cleanup_distributed()
 
 
-def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
+def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
     out = Path(opts.out)
     meta, config = _prepare_out(opts)
     src, dst = opts.src, opts.dst
@@ -314,4 +284,4 @@ def _train(opts: TrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
     }
 
 
-__all__ = ["TrainOptions", "train", "load_model", "read_model_json", "SwapTrainError", "FacesetError"]
+__all__ = ["SwapTrainOptions", "train", "SwapTrainError"]

@@ -1,6 +1,9 @@
-"""The two ways synthesize makes candidates: the GAN (pivots moved along W directions) and
-the warp control (real photos warped by their landmarks). Both aim at target attribute
-vectors given in the subject's frame (ATTRIBUTE_NAMES order)."""
+"""The synthesis engines and their registry: the GAN (inversion pivots moved along W
+directions) and the warp control (real photos warped by their landmarks). Both aim at
+target attribute vectors given in the subject's frame (ATTRIBUTE_NAMES order).
+
+To add an engine: subclass `synth.base.Engine` here and add it to `ENGINES`; the CLI's
+choices, `run`, `study` and `synthesize` read the registry."""
 
 from __future__ import annotations
 
@@ -8,15 +11,29 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
+from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix
 from synthswap.faceset import Faceset
-from synthswap.metrics.coverage import ATTRIBUTE_NAMES, attribute_matrix, neutral
-from synthswap.synth.pipeline import Candidate, SynthError
+from synthswap.gan.data import to_uint8
+from synthswap.gan.directions import DirectionsError, load_directions
+from synthswap.gan.invert import InversionError, load_inversion
+from synthswap.metrics.coverage import neutral
+from synthswap.synth.base import Candidate, Engine, SynthError, SynthOptions, open_faceset
 from synthswap.synth.warp import LIMITS, WarpEdit, warp_face
+from synthswap.training import CheckpointError, resolve_device
 
 
-class WarpEngine:
+class WarpEngine(Engine):
     """Warps the subject's real photos in turn towards each target."""
+
+    name = "warp"
+
+    @classmethod
+    def create(cls, opts: SynthOptions) -> WarpEngine:
+        if not opts.faces:
+            raise SynthError("the warp engine needs --faces SUBJECT_FACESET")
+        return cls(open_faceset(opts.faces, "subject"))
 
     def __init__(self, subject: Faceset):
         self.subject = subject
@@ -50,17 +67,20 @@ class WarpEngine:
         return out
 
 
-class GanEngine:
+class GanEngine(Engine):
     """Renders each inversion pivot moved by the W edit that the directions predict reaches the target."""
+
+    name = "gan"
+    needs_inversion = True
+
+    @classmethod
+    def create(cls, opts: SynthOptions) -> GanEngine:
+        if not opts.inversion:
+            raise SynthError("the gan engine needs --inversion INV_DIR (from `synthswap gan invert`)")
+        return cls(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces)
 
     def __init__(self, inversion: str | Path, directions: str | Path | None = None, device: str = "auto",
                  faces: str | Path | None = None):
-        import torch
-
-        from synthswap.gan.directions import DirectionsError, load_directions
-        from synthswap.gan.invert import InversionError, load_inversion
-        from synthswap.training import CheckpointError, resolve_device
-
         self.device = resolve_device(device)
         try:
             inv = load_inversion(inversion, device=self.device, faces=faces)
@@ -77,7 +97,6 @@ class GanEngine:
                              f"this GAN has {self.G.w_dim}")
         self.attrs = attribute_matrix(self.subject)
         self._next = 0
-        self._torch = torch
 
     def default_targets(self, rng: np.random.Generator) -> np.ndarray:
         """Without --match: the expressions and poses of the GAN's training faces (relative to their
@@ -95,9 +114,6 @@ class GanEngine:
         return attrs - neutral(attrs)
 
     def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
-        torch = self._torch
-        from synthswap.metrics.fid import to_uint8
-
         idx = [(self._next + j) % len(self.pivots) for j in range(len(targets))]
         self._next += len(targets)
         deltas = (targets - self.attrs[idx]) * strength
@@ -119,3 +135,6 @@ class GanEngine:
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
 
+
+# The registry every caller reads: CLI choices, validation, dispatch.
+ENGINES: dict[str, type[Engine]] = {engine.name: engine for engine in (GanEngine, WarpEngine)}

@@ -15,54 +15,28 @@ destination's face shape.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from synthswap.faces.identity import SAME_PERSON_COSINE
-from synthswap.faceset import Faceset, FacesetError, FacesetWriter
-from synthswap.metrics.coverage import (ATTRIBUTE_NAMES, DEFAULT_EPS, SCALES, attribute_matrix, coverage_arrays,
-                                        nearest_distances, neutral, normalise)
+from synthswap.atomic import write_json as atomic_write_json
+from synthswap.faces.align import template_info
+from synthswap.faces.identity import cosine
+from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix, attribute_vector
+from synthswap.faces.pipeline import FaceAnalyzer
+from synthswap.faceset import FacesetWriter
+from synthswap.metrics.coverage import SCALES, coverage_arrays, nearest_distances, neutral, normalise
+from synthswap.synth.base import SynthError, SynthOptions, open_faceset
+from synthswap.synth.engines import ENGINES
+from synthswap.training import atomic_save_tensors
 
 REPORT_FILE = "synthesis.json"
 LATENTS_FILE = "latents.safetensors"
-
-
-class SynthError(Exception):
-    """Bad input to synthesis (missing inversion, empty faceset, impossible options)."""
-
-
-@dataclass
-class Candidate:
-    image: np.ndarray  # BGR uint8, a face image the analyser will look for a face in
-    source_id: str  # which real photo / pivot it came from
-    meta: dict[str, Any]  # engine-specific edit metadata (JSON-able)
-    latent: np.ndarray | None = None  # W+ for GAN candidates
-
-
-@dataclass
-class SynthOptions:
-    out: str
-    n: int = 500
-    engine: str = "gan"  # gan | warp
-    inversion: str | None = None  # INV_DIR, for the gan engine
-    faces: str | None = None  # the subject's real faceset, for the warp engine (gan: from the inversion)
-    match: str | None = None  # destination faceset whose expressions to aim at
-    coverage_of: str | None = None  # destination faceset to report coverage of, without aiming at it
-    directions: str | None = None  # directions file (default: GAN_DIR/directions.safetensors)
-    min_identity: float = SAME_PERSON_COSINE
-    max_attempts: int | None = None  # default 4 * n
-    size: int | None = None  # crop size (default: the subject faceset's)
-    eps: float = DEFAULT_EPS
-    strength: float = 1.0  # scales every edit (1 = go all the way to the target)
-    seed: int = 0
-    device: str = "auto"
-    batch: int = 16
-    progress: bool = True
 
 
 @dataclass
@@ -135,13 +109,6 @@ class TargetSampler:
         return self.subject_neutral + self.pool[self._queue.pop(0)]
 
 
-def _open_faceset(path: str | Path, what: str) -> Faceset:
-    fs = Faceset.open(path)
-    if len(fs) == 0:
-        raise SynthError(f"{path}: the {what} faceset has no faces")
-    return fs
-
-
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SynthError(f"{out}: exists and is not empty; synthesize writes a new faceset, choose another --out")
@@ -149,32 +116,18 @@ def _check_out(out: Path) -> None:
 
 def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthSummary:
     """Run the engine until `n` faces pass the filters or `max_attempts` candidates were tried."""
-    import torch
-
-    from synthswap.faces.align import template_info
-    from synthswap.faces.identity import cosine
-    from synthswap.faces.pipeline import FaceAnalyzer
-    from synthswap.synth.engines import GanEngine, WarpEngine
-
     t0 = time.perf_counter()
     if opts.n < 1:
         raise SynthError("--n must be at least 1")
-    if opts.engine not in ("gan", "warp"):
-        raise SynthError(f"unknown engine '{opts.engine}' (gan or warp)")
+    if opts.engine not in ENGINES:
+        raise SynthError(f"unknown engine '{opts.engine}' ({', '.join(ENGINES)})")
     out = Path(opts.out)
     _check_out(out)
     rng = np.random.default_rng(opts.seed)
     torch.manual_seed(opts.seed)
 
     # Everything is opened and checked before the first file is written.
-    if opts.engine == "gan":
-        if not opts.inversion:
-            raise SynthError("the gan engine needs --inversion INV_DIR (from `synthswap gan invert`)")
-        engine = GanEngine(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces)
-    else:
-        if not opts.faces:
-            raise SynthError("the warp engine needs --faces SUBJECT_FACESET")
-        engine = WarpEngine(_open_faceset(opts.faces, "subject"))
+    engine = ENGINES[opts.engine].create(opts)
     subject = engine.subject
     if len(subject) == 0:
         raise SynthError(f"{subject.root}: the subject faceset has no faces")
@@ -185,8 +138,8 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     centroid = real_ids.mean(0)
     centroid /= np.linalg.norm(centroid)
     subject_neutral = neutral(real_attrs)
-    dest = _open_faceset(opts.match, "destination") if opts.match else None
-    report_dest = dest or (_open_faceset(opts.coverage_of, "destination") if opts.coverage_of else None)
+    dest = open_faceset(opts.match, "destination") if opts.match else None
+    report_dest = dest or (open_faceset(opts.coverage_of, "destination") if opts.coverage_of else None)
     size = opts.size or subject.size
 
     if dest is not None:
@@ -211,8 +164,6 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     latents: dict[str, np.ndarray] = {}
     progress = None
     if opts.progress:
-        from tqdm import tqdm
-
         progress = tqdm(total=opts.n, desc=f"synthesize ({opts.engine})", unit="face")
     try:
         with FacesetWriter(out, size, template_info()) as writer:
@@ -238,8 +189,7 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
                     row = writer.add(face.crop, face.mask, source=f"synthetic:{opts.engine}:{cand.source_id}:{n}",
                                      frame_index=n, time_s=0.0, **face.record(), synthetic=True, meta=meta)
                     cos_kept.append(cos)
-                    kept_attrs.append(np.array([*[face.expression[k] for k in ATTRIBUTE_NAMES[:6]],
-                                                face.pose["yaw"], face.pose["pitch"]]))
+                    kept_attrs.append(attribute_vector(face.expression, face.pose))
                     if cand.latent is not None and row is not None:
                         latents[row.id] = cand.latent
                     if progress is not None:
@@ -255,8 +205,6 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
             f"face, {counts['below']} below identity {opts.min_identity}); nothing was written"
         )
     if latents:
-        from synthswap.training import atomic_save_tensors
-
         atomic_save_tensors({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in latents.items()},
                             out / LATENTS_FILE, {"what": "W+ latent of each synthetic face, keyed by face id"})
     kept = np.array(kept_attrs)
@@ -281,8 +229,6 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     report = summary.to_dict()
     report["options"] = {k: v for k, v in asdict(opts).items() if k != "progress"}
     report["subject"] = str(subject.root)
-    from synthswap.atomic import write_json as atomic_write_json
-
     atomic_write_json(out / REPORT_FILE, report)
     return summary
 
@@ -302,10 +248,3 @@ def format_summary(s: SynthSummary) -> str:
         lines.append(f"coverage of {c['destination']} (eps {c['eps']}): real {c['real']:.1%}, synthetic "
                      f"{c['synthetic']:.1%}, real+synthetic {c['real+synthetic']:.1%}")
     return "\n".join(lines)
-
-
-def read_report(out: str | Path) -> dict:
-    path = Path(out) / REPORT_FILE
-    if not path.is_file():
-        raise FacesetError(f"{out}: no {REPORT_FILE}; not written by synthesize")
-    return json.loads(path.read_text(encoding="utf-8"))

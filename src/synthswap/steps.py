@@ -1,0 +1,190 @@
+"""The job's stages as functions, shared by `synthswap run`, `synthswap study` and the web app.
+
+Each function runs one stage through the caching mechanism of `synthswap.stages`: skipped
+when its inputs and settings are unchanged, resumed after an interruption, started over
+otherwise. Each takes the options object of the library function it runs (its `out` is
+the stage's output), and the stage's cache key is made from those same options, so a
+setting is declared once and every setting that changes the result reruns the stage.
+
+    extract_stage       faces of photos or a video -> faceset
+    gan_train_stage     facesets -> GAN prior               (resumes from its checkpoint)
+    synthetic_stage     subject (+ prior) -> synthetic faceset, by any registered engine
+    swap_train_stage    facesets -> swap model              (resumes from its checkpoint)
+    convert_stage       swap model + video -> swapped video
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from synthswap.extract import extract
+from synthswap.faceset import INFO_FILE as FACESET_INFO
+from synthswap.faceset import Faceset
+from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan
+from synthswap.gan.invert import InvertOptions, invert
+from synthswap.gan.loading import CHECKPOINT as GAN_CHECKPOINT
+from synthswap.gan.train import GanTrainOptions
+from synthswap.gan.train import train as train_gan
+from synthswap.stages import StageInterrupted, fresh, run_stage
+from synthswap.swap.convert import ConvertOptions, convert_video
+from synthswap.swap.loading import CHECKPOINT_FILE as SWAP_CHECKPOINT
+from synthswap.swap.train import SwapTrainOptions
+from synthswap.swap.train import train as train_swap
+from synthswap.synth.base import SynthError, SynthOptions
+from synthswap.synth.engines import ENGINES
+from synthswap.synth.pipeline import synthesize
+
+Log = Callable[[str], None]
+
+# Options that say where a stage writes or how it reports, not what it computes.
+_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds"}
+
+
+def stage_params(opts: Any) -> dict[str, Any]:
+    """A stage's cache key material: every option of `opts` that can change its result."""
+    return {k: v for k, v in asdict(opts).items() if k not in _NOT_KEYED}
+
+
+@dataclass
+class FaceExtraction:
+    """Options of `extract` as a stage."""
+
+    inputs: list[str]
+    out: str
+    size: int = 256
+    every_n: int = 1
+    max_frames: int | None = None
+    progress: bool = True
+
+
+def extract_stage(name: str, opts: FaceExtraction, log: Log = print) -> Path:
+    """Extraction appends and skips faces it already has, so an interrupted stage simply runs again."""
+    run_stage(name, opts.out, stage_params(opts), list(opts.inputs),
+              lambda out, resume: extract(opts.inputs, out, size=opts.size, every_n=opts.every_n,
+                                          max_frames=opts.max_frames, progress=opts.progress), log)
+    return Path(opts.out)
+
+
+def gan_train_stage(name: str, opts: GanTrainOptions, log: Log = print) -> Path:
+    def build(out: Path, resume: bool) -> None:
+        resume = resume and (out / GAN_CHECKPOINT).exists()
+        if not resume:
+            fresh(out)
+        summary = train_gan(replace(opts, out=str(out), resume=resume))
+        if summary["stopped_by"] == "signal":
+            raise StageInterrupted(f"[{name}] interrupted at kimg {summary['kimg']:.1f}; its checkpoint is saved: "
+                                   f"run the same command again to resume")
+
+    run_stage(name, opts.out, stage_params(opts), list(opts.data), build, log)
+    return Path(opts.out)
+
+
+def swap_train_stage(name: str, opts: SwapTrainOptions, log: Log = print) -> Path:
+    def build(out: Path, resume: bool) -> None:
+        resume = resume and (out / SWAP_CHECKPOINT).exists()
+        if not resume:
+            fresh(out)
+        summary = train_swap(replace(opts, out=str(out), resume=resume))
+        if summary["stopped_by_signal"]:
+            raise StageInterrupted(f"[{name}] interrupted at step {summary['step']}; its checkpoint is saved: "
+                                   f"run the same command again to resume")
+
+    run_stage(name, opts.out, stage_params(opts), [*opts.src, *opts.dst], build, log)
+    return Path(opts.out)
+
+
+def convert_stage(name: str, model: Path, video: str | Path, out: Path, opts: ConvertOptions,
+                  log: Log = print) -> Path:
+    run_stage(name, out, stage_params(opts), [model, video],
+              lambda o, resume: convert_video(model, video, o, opts), log)
+    return out
+
+
+@dataclass
+class SyntheticFaces:
+    """Everything a synthesis stage needs, whichever engine makes the images.
+
+    For an engine that edits a GAN inversion (`needs_inversion`), the subject's photos are
+    first inverted into `gan` (`inversion`) and directions fitted around the pivots
+    (`directions`); those two are stages of their own, cached beside the synthetic faceset.
+    """
+
+    engine: str
+    subject: str  # the subject's real faceset
+    match: str  # the destination faceset whose expressions to aim at
+    out: str  # the synthetic faceset
+    n: int
+    gan: str | None = None
+    inversion: str | None = None
+    directions: str | None = None
+    invert_steps: int = 300
+    pti_steps: int = 200
+    landmark_steps: int = 400
+    directions_n: int = 3000
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def synthetic_stage(name: str, opts: SyntheticFaces, log: Log = print) -> Path | None:
+    """Make the synthetic faceset; None when there is nothing to train on (no image passed the
+    filters, or no directions could be fitted), which the log says and the swap then trains on
+    the real photos alone."""
+    engine = ENGINES[opts.engine]
+    synth = SynthOptions(out=opts.out, n=opts.n, engine=opts.engine, faces=opts.subject, match=opts.match,
+                         seed=opts.seed, device=opts.device, progress=opts.progress)
+    inputs: list[str | Path] = [opts.subject, opts.match]
+    if engine.needs_inversion:
+        if not (opts.gan and opts.inversion and opts.directions):
+            raise ValueError(f"the {opts.engine} engine needs a GAN prior, an inversion and a directions path")
+        _invert_stage(InvertOptions(gan=opts.gan, faces=opts.subject, out=opts.inversion, steps=opts.invert_steps,
+                                    pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
+                                    device=opts.device, progress=opts.progress), log)
+        directions = DirectionsOptions(gan=opts.gan, out=opts.directions, n=opts.directions_n, around=opts.inversion,
+                                       seed=opts.seed, device=opts.device, progress=opts.progress)
+        if not _directions_stage(directions, log):
+            return None
+        synth = replace(synth, inversion=opts.inversion, directions=opts.directions)
+        inputs = [opts.inversion, opts.directions, opts.match]
+
+    def build(out: Path, resume: bool) -> None:
+        fresh(out)  # a few minutes at most: simpler to redo than to resume
+        synthesize(replace(synth, out=str(out)), log=log)
+
+    try:
+        run_stage(name, opts.out, stage_params(synth), inputs, build, log)
+    except SynthError as exc:
+        log(f"[{name}] no synthetic images: {exc}")
+        return None
+    out = Path(opts.out)
+    if not (out / FACESET_INFO).exists() or not len(Faceset.open(out)):
+        return None
+    return out
+
+
+def _invert_stage(opts: InvertOptions, log: Log) -> None:
+    def build(out: Path, resume: bool) -> None:
+        fresh(out)  # a few minutes at most: simpler to redo than to resume
+        invert(replace(opts, out=str(out)), log=log)
+
+    run_stage(f"gan invert {Path(opts.faces).name}", opts.out, stage_params(opts), [opts.gan, opts.faces], build,
+              log)
+
+
+def _directions_stage(opts: DirectionsOptions, log: Log) -> bool:
+    """Expression directions fitted around the subject's pivots (`gan directions --around`).
+
+    Fitted on the prior's own samples, directions need a GAN whose random samples are
+    measurable faces; around the pivots, the tuned generator renders the subject, so the
+    fit works on the short-trained priors a CPU can afford too. False when too few
+    renders were measurable to fit anything (then there is nothing to synthesise with).
+    """
+    try:
+        run_stage(f"gan directions {Path(opts.around).name}", opts.out, stage_params(opts), [opts.gan, opts.around],
+                  lambda out, resume: directions_for_gan(replace(opts, out=str(out)), log=log), log)
+    except DirectionsError as exc:
+        log(f"[gan directions] no directions, so no GAN-synthetic images: {exc}")
+        return False
+    return True

@@ -1,0 +1,85 @@
+"""What `synthesize` and its engines share: the options, a candidate image, the error, and the
+interface every engine implements.
+
+An engine proposes candidate images of the subject, each aimed at a target attribute
+vector (faces.measure.ATTRIBUTE_NAMES order, in the subject's frame); the pipeline
+analyses, filters and writes them. Engines are registered by name in `synth.engines.ENGINES`,
+which every caller (the CLI's choices, `run`, `study`) reads: a new engine is one subclass
+of `Engine` and one registry entry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from synthswap.faces.identity import SAME_PERSON_COSINE
+from synthswap.faceset import Faceset
+from synthswap.metrics.coverage import DEFAULT_EPS
+
+
+class SynthError(Exception):
+    """Bad input to synthesis (missing inversion, empty faceset, impossible options)."""
+
+
+@dataclass
+class Candidate:
+    image: np.ndarray  # BGR uint8, a face image the analyser will look for a face in
+    source_id: str  # which real photo / pivot it came from
+    meta: dict[str, Any]  # engine-specific edit metadata (JSON-able)
+    latent: np.ndarray | None = None  # W+ for GAN candidates
+
+
+@dataclass
+class SynthOptions:
+    out: str
+    n: int = 500
+    engine: str = "gan"  # gan | warp
+    inversion: str | None = None  # INV_DIR, for the gan engine
+    faces: str | None = None  # the subject's real faceset, for the warp engine (gan: from the inversion)
+    match: str | None = None  # destination faceset whose expressions to aim at
+    coverage_of: str | None = None  # destination faceset to report coverage of, without aiming at it
+    directions: str | None = None  # directions file (default: GAN_DIR/directions.safetensors)
+    min_identity: float = SAME_PERSON_COSINE
+    max_attempts: int | None = None  # default 4 * n
+    size: int | None = None  # crop size (default: the subject faceset's)
+    eps: float = DEFAULT_EPS
+    strength: float = 1.0  # scales every edit (1 = go all the way to the target)
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 16
+    progress: bool = True
+
+
+def open_faceset(path: str | Path, what: str) -> Faceset:
+    fs = Faceset.open(path)
+    if len(fs) == 0:
+        raise SynthError(f"{path}: the {what} faceset has no faces")
+    return fs
+
+
+class Engine(ABC):
+    """A source of candidate images of the subject."""
+
+    name: ClassVar[str]
+    # True when the engine edits a GAN inversion: `run` and `study` then invert the subject's
+    # photos into a prior and fit directions around them before synthesising.
+    needs_inversion: ClassVar[bool] = False
+    subject: Faceset  # the subject's real photos: identity reference and edit starting points
+
+    @classmethod
+    @abstractmethod
+    def create(cls, opts: SynthOptions) -> Engine:
+        """Open and check everything the engine needs (SynthError if something is missing)."""
+
+    @abstractmethod
+    def default_targets(self, rng: np.random.Generator) -> np.ndarray:
+        """(N, 8) target offsets from the neutral face, used when no destination is matched."""
+
+    @abstractmethod
+    def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
+        """One candidate per target row; `strength` scales every edit (1 = all the way)."""
