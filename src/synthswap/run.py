@@ -59,7 +59,7 @@ class RunOptions:
                             type=nonnegative_int)
     engine: str = option("gan", "how to synthesise extra subject images: the GAN or the warp control",
                          choices=tuple(ENGINES))
-    swap_resolution: int = option(96, "swap model face size in pixels")
+    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px)")
     swap_minutes: float = option(60.0, "swap training budget in minutes", type=positive_float)
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     type=positive_int)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 
 from synthswap.cli.options import add_common, apply_threads, fail, nonnegative_int, positive_float, positive_int
 from synthswap.faceset import FacesetError
@@ -12,7 +13,9 @@ from synthswap.media import MediaError
 from synthswap.swap.color import COLOR_MODES
 from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
-from synthswap.swap.networks import ARCHITECTURES, SwapConfig
+from synthswap.pretrained import PretrainedError, resolve_model
+from synthswap.swap.loading import read_model_json
+from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.losses import PIXEL_LOSSES
 from synthswap.swap.train import SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
@@ -51,8 +54,34 @@ found are written unchanged and counted in the summary.
 """
 
 
-def register(subparsers) -> None:
+def _parts(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The swap model's shape; unset flags come from --init's model, else from SwapConfig."""
     cfg = SwapConfig()
+    p.add_argument("--arch", choices=ARCHITECTURES,
+                   help=f"df: one decoder per identity (stronger likeness); liae: shared decoder (better "
+                        f"lighting/pose match). Default: {cfg.arch}")
+    p.add_argument("--resolution", type=int,
+                   help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: the size of the "
+                        f"shipped pretrained model, and a CPU-sized one)")
+    p.add_argument("--e-dims", type=int, help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
+    p.add_argument("--ae-dims", type=int, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
+    p.add_argument("--d-dims", type=int, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
+    p.add_argument("--d-mask-dims", type=int, help=f"mask-head width (default {cfg.d_mask_dims}; 22 on GPU)")
+
+
+def model_config(args: argparse.Namespace, base: SwapConfig | None = None) -> SwapConfig:
+    """SwapConfig from the model flags; flags left unset keep `base`'s value (the --init model's)."""
+    base = base or SwapConfig()
+    given = {name: getattr(args, name) for name in ("arch", "resolution", "e_dims", "ae_dims", "d_dims", "d_mask_dims")
+             if getattr(args, name) is not None}
+    return replace(base, **given)
+
+
+def register(subparsers) -> None:
     d = SwapTrainOptions(src=[], dst=[], out="")
     conv = ConvertOptions()
     swap = subparsers.add_parser(
@@ -78,17 +107,15 @@ def register(subparsers) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the model in --out; its architecture, facesets, seed, batch size, "
                         "loss and augmentation are reused so the run continues exactly")
-    t.add_argument("--arch", choices=ARCHITECTURES, default=cfg.arch,
-                   help=f"df: one decoder per identity (stronger likeness); liae: shared decoder (better "
-                        f"lighting/pose match). Default: {cfg.arch}")
-    t.add_argument("--resolution", type=int, default=cfg.resolution,
-                   help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: a CPU-sized model)")
-    t.add_argument("--e-dims", type=int, default=cfg.e_dims,
-                   help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
-    t.add_argument("--ae-dims", type=int, default=cfg.ae_dims, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
-    t.add_argument("--d-dims", type=int, default=cfg.d_dims, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
-    t.add_argument("--d-mask-dims", type=int, default=cfg.d_mask_dims,
-                   help=f"mask-head width (default {cfg.d_mask_dims}; 22 on GPU)")
+    t.add_argument("--init", metavar="PRETRAINED",
+                   help="start from a pretrained model's weights: a folder written by `synthswap pretrain` (or "
+                        "`swap train`), or 'shipped' for the one inside the package; the architecture and sizes "
+                        "come from it. Fine-tuning from it needs several times fewer steps than training from "
+                        "scratch (see docs/swap.md)")
+    t.add_argument("--init-parts", type=_parts, metavar="PART,...",
+                   help=f"which parts to copy with --init (default: all; df: {','.join(PARTS['df'])}; liae: "
+                        f"{','.join(PARTS['liae'])}); the rest start from random weights")
+    add_model_flags(t)
     t.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help=f"faces of A and of B per step, per process (default {d.batch_size})")
     t.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
@@ -147,9 +174,13 @@ def run_train(args) -> int:
     apply_threads(args)
     if not args.resume and (not args.src or not args.dst):
         return fail("give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)")
-    config = SwapConfig(arch=args.arch, resolution=args.resolution, e_dims=args.e_dims, ae_dims=args.ae_dims,
-                        d_dims=args.d_dims, d_mask_dims=args.d_mask_dims)
-    opts = SwapTrainOptions(
+    try:
+        init = resolve_model(args.init, "swap")
+        base = SwapConfig.from_dict(read_model_json(init)["config"]) if init else None
+    except (PretrainedError, CheckpointError) as exc:
+        return fail(f"--init: {exc}")
+    config = model_config(args, base)
+    opts = SwapTrainOptions(init=init, init_parts=args.init_parts,
         src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
         dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
         eyes_mouth_weight=args.eyes_mouth_weight, steps=args.steps, minutes=args.minutes,

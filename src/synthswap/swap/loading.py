@@ -37,6 +37,7 @@ def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu")
     meta = read_model_json(model_dir)
     try:
         config = SwapConfig.from_dict(meta["config"])
+        config.validate()  # bounded before anything is allocated
         model = SwapModel(config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{model_dir}: invalid model config ({exc})") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,10 +30,11 @@ from synthswap.atomic import write_json as atomic_write_json
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
 from synthswap.swap.losses import PIXEL_LOSSES, swap_loss
-from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, read_model_json
-from synthswap.swap.networks import SwapConfig, SwapModel
+from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, load_model, read_model_json
+from synthswap.swap.networks import PARTS, SwapConfig, SwapModel
 from synthswap.training import (
     Budget,
+    CheckpointError,
     CsvLog,
     StopRequest,
     autocast,
@@ -73,6 +75,10 @@ class SwapTrainOptions:
     device: str = "auto"
     resume: bool = False
     augment: Augment = field(default_factory=Augment)
+    # Start from a pretrained model's weights (a model folder; see `synthswap pretrain`), copying
+    # these parts (networks.PARTS names; None: every part). Ignored when resuming.
+    init: str | None = None
+    init_parts: tuple[str, ...] | None = None
     progress: bool = True
 
 
@@ -124,6 +130,29 @@ def _prepare_out(opts: SwapTrainOptions) -> tuple[dict | None, SwapConfig]:
     return None, opts.config
 
 
+def initialise_from(model: SwapModel, pretrained_dir: str | os.PathLike, parts: tuple[str, ...] | None) -> dict:
+    """Copy `parts` of a pretrained model's weights into `model` (same architecture and sizes);
+    returns what model.json records about it."""
+    try:
+        pretrained, meta = load_model(pretrained_dir)
+    except CheckpointError as exc:
+        raise SwapTrainError(f"--init: {exc}") from exc
+    if pretrained.config != model.config:
+        raise SwapTrainError(f"--init {pretrained_dir}: its model is {pretrained.config}, this one is {model.config}; "
+                             f"train with the same --arch, --resolution and widths, or without --init")
+    available = PARTS[model.config.arch]
+    parts = available if parts is None else tuple(parts)
+    unknown = [p for p in parts if p not in available]
+    if unknown:
+        raise SwapTrainError(f"--init-parts: {', '.join(unknown)} not in the {model.config.arch} model "
+                             f"({', '.join(available)})")
+    with torch.no_grad():
+        for part in parts:
+            getattr(model, part).load_state_dict(getattr(pretrained, part).state_dict())
+    return {"from": str(Path(pretrained_dir).resolve()), "parts": list(parts), "pretrained_steps": meta.get("steps"),
+            "pretrained_sha256": weights_digest(pretrained)}
+
+
 def train(opts: SwapTrainOptions) -> dict[str, Any]:
     """Train (or resume) a swap model; returns a summary. Runs under torchrun as DDP too."""
     if opts.steps is None and opts.minutes is None:
@@ -161,7 +190,11 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     faces_b = FaceSource(dst, res, dst_w)
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
-    model = SwapModel(config).to(device).to(memory_format=torch.channels_last)
+    model = SwapModel(config)
+    init = meta.get("init") if meta is not None else None
+    if meta is None and opts.init:
+        init = initialise_from(model, opts.init, opts.init_parts)
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=1e-4)
     step = 0
     seed = opts.seed
@@ -192,6 +225,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
             "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
+            "init": init,
             "steps": end_step,
             "parameters": parameter_count(model),
             "checkpoint": CHECKPOINT_FILE,

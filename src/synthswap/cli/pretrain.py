@@ -1,0 +1,98 @@
+"""`synthswap pretrain`: the swap model trained on a many-identity face corpus, to fine-tune from;
+`synthswap export-weights`: the fp16 copies of a pretrained swap model and a GAN prior that ship."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from synthswap.cli.options import add_common, apply_threads, fail, nonnegative_int, positive_float, positive_int
+from synthswap.cli.swap import add_model_flags, model_config
+from synthswap.faceset import FacesetError
+from synthswap.pretrained import PretrainedError, export_gan, export_swap
+from synthswap.swap.train import SwapTrainError, SwapTrainOptions, train
+from synthswap.training import CheckpointError
+
+PRETRAIN_EPILOG = """\
+example (the shipped model; see src/synthswap/weights/MODEL_CARD.md for the exact run):
+  synthswap extract ../shared/data/faces/utkface --out utk --size 96
+  synthswap pretrain --data utk --out pretrained_df64 --minutes 600 --threads 1
+  synthswap pretrain --out pretrained_df64 --resume --minutes 600        # continue
+  synthswap swap train --init pretrained_df64 --src subject --dst dest --out model --steps 500
+
+Both sides of the autoencoder (A and B) are drawn from the corpus, as in DeepFaceLab's pretrain
+mode, so the encoder, bottleneck and both decoders learn faces in general. Never pretrain on the
+people you will swap: the point is a start that knows faces, not these faces. Outputs are those
+of `swap train` (model.safetensors, model.json, log.csv, preview.png); Ctrl-C saves a checkpoint.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = SwapTrainOptions(src=[], dst=[], out="")
+    p = sub.add_parser("pretrain", help="pretrain the swap model on a face corpus (DeepFaceLab's pretrain mode)",
+                       description="Train the swap autoencoder with both sides drawn from a many-identity face "
+                                   "corpus, so that a new pair fine-tunes from it (`swap train --init`) instead "
+                                   "of starting from random weights.",
+                       epilog=PRETRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", action="append", default=[], metavar="FACESET",
+                   help="faceset(s) of the corpus (repeat to combine); not needed with --resume")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
+    p.add_argument("--resume", action="store_true", help="continue the model in --out from its checkpoint")
+    add_model_flags(p)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help=f"faces per side per step (default {d.batch_size})")
+    p.add_argument("--steps", type=positive_int, help="stop at this total step count")
+    p.add_argument("--minutes", type=positive_float, help="stop after this many minutes of this run")
+    p.add_argument("--save-every", type=nonnegative_int, default=d.save_every,
+                   help=f"checkpoint every N steps (default {d.save_every})")
+    p.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
+                   help=f"preview grid every N steps (default {d.preview_every})")
+    add_common(p)
+    p.set_defaults(func=run_pretrain)
+
+    e = sub.add_parser("export-weights", help="write the fp16 copies of a pretrained swap model and GAN prior",
+                       description="Write inference copies (fp16 weights, no optimizer state, no paths of this "
+                                   "machine; each file at most 16 MB) of a swap model and/or a GAN prior into "
+                                   "OUT/swap_df64 and OUT/gan_utk64, and print their sha256, which "
+                                   "synthswap/pretrained.py records and checks on load.")
+    e.add_argument("--swap", metavar="MODEL_DIR", help="a pretrained swap model folder")
+    e.add_argument("--gan", metavar="GAN_DIR", help="a GAN prior folder")
+    e.add_argument("--out", required=True, metavar="DIR", help="where the folders go (the package: "
+                                                                "src/synthswap/weights)")
+    e.set_defaults(func=run_export)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    apply_threads(args)
+    if not args.resume and not args.data:
+        return fail("give the corpus with --data FACESET (or --resume an existing --out)")
+    opts = SwapTrainOptions(src=args.data, dst=args.data, out=args.out, config=model_config(args),
+                            batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
+                            save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
+                            device=args.device, resume=args.resume, progress=not args.quiet)
+    try:
+        summary = train(opts)
+    except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
+        return fail(str(exc))
+    if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2))
+    if summary["stopped_by_signal"]:
+        return fail(f"interrupted at step {summary['step']}; checkpoint saved in {args.out}: add --resume to "
+                    f"continue", 130)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if not args.swap and not args.gan:
+        return fail("give --swap MODEL_DIR and/or --gan GAN_DIR")
+    written = {}
+    try:
+        if args.swap:
+            written["swap_df64"] = export_swap(args.swap, os.path.join(args.out, "swap_df64"))
+        if args.gan:
+            written["gan_utk64"] = export_gan(args.gan, os.path.join(args.out, "gan_utk64"))
+    except (CheckpointError, PretrainedError, OSError) as exc:
+        return fail(str(exc))
+    print(json.dumps(written, indent=2))
+    return 0
