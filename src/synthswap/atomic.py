@@ -1,27 +1,40 @@
 """Atomic file writes: write beside the target under a temporary name, then rename.
 
 A reader, or a run killed mid-write, never finds half a file under the final name:
-it finds the previous version or the new one.
+it finds the previous version or the new one. Temporary names are unique per process
+and call, so two writers never write into each other's temporary file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """A unique hidden name beside `path`, keeping its extension (encoders choose the format by it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:  # for files that must survive a power cut too, such as a faceset manifest
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    fh = open(tmp, "xb")  # "x": never follow or reuse whatever is already at that name
+    try:
+        with fh:
+            fh.write(data)
+            if fsync:  # for files that must survive a power cut too, such as a faceset's info file
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C included: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> None:
