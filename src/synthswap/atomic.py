@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
+
+
+_TEMP_NAME = re.compile(r"^\..*\.\d+-[0-9a-f]{8}\.tmp(\.\w+)?$")
 
 
 def temp_path(path: str | os.PathLike) -> Path:
     """A unique hidden name beside `path`, keeping its extension (encoders choose the format by it)."""
     path = Path(path)
     return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+def remove_leftovers(folder: str | os.PathLike) -> None:
+    """Delete the temporary files that writers killed mid-write (kill -9, power cut) left in `folder`.
+
+    Only names made by `temp_path` are touched; call it while holding the folder's lock
+    (`synthswap.locking`), when no other writer can be half-way through one.
+    """
+    for path in Path(folder).iterdir():
+        if _TEMP_NAME.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
