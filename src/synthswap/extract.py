@@ -166,23 +166,25 @@ def extract(
     inputs = list(inputs)
     files = collect_inputs(inputs)
     check_out(out, inputs)
-    ref = reference_embedding(reference, max_pixels) if reference is not None else None
     summary = ExtractSummary(out=Path(out), inputs=len(files))
-    analyzer = FaceAnalyzer(size=size, reference=ref)
-    start = time.perf_counter()
-    try:
-        with FacesetWriter(out, size, template_info()) as writer:
+    # The faceset is opened (an existing one locked) before the models load, so a busy, foreign or
+    # read-only --out fails at once; a new one is created only when the first face arrives.
+    with FacesetWriter(out, size, template_info()) as writer:
+        ref = reference_embedding(reference, max_pixels) if reference is not None else None
+        analyzer = FaceAnalyzer(size=size, reference=ref)
+        start = time.perf_counter()
+        try:
             for path in files:
                 try:
                     _extract_one(path, writer, analyzer, summary, every_n, max_frames, max_pixels, progress, log)
                 except MediaError as exc:
                     summary.failed_inputs.append(str(exc))
                     log(f"skipped: {exc}")
-            summary.faceset_size = len(writer)
-    finally:
-        analyzer.close()
-        summary.seconds = time.perf_counter() - start
-        summary.timings = dict(analyzer.timings)
+        finally:
+            analyzer.close()
+            summary.seconds = time.perf_counter() - start
+            summary.timings = dict(analyzer.timings)
+        summary.faceset_size = len(writer)
     if summary.faces_found == 0:
         reasons = "; ".join(summary.failed_inputs) or f"{summary.frames} images/frames had no face"
         raise ExtractError(f"no face found in any input ({reasons})")

@@ -324,11 +324,14 @@ class FacesetWriter:
         """Lock the folder, then extend the faceset it holds or, when it holds none, create one."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacesetError(f"{self.root}: cannot create the faceset ({exc.strerror})") from exc
+        if not os.access(self.root, os.W_OK):
+            raise FacesetError(f"{self.root}: is read-only; cannot add faces to this faceset")
+        try:
             self._lock = exclusive_lock(self.root, "faceset")
         except LockError as exc:
             raise FacesetError(str(exc)) from exc
-        except OSError as exc:
-            raise FacesetError(f"{self.root}: cannot create the faceset ({exc.strerror})") from exc
         try:
             self._check_no_symlinks()  # before anything is read or written through them
             if (self.root / INFO_FILE).exists():  # also when another run created it since __init__
@@ -340,9 +343,11 @@ class FacesetWriter:
             for name in SUBFOLDERS:
                 (self.root / name).mkdir(exist_ok=True)
             self._check_no_symlinks()
-            for path in [self.root, *(self.root / name for name in SUBFOLDERS)]:
-                if not os.access(path, os.W_OK):
-                    raise FacesetError(f"{path}: is read-only; cannot add faces to this faceset")
+            for name in SUBFOLDERS:
+                if not os.access(self.root / name, os.W_OK):
+                    raise FacesetError(f"{self.root / name}: is read-only; cannot add faces to this faceset")
+            for folder in [self.root, *(self.root / name for name in SUBFOLDERS)]:
+                atomic.remove_leftovers(folder)  # PNGs and info files of a run killed mid-write
             manifest = self.root / MANIFEST_FILE
             self._fd = os.open(manifest, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             for end, face in _read_rows(manifest):
