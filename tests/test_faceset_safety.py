@@ -168,12 +168,12 @@ def test_rows_escaping_the_faceset_are_refused_and_the_outside_file_never_read(t
     assert not (tmp_path / "synth").exists()
 
 
-@pytest.mark.parametrize("sub", ["faces", "masks"])
+@pytest.mark.parametrize("sub", ["faces", "masks", "faces.jsonl"])
 def test_a_symlinked_subfolder_is_refused_for_writing_and_nothing_is_written_outside(tmp_path, capsys, faceset,
                                                                                   d0, sub):
     elsewhere = tmp_path / "elsewhere"
     shutil.move(faceset / sub, elsewhere)
-    (faceset / sub).symlink_to(elsewhere, target_is_directory=True)
+    (faceset / sub).symlink_to(elsewhere)
     before = snapshot(faceset, elsewhere, d0)
 
     code, err = cli(capsys, "extract", "--quiet", d0, "--out", faceset, "--size", "64", "--max-frames", "8")
@@ -332,6 +332,17 @@ def test_bad_arguments_are_refused_before_anything_is_written(capsys, monkeypatc
     assert code == 2
     assert_one_error_line(err, message)
     assert snapshot(user_files) == before  # inputs byte-identical, nothing created
+
+
+def test_an_out_folder_that_is_not_a_faceset_is_refused_before_anything_is_written(capsys, user_files):
+    notes = user_files / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("my own file\n")
+    before = snapshot(user_files)
+    code, err = cli(capsys, "extract", "--quiet", user_files / "d0.mp4", "--out", notes)
+    assert code == 1
+    assert_one_error_line(err, "exists and is not a faceset")
+    assert snapshot(user_files) == before
 
 
 def test_a_read_only_output_gives_an_error_line(tmp_path, faceset, d0):

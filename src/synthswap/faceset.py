@@ -111,8 +111,6 @@ def _has_shape(value: Any, shape: tuple[int | None, ...]) -> bool:
 
 
 def _row_problem(row: dict[str, Any]) -> str | None:
-    from synthswap.faces.measure import EXPRESSION_NAMES
-
     for name in ("image", "mask"):
         problem = _path_problem(row[name])
         if problem:
@@ -126,8 +124,9 @@ def _row_problem(row: dict[str, Any]) -> str | None:
         (_has_shape(row["affine"], (2, 3)), "affine must be 2 x 3 numbers"),
         (_has_shape(row["landmarks"], (LANDMARK_COUNT, 2)), f"landmarks must be {LANDMARK_COUNT} x 2 numbers"),
         (_has_shape(row["identity"], (None,)), "identity must be a list of numbers"),
-        (isinstance(row["expression"], dict) and all(_is_number(row["expression"].get(k)) for k in EXPRESSION_NAMES),
-         f"expression must give a number for each of {', '.join(EXPRESSION_NAMES)}"),
+        # The names are checked where they are used (`expressions()`): faces.measure imports MediaPipe.
+        (isinstance(row["expression"], dict) and all(map(_is_number, row["expression"].values())),
+         "expression must map names to numbers"),
         (isinstance(row["pose"], dict) and all(_is_number(row["pose"].get(k)) for k in ("yaw", "pitch", "roll")),
          "pose must give yaw, pitch and roll as numbers"),
         (isinstance(row.get("synthetic", False), bool), "synthetic must be true or false"),
@@ -248,6 +247,10 @@ class Faceset:
         """(N, 6) expression vectors in `faces.measure.EXPRESSION_NAMES` order."""
         from synthswap.faces.measure import EXPRESSION_NAMES
 
+        for face in self.faces:
+            missing = [k for k in EXPRESSION_NAMES if k not in face.expression]
+            if missing:
+                raise FacesetError(f"{self.root}: row {face.id}: expression has no {', '.join(missing)}")
         return np.array([[f.expression[k] for k in EXPRESSION_NAMES] for f in self.faces], np.float32).reshape(
             -1, len(EXPRESSION_NAMES)
         )

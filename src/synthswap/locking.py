@@ -36,10 +36,12 @@ class FolderLock:
             raise LockError(f"{self.folder}: cannot lock this {what} for writing ({exc.strerror})") from exc
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
             holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(self._fd)
             self._fd = None
+            if not isinstance(exc, BlockingIOError):  # a file system without locks, for one
+                raise LockError(f"{self.folder}: cannot lock this {what} ({exc.strerror})") from exc
             raise LockError(
                 f"{self.folder}: this {what} is locked by pid {holder} (another synthswap is writing it); "
                 f"wait for it to finish or choose another folder"
