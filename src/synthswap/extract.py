@@ -184,7 +184,7 @@ def extract(
             analyzer.close()
             summary.seconds = time.perf_counter() - start
             summary.timings = dict(analyzer.timings)
-        summary.faceset_size = len(writer)
+        summary.faceset_size = writer.count
     if summary.faces_found == 0:
         reasons = "; ".join(summary.failed_inputs) or f"{summary.frames} images/frames had no face"
         raise ExtractError(f"no face found in any input ({reasons})")

@@ -297,7 +297,7 @@ class FacesetWriter:
         self.added = 0
         self.skipped_duplicates = 0
         self._keys: set[str] = set()
-        self._count = 0
+        self.count = 0  # faces in the faceset: those it held before plus those added
         self._next_id = 0
         self._lock = None
         self._fd: int | None = None  # the manifest, open for appending, once the faceset is open
@@ -318,10 +318,6 @@ class FacesetWriter:
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
-
-    def __len__(self) -> int:
-        """Faces in the faceset: those it held before plus those added."""
-        return self._count
 
     def _open(self) -> None:
         """Lock the folder, then extend the faceset it holds or, when it holds none, create one."""
@@ -357,7 +353,7 @@ class FacesetWriter:
                 self._size = end
                 self._keys.add(face.key)
                 self._next_id = max(self._next_id, int(face.id) + 1)
-                self._count += 1
+                self.count += 1
             os.ftruncate(self._fd, self._size)  # drop a torn last line: the next row must start on its own line
         except BaseException as exc:
             self.close()
@@ -398,7 +394,7 @@ class FacesetWriter:
         self._append(_manifest_line(face))  # only now does the face exist
         self._next_id += 1
         self._keys.add(key)
-        self._count += 1
+        self.count += 1
         self.added += 1
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
