@@ -1,27 +1,55 @@
 """Atomic file writes: write beside the target under a temporary name, then rename.
 
 A reader, or a run killed mid-write, never finds half a file under the final name:
-it finds the previous version or the new one.
+it finds the previous version or the new one. Temporary names are unique per process
+and call, so two writers never write into each other's temporary file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import Any
+
+
+_TEMP_NAME = re.compile(r"^\..*\.\d+-[0-9a-f]{8}\.tmp(\.\w+)?$")
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """A unique hidden name beside `path`, keeping its extension (encoders choose the format by it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+def remove_leftovers(folder: str | os.PathLike) -> None:
+    """Delete the temporary files that writers killed mid-write (kill -9, power cut) left in `folder`.
+
+    Only names made by `temp_path` are touched; call it while holding the folder's lock
+    (`synthswap.locking`), when no other writer can be half-way through one.
+    """
+    for path in Path(folder).iterdir():
+        if _TEMP_NAME.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:  # for files that must survive a power cut too, such as a faceset manifest
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    fh = open(tmp, "xb")  # "x": never follow or reuse whatever is already at that name
+    try:
+        with fh:
+            fh.write(data)
+            if fsync:  # for files that must survive a power cut too, such as a faceset's info file
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C included: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> None:

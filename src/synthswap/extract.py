@@ -24,8 +24,9 @@ class ExtractError(Exception):
     """The extraction as a whole cannot proceed or produced nothing."""
 
 
-class InputPathError(ExtractError):
-    """An input path that does not exist or is not a supported kind of file: a usage error."""
+class UsageError(ExtractError):
+    """A bad argument (a missing or unsupported input, a number out of range, an --out that
+    overlaps an input): a usage error, refused before anything is written."""
 
 
 @dataclass
@@ -65,17 +66,38 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise InputPathError(f"{path}: no such file or folder")
+            raise UsageError(f"{path}: no such file or folder")
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and (is_image(p) or is_video(p)))
             if not found:
-                raise InputPathError(f"{path}: folder holds no images or videos")
+                raise UsageError(f"{path}: folder holds no images or videos")
             files += found
         elif is_image(path) or is_video(path):
             files.append(path)
         else:
-            raise InputPathError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
+            raise UsageError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
     return files
+
+
+def check_arguments(size: int, every_n: int, max_frames: int | None, max_pixels: int) -> None:
+    if not 32 <= size <= 1024:
+        raise UsageError(f"--size must be between 32 and 1024, not {size}")
+    if every_n < 1:
+        raise UsageError(f"--every-n must be at least 1, not {every_n}")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, not {max_frames} (leave it out for every frame)")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, not {max_pixels}")
+
+
+def check_out(out: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an --out that is an input or lies inside an input folder (its crops would become the
+    next run's inputs), and inputs inside --out (a faceset does not read from itself)."""
+    out_real = Path(out).resolve()
+    for raw in inputs:
+        path = Path(raw).resolve()
+        if out_real == path or out_real.is_relative_to(path) or path.is_relative_to(out_real):
+            raise UsageError(f"--out {out} overlaps the input {raw}; write the faceset to another folder")
 
 
 def _prefetch(frames: Iterator[VideoFrame], depth: int = 8) -> Iterator[VideoFrame]:
@@ -140,28 +162,29 @@ def extract(
     Re-running into the same faceset adds only faces not already there. Raises
     ExtractError when no input gave a face; unreadable inputs are reported in the summary.
     """
-    if size < 32 or size > 1024:
-        raise ExtractError(f"--size must be between 32 and 1024, not {size}")
-    if every_n < 1:
-        raise ExtractError("--every-n must be at least 1")
+    check_arguments(size, every_n, max_frames, max_pixels)
+    inputs = list(inputs)
     files = collect_inputs(inputs)
-    ref = reference_embedding(reference, max_pixels) if reference is not None else None
+    check_out(out, inputs)
     summary = ExtractSummary(out=Path(out), inputs=len(files))
-    analyzer = FaceAnalyzer(size=size, reference=ref)
-    start = time.perf_counter()
-    try:
-        with FacesetWriter(out, size, template_info()) as writer:
+    # The faceset is opened (an existing one locked) before the models load, so a busy, foreign or
+    # read-only --out fails at once; a new one is created only when the first face arrives.
+    with FacesetWriter(out, size, template_info()) as writer:
+        ref = reference_embedding(reference, max_pixels) if reference is not None else None
+        analyzer = FaceAnalyzer(size=size, reference=ref)
+        start = time.perf_counter()
+        try:
             for path in files:
                 try:
                     _extract_one(path, writer, analyzer, summary, every_n, max_frames, max_pixels, progress, log)
                 except MediaError as exc:
                     summary.failed_inputs.append(str(exc))
                     log(f"skipped: {exc}")
-            summary.faceset_size = len(writer.faces)
-    finally:
-        analyzer.close()
-        summary.seconds = time.perf_counter() - start
-        summary.timings = dict(analyzer.timings)
+        finally:
+            analyzer.close()
+            summary.seconds = time.perf_counter() - start
+            summary.timings = dict(analyzer.timings)
+        summary.faceset_size = writer.count
     if summary.faces_found == 0:
         reasons = "; ".join(summary.failed_inputs) or f"{summary.frames} images/frames had no face"
         raise ExtractError(f"no face found in any input ({reasons})")

@@ -2,32 +2,41 @@
 
     FACESET/
       faceset.json      format version, alignment template, crop size, tool version
-      faces.jsonl       one JSON object per face (see `Face`)
+      faces.jsonl       one JSON object per face (see `Face`), one per line
       faces/000000.png  aligned face crops (BGR PNG)
       masks/000000.png  face masks (8-bit, 255 = face)
 
-The manifest is rewritten atomically (temporary file + rename) at every flush, so a
-run that is interrupted leaves a valid faceset holding every face flushed so far;
-images written after the last flush are orphans that the next run overwrites.
+A faceset is a closed world: every row's image and mask lie inside its folder, and
+every image read from it goes through the same pixel limit as extraction inputs.
+
+The writer appends one line per face, after that face's PNGs are in place, so a row
+exists exactly when its line is complete (newline included). A last line without its
+newline is a row still being written, or one torn by a kill: readers ignore it and the
+next writer cuts it off. An interrupted run therefore leaves a valid faceset holding
+every face written so far; images written after the last row are orphans whose ids the
+next run reuses.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 
 from synthswap import __version__, atomic
-from synthswap.media import write_png
+from synthswap.locking import LockError, exclusive_lock
+from synthswap.media import DEFAULT_MAX_PIXELS, MediaError, read_crop, write_png
 
 FORMAT_VERSION = 1
 INFO_FILE = "faceset.json"
 MANIFEST_FILE = "faces.jsonl"
+SUBFOLDERS = ("faces", "masks")
+LANDMARK_COUNT = 478  # MediaPipe FaceMesh with irises
+MAX_SIZE = 4096  # crop sizes beyond this are not facesets we wrote, and would be costly to allocate
 
 
 class FacesetError(Exception):
@@ -66,17 +75,135 @@ class Face:
         return np.asarray(self.affine, dtype=np.float64)
 
 
-def _manifest_line(face: Face) -> str:
-    return json.dumps(asdict(face), separators=(",", ":")) + "\n"
+_FIELDS = {f.name for f in fields(Face)}
+_REQUIRED = {f.name for f in fields(Face) if f.default is MISSING and f.default_factory is MISSING}
+
+
+def _manifest_line(face: Face) -> bytes:
+    return (json.dumps(asdict(face), separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _path_problem(rel: Any) -> str | None:
+    """Why a row's image/mask path is not a normalised relative path inside the faceset, or None."""
+    if not isinstance(rel, str) or not rel:
+        return "is not a path"
+    pure = PurePosixPath(rel)
+    if pure.is_absolute():
+        return "is absolute"
+    if ".." in pure.parts:
+        return "climbs out of the faceset with '..'"
+    if "\0" in rel or pure.as_posix() != rel or rel == ".":
+        return "is not a normalised relative path"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _has_shape(value: Any, shape: tuple[int | None, ...]) -> bool:
+    """A nested list of numbers with this shape (None: any length)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == len(shape) and all(want is None or got == want for got, want in zip(arr.shape, shape))
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    for name in ("image", "mask"):
+        problem = _path_problem(row[name])
+        if problem:
+            return f"{name} {row[name]!r} {problem}"
+    checks = [
+        (isinstance(row["source"], str), "source must be a string"),
+        (isinstance(row["frame_index"], int) and not isinstance(row["frame_index"], bool),
+         "frame_index must be an integer"),
+        (all(_is_number(row.get(k, 0.0)) for k in ("time_s", "sharpness", "detection_score")),
+         "time_s, sharpness and detection_score must be numbers"),
+        (_has_shape(row["affine"], (2, 3)), "affine must be 2 x 3 numbers"),
+        (_has_shape(row["landmarks"], (LANDMARK_COUNT, 2)), f"landmarks must be {LANDMARK_COUNT} x 2 numbers"),
+        (_has_shape(row["identity"], (None,)), "identity must be a list of numbers"),
+        # The names are checked where they are used (`expressions()`): faces.measure imports MediaPipe.
+        (isinstance(row["expression"], dict) and all(map(_is_number, row["expression"].values())),
+         "expression must map names to numbers"),
+        (isinstance(row["pose"], dict) and all(_is_number(row["pose"].get(k)) for k in ("yaw", "pitch", "roll")),
+         "pose must give yaw, pitch and roll as numbers"),
+        (isinstance(row.get("synthetic", False), bool), "synthetic must be true or false"),
+        (isinstance(row.get("meta", {}), dict), "meta must be an object"),
+    ]
+    return next((message for ok, message in checks if not ok), None)
+
+
+def _parse_row(line: bytes, where: str) -> Face:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise FacesetError(f"{where}: corrupt row ({exc})") from exc
+    if not isinstance(row, dict):
+        raise FacesetError(f"{where}: corrupt row (a JSON {type(row).__name__}, not an object)")
+    missing = sorted(_REQUIRED - row.keys())
+    unknown = sorted(row.keys() - _FIELDS)
+    if missing or unknown:
+        what = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                       unknown and f"unknown {', '.join(unknown)}"]))
+        raise FacesetError(f"{where}: corrupt row ({what})")
+    face_id = row["id"]
+    if not (isinstance(face_id, str) and face_id.isascii() and face_id.isdigit()):
+        raise FacesetError(f"{where}: corrupt row (id {face_id!r} is not a string of digits)")
+    problem = _row_problem(row)
+    if problem:
+        raise FacesetError(f"{where}: row {face_id}: {problem}")
+    return Face(**row)
+
+
+def _read_rows(manifest: Path) -> Iterator[tuple[int, Face]]:
+    """Every complete row of a manifest, with the byte offset just after it."""
+    try:
+        with open(manifest, "rb") as fh:
+            end = 0
+            for lineno, line in enumerate(fh, 1):
+                if not line.endswith(b"\n"):
+                    return  # a row still being written, or torn by a kill: not part of the faceset
+                end += len(line)
+                if line.strip():
+                    yield end, _parse_row(line, f"{manifest}:{lineno}")
+    except OSError as exc:
+        raise FacesetError(f"{manifest}: cannot read ({exc.strerror})") from exc
+
+
+def _read_info(root: Path) -> dict[str, Any]:
+    info_path = root / INFO_FILE
+    if not info_path.is_file():
+        raise FacesetError(f"{root}: not a faceset (no {INFO_FILE}); create one with `synthswap extract`")
+    try:
+        info = json.loads(info_path.read_bytes())
+    except (OSError, ValueError) as exc:  # unreadable, binary, not JSON
+        raise FacesetError(f"{info_path}: corrupt ({exc})") from exc
+    if not isinstance(info, dict):
+        raise FacesetError(f"{info_path}: corrupt (a JSON {type(info).__name__}, not an object)")
+    if info.get("format_version") != FORMAT_VERSION:
+        raise FacesetError(
+            f"{root}: faceset format {info.get('format_version')} is not supported "
+            f"(this synthswap reads format {FORMAT_VERSION})"
+        )
+    size = info.get("size")
+    if not (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= MAX_SIZE):
+        raise FacesetError(f"{info_path}: corrupt (size {size!r} is not a crop size from 1 to {MAX_SIZE})")
+    if not (isinstance(info.get("template"), dict) and isinstance(info["template"].get("name"), str)):
+        raise FacesetError(f"{info_path}: corrupt (no alignment template name)")
+    return info
 
 
 class Faceset:
     """A faceset opened for reading."""
 
-    def __init__(self, root: Path, info: dict[str, Any], faces: list[Face]):
+    def __init__(self, root: Path, info: dict[str, Any], faces: list[Face], max_pixels: int = DEFAULT_MAX_PIXELS):
         self.root = root
         self.info = info
         self.faces = faces
+        self.max_pixels = max_pixels
+        self._real_root = root.resolve()
 
     @property
     def size(self) -> int:
@@ -89,48 +216,41 @@ class Faceset:
         return iter(self.faces)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Faceset":
+    def open(cls, path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> "Faceset":
         root = Path(path)
-        info_path = root / INFO_FILE
-        if not info_path.is_file():
-            raise FacesetError(f"{root}: not a faceset (no {INFO_FILE}); create one with `synthswap extract`")
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FacesetError(f"{info_path}: corrupt ({exc})") from exc
-        if info.get("format_version") != FORMAT_VERSION:
-            raise FacesetError(
-                f"{root}: faceset format {info.get('format_version')} is not supported "
-                f"(this synthswap reads format {FORMAT_VERSION})"
-            )
-        faces = []
+        info = _read_info(root)
         manifest = root / MANIFEST_FILE
-        if manifest.exists():
-            for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    faces.append(Face(**json.loads(line)))
-                except (json.JSONDecodeError, TypeError) as exc:
-                    raise FacesetError(f"{manifest}:{lineno}: corrupt row ({exc})") from exc
-        return cls(root, info, faces)
+        faces = [face for _, face in _read_rows(manifest)] if manifest.exists() else []
+        return cls(root, info, faces, max_pixels)
+
+    def _file(self, face: Face, rel: str) -> Path:
+        """The row's file, refused when a symbolic link takes it outside the faceset."""
+        path = self.root / rel
+        real = path.resolve()
+        if not real.is_relative_to(self._real_root):
+            raise FacesetError(f"{self.root}: row {face.id}: {rel} leads to {real}, outside the faceset")
+        return path
+
+    def _read(self, face: Face, rel: str, grey: bool) -> np.ndarray:
+        try:
+            return read_crop(self._file(face, rel), self.max_pixels, grey=grey)
+        except MediaError as exc:
+            raise FacesetError(f"row {face.id}: {exc}") from exc
 
     def read_image(self, face: Face) -> np.ndarray:
-        img = cv2.imread(str(self.root / face.image), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FacesetError(f"{self.root / face.image}: missing or unreadable face image")
-        return img
+        return self._read(face, face.image, grey=False)
 
     def read_mask(self, face: Face) -> np.ndarray:
-        mask = cv2.imread(str(self.root / face.mask), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise FacesetError(f"{self.root / face.mask}: missing or unreadable mask")
-        return mask
+        return self._read(face, face.mask, grey=True)
 
     def expressions(self) -> np.ndarray:
         """(N, 6) expression vectors in `faces.measure.EXPRESSION_NAMES` order."""
         from synthswap.faces.measure import EXPRESSION_NAMES
 
+        for face in self.faces:
+            missing = [k for k in EXPRESSION_NAMES if k not in face.expression]
+            if missing:
+                raise FacesetError(f"{self.root}: row {face.id}: expression has no {', '.join(missing)}")
         return np.array([[f.expression[k] for k in EXPRESSION_NAMES] for f in self.faces], np.float32).reshape(
             -1, len(EXPRESSION_NAMES)
         )
@@ -145,12 +265,22 @@ class Faceset:
         return np.array([f.identity for f in self.faces], np.float32)
 
 
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
 class FacesetWriter:
     """Adds faces to a new or existing faceset; the only code that writes one.
 
-    The folder is created when the first face arrives, so a run that finds no face
-    leaves nothing behind. Faces whose key (source + frame) is already present are
-    skipped, which makes re-running or appending safe.
+    One writer per faceset: the folder is locked (`synthswap.locking`) from the moment
+    it is opened for writing until `close()`, and a second writer gets a FacesetError
+    naming the holder's pid. The folder is created when the first face arrives, so a
+    run that finds no face leaves nothing behind. Faces whose key (source + frame) is
+    already present are skipped, which makes re-running or appending safe. Memory holds
+    only the keys, not the rows, so it stays small at any length.
     """
 
     def __init__(
@@ -158,91 +288,151 @@ class FacesetWriter:
         path: str | os.PathLike,
         size: int,
         template: dict[str, Any],
-        flush_every: int = 50,
+        sync_every: int = 50,
     ):
         self.root = Path(path)
         self.size = size
         self.template = template
-        self.flush_every = flush_every
-        self.faces: list[Face] = []
-        self._lines: list[str] = []  # each face serialised once, so a flush is a plain write
-        self._keys: set[str] = set()
-        self._next_id = 0
-        self._unflushed = 0
-        self._created = False
+        self.sync_every = sync_every  # faces between fsyncs of the manifest (a power cut loses at most these)
         self.added = 0
         self.skipped_duplicates = 0
-        if (self.root / INFO_FILE).exists():
-            existing = Faceset.open(self.root)
-            if existing.size != size:
-                raise FacesetError(
-                    f"{self.root}: existing faceset has size {existing.size}, not {size}; "
-                    f"use --size {existing.size} or another --out"
-                )
-            if existing.info.get("template", {}).get("name") != template["name"]:
-                raise FacesetError(f"{self.root}: existing faceset uses another alignment template")
-            self.faces = existing.faces
-            self._lines = [_manifest_line(f) for f in self.faces]
-            self._keys = {f.key for f in self.faces}
-            self._next_id = 1 + max((int(f.id) for f in self.faces), default=-1)
-            self._created = True
-        elif self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+        self._keys: set[str] = set()
+        self.count = 0  # faces in the faceset: those it held before plus those added
+        self._next_id = 0
+        self._lock = None
+        self._fd: int | None = None  # the manifest, open for appending, once the faceset is open
+        self._size = 0  # bytes of complete rows in the manifest
+        self._unsynced = 0
+        if self.root.is_dir():
+            if (self.root / INFO_FILE).exists():
+                self._open()
+                return
+            # Hidden names (our lock file, a temporary file of a run killed while creating it) do not count.
+            if any(not name.startswith(".") for name in os.listdir(self.root)):
+                raise FacesetError(f"{self.root}: exists and is not a faceset; choose an empty or new folder")
+        elif self.root.exists() or self.root.is_symlink():
             raise FacesetError(f"{self.root}: exists and is not a faceset; choose an empty or new folder")
+        writable = _nearest_existing(self.root)
+        if not os.access(writable, os.W_OK):
+            raise FacesetError(f"{self.root}: cannot create a faceset here ({writable} is read-only)")
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
 
-    def _create(self) -> None:
-        (self.root / "faces").mkdir(parents=True, exist_ok=True)
-        (self.root / "masks").mkdir(exist_ok=True)
-        info = {
-            "format_version": FORMAT_VERSION,
-            "size": self.size,
-            "template": self.template,
-            "tool": "synthswap",
-            "tool_version": __version__,
-        }
-        atomic.write_text(self.root / INFO_FILE, json.dumps(info, indent=2) + "\n", fsync=True)
-        self._created = True
+    def _open(self) -> None:
+        """Lock the folder, then extend the faceset it holds or, when it holds none, create one."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacesetError(f"{self.root}: cannot create the faceset ({exc.strerror})") from exc
+        if not os.access(self.root, os.W_OK):
+            raise FacesetError(f"{self.root}: is read-only; cannot add faces to this faceset")
+        try:
+            self._lock = exclusive_lock(self.root, "faceset")
+        except LockError as exc:
+            raise FacesetError(str(exc)) from exc
+        try:
+            self._check_no_symlinks()  # before anything is read or written through them
+            if (self.root / INFO_FILE).exists():  # also when another run created it since __init__
+                self._check_compatible(_read_info(self.root))
+            else:
+                info = {"format_version": FORMAT_VERSION, "size": self.size, "template": self.template,
+                        "tool": "synthswap", "tool_version": __version__}
+                atomic.write_text(self.root / INFO_FILE, json.dumps(info, indent=2) + "\n", fsync=True)
+            for name in SUBFOLDERS:
+                (self.root / name).mkdir(exist_ok=True)
+            self._check_no_symlinks()
+            for name in SUBFOLDERS:
+                if not os.access(self.root / name, os.W_OK):
+                    raise FacesetError(f"{self.root / name}: is read-only; cannot add faces to this faceset")
+            for folder in [self.root, *(self.root / name for name in SUBFOLDERS)]:
+                atomic.remove_leftovers(folder)  # PNGs and info files of a run killed mid-write
+            manifest = self.root / MANIFEST_FILE
+            self._fd = os.open(manifest, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            for end, face in _read_rows(manifest):
+                self._size = end
+                self._keys.add(face.key)
+                self._next_id = max(self._next_id, int(face.id) + 1)
+                self.count += 1
+            os.ftruncate(self._fd, self._size)  # drop a torn last line: the next row must start on its own line
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, OSError):
+                raise FacesetError(f"{self.root}: cannot write the faceset ({exc})") from exc
+            raise
+
+    def _check_no_symlinks(self) -> None:
+        for name in (*SUBFOLDERS, INFO_FILE, MANIFEST_FILE):
+            if (self.root / name).is_symlink():
+                raise FacesetError(
+                    f"{self.root / name}: is a symbolic link; a faceset is written only inside its own folder"
+                )
+
+    def _check_compatible(self, info: dict[str, Any]) -> None:
+        if info["size"] != self.size:
+            raise FacesetError(
+                f"{self.root}: existing faceset has size {info['size']}, not {self.size}; "
+                f"use --size {info['size']} or another --out"
+            )
+        if info["template"]["name"] != self.template["name"]:
+            raise FacesetError(f"{self.root}: existing faceset uses another alignment template")
 
     def add(self, crop: np.ndarray, mask: np.ndarray, **record: Any) -> Face | None:
         """Write one face; returns None when a face with the same key is already there."""
+        if crop.shape[:2] != (self.size, self.size):
+            raise FacesetError(f"crop is {crop.shape[1]}x{crop.shape[0]}, faceset size is {self.size}")
+        if self._fd is None:
+            self._open()  # the first face: create the faceset (or extend one another run made meanwhile)
         key = f"{record['source']}#{record['frame_index']}"
         if key in self._keys:
             self.skipped_duplicates += 1
             return None
-        if crop.shape[:2] != (self.size, self.size):
-            raise FacesetError(f"crop is {crop.shape[1]}x{crop.shape[0]}, faceset size is {self.size}")
-        if not self._created:
-            self._create()
         face_id = f"{self._next_id:06d}"
-        self._next_id += 1
         face = Face(id=face_id, image=f"faces/{face_id}.png", mask=f"masks/{face_id}.png", **record)
         write_png(self.root / face.image, crop, compression=1)  # level 1: fast, files ~10% larger
         write_png(self.root / face.mask, mask, compression=1)
-        self.faces.append(face)
-        self._lines.append(_manifest_line(face))
+        self._append(_manifest_line(face))  # only now does the face exist
+        self._next_id += 1
         self._keys.add(key)
+        self.count += 1
         self.added += 1
-        self._unflushed += 1
-        if self._unflushed >= self.flush_every:
-            self.flush()
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self.sync()
         return face
 
-    def flush(self) -> None:
-        if not self._created:
-            return
-        atomic.write_text(self.root / MANIFEST_FILE, "".join(self._lines), fsync=True)
-        self._unflushed = 0
+    def _append(self, line: bytes) -> None:
+        # Unbuffered: a row is in the file (and visible to readers) as soon as add() returns.
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except BaseException:
+            os.ftruncate(self._fd, self._size)  # never leave half a row for the next one to follow
+            raise
+        self._size += len(line)
+
+    def sync(self) -> None:
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+            self._unsynced = 0
 
     def close(self) -> None:
-        self.flush()
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "FacesetWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        # Flush on errors and Ctrl-C too: every face written so far stays usable.
+        # Close on errors and Ctrl-C too: the rows are already in the file; this makes them durable.
         self.close()
 
 

@@ -42,7 +42,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001 - signal API
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.extract import ExtractError, InputPathError, extract
+    from synthswap.extract import ExtractError, UsageError, extract
     from synthswap.faceset import FacesetError
 
     # Ctrl-C and SIGTERM both unwind through the faceset writer, which flushes the manifest.
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = extract(args.inputs, args.out, size=args.size, every_n=args.every_n, max_frames=args.max_frames,
                           reference=args.reference, max_pixels=args.max_pixels, progress=not args.quiet)
-    except (ExtractError, MediaError, FacesetError) as exc:
+    except (ExtractError, MediaError, FacesetError, OSError) as exc:  # OSError: a full disk, a folder gone read-only
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, InputPathError) else 1
+        return 2 if isinstance(exc, UsageError) else 1
     print(summary.text())
     return 1 if summary.failed_inputs else 0

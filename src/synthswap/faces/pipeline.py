@@ -31,14 +31,18 @@ class AnalyzedFace:
     detection_score: float
 
     def record(self) -> dict[str, Any]:
-        """The per-face fields of a faceset row (the caller adds source, frame and time)."""
+        """The per-face fields of a faceset row (the caller adds source, frame and time).
+
+        Rounded in float64: a rounded float32 prints as its 17-digit neighbour (31.889999389648438
+        for 31.89), which more than doubled the size of every row.
+        """
         return {
-            "affine": np.round(self.affine, 6).tolist(),
-            "landmarks": np.round(self.landmarks_crop, 2).tolist(),
+            "affine": np.round(self.affine.astype(np.float64), 6).tolist(),
+            "landmarks": np.round(self.landmarks_crop.astype(np.float64), 2).tolist(),
             "expression": {k: round(v, 5) for k, v in self.expression.items()},
             "pose": {k: round(v, 3) for k, v in self.pose.items()},
             "sharpness": round(self.sharpness, 3),
-            "identity": [] if self.identity is None else np.round(self.identity, 6).tolist(),
+            "identity": [] if self.identity is None else np.round(self.identity.astype(np.float64), 6).tolist(),
             "detection_score": round(self.detection_score, 4),
         }
 
