@@ -89,7 +89,7 @@ def test_run_uses_a_given_prior_instead_of_training_one(shared_data, extracted, 
             "--swap-resolution", "64", "--swap-steps", "4", "--batch-size", "2", "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert f"using the trained prior {gan}" in out
+    assert f"inverting into {gan}" in out
     work = tmp_path / "out_work"
     assert not (work / "gan").exists() and (work / "inversion" / "inversion.json").is_file()
     assert json.loads((work / "inversion" / "inversion.json").read_text())["gan_dir"] == str(gan)

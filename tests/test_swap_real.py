@@ -74,7 +74,7 @@ def test_training_loss_falls_and_outputs_are_complete(trained):
     grid = cv2.imread(str(trained / "preview.png"))
     assert grid.shape[1] == 5 * 64 and grid.shape[0] % 64 == 0  # A, A->A, B, B->B, B->A
     assert (trained / "previews" / "step_0000020.png").is_file()
-    assert not list(trained.glob(".*.tmp"))
+    assert not list(trained.glob(".*.tmp*"))
 
 
 def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_path):

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from synthswap import __version__, atomic
+from synthswap.info import read_info_json
 from synthswap.locking import LockError, exclusive_lock
 from synthswap.media import DEFAULT_MAX_PIXELS, MediaError, read_crop, write_png
 
@@ -174,14 +175,7 @@ def _read_rows(manifest: Path) -> Iterator[tuple[int, Face]]:
 
 def _read_info(root: Path) -> dict[str, Any]:
     info_path = root / INFO_FILE
-    if not info_path.is_file():
-        raise FacesetError(f"{root}: not a faceset (no {INFO_FILE}); create one with `synthswap extract`")
-    try:
-        info = json.loads(info_path.read_bytes())
-    except (OSError, ValueError) as exc:  # unreadable, binary, not JSON
-        raise FacesetError(f"{info_path}: corrupt ({exc})") from exc
-    if not isinstance(info, dict):
-        raise FacesetError(f"{info_path}: corrupt (a JSON {type(info).__name__}, not an object)")
+    info = read_info_json(info_path, FacesetError, f"not a faceset (no {INFO_FILE}); create one with `synthswap extract`")
     if info.get("format_version") != FORMAT_VERSION:
         raise FacesetError(
             f"{root}: faceset format {info.get('format_version')} is not supported "

@@ -19,9 +19,9 @@ def read_info_json(path: str | os.PathLike, error: type[Exception], missing_hint
     if not path.is_file():
         raise error(f"{path.parent}: {missing_hint}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # unreadable, binary, not JSON
         raise error(f"{path}: corrupt ({exc})") from exc
     if not isinstance(data, dict):
-        raise error(f"{path}: corrupt (not a JSON object)")
+        raise error(f"{path}: corrupt (a JSON {type(data).__name__}, not an object)")
     return data

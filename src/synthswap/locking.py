@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 LOCK_FILE = ".synthswap.lock"
 
@@ -67,3 +69,23 @@ def exclusive_lock(folder: str | os.PathLike, what: str = "folder") -> FolderLoc
     `what` names the folder in messages ("faceset", "model folder", "work directory").
     """
     return FolderLock(folder, what)
+
+
+@contextmanager
+def locked_output(folder: str | os.PathLike, what: str = "folder") -> Iterator[FolderLock]:
+    """Create `folder` if needed and hold its lock while the block writes into it.
+
+    If the block fails and the folder was created here and holds nothing but the lock file,
+    the folder is removed again: a refused request leaves nothing behind.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(folder, what) as lock:
+            yield lock
+    except BaseException:
+        if created and [p.name for p in folder.iterdir()] in ([], [LOCK_FILE]):
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            folder.rmdir()
+        raise

@@ -47,7 +47,17 @@ class ShippedModel:
         return WEIGHTS_DIR / self.folder
 
 
-SHIPPED: dict[str, ShippedModel] = {}
+REBUILD = "see src/synthswap/weights/MODEL_CARD.md (synthswap pretrain / gan train, then synthswap export-weights)"
+SHIPPED: dict[str, ShippedModel] = {
+    "swap": ShippedModel("swap_df64", {
+        "model.json": "cdb17cbfc787c3c8ea05a283dd7398ecad9584e0ea909e12cf82b442209a4650",
+        "model.safetensors": "672f91d740a0fb6bad158470e835eef04d6709975034f3d75f1198f07a6f75b4",
+    }, REBUILD),
+    "gan": ShippedModel("gan_utk64", {
+        "gan.json": "ba10a867833be11aab119579b33b9d1a0d505198e76d2b797813f0788453079f",
+        "checkpoint.safetensors": "89a9e9728a7c31e1e1ede3d00958e9a017c0133fd5b9e1fecdc164882f381c08",
+    }, REBUILD),
+}
 
 
 def _sha256(path: Path) -> str:

@@ -20,14 +20,30 @@ from typing import Any, Callable
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
 from synthswap.gan.train import GanTrainOptions
+from synthswap.locking import locked_output
 from synthswap.media import probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
-from synthswap.options import device_name, nonnegative_int, option, positive_float, positive_int
+from synthswap.options import (
+    device_name,
+    nonnegative_int,
+    option,
+    positive_float,
+    positive_int,
+)
+from synthswap.pretrained import SHIPPED_NAME, resolve_model
 from synthswap.report import Figure, Heading, Paragraph, Table, frame_grid, write_report
-from synthswap.stages import run_stage
-from synthswap.steps import (FaceExtraction, SyntheticFaces, convert_stage, extract_stage, gan_train_stage,
-                             swap_train_stage, synthetic_stage)
+from synthswap.stages import made_by_stage, run_stage
+from synthswap.steps import (
+    FaceExtraction,
+    SyntheticFaces,
+    convert_stage,
+    extract_stage,
+    gan_train_stage,
+    swap_train_stage,
+    synthetic_stage,
+)
 from synthswap.swap.convert import ConvertOptions
+from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainOptions
 from synthswap.synth.engines import ENGINES
@@ -47,10 +63,16 @@ class RunOptions:
                                   type=positive_int)
     subject_max_frames: int | None = option(None, "when the subject is a video: keep at most N frames",
                                             metavar="N", type=positive_int)
-    gan: str | None = option(None, "use this trained prior (`gan train` output: e.g. trained on a GPU, or a generic "
-                                   "prior) instead of training a personal one here", metavar="GAN_DIR")
-    gan_resolution: int = option(64, "resolution of the personal GAN prior")
-    gan_minutes: float = option(60.0, "training budget of the personal GAN prior, in minutes", type=positive_float)
+    gan: str = option(SHIPPED_NAME, "the GAN prior the subject's photos are inverted into: 'shipped' (the generic "
+                                    "prior inside the package) or a `gan train` folder (e.g. trained on a GPU)",
+                      metavar="GAN_DIR")
+    train_gan: bool = option(False, "train a personal prior here instead, on the destination's frames and the "
+                                    "subject's photos, for --gan-minutes. Off by default: on 2 CPU cores an hour "
+                                    "reaches ~60 kimg, where faces are still blurred (FID ~344 at 15 kimg; a GPU "
+                                    "reaches FID 21 in 6.5 minutes, docs/gan.md)")
+    gan_resolution: int = option(64, "resolution of a personal prior (--train-gan)")
+    gan_minutes: float = option(60.0, "training budget of a personal prior (--train-gan), in minutes",
+                                type=positive_float)
     directions_n: int = option(3000, "GAN samples rendered and measured to fit expression directions", metavar="N")
     invert_steps: int = option(300, "projection steps per photo")
     pti_steps: int = option(200, "pivotal-tuning steps")
@@ -59,7 +81,11 @@ class RunOptions:
                             type=nonnegative_int)
     engine: str = option("gan", "how to synthesise extra subject images: the GAN or the warp control",
                          choices=tuple(ENGINES))
-    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px)")
+    swap_init: str = option(SHIPPED_NAME, "the swap model to fine-tune: 'shipped' (pretrained on a face corpus, "
+                                          "inside the package), a `synthswap pretrain` folder, or 'none' to train "
+                                          "from random weights", metavar="MODEL_DIR")
+    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
+                                      "another size needs --swap-init none or a pretrained model of that size)")
     swap_minutes: float = option(60.0, "swap training budget in minutes", type=positive_float)
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     type=positive_int)
@@ -73,15 +99,69 @@ class RunOptions:
         return Path(self.work) if self.work else out.parent / f"{out.stem}_work"
 
 
+# Outputs of run's stages inside the work directory: nothing of the user's may live there.
+STAGE_OUTPUTS = ("subject", "dest", "gan", "inversion", "directions.safetensors", "swap",
+                 *(f"synthetic_{name}" for name in ENGINES))
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
+REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_paths(opts: RunOptions) -> None:
+    """Refuse, before anything is written or removed, a request whose outputs would overwrite or
+    delete its own inputs or other files of the user's."""
+    out, video = Path(opts.out).resolve(), Path(opts.video).resolve()
+    work = opts.work_dir().resolve()
+    inputs = [Path(p).resolve() for p in opts.subject] + [video]
+    for path in inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    for path in inputs:
+        if _inside(out, path):
+            raise ValueError(f"--out {opts.out}: is (or is inside) the input {path}; choose another output")
+    if out.is_dir():
+        raise ValueError(f"--out {opts.out}: is a folder; give the video file to write")
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--out {opts.out}: must be a {', '.join(OUTPUT_SUFFIXES)} file")
+    for path in inputs:
+        if _inside(path, work) or _inside(work, path):
+            raise ValueError(f"--work {work}: overlaps the input {path}; the work directory holds stage outputs "
+                             f"only, choose another one")
+    stage_dirs = [work / name for name in STAGE_OUTPUTS]
+    if any(_inside(out, d) for d in stage_dirs):
+        raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
+    for path in (out, out.parent / REPORT_FILE):
+        if path.exists() and not made_by_stage(path):
+            raise ValueError(f"{path}: exists and was not written by synthswap run; move it away or choose "
+                             f"another --out")
+
+
 def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage that is not up to date; returns the evaluation summary."""
     if opts.engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine}")
-    if opts.gan is not None:
-        load_generator(opts.gan)  # a wrong --gan fails here, before an hour of extraction (CheckpointError)
-    work = opts.work_dir()
-    work.mkdir(parents=True, exist_ok=True)
+    check_paths(opts)
+    # Models are found and checked before any stage runs: a wrong one fails now, not after an hour.
+    gan = None
+    if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
+        gan = resolve_model(opts.gan, "gan")
+        load_generator(gan)
+    swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap")
+    if swap_init is not None:
+        init_config = SwapConfig.from_dict(read_model_json(swap_init)["config"])
+        if init_config.resolution != opts.swap_resolution:
+            raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use "
+                             f"--swap-resolution {init_config.resolution}, or --swap-init none to train a "
+                             f"{opts.swap_resolution} px model from scratch")
+    opts = replace(opts, gan=gan, swap_init=swap_init)
+    with locked_output(opts.work_dir(), "work directory"):  # one `run` per work directory
+        return _run_stages(opts, opts.work_dir(), log)
 
+
+def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
     subject = extract_stage("extract subject", FaceExtraction(
         inputs=opts.subject, out=str(work / "subject"), size=opts.size, every_n=opts.subject_every_n,
         max_frames=opts.subject_max_frames, progress=opts.progress), log)
@@ -97,8 +177,10 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
         else:
             log("[synthesize] no synthetic image passed the identity filter: training on the real photos alone")
 
+    log(f"[swap train] {'fine-tuning ' + opts.swap_init if opts.swap_init else 'from random weights'}")
     swap = swap_train_stage("swap train", SwapTrainOptions(
         src=sources, dst=[str(dest)], out=str(work / "swap"), config=SwapConfig(resolution=opts.swap_resolution),
+        init=opts.swap_init,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, progress=opts.progress), log)
 
@@ -113,9 +195,9 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
         result.write(evaluation_prefix)
         _write_run_report(o, opts, result.summary(), work)
 
-    run_stage("evaluate", report_dir / "report.html", {}, [out, subject], evaluate_and_report, log)
+    run_stage("evaluate", report_dir / REPORT_FILE, {}, [out, subject], evaluate_and_report, log)
     summary = json.loads(evaluation_prefix.with_suffix(".json").read_text())["summary"]
-    log(f"wrote {out} and {report_dir / 'report.html'}")
+    log(f"wrote {out} and {report_dir / REPORT_FILE}")
     return summary
 
 
@@ -128,9 +210,9 @@ def _synthesis_plan(opts: RunOptions, work: Path, subject: Path, dest: Path, log
                           directions_n=opts.directions_n, seed=opts.seed, device=opts.device, progress=opts.progress)
     if not ENGINES[opts.engine].needs_inversion:
         return plan
-    if opts.gan is not None:
+    if not opts.train_gan:
         gan = Path(opts.gan)
-        log(f"[gan train (personal prior)] using the trained prior {gan}")
+        log(f"[gan prior] inverting into {gan}")
     else:
         gan = gan_train_stage("gan train (personal prior)", GanTrainOptions(
             data=[str(dest), str(subject)], out=str(work / "gan"), resolution=opts.gan_resolution,

@@ -6,7 +6,8 @@ and of its inputs' fingerprints (size and modification time of files; the key of
 stage that made a folder). Before a stage runs, the key is written as "pending"; if the
 run is interrupted, the next run finds the same pending key and lets the stage resume
 (extraction appends, trainers resume from their checkpoint). If the key changed, the old
-output is removed and the stage starts over.
+output is removed and the stage starts over. An output without a marker was not made by a
+stage (it is the user's), so it is never removed: the stage refuses to run instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from synthswap import atomic
 MARKER_SUFFIX = ".stage.json"
 
 
+class StageError(Exception):
+    """A stage that cannot run without destroying something it did not make."""
+
+
 class StageInterrupted(KeyboardInterrupt):
     """A stage stopped by Ctrl-C or SIGTERM after saving what it had (a trainer's checkpoint).
     Its marker stays "pending", so the same command resumes it; the CLI exits with 130."""
@@ -39,6 +44,11 @@ def fresh(path: Path) -> None:
 
 def _marker(output: Path) -> Path:
     return output.with_name(f".{output.name}{MARKER_SUFFIX}")
+
+
+def made_by_stage(output: str | os.PathLike) -> bool:
+    """Whether `output` has a stage marker beside it, i.e. a stage made it (and may remake it)."""
+    return _marker(Path(output)).is_file()
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -86,6 +96,10 @@ def run_stage(
         return False
     resume = state.get("pending") == key and output.exists()
     if not resume:
+        if output.exists() and not state:
+            # No marker: not made by this stage (a user's file or folder), so it is never removed.
+            raise StageError(f"{output}: exists and was not made by synthswap's [{name}] stage; move it away "
+                             f"or choose another --out / --work")
         fresh(output)  # inputs or parameters changed: the old output would mislead the stages after it
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(marker, {"pending": key, "params": params})

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from synthswap import __version__
+from synthswap.atomic import temp_path
 
 
 class CheckpointError(Exception):
@@ -47,12 +48,17 @@ def autocast(device: torch.device):
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, str(tmp), metadata={"synthswap": json.dumps(metadata)})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata={"synthswap": json.dumps(metadata)})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # like any file the user writes (the library creates it private)
+        os.replace(tmp, path)
+    except BaseException:  # a failed or interrupted write leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -46,10 +46,12 @@ def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[
             continue
         kwargs = {k: v for k, v in f.metadata.items() if k != "help"}
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        if "type" not in kwargs:
+        if str(f.type) == "bool":
+            kwargs["action"] = "store_true"
+        elif "type" not in kwargs:
             kwargs["type"] = _TYPES[str(f.type).replace(" | None", "")]
         help_text = f.metadata["help"]
-        if default is not None:
+        if default is not None and "action" not in kwargs:
             help_text += f" (default: {default})"
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default, help=help_text, **kwargs)
 

@@ -7,10 +7,19 @@ import argparse
 from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.extract import ExtractError
 from synthswap.faceset import FacesetError
+from synthswap.gan.invert import InversionError
+from synthswap.locking import LockError
 from synthswap.media import MediaError
+from synthswap.pretrained import PretrainedError
+from synthswap.stages import StageError
+from synthswap.swap.train import SwapTrainError
 from synthswap.run import RunOptions, run
 from synthswap.training import CheckpointError
 
+
+# What a stage refuses with a message of its own; anything else is a bug and keeps its traceback.
+PIPELINE_ERRORS = (ExtractError, MediaError, FacesetError, CheckpointError, InversionError, SwapTrainError, LockError,
+                   StageError, PretrainedError, ValueError, OSError)
 
 RUN_FLAGS_SKIP = {"subject", "video", "out", "progress"}
 
@@ -54,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
 def execute(opts) -> int:
     try:
         summary = run(opts)
-    except (ExtractError, MediaError, FacesetError, CheckpointError, ValueError, FileNotFoundError) as exc:
+    except PIPELINE_ERRORS as exc:
         return fail(str(exc), 1)
     for key in ("swap_rate", "identity_to_subject", "identity_to_destination", "expression_error", "pose_error_deg"):
         value = summary.get(key)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 
 from synthswap.cli.options import add_flags, fail, from_args
-from synthswap.extract import ExtractError
-from synthswap.faceset import FacesetError
-from synthswap.media import MediaError
+from synthswap.cli.run import PIPELINE_ERRORS
 from synthswap.study.grid import Study, StudyOptions
-from synthswap.training import CheckpointError
 from synthswap.synth.engines import ENGINES
 
 
@@ -53,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                      progress=not args.quiet)
     try:
         Study(opts).run()
-    except (ExtractError, MediaError, FacesetError, CheckpointError, ValueError, FileNotFoundError) as exc:
+    except PIPELINE_ERRORS as exc:
         return fail(str(exc), 1)
     print(f"wrote {args.out}/report.md and {args.out}/report.html")
     return 0

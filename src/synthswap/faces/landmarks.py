@@ -10,8 +10,6 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
-NUM_LANDMARKS = 478
-
 # Landmark indices used across the project (MediaPipe FaceMesh numbering). "Image-left"
 # means the side that appears on the left of the picture (the subject's right).
 EYE_IMAGE_LEFT = (33, 133)  # outer, inner corner

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from synthswap.gan.augment import AUGMENT_MODES, AdaController, AugmentPipe
 from synthswap.atomic import write_json as atomic_write_json
 from synthswap.gan.data import load_faces, make_grid, to_float, to_uint8
+from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, read_gan_json, snapshot_path
 from synthswap.gan.networks import Discriminator, GanConfig, Generator, make_config
@@ -417,7 +418,11 @@ def train(opts: GanTrainOptions) -> dict:
     """Entry point for the CLI and for torchrun: joins the process group if there is one."""
     dist_info, device = init_distributed(opts.device)
     try:
-        trainer = GanTrainer(opts, dist_info, device)
-        return trainer.run()
+        if not dist_info.is_main:
+            return GanTrainer(opts, dist_info, device).run()
+        with locked_output(opts.out, "GAN folder"):  # one writer per GAN folder
+            return GanTrainer(opts, dist_info, device).run()
+    except LockError as exc:
+        raise CheckpointError(str(exc)) from exc
     finally:
         cleanup_distributed()

@@ -29,6 +29,7 @@ import numpy as np
 from synthswap import atomic
 from synthswap.faceset import Faceset, write_subset
 from synthswap.gan.train import GanTrainOptions
+from synthswap.locking import locked_output
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import device_name, option
@@ -226,7 +227,15 @@ class Study:
         return json.loads(metrics_path.read_text())["summary"]
 
     def run(self) -> dict[str, Any]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        for video in (self.opts.subject_video, self.opts.dest_video):
+            if not Path(video).is_file():
+                raise FileNotFoundError(f"{video}: no such file")
+            if self.root.resolve() in Path(video).resolve().parents:
+                raise ValueError(f"--out {self.root}: holds the input {video}; the study folder is for its outputs")
+        with locked_output(self.root, "study folder"):  # one study per folder
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         self.prepare_data()
         results = []
         for cond in self.conditions():

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
+from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
 from synthswap.swap.losses import PIXEL_LOSSES, swap_loss
@@ -161,9 +162,15 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError(f"--loss must be one of {', '.join(PIXEL_LOSSES)}, not {opts.pixel_loss}")
     if opts.batch_size < 1:
         raise SwapTrainError("--batch-size must be at least 1")
+    _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
     dinfo, device = init_distributed(opts.device)
     try:
-        return _train(opts, dinfo, device)
+        if not dinfo.is_main:
+            return _train(opts, dinfo, device)
+        with locked_output(opts.out, "swap model folder"):  # one writer per model folder
+            return _train(opts, dinfo, device)
+    except LockError as exc:
+        raise SwapTrainError(str(exc)) from exc
     finally:
         cleanup_distributed()
 
