@@ -29,22 +29,25 @@ from synthswap.faces.models import sface_path
 
 # OpenCV's FaceRecognizerSF.alignCrop maps the 5 points (eyes, nose tip, mouth corners, image
 # left first) onto this 112 x 112 reference (the standard ArcFace one) by an unweighted
-# least-squares similarity, then warpAffine with INTER_LINEAR.
+# least-squares similarity, then warpAffine with INTER_LINEAR and a black border (checked: its
+# output equals that warp to within one grey level on real frames).
 SFACE_SIZE = 112
 SFACE_POINTS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                          [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
 
 # FaceRecognizerSF.feature: blobFromImage(img, 1.0, (112, 112), mean 0, swapRB=true), then the
-# graph's own first nodes compute (x - 127.5) * 0.0078125 on 0..255 RGB.
+# graph's own first nodes compute (x - 127.5) * 0.0078125 on 0..255 RGB (checked: fed BGR instead,
+# the cosine to OpenCV's embedding drops to 0.94).
 PIXEL_MEAN = 127.5
 PIXEL_SCALE = 0.0078125
 
+# Output channels and depthwise stride of the separable blocks conv_2 .. conv_14.
+_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
+           (512, 1), (1024, 2), (1024, 1)]
 # (name, output channels, stride) of every convolution in graph order; a "_dw" name is a
 # depthwise 3x3 (groups = channels), the others 1x1 except conv_1 (3x3 over the 3 colours).
-ARCH = [("conv_1", 32, 1)]
-for _i, (_out, _stride) in enumerate([(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
-                                      (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)], start=2):
-    ARCH += [(f"conv_{_i}_dw", None, _stride), (f"conv_{_i}", _out, 1)]
+ARCH = [("conv_1", 32, 1)] + [layer for i, (out, stride) in enumerate(_BLOCKS, start=2)
+                              for layer in ((f"conv_{i}_dw", None, stride), (f"conv_{i}", out, 1))]
 EMBEDDING_DIM = 128
 FINAL_GRID = 7  # 112 / 2^4
 
@@ -176,7 +179,7 @@ def read_sface_onnx(path: str | None = None) -> dict[str, torch.Tensor]:
     state: dict[str, np.ndarray] = {}
     for k, (name, _, stride) in enumerate(ARCH):
         (conv, cattrs), (norm, nattrs), (prelu, _) = nodes[2 + 3 * k: 5 + 3 * k]
-        if not conv.output[0].startswith(name) or list(cattrs["strides"]) != [stride, stride]:
+        if conv.output[0] != f"{name}_conv2d" or list(cattrs["strides"]) != [stride, stride]:
             raise ValueError(f"unexpected SFace convolution {conv.output[0]} {cattrs}")
         weight = values[conv.input[1]]
         scale, shift = bn(norm, nattrs)
