@@ -58,3 +58,17 @@ def test_evaluate_cli_writes_json_and_markdown_and_refuses_mismatched_videos(
     assert not (tmp_path / "bad.json").exists()
     code = main(["evaluate", "--video", str(d9_clip), "--source", str(d9_clip), "--subject", str(tmp_path / "nope")])
     assert code == 1 and "not a faceset" in capsys.readouterr().err
+
+
+def test_an_output_of_another_length_is_refused_not_scored(shared_data, d9_clip, tmp_path, capsys):
+    """A 1-frame 'output' against the 30-frame source is not a swap of it: one error line, no files."""
+    info = probe_video(d9_clip)
+    short = tmp_path / "one_frame.mp4"
+    with VideoWriter(short, info.width, info.height, info.fps) as writer:
+        writer.write(next(iter(iter_video_frames(d9_clip, max_frames=1))).bgr)
+    subject = shared_data / "videos/people/d9.mp4"
+    code = main(["evaluate", "--video", str(short), "--source", str(d9_clip), "--subject", str(subject),
+                 "--out", str(tmp_path / "eval"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "has 1 frames" in err and err.count("error:") == 1
+    assert not list(tmp_path.glob("eval*"))

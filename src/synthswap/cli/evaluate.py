@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from synthswap.cli.options import fail
@@ -40,12 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    prefix = Path(args.out) if args.out else Path(args.video).with_suffix("")
+    folder = prefix.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        # Checked now, not after minutes of evaluation.
+        return fail(f"{folder}: not a writable folder for the evaluation's files", 1)
     try:
         result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
                           dlib_every=args.dlib_every, fid=not args.no_fid, progress=not args.quiet)
     except (EvaluateError, MediaError, FacesetError) as exc:
         return fail(str(exc), 1)
-    prefix = Path(args.out) if args.out else Path(args.video).with_suffix("")
     json_path, md_path = result.write(str(prefix) + "_eval" if not args.out else prefix)
     for key, value in result.summary().items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")

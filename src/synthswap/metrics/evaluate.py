@@ -22,7 +22,7 @@ from synthswap import atomic
 from synthswap.faces.dlib_identity import SAME_PERSON_DISTANCE, DlibIdentityModel
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faces.landmarks import eye_centres
-from synthswap.faces.measure import EXPRESSION_NAMES
+from synthswap.faces.measure import EXPRESSION_NAMES, sharpness
 from synthswap.faces.pipeline import AnalyzedFace, FaceAnalyzer
 from synthswap.faceset import Faceset
 from synthswap.media import iter_video_frames, probe_video
@@ -47,6 +47,7 @@ class FrameMetrics:
     id_destination: float | None = None  # ... to the destination face in the same source frame
     dlib_subject: float | None = None  # dlib L2 distance to the subject's mean descriptor
     dlib_destination: float | None = None
+    sharpness_ratio: float | None = None  # output face's sharpness / the source face's, same box (a blur fools identity)
     expression_error: float | None = None  # L2 between output and source expression vectors
     pose_error: float | None = None  # mean |yaw, pitch, roll| difference, degrees
     landmark_motion_output: float | None = None  # mean landmark change from the previous frame / IOD
@@ -90,6 +91,12 @@ class Evaluation:
             "dlib_distance_to_destination": mean("dlib_destination", dlib_rows),
             "dlib_subject_match_rate": (float(np.mean([f.dlib_subject < SAME_PERSON_DISTANCE for f in dlib_rows]))
                                         if dlib_rows else None),
+            # The headline judge (dlib is never a training signal): frames closer to the subject than
+            # to the destination face they replaced.
+            "dlib_subject_closer_rate": (float(np.mean([f.dlib_subject < f.dlib_destination for f in dlib_rows]))
+                                         if dlib_rows else None),
+            "sharpness_ratio": (float(np.median([f.sharpness_ratio for f in swapped if f.sharpness_ratio is not None]))
+                                if any(f.sharpness_ratio is not None for f in swapped) else None),
             "expression_error": mean("expression_error", both),
             "pose_error_deg": mean("pose_error", both),
             "landmark_jitter_output": mean("landmark_motion_output"),
@@ -132,9 +139,13 @@ class Evaluation:
         return paths
 
 
-METRIC_NOTES = f"""Identity: SFace cosine (same person above {SAME_PERSON_COSINE}) of each swapped output face to the
-subject's mean embedding and to the destination face of the same source frame (identity leakage);
-dlib ResNet L2 distance as an independent judge (same person below {SAME_PERSON_DISTANCE}). Expression
+METRIC_NOTES = f"""Identity, the judge: dlib's ResNet (never a training signal) L2 distance of output faces to the
+subject's mean descriptor (same person below {SAME_PERSON_DISTANCE}) and the share of frames it puts closer to
+the subject than to the destination face of the same frame (dlib_subject_closer_rate). Beside it SFace
+cosine (same person above {SAME_PERSON_COSINE}; SFace can be a training signal, so it may flatter) to the
+subject's mean embedding and to the destination face (identity leakage). Sharpness ratio: variance of the
+Laplacian of the output face over the source face's, same box, same frame (a blur can fool identity
+networks; median over swapped frames). Expression
 error: L2 distance between the 6-D expression vectors of output and source faces; pose error: mean
 absolute yaw/pitch/roll difference in degrees. Jitter: mean frame-to-frame landmark motion (over the
 inter-ocular distance) and pixel change in the face box, output against source (ratio 1 = as stable as
@@ -177,6 +188,10 @@ def evaluate(
     if (out_info.width, out_info.height) != (src_info.width, src_info.height):
         raise EvaluateError(f"{video} is {out_info.width}x{out_info.height} but {source} is "
                             f"{src_info.width}x{src_info.height}: not a swap of that video")
+    if out_info.frame_count and src_info.frame_count and out_info.frame_count != src_info.frame_count and (
+            max_frames is None or min(out_info.frame_count, src_info.frame_count) < max_frames):
+        raise EvaluateError(f"{video} has {out_info.frame_count} frames but {source} has {src_info.frame_count}: "
+                            f"not a swap of that video (give --max-frames N to compare the first N only)")
     subject_set = Faceset.open(subject)
     if len(subject_set) == 0:
         raise EvaluateError(f"{subject}: the subject faceset is empty")
@@ -191,7 +206,7 @@ def evaluate(
     result = Evaluation(str(video), str(source), str(subject))
     out_analyzer = FaceAnalyzer(size=reference_set.size)
     src_analyzer = FaceAnalyzer(size=reference_set.size)
-    crops: list[np.ndarray] = []
+    fid_features = _StreamingFeatures() if fid else None  # Inception features of swapped crops, batch by batch
     prev: dict[str, Any] = {"out": None, "src": None, "out_bgr": None, "src_bgr": None}
     total = min(out_info.frame_count or 0, max_frames or 10**9) or None
     pairs = zip(iter_video_frames(video, max_frames=max_frames), iter_video_frames(source, max_frames=max_frames))
@@ -208,6 +223,7 @@ def evaluate(
                 out_crop = cv2.warpAffine(out_frame.bgr, s.affine, (s.crop.shape[1], s.crop.shape[0]),
                                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 m.swapped = float(np.abs(out_crop.astype(np.float32) - src_crop)[region].mean()) > SWAPPED_MIN_DIFFERENCE
+                m.sharpness_ratio = sharpness(out_crop, s.mask) / max(sharpness(s.crop, s.mask), 1e-6)
             if o is not None and s is not None:
                 m.id_subject = float(o.identity @ subject_sface)
                 m.id_destination = float(o.identity @ s.identity)
@@ -218,8 +234,8 @@ def evaluate(
                     d_out = dlib_model.embed(out_frame.bgr, o.landmarks_frame)
                     m.dlib_subject = float(np.linalg.norm(d_out - subject_dlib))
                     m.dlib_destination = float(np.linalg.norm(d_out - dlib_model.embed(src_frame.bgr, s.landmarks_frame)))
-                if m.swapped:
-                    crops.append(o.crop)
+                if m.swapped and fid_features is not None:
+                    fid_features.add(o.crop)
             for key, face, bgr in (("out", o, out_frame.bgr), ("src", s, src_frame.bgr)):
                 if face is not None:
                     motion = _landmark_motion(face, prev[key])
@@ -237,16 +253,45 @@ def evaluate(
         src_analyzer.close()
     if count == 0:
         raise EvaluateError(f"{video}: no frames to evaluate")
-    if fid and len(crops) >= 2 and len(reference_set) >= 2:
-        result.fid = _fid_against(crops, reference_set)
+    if fid_features is not None and fid_features.count >= 2 and len(reference_set) >= 2:
+        reference = _StreamingFeatures(fid_features.net)
+        for face in reference_set.faces:
+            reference.add(reference_set.read_image(face))
+        result.fid = fid_kid(fid_features.result(), reference.result())
         result.fid_reference = str(reference_set.root)
     return result
 
 
-def _fid_against(crops: list[np.ndarray], reference: Faceset) -> dict[str, float]:
-    def batch(images: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([im[:, :, ::-1] for im in images]).copy()).permute(0, 3, 1, 2)
+class _StreamingFeatures:
+    """Inception features of BGR crops added one at a time, computed in batches, so memory stays
+    flat however long the video is (the crops themselves are not kept)."""
 
-    features = InceptionFeatures()
-    real = [reference.read_image(f) for f in reference.faces]
-    return fid_kid(features(batch(crops)), features(batch(real)))
+    BATCH = 64
+
+    def __init__(self, net: InceptionFeatures | None = None):
+        self._net = net
+        self._pending: list[np.ndarray] = []
+        self._features: list[np.ndarray] = []
+        self.count = 0
+
+    @property
+    def net(self) -> InceptionFeatures:
+        if self._net is None:  # loaded on first use: a video with no swapped face never needs it
+            self._net = InceptionFeatures()
+        return self._net
+
+    def add(self, bgr: np.ndarray) -> None:
+        self._pending.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+        self.count += 1
+        if len(self._pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            batch = torch.from_numpy(np.stack(self._pending)).permute(0, 3, 1, 2).contiguous()
+            self._features.append(self.net(batch))
+            self._pending = []
+
+    def result(self) -> np.ndarray:
+        self._flush()
+        return np.concatenate(self._features)

@@ -55,7 +55,7 @@ class FaceSource:
             raise FacesetError(f"{len(weights)} sampling weights for {len(paths)} facesets")
         self.paths = [str(p) for p in paths]
         self.size = size
-        images, masks, regions, probs, counts = [], [], [], [], []
+        images, masks, regions, probs, counts, synthetic = [], [], [], [], [], []
         for i, path in enumerate(paths):
             faceset = Faceset.open(path)
             if not faceset.faces:
@@ -70,6 +70,7 @@ class FaceSource:
                     mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
                 images.append(img)
                 masks.append(mask)
+                synthetic.append(face.synthetic)
                 regions.append(eyes_mouth_mask(face.landmarks_array() * scale, size))
             w = 1.0 if weights is None else float(weights[i])
             if w < 0:
@@ -79,6 +80,7 @@ class FaceSource:
             probs.append(np.full(len(faceset.faces), w / len(faceset.faces)))
             counts.append(len(faceset.faces))
         self.images = np.stack(images)
+        self.synthetic = np.array(synthetic, bool)  # which faces were synthesised (not the subject's photos)
         self.masks = np.stack(masks)
         self.regions = np.stack(regions)
         p = np.concatenate(probs)
@@ -89,6 +91,14 @@ class FaceSource:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def real_images(self, limit: int = 64) -> np.ndarray:
+        """Up to `limit` evenly spaced real (not synthetic) faces, NCHW float 0..1: what defines who the
+        person is (synthetic images never do). All faces if none is marked real."""
+        idx = np.flatnonzero(~self.synthetic)
+        idx = idx if len(idx) else np.arange(len(self.images))
+        idx = idx[np.linspace(0, len(idx) - 1, min(limit, len(idx))).round().astype(int)]
+        return np.ascontiguousarray(self.images[idx].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
 
     def describe(self) -> list[dict]:
         total = self.probs

@@ -12,6 +12,19 @@ from torch.nn import functional as F
 PIXEL_LOSSES = ("l1", "mse")
 
 
+def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstructed: torch.Tensor,
+                  target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """1 - cosine, through the identity network `embed`: the B->A swaps against the subject's
+    centroid (their real photos), and the A->A reconstructions against their own photo."""
+    e_swap = embed(swapped.float())
+    e_rec = embed(reconstructed.float())
+    with torch.no_grad():
+        e_target = embed(target.float())
+    id_swap = 1 - (e_swap @ centroid).mean()
+    id_rec = 1 - (e_rec * e_target).sum(1).mean()
+    return id_swap + id_rec, {"id_swap": float(id_swap.detach()), "id_rec": float(id_rec.detach())}
+
+
 def ssim_window(resolution: int) -> int:
     """DeepFaceLab's SSIM kernel size for a resolution (res / 11.6), odd and at least 3."""
     k = max(3, int(resolution / 11.6))

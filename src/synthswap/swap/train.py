@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
-from synthswap.swap.losses import PIXEL_LOSSES, swap_loss
+from synthswap.faces.sface_torch import sface_identity
+from synthswap.swap.losses import PIXEL_LOSSES, identity_loss, swap_loss
 from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, load_model, read_model_json
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel
 from synthswap.training import (
@@ -48,7 +50,7 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "images_per_s", "lr"]
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "images_per_s", "lr"]
 
 
 class SwapTrainError(Exception):
@@ -67,6 +69,10 @@ class SwapTrainOptions:
     lr: float = 2e-4
     pixel_loss: str = "l1"
     eyes_mouth_weight: float = 1.0
+    # Identity supervision (SFace in torch): the B->A swaps pulled towards the subject's real photos
+    # and the A->A reconstructions towards their own photo, every `id_every` steps (0: off).
+    id_weight: float = 0.0
+    id_every: int = 4
     steps: int | None = None
     minutes: float | None = None
     save_every: int = 500
@@ -162,6 +168,8 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError(f"--loss must be one of {', '.join(PIXEL_LOSSES)}, not {opts.pixel_loss}")
     if opts.batch_size < 1:
         raise SwapTrainError("--batch-size must be at least 1")
+    if opts.id_weight < 0 or opts.id_every < 1:
+        raise SwapTrainError("--id-weight must not be negative and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
     dinfo, device = init_distributed(opts.device)
     try:
@@ -192,6 +200,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         t = meta["training"]
         opts.batch_size, opts.lr, opts.pixel_loss = t["batch_size_per_rank"], t["lr"], t["pixel_loss"]
         opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
+        opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
     res = config.resolution
     faces_a = FaceSource(src, res, src_w)
     faces_b = FaceSource(dst, res, dst_w)
@@ -230,6 +239,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "format": MODEL_FORMAT, "format_version": 1, "config": config.to_dict(),
             "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
+                         "id_weight": opts.id_weight, "id_every": opts.id_every,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
             "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
             "init": init,
@@ -245,6 +255,13 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             save_checkpoint(out / CHECKPOINT_FILE, {"model": model}, {"adamw": optimizer},
                             {"step": at_step, "seed": seed, "config": config.to_dict()})
             atomic_write_json(out / MODEL_JSON, describe(at_step))
+
+    identity, centroid = None, None
+    if opts.id_weight > 0:
+        identity = sface_identity(device)
+        with torch.no_grad():
+            centroid = F.normalize(identity(_to_tensor(faces_a.real_images(), device)).mean(0), dim=0)
+    id_parts: dict[str, float] = {}
 
     budget = Budget(opts.steps, opts.minutes)
     stop = StopRequest()
@@ -277,6 +294,11 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             loss_a, parts_a = swap_loss(pa, pma, ta, ma, ra, opts.pixel_loss, opts.eyes_mouth_weight)
             loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight)
             loss = loss_a + loss_b
+            if identity is not None and step % opts.id_every == 0:
+                with autocast(device):
+                    swapped = model.swap(tb)[0]
+                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta)
+                loss = loss + opts.id_weight * id_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -289,13 +311,15 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                 t_window, steps_window = now, 0
             if main:
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
+                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}",
+                                **({"id": f"{id_parts['id_swap']:.3f}"} if id_parts else {}))
                 if step % opts.log_every == 0 or step == first_step + 1:
                     row = {"step": step, "time_s": round(now - t_start, 3), "loss": last_loss,
                            "loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach()), "images_per_s": round(ips, 2),
                            "lr": optimizer.param_groups[0]["lr"]}
                     row.update({f"{k}_a": v for k, v in parts_a.items()})
                     row.update({f"{k}_b": v for k, v in parts_b.items()})
+                    row.update(id_parts)  # the latest identity losses (they run every id_every steps)
                     log.write(row)
                 if opts.preview_every and step % opts.preview_every == 0:
                     grid = preview_grid(model, prev_a, prev_b, device)

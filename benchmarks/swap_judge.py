@@ -1,15 +1,24 @@
-"""Fine-tuning from a pretrained swap model against training from scratch, same steps, same seed.
+"""Swap models judged by an identity network none of them is trained against, at several step counts.
 
-For each start (scratch, and --init with each --parts choice) the swap model trains on the
-subject's real frames against the destination's, and at every step count of --steps it
-swaps the destination's held-out faces and asks dlib's ResNet (a judge no model here is
-trained against) how far each swapped face is from the subject's held-out frames (mean
-descriptor) and whether it is closer to the subject than to the destination face it
-replaced. Splits are by time, as in the study: the subject's first 80% trains, its last 20%
-is the identity reference; the destination's first 70% trains, faces after it are swapped.
+Variants: the start (scratch; --init with every part; --init without the bottleneck, as
+DeepFaceLab does) crossed with identity-loss weights (--id-weights; 0 = off). Each trains on
+the subject's real frames against the destination's, same steps and seed, and at every step
+count of --steps swaps the destination's held-out faces and measures:
 
-    python benchmarks/pretrain_speedup.py --subject pair/d9_all --dest pair/d6_all \
-        --init src/synthswap/weights/swap_df64 --steps 100,200,400,800 --out speedup
+* dlib's ResNet distance of each swapped face to the subject's held-out frames (their mean
+  descriptor; same person below 0.6) and the share of swapped faces dlib puts closer to the
+  subject than to the destination face they replaced;
+* sharpness of the swapped face over the destination face's (variance of the Laplacian in the
+  same mask, median over faces; 1 = as sharp), since a blur can fool an identity network;
+* expression error (L2 of the 6-D expression vector) and pose error (mean |yaw, pitch, roll|
+  difference, degrees) of the swapped face against the destination face, by the extraction
+  code: identity must not be bought with expression.
+
+Splits are by time, as in the study: the subject's first 80% trains, its last 20% is the
+identity reference; the destination's first 70% trains, faces after it are swapped.
+
+    python benchmarks/swap_judge.py --subject pair/d9_all --dest pair/d6_all \
+        --init src/synthswap/weights/swap_df64 --starts scratch,init --steps 100,200,400 --out judge
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import numpy as np
 import torch
 
 from synthswap.faces.dlib_identity import DlibIdentityModel
+from synthswap.faces.measure import EXPRESSION_NAMES, sharpness
+from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import Faceset, write_subset
 from synthswap.stages import fresh
 from synthswap.study.grid import split_by_time
@@ -52,27 +63,43 @@ def descriptor(judge: DlibIdentityModel, bgr: np.ndarray, landmarks: np.ndarray)
 
 @torch.no_grad()
 def judge_model(model_dir: Path, eval_faces: Faceset, subject_mean: np.ndarray, dest_desc: list[np.ndarray],
-                judge: DlibIdentityModel) -> dict:
+                judge: DlibIdentityModel, analyzer: FaceAnalyzer) -> dict:
     model, meta = load_model(model_dir)
     res = model.config.resolution
-    dist_subject, closer = [], []
+    dist_subject, closer, expr_err, pose_err, sharp = [], [], [], [], []
     for face, d_dest in zip(eval_faces.faces, dest_desc):
         img = cv2.resize(eval_faces.read_image(face), (res, res), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float() / 255
         swapped = (model.swap(x)[0][0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         d = descriptor(judge, swapped, face.landmarks_array() * res / eval_faces.size)
+        # A blur can fool an identity network: sharpness of the swapped face over the face it
+        # replaced, same crop, same size, same mask.
+        mask = cv2.resize(eval_faces.read_mask(face), (res, res), interpolation=cv2.INTER_AREA)
+        sharp.append(sharpness(swapped, mask) / max(sharpness(img, mask), 1e-6))
         dist_subject.append(float(np.linalg.norm(d - subject_mean)))
         closer.append(dist_subject[-1] < float(np.linalg.norm(d - d_dest)))
+        analysed = analyzer.analyze(cv2.resize(swapped, (JUDGE_SIZE, JUDGE_SIZE), interpolation=cv2.INTER_CUBIC))
+        if analysed is not None:
+            expr_err.append(float(np.linalg.norm([analysed.expression[k] - face.expression[k]
+                                                  for k in EXPRESSION_NAMES])))
+            pose_err.append(float(np.mean([abs(analysed.pose[k] - face.pose[k]) for k in ("yaw", "pitch", "roll")])))
     return {"steps": meta["steps"], "dlib_distance_to_subject": round(float(np.mean(dist_subject)), 4),
-            "dlib_subject_closer_rate": round(float(np.mean(closer)), 4)}
+            "dlib_subject_closer_rate": round(float(np.mean(closer)), 4),
+            "sharpness_ratio": round(float(np.median(sharp)), 3),
+            "expression_error": round(float(np.mean(expr_err)), 4) if expr_err else None,
+            "pose_error_deg": round(float(np.mean(pose_err)), 2) if pose_err else None,
+            "analysed": len(expr_err)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--subject", required=True, help="faceset of the subject's whole video")
     p.add_argument("--dest", required=True, help="faceset of the destination's whole video")
-    p.add_argument("--init", required=True, help="pretrained swap model folder")
-    p.add_argument("--parts", default="all", help="--init-parts choices to compare, ';'-separated ('all' = every part)")
+    p.add_argument("--init", help="pretrained swap model folder (for the init starts)")
+    p.add_argument("--starts", default="scratch,init",
+                   help="comma-separated, of: scratch, init (every part), init-no-inter (DeepFaceLab's choice)")
+    p.add_argument("--id-weights", default="0", help="identity-loss weights to cross with the starts")
+    p.add_argument("--id-every", type=int, default=4)
     p.add_argument("--steps", default="100,200,400,800", help="step counts at which to judge")
     p.add_argument("--eval-faces", type=int, default=60, help="held-out destination faces swapped and judged")
     p.add_argument("--batch-size", type=int, default=8)
@@ -89,23 +116,28 @@ def main() -> None:
     eval_faces.faces = eval_faces.faces[:: max(1, len(eval_faces.faces) // args.eval_faces)][: args.eval_faces]
 
     judge = DlibIdentityModel()
+    analyzer = FaceAnalyzer(JUDGE_SIZE, with_identity=False)
     holdout = Faceset.open(subject_holdout)
     subject_mean = np.mean([judge.embed(holdout.read_image(f), f.landmarks_array()) for f in holdout.faces], 0)
     dest_desc = [judge.embed(eval_faces.read_image(f), f.landmarks_array()) for f in eval_faces.faces]
 
     steps = [int(s) for s in args.steps.split(",")]
-    starts = [("scratch", None)] + [(f"init:{parts}", None if parts == "all" else tuple(parts.split(",")))
-                                    for parts in args.parts.split(";")]
+    no_inter = ("encoder", "decoder_a", "decoder_b")  # df's parts but the bottleneck
+    parts_of = {"scratch": None, "init": None, "init-no-inter": no_inter}
+    variants = [(start, float(w)) for start in args.starts.split(",") for w in args.id_weights.split(",")]
     rows = []
-    for name, parts in starts:
-        model_dir = out / "models" / name.replace(":", "_").replace(",", "+")
+    for start, id_weight in variants:
+        name = f"{start}_id{id_weight:g}"
+        model_dir = out / "models" / name
         fresh(model_dir)
         for i, n in enumerate(steps):
             train(SwapTrainOptions(src=[str(subject_train)], dst=[str(dest_train)], out=str(model_dir), steps=n,
                                    batch_size=args.batch_size, seed=args.seed, resume=i > 0,
-                                   init=None if name == "scratch" else args.init, init_parts=parts,
+                                   init=None if start == "scratch" else args.init, init_parts=parts_of[start],
+                                   id_weight=id_weight, id_every=args.id_every,
                                    save_every=0, preview_every=0, progress=False))
-            row = {"start": name, **judge_model(model_dir, eval_faces, subject_mean, dest_desc, judge)}
+            row = {"start": start, "id_weight": id_weight,
+                   **judge_model(model_dir, eval_faces, subject_mean, dest_desc, judge, analyzer)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             with open(out / "speedup.csv", "w", newline="") as fh:
