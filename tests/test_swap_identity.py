@@ -1,0 +1,37 @@
+"""Identity supervision: the swap trained against SFace (in torch) makes B->A faces more like A."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from synthswap.faces.sface_torch import sface_identity
+from synthswap.pretrained import shipped_model
+from synthswap.swap.data import FaceSource
+from synthswap.swap.loading import load_model
+from synthswap.swap.train import SwapTrainOptions, train
+
+
+def _swap_identity(model_dir, faces_a: FaceSource, faces_b: FaceSource) -> float:
+    """Mean SFace cosine of the B->A swaps of every B face to the centroid of A's real faces."""
+    model, _ = load_model(model_dir)
+    embed = sface_identity()
+    with torch.no_grad():
+        centroid = torch.nn.functional.normalize(embed(torch.from_numpy(faces_a.real_images())).mean(0), dim=0)
+        b = torch.from_numpy(np.ascontiguousarray(faces_b.images.transpose(0, 3, 1, 2))).float() / 255
+        return float((embed(model.swap(b)[0]) @ centroid).mean())
+
+
+def test_identity_loss_brings_the_swapped_faces_closer_to_the_subject(extracted, tmp_path):
+    torch.set_num_threads(1)
+    a = extracted("videos/people/d9.mp4", size=64, max_frames=8, every_n=25)  # the subject
+    b = extracted("videos/people/d6.mp4", size=64, max_frames=8, every_n=40)  # the destination
+    scores = {}
+    for weight in (0.0, 4.0):
+        out = tmp_path / f"id_{weight:g}"
+        train(SwapTrainOptions(src=[str(a)], dst=[str(b)], out=str(out), init=str(shipped_model("swap")),
+                               steps=12, batch_size=4, id_weight=weight, id_every=1, seed=0, save_every=0,
+                               preview_every=0, progress=False))
+        scores[weight] = _swap_identity(out, FaceSource([a], 64), FaceSource([b], 64))
+    # Same seed, data and steps: only the identity loss differs. Measured: 0.08 without, 0.91 with.
+    assert scores[4.0] > scores[0.0] + 0.1, scores
