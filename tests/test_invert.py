@@ -52,6 +52,7 @@ def test_inversion_lowers_error_and_pti_raises_identity(inverted):
     assert s["mse"]["projection"] <= 0.5 * s["mse"]["mean_w"]
     assert s["mse"]["pti"] < s["mse"]["projection"]
     assert s["found"]["pti"] >= 1
+    assert set(s["identity_dlib"]) == {"mean_w", "projection", "pti"}  # the judge, beside SFace
     assert _worst_if_missing(s["identity"]["pti"], s["found"]["pti"]) > _worst_if_missing(
         s["identity"]["projection"], s["found"]["projection"])
     for name in ("pivots.safetensors", "generator.safetensors", "inversion.json", "preview.png"):
