@@ -105,7 +105,8 @@ def test_gan_engine_writes_synthetic_rows_with_latents(inverted, tmp_path):
     """Plumbing of `synthesize --engine gan` on the tiny inversion. A 10-second 32 px GAN has no
     meaningful expression directions, so the directions here are fitted on a made-up linear
     attribute model (small slopes keep edits near the pivots), and the identity bar is lowered
-    to 0.2: 32 px renders of a barely trained GAN stay under SFace's 0.363 even after PTI."""
+    to 0.2: 32 px renders of a barely trained GAN stay under SFace's 0.363 even after PTI; for the
+    same reason the realism gate is off (a 32 px render is far blurrier than a 128 px photo)."""
     from synthswap.faceset import Faceset
     from synthswap.gan.directions import fit_directions, save_directions
     from synthswap.gan.invert import load_inversion
@@ -122,7 +123,8 @@ def test_gan_engine_writes_synthetic_rows_with_latents(inverted, tmp_path):
     attrs = w @ coef.T + 0.01 * SCALES * rng.normal(size=(400, 8))
     dirs = save_directions(fit_directions(w, attrs), tmp_path / "dirs.safetensors")
     s = synthesize(SynthOptions(out=str(tmp_path / "synth"), n=3, engine="gan", inversion=str(out),
-                                directions=str(dirs), min_identity=0.2, max_attempts=60, strength=0.2, device="cpu",
+                                directions=str(dirs), min_identity=0.2, min_sharpness=0.0, max_attempts=60, strength=0.2,
+                                device="cpu",
                                 progress=False), log=lambda m: None)
     assert 1 <= s.accepted <= 3 and s.attempts <= 60
     fs = Faceset.open(tmp_path / "synth")
@@ -130,3 +132,33 @@ def test_gan_engine_writes_synthetic_rows_with_latents(inverted, tmp_path):
     latents, _ = load_tensors(tmp_path / "synth" / "latents.safetensors")
     assert set(latents) == {f.id for f in fs.faces}
     assert latents[fs.faces[0].id].shape == (inv.G.num_ws, inv.G.w_dim)
+
+
+def test_identity_refined_edits_keep_more_identity_than_plain_direction_steps(inverted):
+    """The same edits of the same pivots (fixed seed), rendered as they are and after the identity
+    refinement synthesize applies: the refined renders are nearer the subject's photos by SFace."""
+    import torch
+
+    from synthswap.faces.sface_torch import sface_identity
+    from synthswap.gan.invert import load_inversion
+    from synthswap.synth.engines import towards_identity
+
+    torch.manual_seed(0)
+    out, _ = inverted
+    inv = load_inversion(out)
+    embed = sface_identity()
+    crops = np.stack([inv.subject.read_image(f) for f in inv.subject.faces]).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        centroid = torch.nn.functional.normalize(embed(torch.from_numpy(crops.copy()).float() / 255).mean(0), dim=0)
+        w_spread = float((inv.G.mapping(torch.randn(500, inv.G.z_dim)) - inv.G.w_avg).norm(dim=1).pow(2).mean().sqrt())
+    edits = inv.pivots.repeat(3, 1, 1) + 0.3 * w_spread * torch.nn.functional.normalize(
+        torch.randn(6, 1, inv.G.w_dim), dim=-1)  # plain steps of 0.3 spread in random directions
+
+    def identity_of(ws):
+        with torch.no_grad():
+            return float((embed((inv.G.synthesis(ws, noise_mode="const").flip(1) + 1) / 2) @ centroid).mean())
+
+    refined = towards_identity(inv.G, edits, embed, centroid, steps=10, lr=0.01, w_spread=w_spread)
+    plain_id, refined_id = identity_of(edits), identity_of(refined)
+    assert refined_id > plain_id + 0.05, (plain_id, refined_id)
+    assert float((refined - edits).norm(dim=-1).mean()) < 0.3 * w_spread  # it stays near the edit

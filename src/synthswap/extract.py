@@ -79,9 +79,12 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+CROP_SIZES = (32, 1024)  # the aligned crop sizes a faceset may be made at (smallest, largest)
+
+
 def check_arguments(size: int, every_n: int, max_frames: int | None, max_pixels: int) -> None:
-    if not 32 <= size <= 1024:
-        raise UsageError(f"--size must be between 32 and 1024, not {size}")
+    if not CROP_SIZES[0] <= size <= CROP_SIZES[1]:
+        raise UsageError(f"--size must be between {CROP_SIZES[0]} and {CROP_SIZES[1]}, not {size}")
     if every_n < 1:
         raise UsageError(f"--every-n must be at least 1, not {every_n}")
     if max_frames is not None and max_frames < 1:

@@ -71,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--min-identity", type=float, default=SAME_PERSON_COSINE,
                    help=f"keep images whose SFace cosine to the real photos is at least this "
                         f"(default {SAME_PERSON_COSINE}, SFace's same-person threshold)")
+    s.add_argument("--min-sharpness", type=float, default=d.min_sharpness,
+                   help=f"realism gate: keep images at least this sharp relative to the median of the real photos "
+                        f"(variance of the Laplacian in the face; 0: off; default {d.min_sharpness})")
+    s.add_argument("--identity-steps", type=int, default=d.identity_steps,
+                   help=f"gan engine: Adam steps on each edited latent towards the subject's identity, held near "
+                        f"the edit (0: plain direction steps; default {d.identity_steps})")
     s.add_argument("--max-attempts", type=positive_int, help="give up after this many candidates (default 4 x N)")
     s.add_argument("--size", type=int, help="crop size of the output (default: the subject faceset's)")
     s.add_argument("--eps", type=float, default=d.eps, help=f"coverage radius (default {d.eps})")
@@ -192,7 +198,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
     apply_threads(args)
     opts = SynthOptions(out=args.out, n=args.n, engine=args.engine, inversion=args.inversion, faces=args.faces,
                         match=args.match, coverage_of=args.coverage_of, directions=args.directions,
-                        min_identity=args.min_identity, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
+                        min_identity=args.min_identity, min_sharpness=args.min_sharpness,
+                        identity_steps=args.identity_steps, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
                         strength=args.strength, seed=args.seed, device=args.device, progress=not args.quiet)
     try:
         summary = synthesize(opts)

@@ -45,6 +45,14 @@ class SynthOptions:
     coverage_of: str | None = None  # destination faceset to report coverage of, without aiming at it
     directions: str | None = None  # directions file (default: GAN_DIR/directions.safetensors)
     min_identity: float = SAME_PERSON_COSINE
+    # Realism gate: a kept face must be at least this sharp, relative to the median sharpness of the
+    # subject's real photos (variance of the Laplacian in the face mask). A blur can pass an identity
+    # filter (a 10-minute CPU prior's 13 kept images were one blurred blob at SFace 0.37-0.41).
+    min_sharpness: float = 0.35
+    # GAN engine: Adam steps on each edited latent towards the subject's identity (SFace in torch),
+    # held near the edit so the expression stays (0: plain direction steps).
+    identity_steps: int = 10
+    identity_lr: float = 0.01
     max_attempts: int | None = None  # default 4 * n
     size: int | None = None  # crop size (default: the subject faceset's)
     eps: float = DEFAULT_EPS

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix
+from synthswap.faces.sface_torch import sface_identity
 from synthswap.faceset import Faceset
 from synthswap.gan.data import to_uint8
 from synthswap.gan.directions import DirectionsError, load_directions
@@ -77,10 +78,11 @@ class GanEngine(Engine):
     def create(cls, opts: SynthOptions) -> GanEngine:
         if not opts.inversion:
             raise SynthError("the gan engine needs --inversion INV_DIR (from `synthswap gan invert`)")
-        return cls(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces)
+        return cls(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces,
+                   identity_steps=opts.identity_steps, identity_lr=opts.identity_lr)
 
     def __init__(self, inversion: str | Path, directions: str | Path | None = None, device: str = "auto",
-                 faces: str | Path | None = None):
+                 faces: str | Path | None = None, identity_steps: int = 0, identity_lr: float = 0.01):
         self.device = resolve_device(device)
         try:
             inv = load_inversion(inversion, device=self.device, faces=faces)
@@ -97,6 +99,13 @@ class GanEngine(Engine):
                              f"this GAN has {self.G.w_dim}")
         self.attrs = attribute_matrix(self.subject)
         self._next = 0
+        self.identity_steps, self.identity_lr = identity_steps, identity_lr
+        if identity_steps > 0:
+            self.identity = sface_identity(self.device)
+            crops = np.stack([self.subject.read_image(f) for f in self.subject.faces]).transpose(0, 3, 1, 2)
+            with torch.no_grad():
+                emb = self.identity(torch.from_numpy(np.ascontiguousarray(crops)).float().to(self.device) / 255)
+            self.centroid = torch.nn.functional.normalize(emb.mean(0), dim=0)
 
     def default_targets(self, rng: np.random.Generator) -> np.ndarray:
         """Without --match: the expressions and poses of the GAN's training faces (relative to their
@@ -119,6 +128,9 @@ class GanEngine(Engine):
         deltas = (targets - self.attrs[idx]) * strength
         dws = np.stack([self.directions.edit(d) for d in deltas])
         ws = self.pivots[idx] + torch.from_numpy(dws).float().to(self.device)[:, None, :]
+        if self.identity_steps > 0:
+            ws = towards_identity(self.G, ws, self.identity, self.centroid, self.identity_steps, self.identity_lr,
+                                  float(self.directions.w_spread))
         with torch.no_grad():
             imgs = to_uint8(self.G.synthesis(ws, noise_mode="const")).cpu().numpy()
         out = []
@@ -134,6 +146,24 @@ class GanEngine(Engine):
                     "edit": {k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, deltas[j])}}
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
+
+
+def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor, steps: int, lr: float,
+                     w_spread: float) -> torch.Tensor:
+    """A few Adam steps on edited W+ latents: up the SFace cosine of their renders to the subject's
+    photos (`centroid`), with an L2 pull back to the edit, so the expression it aimed at stays; the pull
+    equals the identity term at a tenth of a random latent's spread from the edit."""
+    pull = 1.0 / (0.1 * w_spread) ** 2
+    ws = ws_edit.clone().requires_grad_(True)
+    opt = torch.optim.Adam([ws], lr=lr)
+    for _ in range(steps):
+        rgb = G.synthesis(ws, noise_mode="const")
+        cos = identity((rgb.flip(1) + 1) / 2) @ centroid  # the generator's RGB [-1, 1] -> BGR [0, 1]
+        loss = (1 - cos).sum() + pull * (ws - ws_edit).square().sum(-1).mean(-1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return ws.detach()
 
 
 # The registry every caller reads: CLI choices, validation, dispatch.

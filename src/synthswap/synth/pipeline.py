@@ -25,7 +25,9 @@ import torch
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
+from synthswap.extract import CROP_SIZES
 from synthswap.faces.align import template_info
+from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.identity import cosine
 from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix, attribute_vector
 from synthswap.faces.pipeline import FaceAnalyzer
@@ -48,10 +50,12 @@ class SynthSummary:
     attempts: int
     no_face: int
     below_identity: int
+    blurred: int  # found and identity-checked, but below the realism gate's sharpness
     acceptance_rate: float  # accepted / attempts
     min_identity: float
     identity_accepted: dict[str, float]  # cosine to the subject's real photos, kept images
     identity_all: dict[str, float]  # the same over every candidate found as a face
+    identity_accepted_dlib: dict[str, float]  # dlib distance of kept images to the real photos (the judge)
     spread_real: float  # RMS over attributes of std / scale, the subject's real photos
     spread_synthetic: float  # the same for the kept synthetic faces
     coverage: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +123,10 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     t0 = time.perf_counter()
     if opts.n < 1:
         raise SynthError("--n must be at least 1")
+    if opts.size is not None and not CROP_SIZES[0] <= opts.size <= CROP_SIZES[1]:
+        raise SynthError(f"--size must be between {CROP_SIZES[0]} and {CROP_SIZES[1]}, not {opts.size}")
+    if opts.min_sharpness < 0 or opts.identity_steps < 0:
+        raise SynthError("--min-sharpness and --identity-steps must not be negative")
     if opts.engine not in ENGINES:
         raise SynthError(f"unknown engine '{opts.engine}' ({', '.join(ENGINES)})")
     out = Path(opts.out)
@@ -157,7 +165,11 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
 
     max_attempts = opts.max_attempts or 4 * opts.n
     analyzer = FaceAnalyzer(size, with_identity=True)
-    counts = {"attempts": 0, "no_face": 0, "below": 0}
+    counts = {"attempts": 0, "no_face": 0, "below": 0, "blurred": 0}
+    min_sharpness = opts.min_sharpness * float(np.median([f.sharpness for f in subject.faces]))
+    judge = DlibIdentityModel()  # reported, never used to choose: dlib stays the independent judge
+    subject_dlib = np.mean([judge.embed(subject.read_image(f), f.landmarks_array()) for f in subject.faces[:20]], 0)
+    dlib_kept: list[float] = []
     cos_all: list[float] = []
     cos_kept: list[float] = []
     kept_attrs: list[np.ndarray] = []
@@ -183,12 +195,16 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
                     if cos < opts.min_identity:
                         counts["below"] += 1
                         continue
+                    if face.sharpness < min_sharpness:
+                        counts["blurred"] += 1
+                        continue
                     n = counts["attempts"] - 1
                     meta = dict(cand.meta, engine=opts.engine, identity_cosine=round(cos, 4),
                                 target={k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, target)})
                     row = writer.add(face.crop, face.mask, source=f"synthetic:{opts.engine}:{cand.source_id}:{n}",
                                      frame_index=n, time_s=0.0, **face.record(), synthetic=True, meta=meta)
                     cos_kept.append(cos)
+                    dlib_kept.append(float(np.linalg.norm(judge.embed(face.crop, face.landmarks_crop) - subject_dlib)))
                     kept_attrs.append(attribute_vector(face.expression, face.pose))
                     if cand.latent is not None and row is not None:
                         latents[row.id] = cand.latent
@@ -202,7 +218,8 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     if writer.added == 0:
         raise SynthError(
             f"no candidate passed the filters in {counts['attempts']} attempts ({counts['no_face']} not found as a "
-            f"face, {counts['below']} below identity {opts.min_identity}); nothing was written"
+            f"face, {counts['below']} below identity {opts.min_identity}, {counts['blurred']} blurred); nothing was "
+            f"written"
         )
     if latents:
         atomic_save_tensors({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in latents.items()},
@@ -210,9 +227,9 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
     kept = np.array(kept_attrs)
     summary = SynthSummary(
         out=str(out), engine=opts.engine, requested=opts.n, accepted=writer.added, attempts=counts["attempts"],
-        no_face=counts["no_face"], below_identity=counts["below"],
+        no_face=counts["no_face"], below_identity=counts["below"], blurred=counts["blurred"],
         acceptance_rate=round(writer.added / max(counts["attempts"], 1), 4), min_identity=opts.min_identity,
-        identity_accepted=_stats(cos_kept), identity_all=_stats(cos_all),
+        identity_accepted=_stats(cos_kept), identity_all=_stats(cos_all), identity_accepted_dlib=_stats(dlib_kept),
         spread_real=round(spread(real_attrs), 4), spread_synthetic=round(spread(kept), 4),
     )
     if report_dest is not None:
@@ -237,10 +254,11 @@ def format_summary(s: SynthSummary) -> str:
     lines = [
         f"{s.accepted}/{s.requested} synthetic faces written to {s.out} ({s.engine} engine, {s.seconds:.0f} s)",
         f"acceptance {s.acceptance_rate:.1%} of {s.attempts} candidates: {s.no_face} not found as a face, "
-        f"{s.below_identity} below identity {s.min_identity:.3f}",
+        f"{s.below_identity} below identity {s.min_identity:.3f}, {s.blurred} blurred",
         f"identity cosine of kept faces: mean {s.identity_accepted.get('mean', float('nan')):.3f}, "
         f"p10 {s.identity_accepted.get('p10', float('nan')):.3f}; all found faces: mean "
-        f"{s.identity_all.get('mean', float('nan')):.3f}",
+        f"{s.identity_all.get('mean', float('nan')):.3f}; dlib distance of kept faces (the judge, same person below "
+        f"0.6): mean {s.identity_accepted_dlib.get('mean', float('nan')):.3f}",
         f"expression spread: real photos {s.spread_real:.2f}, synthetic {s.spread_synthetic:.2f}",
     ]
     if s.coverage:
