@@ -45,7 +45,7 @@ from synthswap.steps import (
 from synthswap.swap.convert import ConvertOptions
 from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SwapTrainOptions
+from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 
 
@@ -86,6 +86,9 @@ class RunOptions:
                                           "from random weights", metavar="MODEL_DIR")
     swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
                                       "another size needs --swap-init none or a pretrained model of that size)")
+    swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
+                                                   "SFace pulls the swapped faces towards the subject's photos "
+                                                   "(0: off)")
     swap_minutes: float = option(60.0, "swap training budget in minutes", type=positive_float)
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     type=positive_int)
@@ -180,7 +183,7 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
     log(f"[swap train] {'fine-tuning ' + opts.swap_init if opts.swap_init else 'from random weights'}")
     swap = swap_train_stage("swap train", SwapTrainOptions(
         src=sources, dst=[str(dest)], out=str(work / "swap"), config=SwapConfig(resolution=opts.swap_resolution),
-        init=opts.swap_init,
+        init=opts.swap_init, id_weight=opts.swap_id_weight,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, progress=opts.progress), log)
 

@@ -33,13 +33,21 @@ from synthswap.locking import locked_output
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import device_name, option
+from synthswap.pretrained import SHIPPED_NAME, resolve_model
 from synthswap.stages import fresh, run_stage
-from synthswap.steps import (FaceExtraction, SyntheticFaces, convert_stage, extract_stage, gan_train_stage,
-                             swap_train_stage, synthetic_stage)
+from synthswap.steps import (
+    FaceExtraction,
+    SyntheticFaces,
+    convert_stage,
+    extract_stage,
+    gan_train_stage,
+    swap_train_stage,
+    synthetic_stage,
+)
 from synthswap.study.report import write_study_report
 from synthswap.swap.convert import ConvertOptions
 from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SwapTrainOptions
+from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.synth.pipeline import REPORT_FILE
 
@@ -67,6 +75,9 @@ class StudyOptions:
     landmark_steps: int = option(400, "training steps of the inversion's landmark regressor")
     synthetic: int = option(200, "synthetic images per condition")
     swap_resolution: int = option(64, "swap model size")
+    swap_init: str = option(SHIPPED_NAME, "the swap model every condition fine-tunes: 'shipped', a `synthswap "
+                                          "pretrain` folder, or 'none' (random weights)", metavar="MODEL_DIR")
+    swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of every swap model (0: off)")
     swap_steps: int = option(1500, "swap training steps, the same for every condition")
     batch_size: int = option(8, "swap training batch")
     seed: int = option(0, "seed shared by every condition")
@@ -215,6 +226,7 @@ class Study:
         model = swap_train_stage(f"swap train {cond.name}", SwapTrainOptions(
             src=cond.sources, dst=[dest_train], out=str(self.models / f"swap_{slug}"),
             config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
+            init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap"), id_weight=o.swap_id_weight,
             seed=o.seed, device=o.device, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
         video = convert_stage(f"convert {cond.name}", model, eval_clip, self.outputs / f"{slug}.mp4",

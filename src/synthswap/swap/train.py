@@ -53,6 +53,11 @@ LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b"
               "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "images_per_s", "lr"]
 
 
+# The identity-loss weight `run` and `study` use (`swap train` defaults to off): see docs/swap.md for
+# the measurement behind it.
+SWAP_ID_WEIGHT = 0.0
+
+
 class SwapTrainError(Exception):
     """A training request that cannot be carried out (bad options, existing output...)."""
 

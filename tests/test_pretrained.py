@@ -1,0 +1,105 @@
+"""The pretrained models that ship: they load, match their sha256, and do what they are for."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from synthswap import pretrained
+from synthswap.gan.loading import load_generator
+from synthswap.pretrained import SHIPPED, PretrainedError, shipped_model
+from synthswap.swap.loading import load_model
+from synthswap.swap.networks import PARTS, SwapModel
+from synthswap.swap.train import initialise_from
+
+
+def test_shipped_files_match_their_sha256_and_are_small():
+    for kind, model in SHIPPED.items():
+        folder = shipped_model(kind)
+        for name in model.sha256:
+            assert (folder / name).stat().st_size <= pretrained.MAX_SHIPPED_BYTES
+
+
+def test_the_shipped_gan_prior_renders_images_and_its_model_card_names_every_file():
+    G, cfg = load_generator(shipped_model("gan"))
+    with torch.no_grad():
+        img = G.synthesis(G.broadcast(G.mapping(torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(0)))),
+                          noise_mode="const")
+    assert img.shape == (4, 3, cfg.resolution, cfg.resolution) and torch.isfinite(img).all()
+    card = (pretrained.WEIGHTS_DIR / "MODEL_CARD.md").read_text()
+    for model in SHIPPED.values():
+        for digest in model.sha256.values():
+            assert digest in card  # the card lists what loading checks
+
+
+def _heldout_utkface(shared_data, n: int) -> list:
+    """UTKFace photos the shipped swap model never saw: the card's split (shuffle with seed 0; the first
+    10,000 trained it, the last 1,000 are held out)."""
+    names = sorted(os.listdir(shared_data / "faces/utkface"))
+    random.Random(0).shuffle(names)
+    return [shared_data / "faces/utkface" / name for name in names[-1000:][:n]]
+
+
+def test_the_pretrained_swap_model_reconstructs_unseen_faces_better_than_a_random_one(shared_data, tmp_path):
+    from synthswap.extract import extract
+    from synthswap.faceset import Faceset
+    from synthswap.swap.data import FaceSource
+
+    torch.set_num_threads(1)
+    extract(_heldout_utkface(shared_data, 12), tmp_path / "faces", size=64, progress=False, log=lambda m: None)
+    assert len(Faceset.open(tmp_path / "faces")) >= 8
+    faces = FaceSource([tmp_path / "faces"], 64)
+    x = torch.from_numpy(np.ascontiguousarray(faces.images.transpose(0, 3, 1, 2))).float() / 255
+    m = torch.from_numpy(faces.masks)[:, None].float() / 255
+    model, _ = load_model(shipped_model("swap"))
+    torch.manual_seed(0)
+    scratch = SwapModel(model.config).eval()
+
+    def error(net) -> float:
+        with torch.no_grad():
+            return float(((net.reconstruct(x, "A")[0] - x).abs() * m).sum() / (3 * m.sum()))
+
+    pretrained_error, scratch_error = error(model), error(scratch)
+    assert pretrained_error < 0.6 * scratch_error, (pretrained_error, scratch_error)
+
+
+def test_init_copies_exactly_the_parts_it_names():
+    source, _ = load_model(shipped_model("swap"))
+    torch.manual_seed(1)
+    model = SwapModel(source.config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    info = initialise_from(model, shipped_model("swap"), ("encoder", "decoder_a"))
+    assert info["parts"] == ["encoder", "decoder_a"]
+    for part in PARTS["df"]:
+        copied = part in ("encoder", "decoder_a")
+        for key, value in getattr(model, part).state_dict().items():
+            assert torch.equal(value, getattr(source, part).state_dict()[key]) == copied, (part, key)
+            assert torch.equal(value, before[f"{part}.{key}"]) == (not copied), (part, key)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_damaged_shipped_file_gives_one_clear_error_naming_it_and_the_rebuild(tmp_path, monkeypatch, damage):
+    copy = tmp_path / "weights"
+    shutil.copytree(pretrained.WEIGHTS_DIR, copy)
+    target = copy / SHIPPED["swap"].folder / "model.safetensors"
+    if damage == "corrupt":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+        target.write_bytes(bytes(data))
+    else:
+        target.unlink()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", copy)
+    shipped_model.cache_clear()
+    try:
+        with pytest.raises(PretrainedError) as info:
+            shipped_model("swap")
+    finally:
+        shipped_model.cache_clear()
+    message = str(info.value)
+    assert str(target) in message and ("corrupt" if damage == "corrupt" else "missing") in message
+    assert "MODEL_CARD.md" in message and "synthswap pretrain" in message
