@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/synthswap demo --out demo_out
 
-# The same job on real people videos: 10 photos of d6 as the subject, d9 as the destination (~30 min on 2 cores).
+# The same job on real people videos: 10 photos of d6 as the subject, d9 as the destination, with the
+# shipped GAN prior and pretrained swap model (see README for its measured time).
 demo-real: $(STAMP)
 	@test -d $(SHARED) || { echo "demo-real needs ../shared/data (real videos); it is not here"; exit 1; }
 	$(BIN)/synthswap run --subject $(SHARED)/d6.mp4 --subject-every-n 100 --subject-max-frames 10 \
 		--video $(SHARED)/d9.mp4 --every-n 2 --out demo_real/out.mp4 \
-		--gan-minutes 10 --directions-n 1000 --synthetic 200 --swap-resolution 64 --swap-minutes 12
+		--directions-n 1000 --synthetic 200 --swap-minutes 12
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -25,6 +25,8 @@ def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data
     assert (dst.width, dst.height, dst.fps) == (src.width, src.height, src.fps) and dst.frame_count == 75
     report = (tmp_path / "report.html").read_text()
     assert "identity_to_subject" in report and "report_frames.png" in report
+    assert "report_synthetic.png" in report and (tmp_path / "report_synthetic.png").stat().st_size > 1000
+    assert "fine-tuning" in out  # the log names the swap model it started from
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["summary"]["frames"] == 75
 

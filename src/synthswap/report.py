@@ -122,3 +122,11 @@ def frame_grid(videos: dict[str, str | os.PathLike], indices: Sequence[int], hei
         rows.append(np.hstack([label_tile, *tiles]))
     width = max(r.shape[1] for r in rows)
     return np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+
+
+def face_grid(faceset, limit: int = 32, size: int = 64, columns: int = 8) -> np.ndarray:
+    """The first `limit` aligned faces of a faceset as one BGR picture, `columns` per row."""
+    tiles = [cv2.resize(faceset.read_image(f), (size, size), interpolation=cv2.INTER_AREA)
+             for f in faceset.faces[:limit]]
+    tiles += [np.full((size, size, 3), 255, np.uint8)] * (-len(tiles) % columns)
+    return np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])

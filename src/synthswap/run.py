@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
 from synthswap.gan.train import GanTrainOptions
@@ -31,7 +32,7 @@ from synthswap.options import (
     positive_int,
 )
 from synthswap.pretrained import SHIPPED_NAME, resolve_model
-from synthswap.report import Figure, Heading, Paragraph, Table, frame_grid, write_report
+from synthswap.report import Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
 from synthswap.stages import made_by_stage, run_stage
 from synthswap.steps import (
     FaceExtraction,
@@ -243,4 +244,9 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     if preview.exists():
         shutil.copyfile(preview, folder / "report_preview.png")
         blocks.append(Figure("report_preview.png", "Swap-model preview: A, A→A, B, B→B, B→A."))
+    synthetic = work / f"synthetic_{opts.engine}"
+    if (synthetic / FACESET_INFO).is_file() and len(kept := Faceset.open(synthetic)):
+        write_png(folder / "report_synthetic.png", face_grid(kept, limit=32))
+        blocks.append(Figure("report_synthetic.png", f"Synthetic images kept for training ({len(kept)}; "
+                                                     f"the first {min(len(kept), 32)} shown)."))
     write_report(folder, f"synthswap: {out.name}", blocks, name=html_path.stem)
