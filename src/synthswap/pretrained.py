@@ -50,12 +50,12 @@ class ShippedModel:
 REBUILD = "see src/synthswap/weights/MODEL_CARD.md (synthswap pretrain / gan train, then synthswap export-weights)"
 SHIPPED: dict[str, ShippedModel] = {
     "swap": ShippedModel("swap_df64", {
-        "model.json": "cdb17cbfc787c3c8ea05a283dd7398ecad9584e0ea909e12cf82b442209a4650",
-        "model.safetensors": "672f91d740a0fb6bad158470e835eef04d6709975034f3d75f1198f07a6f75b4",
+        "model.json": "76e0844fa67654885b17c79ad6fdf17828932e481d6ee31731664f7ee078a88e",
+        "model.safetensors": "a907b2a697a94f8077ad4e768040579be6a82c3d608327860611ddfe335df92a",
     }, REBUILD),
     "gan": ShippedModel("gan_utk64", {
-        "gan.json": "ba10a867833be11aab119579b33b9d1a0d505198e76d2b797813f0788453079f",
-        "checkpoint.safetensors": "89a9e9728a7c31e1e1ede3d00958e9a017c0133fd5b9e1fecdc164882f381c08",
+        "gan.json": "3f7e0cdb13586d94b766e4e13024cea9cea1d9106850ac1969ca61288db7197e",
+        "checkpoint.safetensors": "2df64dc5f77f9fb5de7a275efabf8cb217e1e9bd0e3cfd37f9851fba31043439",
     }, REBUILD),
 }
 
