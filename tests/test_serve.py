@@ -21,10 +21,13 @@ from serve_helpers import (
     two_face_photo,
 )
 
+from synthswap import atomic
 from synthswap.cli import main
 from synthswap.run import stage_plan
+from synthswap.serve import progress
 from synthswap.serve.app import Settings, create_app
-from synthswap.serve.options import OptionError, parse, run_options
+from synthswap.serve.jobs import Job, JobStore
+from synthswap.serve.options import OptionError, parse, run_options, write_job_file
 from synthswap.stages import MARKER_SUFFIX
 
 
@@ -92,6 +95,62 @@ def test_guard_checks_host_token_and_csrf_header(tmp_path):
     assert "httponly" in headers["set-cookie"].lower()
     assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "cookie": "synthswap_token=s3cret"})[0] == 200
     assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "authorization": "Bearer s3cret"})[0] == 200
+
+
+def _job(state: str) -> Job:
+    return Job(id=1, name="j", state=state, created=0.0, started=0.0, finished=None, options={}, inputs={},
+               message="", summary=None, attempts=1, cancel=False, remove=False)
+
+
+def test_progress_comes_from_stage_markers_and_the_trainers_log(tmp_path):
+    job_dir = tmp_path / "jobs" / "1"
+    job_dir.mkdir(parents=True)
+    write_job_file(job_dir, ["a.jpg"], "b.mp4", parse({"engine": "warp", "synthetic": "6", "swap_steps": "100",
+                                                         "swap_minutes": "10"}))
+    opts = run_options(job_dir)
+    work = opts.work_dir()
+    for name in ("subject", "dest", "synthetic_warp", "swap"):
+        (work / name).mkdir(parents=True)
+    for name in ("subject", "dest", "synthetic_warp"):
+        atomic.write_json(work / f".{name}.stage.json", {"done": "k", "seconds": 2.5})
+    atomic.write_json(work / ".swap.stage.json", {"pending": "k"})
+    # two training sessions: the second resumed at step 10 (its clock starts again)
+    (work / "swap" / "log.csv").write_text("step,time_s,loss,images_per_s\n1,2,0.9,4\n10,20,0.8,4\n"
+                                           "11,3,0.7,5\n20,21,0.6,5\n21,2")  # a row being written
+    stages = progress.stages(_job("running"), opts)
+    assert [(s["name"], s["state"]) for s in stages] == [
+        ("extract subject", "done"), ("extract destination", "done"), ("synthesize (warp)", "done"),
+        ("swap train", "running"), ("convert", "waiting"), ("evaluate", "waiting")]
+    p = stages[3]["progress"]
+    assert (p["done"], p["total"], p["fraction"], p["rate"], p["loss"]) == (20, 100, 0.2, 5.0, 0.6)
+    assert p["eta_s"] == pytest.approx(80 * 18 / 9)  # this session's 9 steps in 18 s
+    assert progress.loss_curve(work) == [[1, 0.9], [10, 0.8], [11, 0.7], [20, 0.6]]
+    # a job that is not running (a server restart) shows the stage as interrupted, not running
+    assert progress.stages(_job("queued"), opts)[3]["state"] == "interrupted"
+
+
+def test_the_queue_recovers_after_a_restart_and_removes_half_made_jobs(tmp_path):
+    store = JobStore(tmp_path)
+    half = store.begin_job("half", {})
+    (store.job_dir(half) / "inputs").mkdir(parents=True)
+    first, second = store.begin_job("a", {}), store.begin_job("b", {})
+    for job_id in (first, second):
+        store.job_dir(job_id).mkdir(parents=True)
+        store.commit_job(job_id, {}, [])
+    assert store.take_next().id == first  # in order
+    (store.uploads_dir / ".incoming-x.jpg").write_bytes(b"partial")
+    store.close()
+
+    store = JobStore(tmp_path)  # the server starts again
+    assert store.recover() == [first]
+    assert [(j.id, j.state) for j in store.list()] == [(second, "queued"), (first, "queued")]
+    assert "resuming" in store.get(first).message
+    assert not store.job_dir(half).exists() and store.get(half) is None
+    assert list(store.uploads_dir.iterdir()) == []
+    assert store.request_cancel(second) == "cancelled" and store.retry(second)
+    assert store.take_next().id == first
+    assert store.delete(first) == "deleting" and store.flags(first) == (True, True)
+    assert store.delete(second) == "deleted" and not store.job_dir(second).exists()
 
 
 @pytest.fixture()
