@@ -101,6 +101,23 @@ class Server:
         return self.call("POST", "/api/uploads?" + urlencode({"role": role, "name": name or path.name}),
                          raw=path.read_bytes())
 
+    def announce_upload(self, size: int, name: str, role: str) -> tuple[int, dict]:
+        """Send only the headers of an upload of `size` bytes and read the answer: a server that
+        refuses it from its Content-Length answers before reading any of the body."""
+        import http.client
+        from urllib.parse import urlencode
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.putrequest("POST", "/api/uploads?" + urlencode({"role": role, "name": name}))
+            conn.putheader("X-Synthswap", "1")
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+
     def wait_for(self, job_id: int, condition, timeout: float = 600, what: str = "") -> dict:
         deadline = time.monotonic() + timeout
         job = {}

@@ -28,6 +28,7 @@ from synthswap.serve import progress
 from synthswap.serve.app import Settings, create_app
 from synthswap.serve.jobs import Job, JobStore
 from synthswap.serve.options import OptionError, parse, run_options, write_job_file
+from synthswap.serve.uploads import UploadError, receive
 from synthswap.stages import MARKER_SUFFIX
 
 
@@ -43,6 +44,18 @@ def test_form_settings_follow_run_options_and_refuse_what_the_cli_refuses():
                          ({"train_gan": "yes"}, "--train-gan: must be true or false")]:
         with pytest.raises(OptionError, match=message):
             parse(bad)
+
+
+def test_an_upload_is_cut_off_at_the_limit_and_leaves_no_partial_file(tmp_path):
+    async def chunks(n):
+        for _ in range(n):
+            yield b"x" * 1000
+
+    with pytest.raises(UploadError, match="larger than the limit") as refused:
+        asyncio.run(receive(chunks(5), tmp_path, ".mp4", limit=4500))
+    assert refused.value.status == 413 and list(tmp_path.iterdir()) == []
+    path, size = asyncio.run(receive(chunks(4), tmp_path, ".mp4", limit=4500))
+    assert size == 4000 and path.name.startswith(".incoming-") and list(tmp_path.iterdir()) == [path]
 
 
 def test_serve_refuses_another_host_without_the_flag(capsys):
@@ -153,6 +166,29 @@ def test_the_queue_recovers_after_a_restart_and_removes_half_made_jobs(tmp_path)
     assert store.delete(second) == "deleted" and not store.job_dir(second).exists()
 
 
+def test_job_files_are_served_by_name_from_a_fixed_list(tmp_path):
+    data = tmp_path / "data"
+    app = create_app(Settings(data=data, run_worker=False))
+    store = JobStore(data)
+    job_id = store.begin_job("j", {})
+    job_dir = store.job_dir(job_id)
+    job_dir.mkdir(parents=True)
+    write_job_file(job_dir, ["a.jpg"], "b.mp4", parse({"train_gan": True}))
+    store.commit_job(job_id, {}, [])
+    samples = job_dir / "out_work" / "gan" / "samples"
+    samples.mkdir(parents=True)
+    for kimg in ("0000.0", "0004.0"):
+        blank_png(samples / f"kimg{kimg}.png")
+    (job_dir / "secret.txt").write_text("not on the list")
+    host = {"host": "127.0.0.1"}
+    status, headers = _asgi(app, "GET", f"/jobs/{job_id}/files/gan_samples.png", host)
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert _asgi(app, "GET", f"/jobs/{job_id}/files/secret.txt", host)[0] == 404
+    assert _asgi(app, "GET", f"/jobs/{job_id}/files/out.mp4", host)[0] == 404  # not made yet
+    assert _asgi(app, "GET", f"/jobs/{job_id + 1}/files/log.txt", host)[0] == 404
+    assert _asgi(app, "GET", f"/api/jobs/{job_id}", host)[0] == 200
+
+
 @pytest.fixture()
 def server(tmp_path):
     servers = []
@@ -176,7 +212,7 @@ def _leftovers(data: Path) -> list[str]:
 
 def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serving(shared_data, tmp_path, server):
     data = tmp_path / "data"
-    s = server(data, "--max-upload-mb", "1")
+    s = server(data, "--max-upload-mb", "1", "--media", str(shared_data / "videos/grid"))
     files = tmp_path / "files"
     files.mkdir()
     t0 = time.monotonic()
@@ -188,13 +224,15 @@ def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serv
         (two_face_photo(shared_data, files / "couple.jpg"), "subject", 422, "couple.jpg: this photo shows 2 faces"),
         (faceless_video(files / "clouds.mp4"), "video", 422, "clouds.mp4: no face found in this video"),
         (subject_photos(shared_data, files, 1)[0], "video", 415, "not a video"),  # a photo as the destination
-        (shared_data / "videos/people/d0.mp4", "video", 413, "larger than the limit of 1 MB"),
     ]
     (files / "empty.png").write_bytes(b"")
     for path, role, status, message in cases:
         code, answer = s.upload(path, role)
         assert code == status and message in answer["error"], (path.name, code, answer)
         assert str(data) not in answer["error"]  # the message names the client's file, not the server's path
+    # a 2 GB video is refused from its announced length, before any of it is read
+    code, answer = s.announce_upload(2 * 2**30, "holiday.mp4", "video")
+    assert code == 413 and answer["error"] == "holiday.mp4: the file is larger than the limit of 1 MB"
     assert _leftovers(data) == []
 
     # an empty form, a form without the destination, an upload id that does not exist, a bad setting
@@ -214,6 +252,14 @@ def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serv
     code, answer = s.call("POST", "/api/jobs", {"subject": [photo["id"]], "video": video["id"],
                                                 "options": {"swap_resolution": "96", "engine": "warp"}})
     assert code == 400 and "cannot run" in answer["error"]
+    # a file of the --media folder can be picked, nothing outside it
+    assert "bbaf2n.mpg" in s.get("/api/options")["media"]
+    for outside in ("../people/d0.mp4", "/etc/passwd", "missing.mpg"):
+        code, answer = s.call("POST", "/api/jobs", {"subject": [photo["id"]], "video_media": outside})
+        assert code == 400 and "not a file of the media folder" in answer["error"], answer
+    code, answer = s.call("POST", "/api/jobs", {"subject": [photo["id"]], "video_media": "bbaf2n.mpg",
+                                                "options": {"swap_resolution": "96", "engine": "warp"}})
+    assert code == 400 and "cannot run" in answer["error"]  # the picked file passed its checks
     # nothing half-made: no job, and the two good uploads are still there for the next try
     assert s.get("/api/jobs")["jobs"] == []
     assert not list((data / "jobs").iterdir()) and len(list((data / "uploads").iterdir())) == 2
@@ -223,6 +269,14 @@ def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serv
     assert s.request("GET", "/jobs/1/files/..%2F..%2Fsynthswap.sqlite")[0] == 404
     assert s.request("GET", "/jobs/x/files/report.html")[0] == 404
     print(f"bad-input checks: {time.monotonic() - t0:.1f} s")
+
+
+def test_one_server_per_data_directory(tmp_path, server, capsys):
+    data = tmp_path / "data"
+    s = server(data)
+    assert main(["serve", "--data", str(data), "--port", str(s.port + 1)]) == 1
+    assert f"this data directory is locked by pid {s.proc.pid}" in capsys.readouterr().err
+    assert s.get("/api/jobs") == {"jobs": [], "running": None}
 
 
 def _markers(job_dir: Path) -> set[Path]:

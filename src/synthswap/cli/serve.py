@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from synthswap.cli.options import add_common, apply_threads, fail, positive_int
+from synthswap.locking import LockError, locked_output
 
 TOKEN_ENV = "SYNTHSWAP_TOKEN"
 
@@ -75,6 +76,13 @@ def main(args: argparse.Namespace) -> int:
                         allowed_hosts=("127.0.0.1", "localhost", "::1") if local else None)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     link = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}/"
-    print(f"synthswap serve: {link}{'?token=' + token if token else ''}   (data: {settings.data})", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+    try:
+        # One server per data directory: two would both take the same queued job.
+        with locked_output(settings.data, "data directory"):
+            print(f"synthswap serve: {link}{'?token=' + token if token else ''}   (data: {settings.data})",
+                  flush=True)
+            uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                        access_log=False)
+    except LockError as exc:
+        return fail(str(exc), 1)  # another `synthswap serve` uses this data directory
     return 0

@@ -9,6 +9,7 @@
     POST   /api/jobs/ID/cancel|retry
     DELETE /api/jobs/ID               the job and every file of it
     GET    /api/jobs/ID/synthetic.png the kept synthetic faces as a grid
+    GET    /jobs/ID/files/gan_samples.png  the personal GAN prior's latest samples, while it trains
     GET    /jobs/ID/files/NAME        the output video, the report and its pictures, downloads (a fixed list)
 
 Every answer about a refused request is {"error": message}, shown as it is on the page. Files
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hmac
 import math
 import os
+import shutil
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -61,6 +63,7 @@ JOB_FILES = {
     "preview.png": "out_work/swap/preview.png",
     "log.txt": LOG_FILE,
 }
+GAN_SAMPLES = "gan_samples.png"  # the personal prior's latest sample grid (out_work/gan/samples/kimgNNNN.N.png)
 
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -220,10 +223,14 @@ def create_app(settings: Settings) -> Starlette:
                 raise UploadError(f"{label}: {exc}", exc.status) from None
             try:
                 checked = await run_in_threadpool(checker.check, partial, role, label)
-                item = store(partial, jobs.uploads_dir, label, role, checked, size)
-                jobs.add_upload(item)
             except BaseException:
                 partial.unlink(missing_ok=True)
+                raise
+            item = store(partial, jobs.uploads_dir, label, role, checked, size)
+            try:
+                jobs.add_upload(item)
+            except BaseException:
+                (jobs.uploads_dir / item.file).unlink(missing_ok=True)
                 raise
         except UploadError as exc:
             return _error(str(exc), exc.status)
@@ -257,6 +264,7 @@ def create_app(settings: Settings) -> Starlette:
                 subject.append(_uploaded(upload_id, "subject"))
             for rel in subject_media:
                 path = media_path(str(rel))
+                extension_for(str(rel), "subject")
                 subject.append((path, str(rel), checker.check(path, "subject", str(rel)).detail, None))
             if video_id:
                 video = _uploaded(video_id, "video")
@@ -280,7 +288,10 @@ def create_app(settings: Settings) -> Starlette:
                     continue
                 role = "video" if i == len(subject) else f"subject_{i}"
                 target = inputs_dir / f"{role}{path.suffix}"
-                os.link(path, target)  # the upload itself is removed only once the job is queued
+                try:
+                    os.link(path, target)  # the upload itself is removed only once the job is queued
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(path, target)
                 paths.append(str(target))
             write_job_file(job_dir, paths[:-1], paths[-1], values)
             prepare(run_options(job_dir, settings.device))  # the same checks `synthswap run` starts with
@@ -336,13 +347,13 @@ def create_app(settings: Settings) -> Starlette:
         base = f"/jobs/{job.id}/files"
 
         def url(name: str) -> str | None:
-            path = job_dir / JOB_FILES[name]
-            return f"{base}/{name}?v={path.stat().st_mtime_ns}" if path.is_file() else None
+            path = _job_file(job.id, name)
+            return f"{base}/{name}?v={path.stat().st_mtime_ns}" if path is not None and path.is_file() else None
 
         synthetic = progress.synthetic_faces(opts)
         done = job.state == "done"
         return {**job.public(), "stages": progress.stages(job, opts), "loss": progress.loss_curve(work),
-                "preview": url("preview.png"),
+                "preview": url("preview.png"), "gan_samples": url(GAN_SAMPLES),
                 "synthetic": {"count": len(synthetic),
                               "url": f"/api/jobs/{job.id}/synthetic.png?n={len(synthetic)}" if synthetic else None},
                 "video": url(OUT_NAME) if done else None,
@@ -399,14 +410,19 @@ def create_app(settings: Settings) -> Starlette:
         job = _job_or_404(request)
         if isinstance(job, Response):
             return job
-        name = request.path_params["name"]
-        if name not in JOB_FILES:
-            return _error("no such file", 404)
-        path = jobs.job_dir(job.id) / JOB_FILES[name]
-        if not path.is_file():
+        path = _job_file(job.id, request.path_params["name"])
+        if path is None or not path.is_file():
             return _error("this file does not exist (yet)", 404)
         media = {".txt": "text/plain; charset=utf-8", ".md": "text/plain; charset=utf-8"}.get(path.suffix)
         return FileResponse(path, media_type=media, headers={"cache-control": "no-store"})
+
+    def _job_file(job_id: int, name: str) -> Path | None:
+        """The file /jobs/ID/files/NAME serves, or None for a name not on the list."""
+        job_dir = jobs.job_dir(job_id)
+        if name == GAN_SAMPLES:
+            grids = sorted((job_dir / "out_work" / "gan" / "samples").glob("kimg*.png"))
+            return grids[-1] if grids else None
+        return job_dir / JOB_FILES[name] if name in JOB_FILES else None
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})

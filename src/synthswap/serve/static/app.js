@@ -331,6 +331,8 @@ function renderJob(job) {
 
   $("d-preview-fig").hidden = !job.preview;
   setSrc($("d-preview"), "preview", job.preview);
+  $("d-gan-fig").hidden = !job.gan_samples;
+  setSrc($("d-gan"), "gan", job.gan_samples);
   $("d-loss-fig").hidden = !drawLoss(job.loss);
   $("d-synth-fig").hidden = !job.synthetic.url;
   setSrc($("d-synth"), "synthetic", job.synthetic.url);
