@@ -246,9 +246,12 @@ def create_app(settings: Settings) -> Starlette:
             values = parse(body.get("options") or {})
         except OptionError as exc:
             return {"error": str(exc)}, 400
-        subject_ids = list(body.get("subject") or [])
-        subject_media = list(body.get("subject_media") or [])
+        subject_ids, subject_media = body.get("subject") or [], body.get("subject_media") or []
         video_id, video_media = body.get("video"), body.get("video_media")
+        if not (isinstance(subject_ids, list) and isinstance(subject_media, list)
+                and all(isinstance(v, str) for v in [*subject_ids, *subject_media])
+                and all(v is None or isinstance(v, str) for v in (video_id, video_media))):
+            return {"error": "subject and subject_media must be lists of names, video and video_media names"}, 400
         missing = []
         if not subject_ids and not subject_media:
             missing.append("add at least one photo (or a video) of the subject")
@@ -256,7 +259,7 @@ def create_app(settings: Settings) -> Starlette:
             missing.append("add the destination video")
         if missing:
             return {"error": "The form is incomplete: " + "; ".join(missing) + "."}, 400
-        # (source path, label, detail, is an upload id) for every input
+        # (source path, label, detail, upload id or None for a media-folder file) for every input
         subject: list[tuple[Path, str, str, str | None]] = []
         video: tuple[Path, str, str, str | None]
         try:
@@ -367,7 +370,10 @@ def create_app(settings: Settings) -> Starlette:
         job = _job_or_404(request)
         if isinstance(job, Response):
             return job
-        return _json(await run_in_threadpool(job_detail, job))
+        try:
+            return _json(await run_in_threadpool(job_detail, job))
+        except FileNotFoundError:  # deleted while we looked
+            return _error("no such job", 404)
 
     async def cancel_job(request: Request) -> Response:
         job = _job_or_404(request)

@@ -15,6 +15,7 @@ so the web handlers and the worker thread never see a half-made transition.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -111,6 +112,16 @@ class JobStore:
     def job_dir(self, job_id: int) -> Path:
         return self.jobs_dir / str(int(job_id))
 
+    def _hide_files(self, job_id: int) -> Path:
+        """Take the job's folder out of sight at once (a rename), to be removed with `shutil.rmtree`
+        afterwards, outside the lock: nobody sees a job half gone, and nobody waits for the removal."""
+        trash = self.jobs_dir / f".deleting-{int(job_id)}-{time.monotonic_ns()}"
+        try:
+            os.rename(self.job_dir(job_id), trash)
+        except FileNotFoundError:
+            pass
+        return trash
+
     # --- start-up -------------------------------------------------------------------------------
 
     def recover(self, upload_max_age_s: float = 24 * 3600) -> list[int]:
@@ -122,14 +133,14 @@ class JobStore:
         """
         with self._lock:
             for row in self._db.execute("SELECT id FROM jobs WHERE state='creating'").fetchall():
-                shutil.rmtree(self.job_dir(row["id"]), ignore_errors=True)
+                self._hide_files(row["id"])
                 self._db.execute("DELETE FROM jobs WHERE id=?", (row["id"],))
             resumed = [r["id"] for r in self._db.execute("SELECT id FROM jobs WHERE state='running'").fetchall()]
             self._db.execute("UPDATE jobs SET state='queued', message=? WHERE state='running'",
                              ("interrupted by a server restart: resuming from its last finished stage",))
             # A job being deleted when the server stopped is deleted now.
             for row in self._db.execute("SELECT id FROM jobs WHERE remove=1").fetchall():
-                shutil.rmtree(self.job_dir(row["id"]), ignore_errors=True)
+                self._hide_files(row["id"])
                 self._db.execute("DELETE FROM jobs WHERE id=?", (row["id"],))
             old = time.time() - upload_max_age_s
             for row in self._db.execute("SELECT id, file FROM uploads WHERE created < ?", (old,)).fetchall():
@@ -137,6 +148,8 @@ class JobStore:
                 self._db.execute("DELETE FROM uploads WHERE id=?", (row["id"],))
         for partial in self.uploads_dir.glob(".incoming-*"):
             partial.unlink(missing_ok=True)
+        for trash in self.jobs_dir.glob(".deleting-*"):  # those hidden above, and any cut off by a stop
+            shutil.rmtree(trash, ignore_errors=True)
         return resumed
 
     # --- uploads --------------------------------------------------------------------------------
@@ -172,9 +185,10 @@ class JobStore:
 
     def abandon_job(self, job_id: int) -> None:
         """A job whose creation failed: nothing of it stays."""
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         with self._lock:
+            trash = self._hide_files(job_id)
             self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+        shutil.rmtree(trash, ignore_errors=True)
 
     def get(self, job_id: int) -> Job | None:
         with self._lock:
@@ -232,7 +246,8 @@ class JobStore:
                 self._db.execute("UPDATE jobs SET cancel=1, remove=1 WHERE id=?", (job_id,))
                 return "deleting"
             self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            trash = self._hide_files(job_id)
+        shutil.rmtree(trash, ignore_errors=True)
         return "deleted"
 
     def flags(self, job_id: int) -> tuple[bool, bool]:
