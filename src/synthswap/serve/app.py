@@ -58,6 +58,7 @@ JOB_FILES = {
     "report.md": "report.md",
     "report_frames.png": "report_frames.png",
     "report_preview.png": "report_preview.png",
+    "report_synthetic.png": "report_synthetic.png",  # written by the report on main since 69e4a51
     "evaluation.json": "out_work/evaluation.json",
     "evaluation.md": "out_work/evaluation.md",
     "preview.png": "out_work/swap/preview.png",
