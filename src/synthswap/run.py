@@ -145,10 +145,18 @@ def check_paths(opts: RunOptions) -> None:
 
 def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage that is not up to date; returns the evaluation summary."""
+    opts = prepare(opts)
+    with locked_output(opts.work_dir(), "work directory"):  # one `run` per work directory
+        return _run_stages(opts, opts.work_dir(), log)
+
+
+def prepare(opts: RunOptions) -> RunOptions:
+    """Check a request before anything is written: its paths, and its models (found and loaded, so
+    a wrong one fails now, not after an hour). Returns the options with the models' folders
+    resolved. `run` calls it; the web app calls it too, to refuse a job when it is submitted."""
     if opts.engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine}")
     check_paths(opts)
-    # Models are found and checked before any stage runs: a wrong one fails now, not after an hour.
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
@@ -160,9 +168,24 @@ def run(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
             raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use "
                              f"--swap-resolution {init_config.resolution}, or --swap-init none to train a "
                              f"{opts.swap_resolution} px model from scratch")
-    opts = replace(opts, gan=gan, swap_init=swap_init)
-    with locked_output(opts.work_dir(), "work directory"):  # one `run` per work directory
-        return _run_stages(opts, opts.work_dir(), log)
+    return replace(opts, gan=gan, swap_init=swap_init)
+
+
+def stage_plan(opts: RunOptions) -> list[tuple[str, Path]]:
+    """The stages `run` goes through, in order, as (name in the log, output path); the output's
+    stage marker (`synthswap.stages.stage_state`) says whether it is done. For callers that
+    show progress (the web app); `_run_stages` below is what runs them, keep the two in step."""
+    work, out = opts.work_dir(), Path(opts.out)
+    plan = [("extract subject", work / "subject"), ("extract destination", work / "dest")]
+    if opts.synthetic > 0:
+        if ENGINES[opts.engine].needs_inversion:
+            if opts.train_gan:
+                plan.append(("gan train (personal prior)", work / "gan"))
+            plan += [("gan invert subject", work / "inversion"),
+                     ("gan directions inversion", work / "directions.safetensors")]
+        plan.append((f"synthesize ({opts.engine})", work / f"synthetic_{opts.engine}"))
+    plan += [("swap train", work / "swap"), ("convert", out), ("evaluate", out.parent / REPORT_FILE)]
+    return plan
 
 
 def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dict[str, Any]:

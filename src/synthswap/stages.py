@@ -46,6 +46,18 @@ def _marker(output: Path) -> Path:
     return output.with_name(f".{output.name}{MARKER_SUFFIX}")
 
 
+def stage_state(output: str | os.PathLike) -> dict[str, Any]:
+    """What the marker beside `output` says, for callers that show progress: {} when no stage has
+    started it, else "pending" (running or interrupted) or "done" (with "seconds"), and "since":
+    when the marker was last written (the stage's start, or its end once done)."""
+    marker = _marker(Path(output))
+    try:
+        state = json.loads(marker.read_text(encoding="utf-8"))
+        return {**state, "since": marker.stat().st_mtime}
+    except (OSError, ValueError):
+        return {}  # not started, or a marker being replaced right now (written atomically)
+
+
 def made_by_stage(output: str | os.PathLike) -> bool:
     """Whether `output` has a stage marker beside it, i.e. a stage made it (and may remake it)."""
     return _marker(Path(output)).is_file()

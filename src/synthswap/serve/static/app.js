@@ -1,0 +1,447 @@
+// The synthswap page: the new-job form, the job list and one job's details, polled every second.
+// Every string from the server or the user goes in with textContent (never innerHTML), and every
+// request that changes something carries the X-Synthswap header the server requires.
+"use strict";
+
+const POLL_MS = 1000;
+const state = {
+  options: [],
+  maxUpload: 0,
+  subject: [], // {id, label, detail} of checked subject uploads
+  video: null, // {id, label, detail} of the checked destination upload
+  pending: 0, // uploads still being sent or checked
+  selected: null, // the job shown on the right
+  shown: {}, // URLs currently in the media elements, so they are only reloaded when they change
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (method !== "GET") init.headers["X-Synthswap"] = "1";
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let data = {};
+  try {
+    data = await response.json();
+  } catch (err) {
+    data = { error: `the server answered ${response.status} ${response.statusText}` };
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  seconds = Math.round(seconds);
+  if (seconds < 60) return `${seconds} s`;
+  const m = Math.floor(seconds / 60), s = seconds % 60;
+  if (m < 60) return `${m} min ${s} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
+}
+
+// --- the form ------------------------------------------------------------------------------------
+
+function buildOptionFields() {
+  const box = $("option-fields");
+  box.replaceChildren();
+  for (const opt of state.options) {
+    const row = el("div", null, "option");
+    const label = el("label", opt.flag);
+    label.htmlFor = `opt-${opt.name}`;
+    let input;
+    if (opt.choices.length) {
+      input = el("select");
+      for (const choice of opt.choices) {
+        const o = el("option", choice);
+        o.value = choice;
+        if (choice === opt.default) o.selected = true;
+        input.append(o);
+      }
+    } else if (opt.kind === "bool") {
+      input = el("input");
+      input.type = "checkbox";
+      input.checked = Boolean(opt.default);
+    } else {
+      input = el("input");
+      input.type = "text";
+      input.inputMode = opt.kind === "str" ? "text" : "decimal";
+      input.placeholder = opt.default === null ? "(none)" : String(opt.default);
+    }
+    input.id = `opt-${opt.name}`;
+    input.name = opt.name;
+    row.append(label, input, el("small", opt.help));
+    box.append(row);
+  }
+}
+
+function optionValues() {
+  const values = {};
+  for (const opt of state.options) {
+    const input = $(`opt-${opt.name}`);
+    if (opt.kind === "bool") values[opt.name] = input.checked;
+    else if (input.value.trim() !== "") values[opt.name] = input.value.trim();
+  }
+  return values;
+}
+
+function fileItem(list, label) {
+  const li = el("li");
+  li.append(el("span", label, "name"), el("span", "uploading…", "detail"));
+  list.append(li);
+  return li;
+}
+
+function setItem(li, text, cls) {
+  li.querySelector(".detail").textContent = text;
+  li.className = cls || "";
+}
+
+function removeButton(li, onRemove) {
+  const button = el("button", "remove", "small");
+  button.type = "button";
+  button.addEventListener("click", () => {
+    onRemove();
+    li.remove();
+  });
+  li.append(button);
+}
+
+// One file as the raw body of one request, with progress (fetch cannot report upload progress).
+function upload(file, role, li) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    const query = new URLSearchParams({ role, name: file.name });
+    xhr.open("POST", `/api/uploads?${query}`);
+    xhr.setRequestHeader("X-Synthswap", "1");
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) {
+        const pct = Math.round((100 * e.loaded) / e.total);
+        setItem(li, pct < 100 ? `uploading… ${pct}%` : "checking for faces…");
+      }
+    };
+    xhr.onload = () => {
+      let data = {};
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch (err) {
+        data = { error: `the server answered ${xhr.status}` };
+      }
+      resolve(xhr.status < 300 ? data : { error: data.error || `the server answered ${xhr.status}` });
+    };
+    xhr.onerror = () => resolve({ error: `${file.name}: the upload failed (connection lost or file refused)` });
+    xhr.send(file);
+  });
+}
+
+async function addFiles(files, role) {
+  const list = role === "video" ? $("video-list") : $("subject-list");
+  if (role === "video") {
+    list.replaceChildren();
+    state.video = null;
+  }
+  for (const file of files) {
+    const li = fileItem(list, file.name);
+    if (file.size > state.maxUpload) {
+      setItem(li, `${file.name}: the file is ${megabytes(file.size)}, over the limit of ${megabytes(state.maxUpload)}`,
+        "bad");
+      removeButton(li, () => {});
+      continue;
+    }
+    state.pending += 1;
+    updateSubmit();
+    const data = await upload(file, role, li);
+    state.pending -= 1;
+    if (data.error) {
+      setItem(li, data.error, "bad");
+      removeButton(li, () => {});
+    } else {
+      setItem(li, data.detail, "good");
+      if (role === "video") {
+        state.video = data;
+        removeButton(li, () => { state.video = null; });
+      } else {
+        state.subject.push(data);
+        removeButton(li, () => { state.subject = state.subject.filter((s) => s.id !== data.id); });
+      }
+    }
+    updateSubmit();
+  }
+}
+
+function updateSubmit() {
+  $("submit").disabled = state.pending > 0;
+  $("submit").textContent = state.pending > 0 ? "Waiting for uploads…" : "Start job";
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  const message = $("form-message");
+  message.textContent = "";
+  const body = {
+    subject: state.subject.map((s) => s.id),
+    video: state.video ? state.video.id : null,
+    subject_media: Array.from($("subject-media").selectedOptions).map((o) => o.value),
+    video_media: $("video-media").value || null,
+    options: optionValues(),
+  };
+  $("submit").disabled = true;
+  let result;
+  try {
+    result = await api("POST", "/api/jobs", body);
+  } catch (err) {
+    result = { ok: false, data: { error: "the server is not answering; try again in a moment" } };
+  }
+  $("submit").disabled = false;
+  if (!result.ok) {
+    message.textContent = result.data.error || "the job was refused";
+    return;
+  }
+  state.subject = [];
+  state.video = null;
+  // The settings stay as they are, for the next job; the files and picks are cleared.
+  for (const o of $("subject-media").options) o.selected = false;
+  $("video-media").value = "";
+  $("subject-list").replaceChildren();
+  $("video-list").replaceChildren();
+  select(result.data.id);
+  poll();
+}
+
+// --- the job list --------------------------------------------------------------------------------
+
+function select(id) {
+  state.selected = id;
+  state.shown = {};
+  history.replaceState(null, "", id ? `#job-${id}` : "#");
+}
+
+function renderJobs(jobs) {
+  const list = $("jobs");
+  list.replaceChildren();
+  $("no-jobs").hidden = jobs.length > 0;
+  for (const job of jobs) {
+    const li = el("li", null, job.id === state.selected ? "selected" : "");
+    const link = el("a", `#${job.id} ${job.name}`);
+    link.href = `#job-${job.id}`;
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      select(job.id);
+      poll();
+    });
+    li.append(el("span", job.state, `state ${job.state}`), link);
+    list.append(li);
+  }
+}
+
+// --- one job -------------------------------------------------------------------------------------
+
+function setSrc(node, key, url) {
+  if (state.shown[key] !== url) {
+    state.shown[key] = url;
+    if (url) node.src = url;
+    else node.removeAttribute("src");
+  }
+}
+
+function progressText(stage) {
+  const p = stage.progress;
+  const parts = [stage.name];
+  if (p) {
+    if (p.done !== null && p.done !== undefined) {
+      const done = p.unit === "kimg" ? Number(p.done).toFixed(1) : p.done;
+      parts.push(p.total ? `${done} / ${p.total} ${p.unit}` : `${done} ${p.unit}`);
+    }
+    if (p.rate) parts.push(`${Number(p.rate).toFixed(1)} ${p.rate_unit}`);
+    if (p.loss !== undefined && p.loss !== null) parts.push(`loss ${Number(p.loss).toFixed(4)}`);
+    if (p.eta_s !== null && p.eta_s !== undefined) parts.push(`about ${duration(p.eta_s)} left`);
+  }
+  parts.push(`${duration(stage.seconds)} so far`);
+  return parts.join(" · ");
+}
+
+function drawLoss(points) {
+  const svg = $("d-loss");
+  svg.replaceChildren();
+  if (points.length < 2) return false;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const sx = (x) => 5 + (390 * (x - x0)) / Math.max(x1 - x0, 1e-9);
+  const sy = (y) => 155 - (150 * (y - y0)) / Math.max(y1 - y0, 1e-9);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" "));
+  line.setAttribute("class", "loss-line");
+  svg.append(line);
+  $("d-loss-cap").textContent =
+    `Training loss, step ${x0} to ${x1}: ${y1.toFixed(3)} (highest) to ${points[points.length - 1][1].toFixed(3)} (latest)`;
+  return true;
+}
+
+function renderJob(job) {
+  $("detail").hidden = false;
+  $("d-title").textContent = `Job #${job.id}: ${job.name}`;
+  const st = $("d-state");
+  st.textContent = job.state;
+  st.className = `state ${job.state}`;
+  const times = [];
+  if (job.started) times.push(`started ${new Date(job.started * 1000).toLocaleString()}`);
+  if (job.finished) times.push(`finished ${new Date(job.finished * 1000).toLocaleString()}`);
+  if (job.attempts > 1) times.push(`attempt ${job.attempts}`);
+  $("d-times").textContent = times.join(", ");
+  $("d-message").textContent = job.message || "";
+  $("d-message").className = job.state === "failed" ? "message bad" : "message";
+  const inputs = job.inputs.subject ? job.inputs.subject.map((s) => `${s.label} (${s.detail})`) : [];
+  $("d-inputs").textContent = job.inputs.video
+    ? `Subject: ${inputs.join(", ")}. Destination: ${job.inputs.video.label} (${job.inputs.video.detail}).` : "";
+
+  $("d-cancel").hidden = !["queued", "running"].includes(job.state);
+  $("d-cancel").disabled = job.cancel_requested;
+  $("d-retry").hidden = !["failed", "cancelled"].includes(job.state);
+
+  const body = $("d-stages").querySelector("tbody");
+  body.replaceChildren();
+  let running = null;
+  for (const stage of job.stages) {
+    const tr = el("tr", null, `stage ${stage.state}`);
+    tr.append(el("td", stage.name), el("td", stage.state), el("td", duration(stage.seconds)));
+    body.append(tr);
+    if (stage.state === "running") running = stage;
+  }
+  $("d-progress").hidden = !running;
+  if (running) {
+    const bar = $("d-bar");
+    const fraction = running.progress ? running.progress.fraction : null;
+    if (fraction === null || fraction === undefined) bar.removeAttribute("value");
+    else bar.value = fraction;
+    $("d-progress-text").textContent = progressText(running);
+  }
+
+  $("d-preview-fig").hidden = !job.preview;
+  setSrc($("d-preview"), "preview", job.preview);
+  $("d-gan-fig").hidden = !job.gan_samples;
+  setSrc($("d-gan"), "gan", job.gan_samples);
+  $("d-loss-fig").hidden = !drawLoss(job.loss);
+  $("d-synth-fig").hidden = !job.synthetic.url;
+  setSrc($("d-synth"), "synthetic", job.synthetic.url);
+  $("d-synth-cap").textContent = `${job.synthetic.count} kept synthetic images`;
+
+  $("d-result").hidden = !job.video;
+  setSrc($("d-video"), "video", job.video);
+  const report = $("d-report");
+  if (job.report) report.href = job.report;
+  report.hidden = !job.report;
+  const downloads = $("d-downloads");
+  downloads.replaceChildren();
+  for (const d of job.downloads) {
+    const a = el("a", `download ${d.name}`);
+    a.href = d.url;
+    a.download = `job${job.id}_${d.name}`;
+    const li = el("li");
+    li.append(a);
+    downloads.append(li);
+  }
+  const log = $("d-log");
+  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  log.textContent = job.log;
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+async function jobAction(action) {
+  const id = state.selected;
+  if (!id) return;
+  let result;
+  if (action === "delete") {
+    if (!confirm(`Delete job #${id} and all its files?`)) return;
+    result = await api("DELETE", `/api/jobs/${id}`);
+    if (result.ok) select(null);
+  } else {
+    result = await api("POST", `/api/jobs/${id}/${action}`);
+  }
+  if (!result.ok) $("d-message").textContent = result.data.error;
+  poll();
+}
+
+// --- polling -------------------------------------------------------------------------------------
+
+let polling = false;
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    const list = await api("GET", "/api/jobs");
+    $("conn").hidden = true;
+    renderJobs(list.data.jobs || []);
+    if (state.selected) {
+      const job = await api("GET", `/api/jobs/${state.selected}`);
+      if (job.ok) renderJob(job.data);
+      else if (job.status === 404) {
+        select(null);
+        $("detail").hidden = true;
+      }
+    } else {
+      $("detail").hidden = true;
+    }
+  } catch (err) {
+    $("conn").hidden = false; // the server is restarting or gone: keep trying
+  } finally {
+    polling = false;
+  }
+}
+
+async function loadOptions() {
+  for (;;) {
+    try {
+      const result = await api("GET", "/api/options");
+      state.options = result.data.options;
+      state.maxUpload = result.data.max_upload_bytes;
+      for (const [id, multiple] of [["subject-media", true], ["video-media", false]]) {
+        const sel = $(id);
+        for (const name of result.data.media) {
+          const o = el("option", name);
+          o.value = name;
+          sel.append(o);
+        }
+        sel.closest("label").hidden = result.data.media.length === 0;
+        sel.multiple = multiple;
+      }
+      buildOptionFields();
+      return;
+    } catch (err) {
+      $("conn").hidden = false;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const match = location.hash.match(/^#job-(\d+)$/);
+  if (match) state.selected = Number(match[1]);
+  $("subject-files").addEventListener("change", (e) => {
+    addFiles(Array.from(e.target.files), "subject");
+    e.target.value = "";
+  });
+  $("video-file").addEventListener("change", (e) => {
+    addFiles(Array.from(e.target.files).slice(0, 1), "video");
+    e.target.value = "";
+  });
+  $("job-form").addEventListener("submit", submitJob);
+  $("d-cancel").addEventListener("click", () => jobAction("cancel"));
+  $("d-retry").addEventListener("click", () => jobAction("retry"));
+  $("d-delete").addEventListener("click", () => jobAction("delete"));
+  await loadOptions();
+  poll();
+  setInterval(poll, POLL_MS);
+});

@@ -1,0 +1,145 @@
+"""Receiving and checking one uploaded file.
+
+A file arrives as the raw body of one request (no multipart parsing, so nothing is spooled
+anywhere else first). It is written under DATA/uploads with a generated name (the client's
+name is kept only as a label to show), counted as it arrives and dropped the moment it passes
+the size limit; then it is decoded through `synthswap.media` (the header, and for a photo the
+whole image) and searched for faces. Whatever fails, the partial file is removed: only a file
+that passed every check gets its final name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from synthswap.faces.detect import FaceDetector
+from synthswap.media import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    MediaError,
+    iter_video_frames,
+    probe_video,
+    read_image,
+)
+from synthswap.serve.jobs import Upload
+
+ROLES = ("subject", "video")  # the subject's photos or video; the destination video
+# A second face at least this fraction of the largest one's area is a second person, not a face
+# on a poster behind them: extraction would take the largest face, which may be the wrong one.
+SECOND_FACE_AREA = 0.25
+VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its length
+
+
+class UploadError(Exception):
+    """A file refused, with the message the page shows; `status` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Checked:
+    kind: str  # "image" or "video"
+    detail: str  # what the page shows beside the file, e.g. "1 face, 640x480"
+
+
+def safe_label(name: str) -> str:
+    """The client's file name, for display only: its last path component, printable, bounded."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable()).strip()
+    return base[:120] or "unnamed"
+
+
+def extension_for(label: str, role: str) -> str:
+    ext = Path(label).suffix.lower()
+    allowed = VIDEO_EXTENSIONS if role == "video" else IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    if ext not in allowed:
+        what = "a video" if role == "video" else "an image or a video"
+        raise UploadError(f"{label}: not {what} ({', '.join(sorted(allowed))} files are accepted)", 415)
+    return ext
+
+
+async def receive(chunks: AsyncIterator[bytes], folder: Path, ext: str, limit: int) -> tuple[Path, int]:
+    """Write the request body to a partial file in `folder`; refuse it past `limit` bytes."""
+    partial = folder / f".incoming-{uuid.uuid4().hex}{ext}"
+    size = 0
+    try:
+        with open(partial, "xb") as fh:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadError(f"the file is larger than the limit of {limit / 2**20:.0f} MB", 413)
+                fh.write(chunk)
+    except BaseException:  # refused, client gone, disk full: no partial file stays
+        partial.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        partial.unlink(missing_ok=True)
+        raise UploadError("the file is empty (0 bytes)")
+    return partial, size
+
+
+class FaceChecker:
+    """Decodes a file and counts its faces; one YuNet net, used by one thread at a time."""
+
+    def __init__(self) -> None:
+        self._detector: FaceDetector | None = None
+        self._lock = threading.Lock()
+
+    def _faces(self, bgr):
+        if self._detector is None:
+            self._detector = FaceDetector()
+        return self._detector.detect(bgr)
+
+    def check(self, path: Path, role: str, label: str) -> Checked:
+        """Raise UploadError (naming `label`, never the server's path) unless the file is a
+        readable image or video with a face in it, and a photo shows one person."""
+        try:
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                return self._check_image(path, label)
+            return self._check_video(path, label)
+        except MediaError as exc:  # its message names the file: name the client's, not ours
+            raise UploadError(str(exc).replace(str(path), label)) from None
+
+    def _check_image(self, path: Path, label: str) -> Checked:
+        bgr = read_image(path)
+        with self._lock:
+            faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
+        if not faces:
+            raise UploadError(f"{label}: no face found in this photo; use a photo where the subject's face is "
+                              f"clearly visible")
+        people = [f for f in faces if f.area >= SECOND_FACE_AREA * faces[0].area]
+        if len(people) > 1:
+            raise UploadError(f"{label}: this photo shows {len(people)} faces; use photos of the subject alone "
+                              f"(or crop the others out)")
+        return Checked("image", f"photo {bgr.shape[1]}x{bgr.shape[0]}, 1 face")
+
+    def _check_video(self, path: Path, label: str) -> Checked:
+        info = probe_video(path)
+        every = max(1, info.frame_count // VIDEO_SAMPLES) if info.frame_count else 10
+        found = False
+        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES):
+            with self._lock:
+                if self._faces(frame.bgr):
+                    found = True
+                    break
+        if not found:
+            raise UploadError(f"{label}: no face found in this video (searched {VIDEO_SAMPLES} frames across it)")
+        return Checked("video", f"video {info.width}x{info.height}, {info.duration_s:.1f} s, "
+                                f"{float(info.fps):.0f} fps")
+
+
+def store(partial: Path, folder: Path, label: str, role: str, checked: Checked, size: int) -> Upload:
+    """Give a checked partial file its final, generated name."""
+    upload_id = uuid.uuid4().hex
+    name = f"{upload_id}{partial.suffix}"
+    os.replace(partial, folder / name)
+    return Upload(id=upload_id, file=name, label=label, role=role, kind=checked.kind, detail=checked.detail,
+                  size=size, created=time.time())

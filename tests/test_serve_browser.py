@@ -1,0 +1,135 @@
+"""`synthswap serve` in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+One tiny job on real faces, from the form to the played video and the opened report, with a
+server restart in the middle of its training; bad files refused on the page. The screenshots
+of the main screens are written to docs/serve/ (small PNGs, committed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from serve_helpers import TINY, Server, not_media, subject_photos
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "serve"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)")
+
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+XSS_NAME = "<img src=x onerror=alert(1)>.jpg"
+
+
+def screenshot(page, name: str) -> None:
+    """A full-page PNG in docs/serve, reduced to 128 colours so that it stays small."""
+    from PIL import Image
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as img:
+        img.convert("RGB").quantize(128).save(path, optimize=True)
+
+
+@pytest.fixture()
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.mark.slow
+def test_page_runs_a_job_through_a_restart_plays_the_video_and_opens_the_report(shared_data, tmp_path, browser):
+    data = tmp_path / "data"
+    server = Server(data, None, "--max-upload-mb", "1").start()
+    try:
+        _run_in_browser(shared_data, tmp_path, browser, server)
+    finally:
+        if server.proc.poll() is None:
+            server.crash()
+
+
+def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) -> None:
+    expect = sync_api.expect
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.goto(server.url + "/")
+    expect(page.locator("#option-fields .option").first).to_be_attached()  # options loaded
+
+    # An empty form, a file that is not an image, a video over the (test's) 1 MB limit.
+    page.click("#submit")
+    expect(page.locator("#form-message")).to_contain_text("The form is incomplete")
+    page.set_input_files("#subject-files", str(not_media(tmp_path / "notes.jpg")))
+    expect(page.locator("#subject-list li.bad")).to_contain_text("notes.jpg: not a readable image")
+    page.set_input_files("#video-file", str(shared_data / "videos/people/d0.mp4"))
+    expect(page.locator("#video-list li.bad")).to_contain_text("over the limit of 1.0 MB")
+    screenshot(page, "bad_input")
+    page.locator("#subject-list li.bad button").click()
+    assert list((server.data / "uploads").iterdir()) == []  # nothing of the refused files stays
+
+    # The real job: three photos (one with a name that is HTML), the GRID clip, tiny budgets.
+    photos = subject_photos(shared_data, tmp_path / "photos")
+    odd = photos[0].with_name(XSS_NAME)
+    shutil.copyfile(photos[0], odd)
+    page.set_input_files("#subject-files", [str(odd), *map(str, photos[1:])])
+    page.set_input_files("#video-file", str(shared_data / "videos/grid/bbaf2n.mpg"))
+    expect(page.locator("#subject-list li.good")).to_have_count(3, timeout=60_000)
+    expect(page.locator("#video-list li.good")).to_contain_text("video 360x288")
+    expect(page.locator("#subject-list li.good .name").first).to_have_text(XSS_NAME)  # shown as text
+    page.click("#settings summary")
+    for name, value in TINY.items():
+        field = page.locator(f"#opt-{name}")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    screenshot(page, "new_job")
+    page.click("#submit")
+    expect(page.locator("#detail")).to_be_visible()
+    expect(page.locator("#d-title")).to_contain_text(XSS_NAME)
+
+    # Training: the running stage, its progress bar with steps and rate, the kept synthetic faces.
+    expect(page.locator("tr.stage.running td").first).to_have_text("swap train", timeout=300_000)
+    expect(page.locator("#d-progress-text")).to_contain_text("/ 16 steps", timeout=120_000)
+    expect(page.locator("#d-synth-fig")).to_be_visible()
+    screenshot(page, "training")
+
+    # Restart the server in the middle of training: the page says so, then follows the resumed job.
+    assert server.stop() == "synthswap serve: stopped; job 1 goes back to the queue and resumes at the next start"
+    expect(page.locator("#conn")).to_be_visible()
+    server.start()
+    expect(page.locator("#conn")).to_be_hidden()
+    expect(page.locator("#d-state")).to_have_text("done", timeout=600_000)
+    page.click("#d-log-box summary")
+    expect(page.locator("#d-log")).to_contain_text("[swap train] resuming")
+    expect(page.locator("#d-log")).to_contain_text("[extract subject] up to date, skipped")
+
+    # The result: the video plays, the preview and loss curve are there, the report opens.
+    played = page.evaluate("""async () => {
+        const v = document.getElementById('d-video');
+        v.muted = true;
+        await v.play();
+        await new Promise((r) => setTimeout(r, 1500));
+        return {time: v.currentTime, width: v.videoWidth, error: v.error && v.error.code};
+    }""")
+    assert played["error"] is None and played["time"] > 0.2 and played["width"] == 360, played
+    expect(page.locator("#d-preview-fig")).to_be_visible()
+    expect(page.locator("#d-loss-fig")).to_be_visible()
+    expect(page.locator("#d-downloads a")).to_have_count(5)
+    page.evaluate("document.getElementById('d-video').pause()")
+    screenshot(page, "done")
+    with page.expect_popup() as popup:
+        page.click("#d-report")
+    report = popup.value
+    report.wait_for_load_state()
+    expect(report.locator("h1")).to_contain_text("synthswap: out.mp4")
+    expect(report.locator("h2").first).to_have_text("Metrics")
+    assert report.locator("img").first.evaluate("i => i.naturalWidth") > 0
+    screenshot(report, "report")
+    assert dialogs == []  # the HTML in a file name never ran
