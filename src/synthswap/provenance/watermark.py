@@ -40,6 +40,7 @@ CELL = 16  # pixels per bit cell; TILE // CELL = 8 cells a side, 64 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 2.5  # grey levels (times the pattern, which has unit standard deviation)
 LAMBDA = 0.8  # fraction of the frame's own correlation with the pattern cancelled per region
+GAIN_CAP = 3.0  # a region's gain is at most this many AMPLITUDEs (the cancellation is cut there)
 HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this sigma
 HIGHPASS_CLIP = 10.0  # edges clipped so a few strong ones do not dominate the correlation
 MIN_SIDE = 128  # one tile
@@ -149,7 +150,7 @@ def embed(bgr: np.ndarray, run_id: bytes) -> np.ndarray:
     own = region_sums(host * pattern) / np.maximum(region_sums(inside * pattern * pattern), 1e-9)
     i, j = np.mgrid[:rows, :cols]
     signs = cell_signs(run_id)[i % _N, j % _N]
-    gain = np.clip(AMPLITUDE * signs - LAMBDA * own / _KAPPA, -3 * AMPLITUDE, 3 * AMPLITUDE)
+    gain = np.clip(AMPLITUDE * signs - LAMBDA * own / _KAPPA, -GAIN_CAP * AMPLITUDE, GAIN_CAP * AMPLITUDE)
     added = (np.kron(gain, np.ones((CELL, CELL))) * pattern)[:h, :w]
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
