@@ -2,7 +2,7 @@
 `swap convert` and read back by `synthswap verify`, on real clips from ../shared/data.
 
 A tiny swap model (64 px, 2 steps) is enough: the provenance layers do not depend on the
-swap's quality. The signing key goes to a temporary folder (SYNTHSWAP_KEY_DIR).
+swap's quality. The signing key goes to a temporary folder (SYNTHSWAP_KEY_DIR, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -29,15 +29,10 @@ UNMARKED = ["videos/grid/bbaf2n.mpg", "videos/people/d0.mp4", "videos/people/d20
 
 
 @pytest.fixture(scope="module")
-def key_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys") / "signing"
-    old = os.environ.get(manifest.KEY_DIR_ENV)
-    os.environ[manifest.KEY_DIR_ENV] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop(manifest.KEY_DIR_ENV, None)
-    else:
-        os.environ[manifest.KEY_DIR_ENV] = old
+def key_dir(signing_key_dir):
+    """The session's signing key folder (tests/conftest.py points SYNTHSWAP_KEY_DIR at it)."""
+    assert os.environ[manifest.KEY_DIR_ENV] == str(signing_key_dir)
+    return signing_key_dir
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +185,21 @@ def read_image_text(png: bytes) -> dict:
     with Image.open(io.BytesIO(png)) as img:
         img.load()
         return dict(img.text)
+
+
+def test_synthetic_faceset_images_say_they_are_synthetic(extracted, tmp_path):
+    from dataclasses import asdict
+
+    from synthswap.faceset import Faceset, FacesetWriter
+
+    real = Faceset.open(extracted("videos/people/d6.mp4", size=64, max_frames=4, every_n=60))
+    face = next(iter(real))
+    row = {k: v for k, v in asdict(face).items() if k not in ("id", "image", "mask")}
+    with FacesetWriter(tmp_path / "synth", real.size, real.info["template"]) as writer:
+        writer.add(real.read_image(face), real.read_mask(face), **{**row, "source": "synthetic:test:0",
+                                                                     "synthetic": True})
+        writer.add(real.read_image(face), real.read_mask(face), **{**row, "frame_index": 99})
+    synth, plain = sorted((tmp_path / "synth" / "faces").glob("*.png"))
+    tags = metadata.read_tags(synth)
+    assert tags["synthetic"] == "true" and tags["generator"].startswith("synthswap") and "description" in tags
+    assert metadata.read_tags(plain) == {}  # real faces are not labelled synthetic

@@ -7,12 +7,10 @@ import json
 from synthswap.cli import main
 from synthswap.faceset import Faceset
 from synthswap.media import probe_video
-from synthswap.provenance.manifest import KEY_DIR_ENV
 from synthswap.provenance.verify import verify_file
 
 
-def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv(KEY_DIR_ENV, str(tmp_path / "keys"))
+def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data, tmp_path, capsys):
     args = ["run", "--subject", str(shared_data / "videos/people/d6.mp4"), "--subject-every-n", "100",
             "--subject-max-frames", "3", "--video", str(shared_data / "videos/grid/bbaf2n.mpg"),
             "--out", str(tmp_path / "out.mp4"), "--every-n", "5", "--engine", "warp", "--synthetic", "6",

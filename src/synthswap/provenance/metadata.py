@@ -85,6 +85,13 @@ class ProvenanceRecord:
         return asdict(self)
 
 
+def synthetic_image_tags(source: str) -> dict[str, str]:
+    """Tags of an image synthswap generated itself (a synthetic faceset's faces), which no run id,
+    watermark or model hash describes."""
+    return {"synthetic": "true", "description": "AI-generated face image (synthetic) made by synthswap",
+            "generator": f"{TOOL} {__version__}", "synthswap_source": source}
+
+
 def png_with_text(png: bytes, text: dict[str, str]) -> bytes:
     """`png` with one tEXt chunk per entry, inserted after the IHDR chunk."""
     if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":

@@ -16,7 +16,7 @@ onto one tile (the sum of all its tiles; a crop only rolls the folded tile), and
 marker by cross-correlating the fold with the marker's pattern for every roll at once (FFT),
 at each of a list of common resize ratios. The marker is found when the correlation peak
 stands Z_FOUND standard deviations above the correlation at the other rolls (unmarked
-videos of ../shared: at most 4.2); the payload cells are then read at that roll. Frames of
+videos of ../shared: at most 4.8); the payload cells are then read at that roll. Frames of
 one video are folded together, and each frame is also read alone at the geometry found.
 
 invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength
