@@ -99,8 +99,8 @@ _TEMPLATE = _PATTERN * np.kron(np.where(_IS_MARKER, _MARKER_SIGNS[_INDEX], 0.0),
 _TEMPLATE_FFT = np.conj(np.fft.fft2(_TEMPLATE))
 
 
-def _highpass(luma: np.ndarray) -> np.ndarray:
-    r = luma - cv2.GaussianBlur(luma, (0, 0), HIGHPASS_SIGMA)
+def _highpass(plane: np.ndarray) -> np.ndarray:
+    r = plane - cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
     return np.clip(r, -HIGHPASS_CLIP, HIGHPASS_CLIP)
 
 
