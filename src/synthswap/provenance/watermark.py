@@ -131,8 +131,9 @@ def luma(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
-def embed(bgr: np.ndarray, run_id: bytes) -> np.ndarray:
-    """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side."""
+def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> np.ndarray:
+    """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side.
+    `weight` (frame-sized, 0-1) scales the mark per pixel, e.g. fainter on a face."""
     if not can_mark(bgr.shape):
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
@@ -152,6 +153,8 @@ def embed(bgr: np.ndarray, run_id: bytes) -> np.ndarray:
     signs = cell_signs(run_id)[i % _N, j % _N]
     gain = np.clip(AMPLITUDE * signs - LAMBDA * own / _KAPPA, -GAIN_CAP * AMPLITUDE, GAIN_CAP * AMPLITUDE)
     added = (np.kron(gain, np.ones((CELL, CELL))) * pattern)[:h, :w]
+    if weight is not None:
+        added = added * weight
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
 

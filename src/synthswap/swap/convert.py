@@ -82,6 +82,7 @@ class FaceSwapper:
         self.analyzer = FaceAnalyzer(self.size, with_identity=False)
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0
+        self.face_alpha: np.ndarray | None = None  # the last frame's paste mask, frame-sized (None: no face)
         self.frames_without_face = 0
         self.seamless_fallbacks = 0
 
@@ -118,6 +119,7 @@ class FaceSwapper:
     def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
         face = self.analyzer.analyze(bgr)
+        self.face_alpha = None
         if face is None:
             self.frames_without_face += 1
             if self.filter is not None:
@@ -156,6 +158,8 @@ class FaceSwapper:
             face_roi = self._seamless(face_roi, frame[y0:y1, x0:x1], alpha[..., 0])
         blended = face_roi * alpha + dst * (1.0 - alpha)
         out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
+        self.face_alpha = np.zeros((h, w), np.float32)
+        self.face_alpha[y0:y1, x0:x1] = alpha[..., 0]
         return out
 
     def _seamless(self, face_roi: np.ndarray, dst_roi: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -181,6 +185,7 @@ class FaceSwapper:
                 "seamless_fallbacks": self.seamless_fallbacks}
 
 
+FACE_WATERMARK_WEIGHT = 0.3  # the watermark's amplitude on the pasted face, relative to the rest of the frame
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
 
@@ -198,9 +203,12 @@ def provenance_record(model_dir: str | os.PathLike, source: str | os.PathLike | 
                             gan_sha256=gan_sha, source_sha256=file_sha256(source) if source else None)
 
 
-def _mark(bgr: np.ndarray, record: ProvenanceRecord) -> np.ndarray:
+def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_alpha: np.ndarray | None = None) -> np.ndarray:
+    """The watermarked frame; fainter on the pasted face (`face_alpha`), where its grain would
+    perturb face landmarks (docs/benchmarks.md, "Does the watermark change what evaluate measures?")."""
     if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
-        return watermark.embed(bgr, bytes.fromhex(record.run_id))
+        weight = None if face_alpha is None else 1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_alpha
+        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight)
     return bgr
 
 
@@ -238,7 +246,7 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
             for frame in iter_video_frames(video, max_frames=opts.max_frames):
                 result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(_mark(result, record))
+                writer.write(_mark(result, record, swapper.face_alpha))
                 frames += 1
                 bar.update(1)
     finally:
@@ -275,7 +283,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
         for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
             result, _ = swapper.process(read_image(path), i / fps)
             tags = {**record.tags(), "synthswap_source_sha256": file_sha256(path)}
-            write_png(out / f"{path.stem}.png", _mark(result, record), text=tags)
+            write_png(out / f"{path.stem}.png", _mark(result, record, swapper.face_alpha), text=tags)
     finally:
         swapper.close()
     seconds = time.monotonic() - t0
