@@ -103,7 +103,7 @@ def main() -> None:
 def print_table(results: dict) -> None:
     clips = results["clips"]
     names = list(clips[0]["edits"])
-    print(f"\n| clip | size | embed ms/frame | PSNR dB (min) | " + " | ".join(names) + " |")
+    print("\n| clip | size | embed ms/frame | PSNR dB (min) | " + " | ".join(names) + " |")
     print("| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
     for c in clips:
         cells = []

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from synthswap.cli import main
-from synthswap.media import iter_video_frames, read_image
+from synthswap.media import iter_video_frames
 from synthswap.provenance import manifest, metadata, watermark
 from synthswap.provenance.edits import EDITS, apply_edit
 from synthswap.provenance.verify import verify_file
