@@ -109,7 +109,12 @@ def print_table(results: dict) -> None:
         cells = []
         for name in names:
             e = c["edits"][name]
-            vote = ("vote ok" if e["run_id_ok"] else ("vote: marker, id unreadable" if e["run_id"] is None else "vote WRONG ID")) if e["found"] else "vote missed"
+            if not e["found"]:
+                vote = "vote missed"
+            elif e["run_id_ok"]:
+                vote = "vote ok"
+            else:
+                vote = "vote: marker, id unreadable" if e["run_id"] is None else "vote WRONG ID"
             cells.append(f"{100 * e['confidence']:.0f}% ({vote}, z {e['z']:.1f})")
         print(f"| {c['clip']} | {c['size']} | {c['embed_ms_per_frame']:.0f} | {c['psnr_db']:.1f} "
               f"({c['psnr_min_db']:.1f}) | " + " | ".join(cells) + " |")
