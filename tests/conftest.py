@@ -13,6 +13,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_dir(tmp_path_factory) -> Path:
+    """Outputs are signed (C2PA) with a key made on first use: tests make theirs here, never in ~/.config."""
+    folder = tmp_path_factory.mktemp("signing") / "keys"
+    old = os.environ.get("SYNTHSWAP_KEY_DIR")
+    os.environ["SYNTHSWAP_KEY_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("SYNTHSWAP_KEY_DIR", None)
+    else:
+        os.environ["SYNTHSWAP_KEY_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real-data folder; tests that need it skip with a reason when it is absent."""

@@ -7,6 +7,7 @@ import json
 from synthswap.cli import main
 from synthswap.faceset import Faceset
 from synthswap.media import probe_video
+from synthswap.provenance.verify import verify_file
 
 
 def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data, tmp_path, capsys):
@@ -29,6 +30,11 @@ def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data
     assert "fine-tuning" in out  # the log names the swap model it started from
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["summary"]["frames"] == 75
+    # The output says it is synthetic in all three layers, and the report shows its metadata.
+    marks = verify_file(tmp_path / "out.mp4")
+    assert marks.layers == ["metadata", "watermark", "manifest"], marks.to_dict()
+    assert marks.watermark.run_id == marks.tags["synthswap_run_id"] and marks.manifest.ai_generated
+    assert "Provenance" in report and marks.tags["synthswap_run_id"] in report
 
     mtime = (tmp_path / "out.mp4").stat().st_mtime_ns
     assert main(args[:-1]) == 0  # same inputs and settings: every stage is skipped

@@ -173,12 +173,14 @@ def test_convert_grid_clip_keeps_frames_fps_duration_and_audio_bits(trained, sha
     assert abs(out_info.duration_s - src_info.duration_s) <= 1.0 / float(src_info.fps)
     audio_src, audio_out = _audio_packets(src), _audio_packets(out)
     assert len(audio_src) > 50 and audio_out == audio_src
-    # The face changed; the frame's corners (far from the face) stayed as they were.
+    # The face changed; the frame's corners (far from the face) stayed as they were, but for the
+    # watermark's fine grain (2-3 grey levels on average, tests/test_provenance.py) and H.264.
     s, o = src_frames[40].bgr.astype(np.float32), out_frames[40].bgr.astype(np.float32)
     h, w = s.shape[:2]
     centre = (slice(h // 4, 3 * h // 4), slice(w // 3, 2 * w // 3))
-    assert np.abs(o[centre] - s[centre]).mean() > 3.0
-    assert np.abs(o[:30, :30] - s[:30, :30]).mean() < 3.0
+    corner = np.abs(o[:30, :30] - s[:30, :30]).mean()
+    assert corner < 5.0
+    assert np.abs(o[centre] - s[centre]).mean() > corner + 3.0
 
 
 def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
@@ -192,8 +194,10 @@ def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
         for i in range(12):
             writer.write(np.ascontiguousarray(coffee[100 + 4 * i: 244 + 4 * i, 150 + 6 * i: 342 + 6 * i]))
     out = tmp_path / "out.mp4"
+    # --no-watermark: the watermark changes every pixel on purpose (tests/test_provenance.py); here
+    # the point is that the swap itself leaves a frame without a face alone.
     assert main(["swap", "convert", "--model", str(trained), "--video", str(src), "--out", str(out),
-                 "--quiet", "--threads", "2"]) == 0
+                 "--quiet", "--threads", "2", "--no-watermark"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 12 and summary["frames_without_face"] == 12 and summary["faces_swapped"] == 0
     # Passed through pixel for pixel: the output is what a plain re-encode of the decoded
@@ -217,7 +221,7 @@ def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_p
         cv2.imwrite(str(frames_dir / f"f{frame.index:04d}.png"), frame.bgr)
     out = tmp_path / "swapped"
     assert main(["swap", "convert", "--model", str(trained), "--images", str(frames_dir), "--out", str(out),
-                 "--quiet", "--threads", "2"]) == 0
+                 "--quiet", "--threads", "2", "--no-watermark"]) == 0  # the watermark changes every pixel
     names = sorted(p.name for p in frames_dir.iterdir())
     assert sorted(p.name for p in out.iterdir()) == names
     for name in names:

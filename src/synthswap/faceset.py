@@ -31,6 +31,7 @@ from synthswap import __version__, atomic
 from synthswap.info import read_info_json
 from synthswap.locking import LockError, exclusive_lock
 from synthswap.media import DEFAULT_MAX_PIXELS, MediaError, read_crop, write_png
+from synthswap.provenance.metadata import synthetic_image_tags
 
 FORMAT_VERSION = 1
 INFO_FILE = "faceset.json"
@@ -383,7 +384,9 @@ class FacesetWriter:
             return None
         face_id = f"{self._next_id:06d}"
         face = Face(id=face_id, image=f"faces/{face_id}.png", mask=f"masks/{face_id}.png", **record)
-        write_png(self.root / face.image, crop, compression=1)  # level 1: fast, files ~10% larger
+        # A synthetic face says so in its PNG too (text chunks; no watermark: these are training data).
+        text = synthetic_image_tags(face.source) if face.synthetic else None
+        write_png(self.root / face.image, crop, compression=1, text=text)  # level 1: fast, files ~10% larger
         write_png(self.root / face.mask, mask, compression=1)
         self._append(_manifest_line(face))  # only now does the face exist
         self._next_id += 1

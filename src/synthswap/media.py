@@ -41,12 +41,19 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3) -> None:
-    """Encode a BGR or grey image as PNG under a temporary name, then rename: readers never see half a file."""
+def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3,
+              text: dict[str, str] | None = None) -> None:
+    """Encode a BGR or grey image as PNG under a temporary name, then rename: readers never see half a file.
+    `text` becomes tEXt chunks (keyword -> value), as provenance metadata."""
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise MediaError(f"could not encode {Path(path).name} as PNG")
-    atomic.write_bytes(path, buf.tobytes())
+    data = buf.tobytes()
+    if text:
+        from synthswap.provenance.metadata import png_with_text  # provenance imports media: no cycle at load
+
+        data = png_with_text(data, text)
+    atomic.write_bytes(path, data)
 
 
 def _check_file(path: Path) -> None:
@@ -213,7 +220,8 @@ def iter_video_frames(
 
 
 class VideoWriter:
-    """H.264 writer that copies the audio of a source video packet for packet.
+    """H.264 writer that copies the audio of a source video packet for packet (and writes
+    `metadata` as container tags).
 
     Frames are written as they come (memory stays flat). The output goes to a temporary
     file next to the target and is renamed into place only by `close()`, so a crash
@@ -228,11 +236,17 @@ class VideoWriter:
         fps: fractions.Fraction,
         audio_source: str | os.PathLike | None = None,
         crf: int = 18,
+        metadata: dict[str, str] | None = None,
     ):
         self.out_path = Path(out_path)
         self.tmp_path = atomic.temp_path(self.out_path)
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.tmp_path), mode="w")
+        # MP4 and MOV keep keys of their own (provenance tags) only with use_metadata_tags.
+        options = {"movflags": "use_metadata_tags"} if metadata and self.out_path.suffix.lower() in (
+            ".mp4", ".mov", ".m4v") else {}
+        self.container = av.open(str(self.tmp_path), mode="w", options=options)
+        if metadata:
+            self.container.metadata.update(metadata)
         self.fps = fractions.Fraction(fps).limit_denominator(100000)
         self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width = width

@@ -32,6 +32,7 @@ from synthswap.options import (
     positive_int,
 )
 from synthswap.pretrained import SHIPPED_NAME, resolve_model
+from synthswap.provenance.metadata import read_tags
 from synthswap.report import Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
 from synthswap.stages import made_by_stage, run_stage
 from synthswap.steps import (
@@ -94,6 +95,10 @@ class RunOptions:
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     type=positive_int)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", type=positive_int)
+    no_watermark: bool = option(False, "do not put the invisible watermark in the output's frames (an explicit "
+                                       "opt-out that the output's metadata, manifest and report record)")
+    key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
+                                       "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
     seed: int = option(0, "random seed of every stage")
     device: str = option("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N", type=device_name)
     progress: bool = True
@@ -108,6 +113,8 @@ STAGE_OUTPUTS = ("subject", "dest", "gan", "inversion", "directions.safetensors"
                  *(f"synthetic_{name}" for name in ENGINES))
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
+PROVENANCE_KEYS = ("synthetic", "generator", "creation_time", "synthswap_run_id", "synthswap_watermark",
+                   "synthswap_swap_model_sha256", "synthswap_gan_sha256", "synthswap_source_sha256")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -211,8 +218,12 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, progress=opts.progress), log)
 
+    gan_used = opts.gan if opts.synthetic > 0 and ENGINES[opts.engine].needs_inversion else None
+    if gan_used is None and opts.train_gan and opts.synthetic > 0 and ENGINES[opts.engine].needs_inversion:
+        gan_used = str(work / "gan")
     out = convert_stage("convert", swap, opts.video, Path(opts.out),
-                        ConvertOptions(device=opts.device, progress=opts.progress), log)
+                        ConvertOptions(device=opts.device, progress=opts.progress, watermark=not opts.no_watermark,
+                                       gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
 
     report_dir = out.parent
     evaluation_prefix = work / "evaluation"
@@ -259,6 +270,10 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),
         Figure("report_frames.png", "Destination frames (top) and the swapped output (bottom)."),
+        Heading("Provenance"),
+        Paragraph("The output says it is synthetic: container metadata, an invisible watermark in every frame "
+                  "(unless --no-watermark) and a signed C2PA manifest. Check any copy with `synthswap verify FILE`."),
+        Table(["metadata", "value"], [[k, v] for k, v in read_tags(out).items() if k in PROVENANCE_KEYS]),
         Heading("Settings"),
         Table(["setting", "value"], [[k, str(v)] for k, v in asdict(opts).items()]),
         Paragraph(f"Work directory with every stage's output: {work}"),

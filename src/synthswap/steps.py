@@ -39,7 +39,7 @@ from synthswap.synth.pipeline import synthesize
 Log = Callable[[str], None]
 
 # Options that say where a stage writes or how it reports, not what it computes.
-_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds"}
+_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds", "key_dir"}
 
 
 def stage_params(opts: Any) -> dict[str, Any]:

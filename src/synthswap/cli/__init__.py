@@ -15,7 +15,8 @@ import sys
 from synthswap import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES = ["run", "demo", "extract", "gan", "synth", "swap", "pretrain", "evaluate", "study", "serve"]
+COMMAND_MODULES = ["run", "demo", "extract", "gan", "synth", "swap", "pretrain", "evaluate", "study", "verify",
+                   "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

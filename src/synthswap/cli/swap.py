@@ -50,7 +50,11 @@ examples:
 
 The output video is H.264 at the source's resolution and frame rate, one output frame per
 source frame, with the source's audio copied packet for packet. Frames where no face is
-found are written unchanged and counted in the summary.
+found are written unswapped and counted in the summary.
+
+Every output says it is synthetic: container tags (PNG text for --images), an invisible
+watermark in every frame (--no-watermark turns it off, and the tags say so) and, for MP4
+and MOV, a signed C2PA manifest. Check a file with `synthswap verify FILE`.
 """
 
 
@@ -172,6 +176,14 @@ def register(subparsers) -> None:
     c.add_argument("--max-frames", type=positive_int, help="convert only the first N frames (for a quick look)")
     c.add_argument("--crf", type=int, default=conv.crf, choices=range(0, 52), metavar="0-51",
                    help=f"H.264 quality, lower is better (default {conv.crf})")
+    c.add_argument("--no-watermark", action="store_true",
+                   help="do not put the invisible watermark in the frames (an explicit opt-out: the output's "
+                        "metadata and manifest still say it is synthetic, and record that the watermark is off)")
+    c.add_argument("--gan", metavar="GAN_DIR",
+                   help="the GAN prior whose synthetic faces trained the model: its sha256 goes into the metadata")
+    c.add_argument("--key-dir", metavar="DIR",
+                   help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
+                        "~/.config/synthswap/signing)")
     add_common(c)
     c.set_defaults(func=run_convert)
 
@@ -211,7 +223,8 @@ def run_convert(args) -> int:
     apply_threads(args)
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
                           smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
-                          max_frames=args.max_frames, crf=args.crf)
+                          max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
+                          key_dir=args.key_dir)
     try:
         if args.video:
             summary = convert_video(args.model, args.video, args.out, opts)

@@ -6,6 +6,10 @@ over time (One-Euro), align the crop from the smoothed landmarks, decode it as A
 oval, eroded and feathered), warp face and mask back into the frame, and blend (feathered
 alpha, or OpenCV's seamlessClone followed by the feathered alpha). Frames are streamed in
 and out one at a time, so memory does not grow with the video's length.
+
+Every output says it is synthetic (synthswap.provenance): container tags or PNG text, an
+invisible watermark in every frame (unless `watermark=False`, which the tags then record),
+and for MP4/MOV a signed C2PA manifest.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ from synthswap.faces.align import invert_affine
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
+from synthswap.provenance import manifest, watermark
+from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WATERMARK_TOO_SMALL, ProvenanceRecord,
+                                           file_sha256, new_run_id)
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
-from synthswap.swap.loading import load_model
+from synthswap.swap.loading import CHECKPOINT_FILE, load_model
 from synthswap.training import autocast, resolve_device
 
 BLEND_MODES = ("alpha", "seamless")
@@ -47,6 +54,9 @@ class ConvertOptions:
     progress: bool = True
     max_frames: int | None = None
     crf: int = 18
+    watermark: bool = True  # the invisible watermark in every frame; off only by an explicit opt-out
+    gan: str | None = None  # the GAN prior whose synthetic faces trained the model: its hash is recorded
+    key_dir: str | None = None  # the C2PA signing key folder (default: SYNTHSWAP_KEY_DIR or ~/.config/synthswap)
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:
@@ -72,6 +82,7 @@ class FaceSwapper:
         self.analyzer = FaceAnalyzer(self.size, with_identity=False)
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0
+        self.face_alpha: np.ndarray | None = None  # the last frame's paste mask, frame-sized (None: no face)
         self.frames_without_face = 0
         self.seamless_fallbacks = 0
 
@@ -108,6 +119,7 @@ class FaceSwapper:
     def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
         face = self.analyzer.analyze(bgr)
+        self.face_alpha = None
         if face is None:
             self.frames_without_face += 1
             if self.filter is not None:
@@ -146,6 +158,8 @@ class FaceSwapper:
             face_roi = self._seamless(face_roi, frame[y0:y1, x0:x1], alpha[..., 0])
         blended = face_roi * alpha + dst * (1.0 - alpha)
         out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
+        self.face_alpha = np.zeros((h, w), np.float32)
+        self.face_alpha[y0:y1, x0:x1] = alpha[..., 0]
         return out
 
     def _seamless(self, face_roi: np.ndarray, dst_roi: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -171,6 +185,44 @@ class FaceSwapper:
                 "seamless_fallbacks": self.seamless_fallbacks}
 
 
+FACE_WATERMARK_WEIGHT = 0.3  # the watermark's amplitude on the pasted face, relative to the rest of the frame
+GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
+
+
+def provenance_record(model_dir: str | os.PathLike, source: str | os.PathLike | None,
+                      opts: ConvertOptions, frame_shape: tuple[int, int] | None = None) -> ProvenanceRecord:
+    """What the output will say about itself: a new run id and the hashes of what made it."""
+    mark = WATERMARK_OPTED_OUT if not opts.watermark else (
+        WATERMARK_TOO_SMALL if frame_shape and not watermark.can_mark(frame_shape) else WATERMARK_ON)
+    gan_sha = None
+    if opts.gan:
+        gan_file = next((Path(opts.gan) / f for f in GAN_FILES if (Path(opts.gan) / f).is_file()), None)
+        gan_sha = file_sha256(gan_file) if gan_file else None
+    return ProvenanceRecord(run_id=new_run_id().hex(), watermark=mark,
+                            swap_model_sha256=file_sha256(Path(model_dir) / CHECKPOINT_FILE),
+                            gan_sha256=gan_sha, source_sha256=file_sha256(source) if source else None)
+
+
+def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_alpha: np.ndarray | None = None) -> np.ndarray:
+    """The watermarked frame; fainter on the pasted face (`face_alpha`), where its grain would
+    perturb face landmarks (docs/benchmarks.md, "Does the watermark change what evaluate measures?")."""
+    if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
+        weight = None if face_alpha is None else 1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_alpha
+        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight)
+    return bgr
+
+
+def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: ConvertOptions) -> str:
+    """Attach the C2PA manifest; what happened, for the summary (a failure does not lose the video)."""
+    if out.suffix.lower() not in manifest.FORMATS:
+        return f"not attached: {out.suffix} cannot carry a C2PA manifest (MP4 and MOV can)"
+    try:
+        manifest.sign(out, record, source, opts.key_dir)
+    except manifest.ManifestError as exc:
+        return f"not attached: {exc}"
+    return f"signed with the key in {manifest.key_dir(opts.key_dir)}"
+
+
 def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                   opts: ConvertOptions | None = None) -> dict[str, Any]:
     """Write `out` (H.264, the source's fps, size and frame count, its audio copied)."""
@@ -182,26 +234,30 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
         raise ValueError(f"{out}: the output must be an .mp4, .mov or .mkv file")
     info = probe_video(video)
     swapper = FaceSwapper(model_dir, opts)  # raises CheckpointError before any output exists
+    record = provenance_record(model_dir, video, opts, (info.height, info.width))
     # Copying the whole audio track under a cut video would make the file longer than its picture.
     audio = video if info.has_audio and opts.max_frames is None else None
     t0 = time.monotonic()
     frames = 0
     total = opts.max_frames or info.frame_count or None
     try:
-        with VideoWriter(out, info.width, info.height, info.fps, audio_source=audio, crf=opts.crf) as writer, \
+        with VideoWriter(out, info.width, info.height, info.fps, audio_source=audio, crf=opts.crf,
+                         metadata=record.tags()) as writer, \
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
             for frame in iter_video_frames(video, max_frames=opts.max_frames):
                 result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(result)
+                writer.write(_mark(result, record, swapper.face_alpha))
                 frames += 1
                 bar.update(1)
     finally:
         swapper.close()
+    signed = _sign(out, record, video, opts)
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
             "fps": str(info.fps), "width": info.width, "height": info.height,
-            "audio_copied": audio is not None, "options": asdict(opts)}
+            "audio_copied": audio is not None, "provenance": {**record.to_dict(), "manifest": signed},
+            "options": asdict(opts)}
 
 
 def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out: str | os.PathLike,
@@ -220,14 +276,17 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
     if opts.max_frames is not None:
         files = files[: opts.max_frames]
     swapper = FaceSwapper(model_dir, opts)
+    record = provenance_record(model_dir, None, opts)  # one run id for the whole sequence
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
         for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
             result, _ = swapper.process(read_image(path), i / fps)
-            write_png(out / f"{path.stem}.png", result)
+            tags = {**record.tags(), "synthswap_source_sha256": file_sha256(path)}
+            write_png(out / f"{path.stem}.png", _mark(result, record, swapper.face_alpha), text=tags)
     finally:
         swapper.close()
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": len(files), **swapper.summary(), "seconds": round(seconds, 2),
-            "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0, "options": asdict(opts)}
+            "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0,
+            "provenance": record.to_dict(), "options": asdict(opts)}

@@ -1,0 +1,104 @@
+"""`synthswap verify`: which provenance layers a file carries, and a one-line verdict."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthswap.media import MediaError, is_image, is_video, iter_video_frames, probe_video, read_image
+from synthswap.provenance import manifest, metadata, watermark
+
+
+@dataclass
+class Verification:
+    path: str
+    tags: dict[str, str]
+    watermark: watermark.Detection
+    manifest: manifest.ManifestCheck
+
+    @property
+    def metadata_found(self) -> bool:
+        return metadata.says_synthetic(self.tags)
+
+    @property
+    def layers(self) -> list[str]:
+        found = []
+        if self.metadata_found:
+            found.append("metadata")
+        if self.watermark.found:
+            found.append("watermark")
+        if self.manifest.status != "absent":
+            found.append("manifest" if self.manifest.status == "valid" else "manifest (invalid)")
+        return found
+
+    @property
+    def marked(self) -> bool:
+        return bool(self.layers)
+
+    def verdict(self) -> str:
+        if not self.marked:
+            return "no synthswap mark found: no metadata, watermark or manifest says this file is synthetic"
+        text = f"SYNTHETIC: made by synthswap ({', '.join(self.layers)})"
+        if self.manifest.status == "invalid":
+            text += "; its manifest does not verify: the file was changed after signing"
+        off = self.tags.get("synthswap_watermark", "")
+        if off.startswith("off") and not self.watermark.found:
+            text += f"; watermark {off}"
+        return text
+
+    def lines(self) -> list[str]:
+        t = self.tags
+        if self.metadata_found:
+            parts = [t.get("generator", ""), t.get("creation_time", ""), f"run {t.get('synthswap_run_id', '?')}",
+                     f"watermark {t.get('synthswap_watermark', '?')}",
+                     f"swap model sha256 {t.get('synthswap_swap_model_sha256', '-')[:16]}",
+                     f"GAN sha256 {t.get('synthswap_gan_sha256', '-')[:16]}"]
+            meta = "found: synthetic=true, " + ", ".join(parts)
+        else:
+            meta = "not found"
+        w = self.watermark
+        if w.found:
+            payload = f"run {w.run_id}" if w.run_id else "run id unreadable"
+            wm = (f"found: synthswap marker, {payload}; confidence {w.confidence:.0%} of {w.frames} frames "
+                  f"decode alone, marker z = {w.z:.1f} (threshold {watermark.Z_FOUND})"
+                  + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else ""))
+            if w.run_id and t.get("synthswap_run_id") and t["synthswap_run_id"] != w.run_id:
+                wm += f" (the metadata says run {t['synthswap_run_id']})"
+        else:
+            wm = f"not found (marker z = {w.z:.1f}, threshold {watermark.Z_FOUND}; {w.frames} frames read)"
+        m = self.manifest
+        if m.status == "absent":
+            man = "not found" + (f" ({m.detail})" if m.detail else "")
+        else:
+            man = (f"{m.status}: {m.detail}; generator {m.generator or '?'}, "
+                   f"{'AI-generated (trainedAlgorithmicMedia)' if m.ai_generated else 'no AI-generated assertion'}")
+        return [self.path, f"  metadata:  {meta}", f"  watermark: {wm}", f"  manifest:  {man}",
+                f"  verdict:   {self.verdict()}"]
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "marked": self.marked, "layers": self.layers, "verdict": self.verdict(),
+                "metadata": self.tags, "watermark": self.watermark.to_dict(), "manifest": self.manifest.to_dict()}
+
+
+def read_planes(path: Path, max_frames: int) -> list:
+    """Luma planes of up to `max_frames` frames spread over the video (all of it, when shorter)."""
+    info = probe_video(path)
+    every_n = max(1, info.frame_count // max_frames) if info.frame_count else 1
+    return [watermark.luma(f.bgr) for f in iter_video_frames(path, every_n=every_n, max_frames=max_frames)]
+
+
+def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | None = None) -> Verification:
+    """Check one file for every layer; MediaError for a missing, empty, corrupt or truncated file."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: file is empty (0 bytes)")
+    if not (is_image(path) or is_video(path)):
+        raise MediaError(f"{path}: not an image or video (extension {path.suffix or 'none'})")
+    tags = metadata.read_tags(path)
+    planes = [watermark.luma(read_image(path))] if is_image(path) else read_planes(path, max_frames)
+    return Verification(str(path), tags, watermark.detect(planes), manifest.check(path, key_dir))

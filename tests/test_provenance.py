@@ -1,0 +1,205 @@
+"""Every output says it is synthetic: metadata, watermark and C2PA manifest, written by
+`swap convert` and read back by `synthswap verify`, on real clips from ../shared/data.
+
+A tiny swap model (64 px, 2 steps) is enough: the provenance layers do not depend on the
+swap's quality. The signing key goes to a temporary folder (SYNTHSWAP_KEY_DIR, tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from synthswap.cli import main
+from synthswap.media import iter_video_frames
+from synthswap.provenance import manifest, metadata, watermark
+from synthswap.provenance.edits import EDITS, apply_edit
+from synthswap.provenance.verify import verify_file
+
+TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
+        "--batch-size", "4", "--threads", "1", "--quiet", "--device", "cpu"]
+GRID_CLIP = "videos/grid/bbaf2n.mpg"  # 75 frames, 360 x 288, with audio
+UNMARKED = ["videos/grid/bbaf2n.mpg", "videos/people/d0.mp4", "videos/people/d20.mp4",
+            "videos/cremad/1001_DFA_NEU_XX.flv"]
+
+
+@pytest.fixture(scope="module")
+def key_dir(signing_key_dir):
+    """The session's signing key folder (tests/conftest.py points SYNTHSWAP_KEY_DIR at it)."""
+    assert os.environ[manifest.KEY_DIR_ENV] == str(signing_key_dir)
+    return signing_key_dir
+
+
+@pytest.fixture(scope="module")
+def model(extracted, tmp_path_factory):
+    a = extracted("videos/people/d6.mp4", size=64, max_frames=4, every_n=60)
+    b = extracted(GRID_CLIP, size=64, max_frames=4, every_n=15)
+    out = tmp_path_factory.mktemp("swap") / "model"
+    assert main(["swap", "train", "--src", str(a), "--dst", str(b), "--out", str(out), "--steps", "2", *TINY]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def converted(model, shared_data, key_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("convert") / "out.mp4"
+    code = main(["swap", "convert", "--model", str(model), "--video", str(shared_data / GRID_CLIP), "--out", str(out),
+                 "--threads", "1", "--quiet", "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def _run_verify(paths: list[Path], capsys) -> tuple[int, str, str]:
+    """`synthswap verify PATHS` through the CLI entry point: exit code, stdout, stderr."""
+    code = main(["verify", *map(str, paths)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_convert_writes_every_layer_and_verify_finds_all_three(converted, model, shared_data, key_dir, capsys):
+    with av.open(str(converted)) as c:
+        tags = dict(c.metadata)
+        assert c.streams.video[0].frames == 75 and c.streams.audio  # the layers keep picture and sound
+    assert tags["synthetic"] == "true" and tags["generator"].startswith("synthswap ")
+    assert tags["synthswap_swap_model_sha256"] == metadata.file_sha256(model / "model.safetensors")
+    assert tags["synthswap_source_sha256"] == metadata.file_sha256(shared_data / GRID_CLIP)
+    assert tags["synthswap_watermark"] == "on" and tags["creation_time"].endswith("Z")
+
+    result = verify_file(converted)
+    assert result.layers == ["metadata", "watermark", "manifest"]
+    assert result.watermark.run_id == tags["synthswap_run_id"] and result.watermark.confidence >= 0.95
+    m = result.manifest
+    assert m.status == "valid" and m.ai_generated and m.own_key and m.generator.startswith("synthswap")
+    assert m.assertions["org.synthswap.provenance"]["run_id"] == tags["synthswap_run_id"]
+    assert (key_dir / "signer.key").stat().st_mode & 0o077 == 0  # the key made on first use is private
+
+    code, out, err = _run_verify([converted], capsys)
+    assert code == 0, err
+    assert "verdict:   SYNTHETIC: made by synthswap (metadata, watermark, manifest)" in out
+
+
+def test_the_watermark_survives_reencoding_downscale_crop_and_brightness(converted, key_dir, tmp_path, capsys):
+    run_id = metadata.read_tags(converted)["synthswap_run_id"]
+    edited = []
+    for i, edit in enumerate(EDITS):
+        path = apply_edit(edit, converted, tmp_path / f"edit{i}.mp4")
+        result = verify_file(path)
+        assert result.layers == ["watermark"], (edit.name, result.to_dict())  # metadata and manifest are gone
+        assert result.watermark.run_id == run_id, (edit.name, result.watermark)
+        edited.append(path)
+    code, out, err = _run_verify(edited, capsys)
+    assert code == 0 and out.count("SYNTHETIC") == len(EDITS), out + err
+
+
+def test_unmarked_real_videos_read_as_unmarked(shared_data, key_dir, capsys):
+    for rel in UNMARKED:
+        result = verify_file(shared_data / rel, max_frames=60)
+        assert not result.marked and result.watermark.z < watermark.Z_FOUND, (rel, result.to_dict())
+    code, out, _ = _run_verify([shared_data / UNMARKED[0]], capsys)
+    assert code == 1 and "no synthswap mark found" in out
+
+
+def test_a_changed_video_or_manifest_reads_invalid(converted, tmp_path):
+    data = bytearray(converted.read_bytes())
+    picture = bytearray(data)
+    mdat = picture.find(b"mdat")
+    picture[mdat + 4000] ^= 0xFF
+    (tmp_path / "picture.mp4").write_bytes(picture)
+    result = verify_file(tmp_path / "picture.mp4")
+    assert result.manifest.status == "invalid" and "assertion.bmffHash.mismatch" in result.manifest.failures
+    assert "does not verify" in result.verdict()
+
+    claim = bytearray(data)
+    at = claim.find(b"c2pa.actions")
+    claim[at + 40] ^= 0x01
+    (tmp_path / "claim.mp4").write_bytes(claim)
+    assert verify_file(tmp_path / "claim.mp4").manifest.status == "invalid"
+
+
+def test_bad_inputs_give_one_error_line_each(converted, key_dir, tmp_path, capsys):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    data = converted.read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    png = cv2.imencode(".png", np.full((300, 300, 3), 128, np.uint8))[1].tobytes()
+    (tmp_path / "truncated.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "notes.txt").write_text("hello\n")
+    bad = ["missing.mp4", "empty.mp4", "text.mp4", "truncated.mp4", "truncated.png", "notes.txt"]
+    code, out, err = _run_verify([tmp_path / name for name in bad] + [converted], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == len(bad), err  # one line per bad file; the good one is still checked
+    for name, line in zip(bad, lines):
+        assert line.startswith(f"error: {tmp_path / name}: "), line
+    assert "SYNTHETIC" in out
+
+
+def test_no_watermark_is_an_explicit_opt_out_that_the_metadata_records(model, shared_data, key_dir, tmp_path):
+    out = tmp_path / "plain.mp4"
+    assert main(["swap", "convert", "--model", str(model), "--video", str(shared_data / GRID_CLIP), "--out", str(out),
+                 "--max-frames", "12", "--no-watermark", "--quiet", "--device", "cpu"]) == 0
+    result = verify_file(out)
+    assert result.layers == ["metadata", "manifest"] and not result.watermark.found
+    assert result.tags["synthswap_watermark"] == metadata.WATERMARK_OPTED_OUT
+    assert result.manifest.assertions["org.synthswap.provenance"]["watermark"] == metadata.WATERMARK_OPTED_OUT
+    assert "watermark off (--no-watermark)" in result.verdict()
+
+
+def test_converted_images_carry_text_chunks_and_the_watermark(model, shared_data, key_dir, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in iter_video_frames(shared_data / "videos/people/d9.mp4", every_n=40, max_frames=3):
+        cv2.imwrite(str(frames / f"{f.index:04d}.png"), f.bgr)
+    out = tmp_path / "swapped"
+    assert main(["swap", "convert", "--model", str(model), "--images", str(frames), "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    for png in sorted(out.glob("*.png")):
+        result = verify_file(png)
+        assert result.layers == ["metadata", "watermark"], result.to_dict()  # no manifest on frames
+        assert result.tags["synthswap_source_sha256"] == metadata.file_sha256(frames / png.name)
+        assert result.watermark.run_id == result.tags["synthswap_run_id"]
+
+
+def test_watermark_units_on_a_real_frame(shared_data):
+    frame = next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr
+    marked = watermark.embed(frame, b"\x01\x02\x03")
+    assert 38.0 < cv2.PSNR(frame, marked) < 45.0
+    found = watermark.detect([watermark.luma(marked)])
+    assert found.found and found.run_id == "010203" and found.frames_decoded == 1
+    assert not watermark.detect([watermark.luma(frame)]).found
+    with pytest.raises(watermark.WatermarkError):
+        watermark.embed(frame[:100, :100], b"\x01\x02\x03")
+    assert watermark.crc8(b"123456789") == 0xF4  # the CRC-8 check value
+    png = metadata.png_with_text(cv2.imencode(".png", frame)[1].tobytes(), {"synthetic": "true"})
+    assert read_image_text(png) == {"synthetic": "true"}
+
+
+def read_image_text(png: bytes) -> dict:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        img.load()
+        return dict(img.text)
+
+
+def test_synthetic_faceset_images_say_they_are_synthetic(extracted, tmp_path):
+    from dataclasses import asdict
+
+    from synthswap.faceset import Faceset, FacesetWriter
+
+    real = Faceset.open(extracted("videos/people/d6.mp4", size=64, max_frames=4, every_n=60))
+    face = next(iter(real))
+    row = {k: v for k, v in asdict(face).items() if k not in ("id", "image", "mask")}
+    with FacesetWriter(tmp_path / "synth", real.size, real.info["template"]) as writer:
+        writer.add(real.read_image(face), real.read_mask(face), **{**row, "source": "synthetic:test:0",
+                                                                     "synthetic": True})
+        writer.add(real.read_image(face), real.read_mask(face), **{**row, "frame_index": 99})
+    synth, plain = sorted((tmp_path / "synth" / "faces").glob("*.png"))
+    tags = metadata.read_tags(synth)
+    assert tags["synthetic"] == "true" and tags["generator"].startswith("synthswap") and "description" in tags
+    assert metadata.read_tags(plain) == {}  # real faces are not labelled synthetic
