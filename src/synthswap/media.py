@@ -212,6 +212,21 @@ def iter_video_frames(
         )
 
 
+# Written into every video's container metadata ("comment"), so that a command can tell its own
+# earlier output, which it may replace, from a video of the user's, which it must not.
+VIDEO_COMMENT = "written by synthswap"
+
+
+def written_by_synthswap(path: str | os.PathLike) -> bool:
+    """Whether `path` is a video a synthswap VideoWriter wrote (its container carries VIDEO_COMMENT)."""
+    try:
+        with av.open(str(path)) as container:
+            tags = {key.lower(): value for key, value in container.metadata.items()}  # Matroska: COMMENT
+            return str(tags.get("comment", "")).startswith(VIDEO_COMMENT)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
 class VideoWriter:
     """H.264 writer that copies the audio of a source video packet for packet.
 
@@ -233,6 +248,7 @@ class VideoWriter:
         self.tmp_path = atomic.temp_path(self.out_path)
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(self.tmp_path), mode="w")
+        self.container.metadata["comment"] = VIDEO_COMMENT
         self.fps = fractions.Fraction(fps).limit_denominator(100000)
         self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width = width
