@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.extract import CROP_SIZES, ExtractError
@@ -10,7 +11,7 @@ from synthswap.faceset import FacesetError
 from synthswap.gan.invert import InversionError
 from synthswap.gan.networks import RESOLUTIONS
 from synthswap.locking import LockError
-from synthswap.media import MediaError
+from synthswap.media import VIDEO_EXTENSIONS, MediaError, is_video
 from synthswap.pretrained import PretrainedError
 from synthswap.stages import StageError
 from synthswap.swap.networks import SwapConfig
@@ -85,6 +86,8 @@ def execute(opts) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
+    if not is_video(Path(opts.video)):  # a photo would make a one-frame "video" without a word
+        return fail(f"--video {opts.video}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})", 1)
     try:
         summary = run(opts)
     except PIPELINE_ERRORS as exc:
