@@ -63,10 +63,11 @@ class Materials:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, name: str) -> Path:
-        target = self.root / name
-        if not target.exists():
-            getattr(self, "_make_" + name.replace(".", "_"))(target)
-        return target
+        """The material `name` (or a file inside one: "model/model.safetensors"), made if needed."""
+        head = name.split("/")[0]
+        if not (self.root / head).exists():
+            getattr(self, "_make_" + head.replace(".", "_"))(self.root / head)
+        return self.root / name
 
     def _need_shared(self, rel: str) -> Path:
         path = self.shared / rel
@@ -395,11 +396,14 @@ PROBES: list[Probe] = [
     # gan directions -------------------------------------------------------------------------------
     Probe("--n 0", ["gan", "directions", "--gan", "gan", "--n", "0", "--no-pose-regressor", *T1, *Q], [GAN],
           expect=(2,)),
-    Probe("--around a faceset", ["gan", "directions", "--gan", "gan", "--around", "fs", "--n", "8", *T1, *Q],
+    Probe("--around a faceset", ["gan", "directions", "--gan", "gan", "--around", "fs", "--n", "50", *T1, *Q],
           [GAN, FS], expect=(2,)),
-    Probe("--out an existing folder", ["gan", "directions", "--gan", "gan", "--out", "mine", "--n", "8",
-                                       "--no-pose-regressor", *T1, *Q], [GAN, write("mine/notes.txt", "x")],
-          expect=(2,)),
+    Probe("--out an existing folder", ["gan", "directions", "--gan", "gan", "--out", "mine.safetensors", "--n",
+                                       "50", "--no-pose-regressor", *T1, *Q],
+          [GAN, write("mine.safetensors/notes.txt", "x")], expect=(2,)),
+    Probe("--out an existing file of the user's", ["gan", "directions", "--gan", "gan", "--out", "model.safetensors",
+                                                  "--n", "50", "--no-pose-regressor", *T1, *Q],
+          [GAN, copy("model/model.safetensors", "model.safetensors")], expect=(2,), fast=True),
     Probe("--truncation nan", ["gan", "directions", "--gan", "gan", "--n", "8", "--truncation", "nan",
                                "--no-pose-regressor", *T1, *Q], [GAN], expect=(2,)),
 
@@ -501,7 +505,7 @@ PROBES: list[Probe] = [
           [GAN, garbage("gan/checkpoint.safetensors")], expect=(2,)),
     Probe("--swap a GAN folder", ["export-weights", "--swap", "gan", "--out", "w"], [GAN], expect=(2,)),
     Probe("--out an existing file", ["export-weights", "--swap", "model", "--out", "notes.txt"],
-          [MODEL, write("notes.txt", "my notes\n")], expect=(2,)),
+          [MODEL, write("notes.txt", "my notes\n")], expect=(1,)),
 
     # evaluate -------------------------------------------------------------------------------------
     Probe("--video missing", _evaluate("--video", "no.mp4", "--source", "short.mp4", "--subject", "fs"),

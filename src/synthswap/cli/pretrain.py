@@ -105,7 +105,9 @@ def run_export(args: argparse.Namespace) -> int:
             written["swap_df64"] = export_swap(args.swap, os.path.join(args.out, "swap_df64"))
         if args.gan:
             written["gan_utk64"] = export_gan(args.gan, os.path.join(args.out, "gan_utk64"))
-    except (CheckpointError, PretrainedError, OSError) as exc:
+    except (CheckpointError, PretrainedError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # --out a file, read-only, a full disk
+        return fail(f"--out {args.out}: cannot write the weights ({exc})", 1)
     print(json.dumps(written, indent=2))
     return 0

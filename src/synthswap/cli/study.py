@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.cli.run import PIPELINE_ERRORS
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        return fail(f"--out {args.out}: is a file; the study needs a folder", 1)
     try:
         Study(opts).run()
     except PIPELINE_ERRORS as exc:

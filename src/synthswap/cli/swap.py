@@ -230,14 +230,16 @@ def run_convert(args) -> int:
                           smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
                           max_frames=args.max_frames, crf=args.crf)
     out = Path(args.out)
-    if args.video and out.is_file() and not written_by_synthswap(out):
+    if args.video and out.is_file() and out.resolve() != Path(args.video).resolve() and not written_by_synthswap(out):
         return fail(f"--out {out}: exists and was not written by synthswap; move it away or choose another --out")
     try:
         if args.video:
             summary = convert_video(args.model, args.video, args.out, opts)
         else:
             summary = convert_images(args.model, args.images, args.out, opts)
-    except (CheckpointError, MediaError, ValueError, OSError) as exc:
+    except (CheckpointError, MediaError, ValueError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # a read-only or full output folder
+        return fail(f"--out {out}: cannot write ({exc.strerror or exc})", 1)
     print(json.dumps(summary, indent=2))
     return 0

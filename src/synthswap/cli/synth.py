@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from synthswap.cli import quiet_native_logs
 from synthswap.cli.options import (
@@ -23,7 +25,14 @@ from synthswap.cli.options import (
 )
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faceset import Faceset, FacesetError
-from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan, format_report
+from synthswap.gan.directions import (
+    DIRECTIONS_FILE,
+    DirectionsError,
+    DirectionsOptions,
+    directions_for_gan,
+    format_report,
+    load_directions,
+)
 from synthswap.gan.invert import InversionError, InvertOptions, invert
 from synthswap.metrics.coverage import DEFAULT_EPS, coverage
 from synthswap.synth.base import SynthError, SynthOptions
@@ -150,7 +159,9 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
                     "conditioned on the other attributes) with their held-out R^2.")
     dp.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     dp.add_argument("--n", type=positive_int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
-    dp.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
+    dp.add_argument("--out", metavar="FILE",
+                    help="output .safetensors file, new or an earlier directions file (default "
+                         "GAN_DIR/directions.safetensors)")
     dp.add_argument("--truncation", type=finite_float, default=dirs.truncation, metavar="PSI",
                    help=f"truncation psi (default {dirs.truncation})")
     dp.add_argument("--around", metavar="INV_DIR",
@@ -190,8 +201,29 @@ def run_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_directions_out(out: Path) -> str | None:
+    """Why `gan directions` must not write `out` (checked before minutes of rendering), or None."""
+    if out.suffix != ".safetensors":
+        return f"--out {out}: give a .safetensors file (the report goes beside it as .json)"
+    if out.is_dir():
+        return f"--out {out}: is a folder; give the .safetensors file to write"
+    if out.exists():
+        try:
+            load_directions(out)  # an earlier `gan directions` output may be replaced; nothing else
+        except (DirectionsError, CheckpointError):
+            return f"--out {out}: exists and is not a directions file; move it away or choose another --out"
+    folder = out.resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return f"--out {out}: {folder} is not a writable folder"
+    return None
+
+
 def run_directions(args: argparse.Namespace) -> int:
     apply_threads(args)
+    out = Path(args.out) if args.out else Path(args.gan) / DIRECTIONS_FILE
+    problem = check_directions_out(out) if args.out or Path(args.gan).is_dir() else None
+    if problem is not None:
+        return fail(problem)
     try:
         d, path = directions_for_gan(DirectionsOptions(
             gan=args.gan, out=args.out, n=args.n, truncation=args.truncation, around=args.around, radius=args.radius,
