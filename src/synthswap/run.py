@@ -104,6 +104,7 @@ STAGE_OUTPUTS = ("subject", "dest", "gan", "inversion", "directions.safetensors"
                  *(f"synthetic_{name}" for name in ENGINES))
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
+REPORT_COMPANIONS = ("report.md", "report_frames.png", "report_preview.png")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -133,7 +134,10 @@ def check_paths(opts: RunOptions) -> None:
     stage_dirs = [work / name for name in STAGE_OUTPUTS]
     if any(_inside(out, d) for d in stage_dirs):
         raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
-    for path in (out, out.parent / REPORT_FILE):
+    report = out.parent / REPORT_FILE
+    # The report's companions are the run's own only beside a report.html that its stage made.
+    companions = () if made_by_stage(report) else REPORT_COMPANIONS
+    for path in (out, report, *(out.parent / name for name in companions)):
         if path.exists() and not made_by_stage(path):
             raise ValueError(f"{path}: exists and was not written by synthswap run; move it away or choose "
                              f"another --out")

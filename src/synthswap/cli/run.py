@@ -11,7 +11,7 @@ from synthswap.faceset import FacesetError
 from synthswap.gan.invert import InversionError
 from synthswap.gan.networks import RESOLUTIONS
 from synthswap.locking import LockError
-from synthswap.media import VIDEO_EXTENSIONS, MediaError, is_video
+from synthswap.media import VIDEO_EXTENSIONS, MediaError, is_video, probe_video
 from synthswap.pretrained import PretrainedError
 from synthswap.stages import StageError
 from synthswap.swap.networks import SwapConfig
@@ -88,6 +88,11 @@ def execute(opts) -> int:
         return fail(problem)
     if not is_video(Path(opts.video)):  # a photo would make a one-frame "video" without a word
         return fail(f"--video {opts.video}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})", 1)
+    if Path(opts.video).exists():  # an unreadable one fails now, not after the subject's extraction
+        try:
+            probe_video(opts.video)
+        except MediaError as exc:
+            return fail(str(exc), 1)
     try:
         summary = run(opts)
     except PIPELINE_ERRORS as exc:

@@ -10,6 +10,7 @@ from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.cli.run import PIPELINE_ERRORS
 from synthswap.extract import CROP_SIZES
 from synthswap.gan.networks import RESOLUTIONS
+from synthswap.media import MediaError, probe_video
 from synthswap.swap.networks import SwapConfig
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.synth.engines import ENGINES
@@ -82,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(problem)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         return fail(f"--out {args.out}: is a file; the study needs a folder", 1)
+    for video in (args.subject, args.dest):  # an unreadable one fails now, not after the other's extraction
+        try:
+            probe_video(video)
+        except MediaError as exc:
+            return fail(str(exc), 1)
     try:
         Study(opts).run()
     except PIPELINE_ERRORS as exc:
