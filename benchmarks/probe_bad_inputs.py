@@ -269,6 +269,16 @@ class Probe:
         return " ".join(words[:2] if words[0] in ("gan", "swap") else words[:1])
 
 
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+HAS_CUDA = _has_cuda()  # `--device cuda` is a bad input only where there is none
+
 # Flags that bound a command's work if it (wrongly) goes ahead: one thread, CPU, tiny sizes.
 T1 = ["--threads", "1", "--device", "cpu"]
 Q = ["--quiet"]
@@ -520,6 +530,9 @@ PROBES: list[Probe] = [
     Probe("output of another length than the source",
           _evaluate("--video", "one_frame.mp4", "--source", "short.mp4", "--subject", "fs"),
           [copy("one_frame.mp4"), SHORT, FS], expect=(1,)),
+    Probe("--out naming the user's e.json", _evaluate("--video", "short.mp4", "--source", "short.mp4", "--subject",
+                                                     "fs", "--out", "e"),
+          [SHORT, FS, write("e.json", '{"my": "data"}\n')], expect=(1,), fast=True),
     Probe("--max-frames 0", _evaluate("--video", "short.mp4", "--source", "short.mp4", "--subject", "fs",
                                       "--max-frames", "0"), [SHORT, FS], expect=(1, 2)),
     Probe("--dlib-every -1", ["evaluate", "--video", "short.mp4", "--source", "short.mp4", "--subject", "fs",
@@ -548,6 +561,9 @@ PROBES: list[Probe] = [
                               *RUN_TINY], [PHOTO, copy("photo2.png")], expect=(1,)),
     Probe("--device gpu", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", *RUN_TINY,
                            "--device", "gpu"], [PHOTO, SHORT], expect=(2,)),
+    Probe("--device cuda on a machine without CUDA" + " (this one has CUDA: it runs)" * HAS_CUDA,
+          ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", *RUN_TINY, "--device", "cuda"],
+          [PHOTO, SHORT], expect=(0,) if HAS_CUDA else (2,)),
     Probe("--synthetic -1", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", *RUN_TINY,
                              "--synthetic", "-1"], [PHOTO, SHORT], expect=(2,)),
     Probe("--size 17", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", *RUN_TINY,

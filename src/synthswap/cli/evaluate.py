@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -40,19 +41,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _is_evaluation(path: Path) -> bool:
+    """Whether `path` is a JSON file an earlier `evaluate` wrote (which it may replace)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and {"video", "source", "subject", "summary", "frames"} <= set(data)
+
+
 def run(args: argparse.Namespace) -> int:
     prefix = Path(args.out) if args.out else Path(args.video).with_suffix("")
     folder = prefix.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         # Checked now, not after minutes of evaluation.
         return fail(f"{folder}: not a writable folder for the evaluation's files", 1)
+    target = Path(str(prefix) + "_eval") if not args.out else prefix
+    json_path, md_path = target.with_suffix(".json"), target.with_suffix(".md")
+    ours = _is_evaluation(json_path)
+    for path in (json_path, md_path):
+        if (path.exists() or path.is_symlink()) and not ours:
+            return fail(f"{path}: exists and was not written by synthswap evaluate; move it away or choose "
+                        f"another --out", 1)
     try:
         result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
                           dlib_every=args.dlib_every, fid=not args.no_fid, progress=not args.quiet)
     except (EvaluateError, MediaError, FacesetError) as exc:
         return fail(str(exc), 1)
     try:
-        json_path, md_path = result.write(str(prefix) + "_eval" if not args.out else prefix)
+        json_path, md_path = result.write(target)
     except OSError as exc:  # the folder went away or read-only meanwhile, a full disk
         return fail(f"cannot write the evaluation ({exc})", 1)
     for key, value in result.summary().items():

@@ -17,7 +17,7 @@ from synthswap.stages import StageError
 from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainError
 from synthswap.run import RunOptions, run
-from synthswap.training import CheckpointError
+from synthswap.training import CheckpointError, resolve_device
 
 
 # What a stage refuses with a message of its own; anything else is a bug and keeps its traceback.
@@ -86,6 +86,10 @@ def execute(opts) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
+    try:
+        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the swap stage
+    except ValueError as exc:
+        return fail(str(exc))
     if not is_video(Path(opts.video)):  # a photo would make a one-frame "video" without a word
         return fail(f"--video {opts.video}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})", 1)
     if Path(opts.video).exists():  # an unreadable one fails now, not after the subject's extraction

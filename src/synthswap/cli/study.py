@@ -12,6 +12,7 @@ from synthswap.extract import CROP_SIZES
 from synthswap.gan.networks import RESOLUTIONS
 from synthswap.media import MediaError, probe_video
 from synthswap.swap.networks import SwapConfig
+from synthswap.training import resolve_device
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.synth.engines import ENGINES
 
@@ -81,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
+    try:
+        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the first training
+    except ValueError as exc:
+        return fail(str(exc))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         return fail(f"--out {args.out}: is a file; the study needs a folder", 1)
     for video in (args.subject, args.dest):  # an unreadable one fails now, not after the other's extraction
