@@ -20,7 +20,7 @@ from typing import Any, Callable
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
 from synthswap.gan.train import GanTrainOptions
-from synthswap.locking import locked_output
+from synthswap.locking import LOCK_FILE, locked_output
 from synthswap.media import probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import (
@@ -131,6 +131,11 @@ def check_paths(opts: RunOptions) -> None:
         if _inside(path, work) or _inside(work, path):
             raise ValueError(f"--work {work}: overlaps the input {path}; the work directory holds stage outputs "
                              f"only, choose another one")
+    if not (work / LOCK_FILE).exists():  # not yet a work directory: its evaluation files would be the user's
+        for name in ("evaluation.json", "evaluation.md"):
+            if (work / name).exists():
+                raise ValueError(f"--work {work}: holds {name}, which synthswap run did not write; move it away "
+                                 f"or choose another --work")
     stage_dirs = [work / name for name in STAGE_OUTPUTS]
     if any(_inside(out, d) for d in stage_dirs):
         raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
