@@ -219,6 +219,21 @@ def iter_video_frames(
         )
 
 
+# Written into every video's container metadata ("comment"), so that a command can tell its own
+# earlier output, which it may replace, from a video of the user's, which it must not.
+VIDEO_COMMENT = "written by synthswap"
+
+
+def written_by_synthswap(path: str | os.PathLike) -> bool:
+    """Whether `path` is a video a synthswap VideoWriter wrote (its container carries VIDEO_COMMENT)."""
+    try:
+        with av.open(str(path)) as container:
+            tags = {key.lower(): value for key, value in container.metadata.items()}  # Matroska: COMMENT
+            return str(tags.get("comment", "")).startswith(VIDEO_COMMENT)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
 class VideoWriter:
     """H.264 writer that copies the audio of a source video packet for packet (and writes
     `metadata` as container tags).
@@ -245,6 +260,7 @@ class VideoWriter:
         options = {"movflags": "use_metadata_tags"} if metadata and self.out_path.suffix.lower() in (
             ".mp4", ".mov", ".m4v") else {}
         self.container = av.open(str(self.tmp_path), mode="w", options=options)
+        self.container.metadata["comment"] = VIDEO_COMMENT  # what lets convert know a file is its own
         if metadata:
             self.container.metadata.update(metadata)
         self.fps = fractions.Fraction(fps).limit_denominator(100000)

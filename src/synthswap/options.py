@@ -9,6 +9,7 @@ command line's flags are generated from it (see `synthswap.cli.options.add_flags
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import field
 from typing import Any
@@ -48,11 +49,34 @@ def nonnegative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def positive_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """A number that is not nan or infinite (a nan weight or radius silently poisons every result)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:  # also refuses nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """A probability or fraction: 0 to 1."""
+    value = finite_float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value

@@ -21,7 +21,7 @@ from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
 from synthswap.gan.train import GanTrainOptions
-from synthswap.locking import locked_output
+from synthswap.locking import LOCK_FILE, locked_output
 from synthswap.media import probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import (
@@ -115,6 +115,7 @@ OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
 PROVENANCE_KEYS = ("synthetic", "generator", "creation_time", "synthswap_run_id", "synthswap_watermark",
                    "synthswap_swap_model_sha256", "synthswap_gan_sha256", "synthswap_source_sha256")
+REPORT_COMPANIONS = ("report.md", "report_frames.png", "report_preview.png")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -141,10 +142,18 @@ def check_paths(opts: RunOptions) -> None:
         if _inside(path, work) or _inside(work, path):
             raise ValueError(f"--work {work}: overlaps the input {path}; the work directory holds stage outputs "
                              f"only, choose another one")
+    if not (work / LOCK_FILE).exists():  # not yet a work directory: its evaluation files would be the user's
+        for name in ("evaluation.json", "evaluation.md"):
+            if (work / name).exists():
+                raise ValueError(f"--work {work}: holds {name}, which synthswap run did not write; move it away "
+                                 f"or choose another --work")
     stage_dirs = [work / name for name in STAGE_OUTPUTS]
     if any(_inside(out, d) for d in stage_dirs):
         raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
-    for path in (out, out.parent / REPORT_FILE):
+    report = out.parent / REPORT_FILE
+    # The report's companions are the run's own only beside a report.html that its stage made.
+    companions = () if made_by_stage(report) else REPORT_COMPANIONS
+    for path in (out, report, *(out.parent / name for name in companions)):
         if path.exists() and not made_by_stage(path):
             raise ValueError(f"{path}: exists and was not written by synthswap run; move it away or choose "
                              f"another --out")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synthswap.cli.options import fail
 from synthswap.cli.run import add_run_arguments, execute, options_from_args
 from synthswap.demo_inputs import animate_portrait, astronaut_bgr, grace_hopper_bgr
-from synthswap.media import write_png
+from synthswap.media import MediaError, write_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return fail(f"--out {out}: is a file; the demo needs a folder")
     inputs = out / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
     subject, video = inputs / "astronaut.png", inputs / "grace_hopper.mp4"
-    if not subject.exists():
-        write_png(subject, astronaut_bgr())
-    if not video.exists():  # made once, so a rerun finds its stages up to date
-        animate_portrait(grace_hopper_bgr(), video)
+    try:
+        inputs.mkdir(parents=True, exist_ok=True)
+        if not subject.exists():
+            write_png(subject, astronaut_bgr())
+        if not video.exists():  # made once, so a rerun finds its stages up to date
+            animate_portrait(grace_hopper_bgr(), video)
+    except (OSError, MediaError) as exc:  # a read-only or full folder
+        return fail(f"{out}: cannot write the demo's inputs ({exc})", 1)
     return execute(options_from_args(args, [str(subject)], str(video), str(out / "out.mp4")))

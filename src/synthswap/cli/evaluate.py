@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
-from synthswap.cli.options import fail
+from synthswap.cli.options import fail, nonnegative_int, positive_int
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError
 from synthswap.metrics.evaluate import EvaluateError, evaluate
@@ -32,12 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", metavar="FACESET",
                    help="real faces of the subject not used in training, for FID/KID (default: --subject)")
     p.add_argument("--out", metavar="PREFIX", help="write PREFIX.json and PREFIX.md (default: next to --video)")
-    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate the first N frames only")
-    p.add_argument("--dlib-every", type=int, default=5, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="evaluate the first N frames only")
+    p.add_argument("--dlib-every", type=nonnegative_int, default=5, metavar="N",
                    help="run the slower dlib judge on every N-th frame; 0 turns it off (default: 5)")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _is_evaluation(path: Path) -> bool:
+    """Whether `path` is a JSON file an earlier `evaluate` wrote (which it may replace)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and {"video", "source", "subject", "summary", "frames"} <= set(data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +56,22 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         # Checked now, not after minutes of evaluation.
         return fail(f"{folder}: not a writable folder for the evaluation's files", 1)
+    target = Path(str(prefix) + "_eval") if not args.out else prefix
+    json_path, md_path = target.with_suffix(".json"), target.with_suffix(".md")
+    ours = _is_evaluation(json_path)
+    for path in (json_path, md_path):
+        if (path.exists() or path.is_symlink()) and not ours:
+            return fail(f"{path}: exists and was not written by synthswap evaluate; move it away or choose "
+                        f"another --out", 1)
     try:
         result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
                           dlib_every=args.dlib_every, fid=not args.no_fid, progress=not args.quiet)
     except (EvaluateError, MediaError, FacesetError) as exc:
         return fail(str(exc), 1)
-    json_path, md_path = result.write(str(prefix) + "_eval" if not args.out else prefix)
+    try:
+        json_path, md_path = result.write(target)
+    except OSError as exc:  # the folder went away or read-only meanwhile, a full disk
+        return fail(f"cannot write the evaluation ({exc})", 1)
     for key, value in result.summary().items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     print(f"wrote {json_path} and {md_path}")

@@ -4,19 +4,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from synthswap.atomic import write_json, write_text
 from synthswap.cli.synth import register_gan_subcommands
-from synthswap.cli.options import add_common, apply_threads, fail, positive_float, positive_int
+from synthswap.cli.options import (
+    add_common,
+    apply_threads,
+    fail,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    overlapping,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from synthswap.faceset import FacesetError
 from synthswap.gan.augment import AUGMENT_MODES
 from synthswap.gan.data import load_faces
 from synthswap.gan.loading import SNAPSHOT_DIR, list_snapshots, load_generator, read_gan_json
 from synthswap.gan.networks import PRESETS, RESOLUTIONS
-from synthswap.gan.sample import generate_uint8, write_interpolation, write_interpolation_video, write_samples
+from synthswap.gan.sample import (
+    GRID_FILE,
+    check_sample_folder,
+    generate_uint8,
+    write_interpolation,
+    write_interpolation_video,
+    write_samples,
+)
 from synthswap.gan.train import GanTrainOptions, train
 from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
 from synthswap.training import CheckpointError, resolve_device
@@ -67,52 +86,54 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"images per step over all processes (default {d.batch})")
     t.add_argument("--kimg", type=positive_float, help="stop after this many thousand real images shown to D")
     t.add_argument("--minutes", type=positive_float, help="stop after this many minutes (checkpoint saved)")
-    t.add_argument("--g-lr", type=float, default=d.g_lr, help=f"generator Adam learning rate (default {d.g_lr})")
-    t.add_argument("--d-lr", type=float, default=d.d_lr, help=f"discriminator Adam learning rate (default {d.d_lr})")
-    t.add_argument("--r1-gamma", type=float, default=d.r1_gamma, help=f"R1 weight (default {d.r1_gamma}; 0 disables R1)")
+    t.add_argument("--g-lr", type=positive_float, default=d.g_lr, help=f"generator Adam learning rate (default {d.g_lr})")
+    t.add_argument("--d-lr", type=positive_float, default=d.d_lr, help=f"discriminator Adam learning rate (default {d.d_lr})")
+    t.add_argument("--r1-gamma", type=nonnegative_float, default=d.r1_gamma, help=f"R1 weight (default {d.r1_gamma}; 0 disables R1)")
     t.add_argument("--r1-interval", type=positive_int, default=d.r1_interval,
                    help=f"apply R1 every N steps (lazy regularisation; default {d.r1_interval})")
-    t.add_argument("--style-mixing", type=float, default=d.style_mixing,
+    t.add_argument("--style-mixing", type=unit_float, default=d.style_mixing,
                    help=f"style-mixing probability (default {d.style_mixing})")
     t.add_argument("--augment", default=d.augment, choices=AUGMENT_MODES,
                    help=f"ada: adaptive p; fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none "
                         f"(default {d.augment})")
     t.add_argument("--aug-policy", default=d.aug_policy,
                    help=f"DiffAugment ops, comma separated (default {d.aug_policy})")
-    t.add_argument("--aug-p", type=float, default=d.aug_p, help="initial (ada) or constant (fixed) probability")
-    t.add_argument("--ada-target", type=float, default=d.ada_target,
+    t.add_argument("--aug-p", type=unit_float, default=d.aug_p, help="initial (ada) or constant (fixed) probability")
+    t.add_argument("--ada-target", type=unit_float, default=d.ada_target,
                    help=f"ADA target for r_t = E[sign(D(real))]; above it p rises (default {d.ada_target})")
-    t.add_argument("--ada-kimg", type=float, default=d.ada_kimg,
+    t.add_argument("--ada-kimg", type=positive_float, default=d.ada_kimg,
                    help=f"ADA speed: kimg for p to move by 1 (default {d.ada_kimg}, for CPU runs of tens of kimg; "
                         f"ADA used 500 for runs of thousands)")
     t.add_argument("--full-crop", action="store_true",
                    help="train on the whole aligned crop instead of the masked face over flat grey")
     t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")
-    t.add_argument("--max-images", type=int, help="use at most N faces of the facesets (a random subset)")
-    t.add_argument("--snap-kimg", type=float, default=d.snap_kimg,
+    t.add_argument("--max-images", type=positive_int, help="use at most N faces of the facesets (a random subset)")
+    t.add_argument("--snap-kimg", type=positive_float, default=d.snap_kimg,
                    help=f"sample grid + checkpoint every N kimg (default {d.snap_kimg})")
     t.add_argument("--keep-snapshots", action="store_true",
                    help="also keep G_ema (fp16) of every --snap-kimg in snapshots/, for `gan fid --snapshots`")
-    t.add_argument("--fid-kimg", type=float, help="log FID/KID every N kimg (default: never during training)")
+    t.add_argument("--fid-kimg", type=positive_float, help="log FID/KID every N kimg (default: never during training)")
     t.add_argument("--fid-n", type=positive_int, default=d.fid_n,
                    help=f"generated images per FID during training (default {d.fid_n})")
     t.add_argument("--fid-ref-n", type=positive_int, default=d.fid_ref_n,
                    help=f"training images in the FID reference (default {d.fid_ref_n})")
-    t.add_argument("--log-seconds", type=float, default=d.log_seconds,
+    t.add_argument("--log-seconds", type=positive_float, default=d.log_seconds,
                    help=f"progress line every N seconds (default {d.log_seconds})")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_common(t)
     t.set_defaults(func=run_train)
 
     s = gsub.add_parser("sample", help="generate images and a latent interpolation grid/video",
-                        description="Generate N images with the EMA generator (sample_NNNNNN.png + grid.png), "
-                                    "a W-space interpolation grid (interpolation.png) and optionally a video.")
+                        description="Generate N images with the EMA generator (sample_NNNNNN.png, written as they "
+                                    "are made, and grid.png of the first 64), a W-space interpolation grid "
+                                    "(interpolation.png) and optionally a video.")
     s.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     s.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    s.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty, or written by an earlier `gan sample`")
+    s.add_argument("--truncation", type=finite_float, default=1.0, metavar="PSI",
                    help="truncation psi: 1 = full variety, 0.5-0.7 = more typical faces, 0 = the average face")
-    s.add_argument("--interp-rows", type=int, default=4, help="rows of the interpolation grid (0: none)")
+    s.add_argument("--interp-rows", type=nonnegative_int, default=4, help="rows of the interpolation grid (0: none)")
     s.add_argument("--interp-steps", type=positive_int, default=8, help="steps per interpolation row (default 8)")
     s.add_argument("--video", action="store_true", help="also write interpolation.mp4 (H.264 loop through W)")
     add_common(s, threads=False, quiet=False)
@@ -126,8 +147,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     f.add_argument("--data", action="append", required=True, metavar="FACESET", help="reference faceset(s)")
     f.add_argument("--n", type=int, default=1000, help="generated images (default 1000)")
-    f.add_argument("--max-ref", type=int, default=5000, help="reference faces, at most (default 5000)")
-    f.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
+    f.add_argument("--max-ref", type=positive_int, default=5000, help="reference faces, at most (default 5000)")
+    f.add_argument("--truncation", type=finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
     f.add_argument("--full-crop", action="store_true",
                    help="compare with full crops (default: what the GAN was trained on)")
     f.add_argument("--snapshots", action="store_true",
@@ -142,6 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    clash = overlapping(args.out, args.data)
+    if clash is not None:
+        return fail(f"--out {args.out} overlaps the training faceset {clash}; write the GAN to another folder")
     try:
         opts = GanTrainOptions(
             data=args.data, out=args.out, resolution=args.resolution, preset=args.config, batch=args.batch,
@@ -157,6 +181,8 @@ def run_train(args: argparse.Namespace) -> int:
         summary = train(opts)
     except (FacesetError, CheckpointError, FileExistsError, ValueError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # a read-only or full output folder
+        return fail(f"{args.out}: cannot write the GAN folder ({exc})", 1)
     print(json.dumps(summary))
     if summary["stopped_by"] == "signal":
         return fail(f"interrupted at kimg {summary['kimg']:.1f}; checkpoint saved in {args.out}: "
@@ -165,22 +191,26 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    out = Path(args.out)
     try:
+        check_sample_folder(out)  # before the generator loads: a wrong --out fails at once
         device = resolve_device(args.device)
         G, cfg = load_generator(args.gan, ema=True, device=device)
     except (CheckpointError, ValueError) as exc:
         return fail(str(exc))
-    out = Path(args.out)
     torch.manual_seed(args.seed)
-    paths = write_samples(G, args.n, out, seed=args.seed, truncation_psi=args.truncation, device=device)
-    written = [str(out / "grid.png")]
-    if args.interp_rows > 0:
-        written.append(str(write_interpolation(G, out, args.interp_rows, args.interp_steps, args.seed,
-                                               args.truncation, device)))
-    if args.video:
-        written.append(str(write_interpolation_video(G, out / "interpolation.mp4", seed=args.seed,
-                                                     truncation_psi=args.truncation, device=device)))
-    print(f"{len(paths)} images ({cfg.resolution} px, psi {args.truncation}) in {out}; also {', '.join(written)}")
+    try:
+        count = write_samples(G, args.n, out, seed=args.seed, truncation_psi=args.truncation, device=device)
+        written = [str(out / GRID_FILE)]
+        if args.interp_rows > 0:
+            written.append(str(write_interpolation(G, out, args.interp_rows, args.interp_steps, args.seed,
+                                                   args.truncation, device)))
+        if args.video:
+            written.append(str(write_interpolation_video(G, out / "interpolation.mp4", seed=args.seed,
+                                                         truncation_psi=args.truncation, device=device)))
+    except OSError as exc:  # a read-only folder, a full disk
+        return fail(f"{out}: cannot write the samples ({exc})", 1)
+    print(f"{count} images ({cfg.resolution} px, psi {args.truncation}) in {out}; also {', '.join(written)}")
     return 0
 
 
@@ -188,6 +218,12 @@ def run_fid(args: argparse.Namespace) -> int:
     apply_threads(args)
     if args.n < 2:
         return fail("--n must be at least 2")
+    if args.json:  # checked now, not after minutes of FID
+        folder = Path(args.json).resolve().parent
+        if Path(args.json).is_dir():
+            return fail(f"--json {args.json}: is a folder; give the file to write")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            return fail(f"--json {args.json}: {folder} is not a writable folder", 1)
     gan_dir = Path(args.gan)
     try:
         device = resolve_device(args.device)
@@ -219,8 +255,12 @@ def run_fid(args: argparse.Namespace) -> int:
     if args.snapshots:
         lines = ["kimg,fid,kid,n_fake,n_real"] + [f"{r['kimg']},{r['fid']},{r['kid']},{args.n},{ref.shape[0]}"
                                                    for r in rows]
-        write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")
         result["snapshots"] = rows
-    if args.json:
-        write_json(args.json, result)
+    try:
+        if args.snapshots:
+            write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")
+        if args.json:
+            write_json(args.json, result)
+    except OSError as exc:
+        return fail(f"cannot write the result ({exc})", 1)
     return 0

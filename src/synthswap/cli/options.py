@@ -4,13 +4,23 @@ flags generated from an options dataclass, and the one way to report a refused r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import MISSING, fields
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 import torch
 
-from synthswap.options import device_name, nonnegative_int, positive_float, positive_int  # noqa: F401 - re-exported
+from synthswap.options import (  # noqa: F401 - re-exported
+    device_name,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -36,6 +46,19 @@ def fail(message: str, code: int = 2) -> int:
     """Report a refused request the one way every subcommand does: one `error:` line, an exit code."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def overlapping(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> str | None:
+    """The first of `inputs` that the output `out` is, is inside or holds, or None: an output
+    folder that overlaps an input would write into the user's data or read its own output."""
+    o = Path(out).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        i = Path(given).resolve()
+        if o == i or i in o.parents or o in i.parents:
+            return str(given)
+    return None
 
 
 def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[str] = frozenset()) -> None:

@@ -7,7 +7,15 @@ import argparse
 import json
 import os
 
-from synthswap.cli.options import add_common, apply_threads, fail, nonnegative_int, positive_float, positive_int
+from synthswap.cli.options import (
+    add_common,
+    apply_threads,
+    fail,
+    nonnegative_int,
+    overlapping,
+    positive_float,
+    positive_int,
+)
 from synthswap.cli.swap import add_model_flags, model_config
 from synthswap.faceset import FacesetError
 from synthswap.pretrained import PretrainedError, export_gan, export_swap
@@ -67,6 +75,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
     apply_threads(args)
     if not args.resume and not args.data:
         return fail("give the corpus with --data FACESET (or --resume an existing --out)")
+    clash = overlapping(args.out, args.data)
+    if clash is not None:
+        return fail(f"--out {args.out} overlaps the input {clash}; write the model to another folder")
     opts = SwapTrainOptions(src=args.data, dst=args.data, out=args.out, config=model_config(args),
                             batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
                             save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
@@ -75,6 +86,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
         summary = train(opts)
     except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # a read-only or full output folder
+        return fail(f"{args.out}: cannot write the model folder ({exc})", 1)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
     if summary["stopped_by_signal"]:
@@ -92,7 +105,9 @@ def run_export(args: argparse.Namespace) -> int:
             written["swap_df64"] = export_swap(args.swap, os.path.join(args.out, "swap_df64"))
         if args.gan:
             written["gan_utk64"] = export_gan(args.gan, os.path.join(args.out, "gan_utk64"))
-    except (CheckpointError, PretrainedError, OSError) as exc:
+    except (CheckpointError, PretrainedError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # --out a file, read-only, a full disk
+        return fail(f"--out {args.out}: cannot write the weights ({exc})", 1)
     print(json.dumps(written, indent=2))
     return 0

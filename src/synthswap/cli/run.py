@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from synthswap.cli.options import add_flags, fail, from_args
-from synthswap.extract import ExtractError
+from synthswap.extract import CROP_SIZES, ExtractError
 from synthswap.faceset import FacesetError
 from synthswap.gan.invert import InversionError
+from synthswap.gan.networks import RESOLUTIONS
 from synthswap.locking import LockError
-from synthswap.media import MediaError
+from synthswap.media import VIDEO_EXTENSIONS, MediaError, is_video, probe_video
 from synthswap.pretrained import PretrainedError
 from synthswap.stages import StageError
+from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainError
 from synthswap.run import RunOptions, run
-from synthswap.training import CheckpointError
+from synthswap.training import CheckpointError, resolve_device
 
 
 # What a stage refuses with a message of its own; anything else is a bug and keeps its traceback.
@@ -60,7 +63,40 @@ def main(args: argparse.Namespace) -> int:
     return execute(options_from_args(args, args.subject, args.video, args.out))
 
 
+def check_numbers(opts: RunOptions) -> str | None:
+    """The ranges the flags' types do not say, checked before any stage runs (a stage would refuse
+    them only after the stages before it had run)."""
+    low, high = CROP_SIZES
+    if not low <= opts.size <= high:
+        return f"--size must be between {low} and {high}, not {opts.size}"
+    if opts.gan_resolution not in RESOLUTIONS:
+        return f"--gan-resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {opts.gan_resolution}"
+    for flag, value, least in (("--directions-n", opts.directions_n, 1), ("--invert-steps", opts.invert_steps, 1),
+                               ("--pti-steps", opts.pti_steps, 0), ("--landmark-steps", opts.landmark_steps, 0)):
+        if value < least:
+            return f"{flag} must be at least {least}, not {value}"
+    try:
+        SwapConfig(resolution=opts.swap_resolution).validate()
+    except ValueError as exc:
+        return f"--swap-resolution: {exc}"
+    return None
+
+
 def execute(opts) -> int:
+    problem = check_numbers(opts)
+    if problem is not None:
+        return fail(problem)
+    try:
+        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the swap stage
+    except ValueError as exc:
+        return fail(str(exc))
+    if not is_video(Path(opts.video)):  # a photo would make a one-frame "video" without a word
+        return fail(f"--video {opts.video}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})", 1)
+    if Path(opts.video).exists():  # an unreadable one fails now, not after the subject's extraction
+        try:
+            probe_video(opts.video)
+        except MediaError as exc:
+            return fail(str(exc), 1)
     try:
         summary = run(opts)
     except PIPELINE_ERRORS as exc:

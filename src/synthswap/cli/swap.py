@@ -6,10 +6,20 @@ import argparse
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
-from synthswap.cli.options import add_common, apply_threads, fail, nonnegative_int, positive_float, positive_int
+from synthswap.cli.options import (
+    add_common,
+    apply_threads,
+    fail,
+    nonnegative_float,
+    nonnegative_int,
+    overlapping,
+    positive_float,
+    positive_int,
+)
 from synthswap.faceset import FacesetError
-from synthswap.media import MediaError
+from synthswap.media import MediaError, written_by_synthswap
 from synthswap.swap.color import COLOR_MODES
 from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
@@ -102,11 +112,11 @@ def register(subparsers) -> None:
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--src", action="append", default=[], metavar="FACESET_A",
                    help="faceset of the subject A (repeat to combine, e.g. real + synthetic)")
-    t.add_argument("--src-weights", type=float, nargs="+", metavar="W",
+    t.add_argument("--src-weights", type=nonnegative_float, nargs="+", metavar="W",
                    help="sampling weight per --src faceset, in order (default: equal per faceset)")
     t.add_argument("--dst", action="append", default=[], metavar="FACESET_B",
                    help="faceset of the destination person B, whose video will be converted (repeatable)")
-    t.add_argument("--dst-weights", type=float, nargs="+", metavar="W", help="sampling weight per --dst faceset")
+    t.add_argument("--dst-weights", type=nonnegative_float, nargs="+", metavar="W", help="sampling weight per --dst faceset")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     t.add_argument("--resume", action="store_true",
                    help="continue the model in --out; its architecture, facesets, seed, batch size, "
@@ -122,13 +132,13 @@ def register(subparsers) -> None:
     add_model_flags(t)
     t.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help=f"faces of A and of B per step, per process (default {d.batch_size})")
-    t.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    t.add_argument("--lr", type=positive_float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
     t.add_argument("--loss", choices=PIXEL_LOSSES, default=d.pixel_loss,
                    help=f"pixel loss added to DSSIM on the masked face (default {d.pixel_loss})")
-    t.add_argument("--eyes-mouth-weight", type=float, default=d.eyes_mouth_weight,
+    t.add_argument("--eyes-mouth-weight", type=nonnegative_float, default=d.eyes_mouth_weight,
                    help=f"extra weight of the eye and mouth regions (from landmarks; 0 turns it off; "
                         f"default {d.eyes_mouth_weight})")
-    t.add_argument("--id-weight", type=float, default=d.id_weight,
+    t.add_argument("--id-weight", type=nonnegative_float, default=d.id_weight,
                    help=f"identity supervision: weight of 1 - SFace cosine of the swapped faces (B->A) to the "
                         f"subject's real photos and of A->A to their own photo (0: off; default {d.id_weight})")
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
@@ -156,7 +166,9 @@ def register(subparsers) -> None:
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="DEST", help="the destination video (B)")
     src.add_argument("--images", metavar="FOLDER", help="a folder of frames instead of a video; --out is a folder")
-    c.add_argument("--out", required=True, help="output .mp4 (for --video) or folder (for --images)")
+    c.add_argument("--out", required=True,
+                   help="output .mp4, .mov or .mkv (for --video) or folder (for --images); an existing one is "
+                        "replaced only if synthswap wrote it")
     c.add_argument("--color", choices=COLOR_MODES, default=conv.color,
                    help=f"colour transfer to B's skin: rct (Reinhard in LAB), hist (histogram matching) "
                         f"or none (default {conv.color})")
@@ -166,11 +178,11 @@ def register(subparsers) -> None:
     c.add_argument("--mask", choices=MASK_MODES, default=conv.mask,
                    help=f"mask to paste with: the model's mask head, the landmark face oval, or their "
                         f"product (default {conv.mask})")
-    c.add_argument("--erode", type=float, default=conv.erode,
+    c.add_argument("--erode", type=nonnegative_float, default=conv.erode,
                    help=f"shrink the mask by this many pixels of the model's face size (default {conv.erode})")
-    c.add_argument("--blur", type=float, default=conv.blur,
+    c.add_argument("--blur", type=nonnegative_float, default=conv.blur,
                    help=f"feather the mask edge over this many face pixels (default {conv.blur})")
-    c.add_argument("--smooth", type=float, default=conv.smooth_min_cutoff,
+    c.add_argument("--smooth", type=nonnegative_float, default=conv.smooth_min_cutoff,
                    help=f"One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off "
                         f"(default {conv.smooth_min_cutoff})")
     c.add_argument("--max-frames", type=positive_int, help="convert only the first N frames (for a quick look)")
@@ -192,6 +204,9 @@ def run_train(args) -> int:
     apply_threads(args)
     if not args.resume and (not args.src or not args.dst):
         return fail("give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)")
+    clash = overlapping(args.out, [*args.src, *args.dst, args.init])
+    if clash is not None:
+        return fail(f"--out {args.out} overlaps the input {clash}; write the model to another folder")
     try:
         init = resolve_model(args.init, "swap")
         base = SwapConfig.from_dict(read_model_json(init)["config"]) if init else None
@@ -211,6 +226,8 @@ def run_train(args) -> int:
         summary = train(opts)
     except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # a read-only or full output folder
+        return fail(f"{args.out}: cannot write the model folder ({exc})", 1)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
     if summary["stopped_by_signal"]:
@@ -225,12 +242,17 @@ def run_convert(args) -> int:
                           smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
                           key_dir=args.key_dir)
+    out = Path(args.out)
+    if args.video and out.is_file() and out.resolve() != Path(args.video).resolve() and not written_by_synthswap(out):
+        return fail(f"--out {out}: exists and was not written by synthswap; move it away or choose another --out")
     try:
         if args.video:
             summary = convert_video(args.model, args.video, args.out, opts)
         else:
             summary = convert_images(args.model, args.images, args.out, opts)
-    except (CheckpointError, MediaError, ValueError, OSError) as exc:
+    except (CheckpointError, MediaError, ValueError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # a read-only or full output folder
+        return fail(f"--out {out}: cannot write ({exc.strerror or exc})", 1)
     print(json.dumps(summary, indent=2))
     return 0

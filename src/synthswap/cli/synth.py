@@ -8,13 +8,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from synthswap.cli import quiet_native_logs
-from synthswap.cli.options import add_common, apply_threads, fail, positive_int
+from synthswap.cli.options import (
+    add_common,
+    apply_threads,
+    fail,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faceset import Faceset, FacesetError
-from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan, format_report
+from synthswap.gan.directions import (
+    DIRECTIONS_FILE,
+    DirectionsError,
+    DirectionsOptions,
+    directions_for_gan,
+    format_report,
+    load_directions,
+)
 from synthswap.gan.invert import InversionError, InvertOptions, invert
 from synthswap.metrics.coverage import DEFAULT_EPS, coverage
 from synthswap.synth.base import SynthError, SynthOptions
@@ -68,19 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--coverage-of", metavar="DEST_FACESET",
                    help="report coverage of this faceset without aiming at it")
     s.add_argument("--directions", metavar="FILE", help="directions file (default: GAN_DIR/directions.safetensors)")
-    s.add_argument("--min-identity", type=float, default=SAME_PERSON_COSINE,
+    s.add_argument("--min-identity", type=finite_float, default=SAME_PERSON_COSINE,
                    help=f"keep images whose SFace cosine to the real photos is at least this "
                         f"(default {SAME_PERSON_COSINE}, SFace's same-person threshold)")
-    s.add_argument("--min-sharpness", type=float, default=d.min_sharpness,
+    s.add_argument("--min-sharpness", type=nonnegative_float, default=d.min_sharpness,
                    help=f"realism gate: keep images at least this sharp relative to the median of the real photos "
                         f"(variance of the Laplacian in the face; 0: off; default {d.min_sharpness})")
-    s.add_argument("--identity-steps", type=int, default=d.identity_steps,
+    s.add_argument("--identity-steps", type=nonnegative_int, default=d.identity_steps,
                    help=f"gan engine: Adam steps on each edited latent towards the subject's identity, held near "
                         f"the edit (0: plain direction steps; default {d.identity_steps})")
     s.add_argument("--max-attempts", type=positive_int, help="give up after this many candidates (default 4 x N)")
     s.add_argument("--size", type=int, help="crop size of the output (default: the subject faceset's)")
-    s.add_argument("--eps", type=float, default=d.eps, help=f"coverage radius (default {d.eps})")
-    s.add_argument("--strength", type=float, default=d.strength,
+    s.add_argument("--eps", type=positive_float, default=d.eps, help=f"coverage radius (default {d.eps})")
+    s.add_argument("--strength", type=finite_float, default=d.strength,
                    help=f"scale of every edit: 1 aims exactly at the target, 0.5 half-way (default {d.strength})")
     add_common(s)
     s.set_defaults(func=run_synthesize)
@@ -93,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dest", required=True, metavar="FACESET", help="destination faceset")
     c.add_argument("--train", required=True, action="append", metavar="FACESET",
                    help="training faceset (repeat to pool several, e.g. real + synthetic)")
-    c.add_argument("--eps", type=float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
+    c.add_argument("--eps", type=positive_float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     c.set_defaults(func=run_coverage)
 
@@ -113,19 +131,19 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--max-photos", type=positive_int, default=inv.max_photos,
                    help=f"invert at most the first N faces (default {inv.max_photos})")
     i.add_argument("--steps", type=positive_int, default=inv.steps, help=f"projection steps (default {inv.steps})")
-    i.add_argument("--lr", type=float, default=inv.lr, help=f"projection learning rate (default {inv.lr})")
-    i.add_argument("--pti-steps", type=int, default=inv.pti_steps,
+    i.add_argument("--lr", type=positive_float, default=inv.lr, help=f"projection learning rate (default {inv.lr})")
+    i.add_argument("--pti-steps", type=nonnegative_int, default=inv.pti_steps,
                    help=f"pivotal tuning steps (default {inv.pti_steps}; 0 = none)")
-    i.add_argument("--pti-lr", type=float, default=inv.pti_lr, help=f"pivotal tuning learning rate (default {inv.pti_lr})")
-    i.add_argument("--w-perceptual", type=float, default=inv.w_perceptual,
+    i.add_argument("--pti-lr", type=positive_float, default=inv.pti_lr, help=f"pivotal tuning learning rate (default {inv.pti_lr})")
+    i.add_argument("--w-perceptual", type=nonnegative_float, default=inv.w_perceptual,
                    help=f"perceptual (D features) loss weight (default {inv.w_perceptual})")
-    i.add_argument("--w-landmark", type=float, default=inv.w_landmark,
+    i.add_argument("--w-landmark", type=nonnegative_float, default=inv.w_landmark,
                    help=f"landmark loss weight (0: off; default {inv.w_landmark})")
-    i.add_argument("--locality", type=float, default=inv.locality,
+    i.add_argument("--locality", type=nonnegative_float, default=inv.locality,
                    help=f"PTI locality regulariser weight (0: off; default {inv.locality})")
-    i.add_argument("--landmark-steps", type=int, default=inv.landmark_steps,
+    i.add_argument("--landmark-steps", type=nonnegative_int, default=inv.landmark_steps,
                    help=f"training steps of the landmark regressor (default {inv.landmark_steps})")
-    i.add_argument("--w-identity", type=float, default=inv.w_identity,
+    i.add_argument("--w-identity", type=nonnegative_float, default=inv.w_identity,
                    help=f"identity loss weight: 1 - SFace cosine of each render to its photo (0: off; "
                         f"default {inv.w_identity})")
     i.add_argument("--identity-every", type=positive_int, default=inv.identity_every,
@@ -140,9 +158,11 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
                     "pitch), fit a ridge regression per attribute in W, and save unit directions (plain and "
                     "conditioned on the other attributes) with their held-out R^2.")
     dp.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
-    dp.add_argument("--n", type=int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
-    dp.add_argument("--out", metavar="FILE", help="output file (default GAN_DIR/directions.safetensors)")
-    dp.add_argument("--truncation", type=float, default=dirs.truncation, metavar="PSI",
+    dp.add_argument("--n", type=positive_int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
+    dp.add_argument("--out", metavar="FILE",
+                    help="output .safetensors file, new or an earlier directions file (default "
+                         "GAN_DIR/directions.safetensors)")
+    dp.add_argument("--truncation", type=finite_float, default=dirs.truncation, metavar="PSI",
                    help=f"truncation psi (default {dirs.truncation})")
     dp.add_argument("--around", metavar="INV_DIR",
                    help="fit local directions around this inversion's pivots, rendered by its tuned generator "
@@ -150,7 +170,7 @@ def register_gan_subcommands(gsub: argparse._SubParsersAction) -> None:
     dp.add_argument("--no-pose-regressor", action="store_true",
                    help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
                         "GAN's real training faces (FaceMesh's pose is unreliable at 64 px; the CNN takes ~1 min)")
-    dp.add_argument("--radius", type=float, default=dirs.radius,
+    dp.add_argument("--radius", type=positive_float, default=dirs.radius,
                    help=f"with --around: how far samples stray from the pivots, in units of a random w's "
                         f"offset from the mean w (default {dirs.radius})")
     add_common(dp)
@@ -181,8 +201,29 @@ def run_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_directions_out(out: Path) -> str | None:
+    """Why `gan directions` must not write `out` (checked before minutes of rendering), or None."""
+    if out.suffix != ".safetensors":
+        return f"--out {out}: give a .safetensors file (the report goes beside it as .json)"
+    if out.is_dir():
+        return f"--out {out}: is a folder; give the .safetensors file to write"
+    if out.exists():
+        try:
+            load_directions(out)  # an earlier `gan directions` output may be replaced; nothing else
+        except (DirectionsError, CheckpointError):
+            return f"--out {out}: exists and is not a directions file; move it away or choose another --out"
+    folder = out.resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return f"--out {out}: {folder} is not a writable folder"
+    return None
+
+
 def run_directions(args: argparse.Namespace) -> int:
     apply_threads(args)
+    out = Path(args.out) if args.out else Path(args.gan) / DIRECTIONS_FILE
+    problem = check_directions_out(out) if args.out or Path(args.gan).is_dir() else None
+    if problem is not None:
+        return fail(problem)
     try:
         d, path = directions_for_gan(DirectionsOptions(
             gan=args.gan, out=args.out, n=args.n, truncation=args.truncation, around=args.around, radius=args.radius,

@@ -24,6 +24,11 @@ SQRT2 = math.sqrt(2.0)
 RESOLUTIONS = (32, 64, 128, 256)
 
 
+# Upper bounds on GanConfig's sizes (see GanConfig.__post_init__).
+GAN_MAX_SIZES = {"z_dim": 2048, "w_dim": 2048, "mapping_layers": 16, "channel_base": 131072, "channel_max": 2048,
+                 "d_channel_base": 131072, "d_channel_max": 2048, "mbstd_group": 256, "image_channels": 4}
+
+
 @dataclass
 class GanConfig:
     """Everything that fixes the networks' shapes; saved beside every checkpoint as JSON."""
@@ -43,6 +48,15 @@ class GanConfig:
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {self.resolution}")
+        # Checked before anything is allocated: a gan.json asking for more is refused instead of
+        # exhausting memory (the gpu preset, StyleGAN2 config-f, stays well below every bound).
+        for name, most in GAN_MAX_SIZES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ValueError(f"{name} must be a whole number from 1 to {most}, not {value!r}")
+        for name in ("channel_base", "d_channel_base"):  # at least one channel at the full resolution
+            if getattr(self, name) < self.resolution:
+                raise ValueError(f"{name} must be at least the resolution {self.resolution}, not {getattr(self, name)}")
 
     @property
     def num_ws(self) -> int:

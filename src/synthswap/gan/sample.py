@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import os
 from pathlib import Path
 
 import cv2
@@ -11,13 +12,19 @@ import torch
 
 from synthswap.gan.data import make_grid, to_uint8
 from synthswap.gan.networks import Generator
+from synthswap.atomic import write_json
 from synthswap.media import VideoWriter, write_png
 
 
-def latents(G: Generator, n: int, seed: int = 0) -> torch.Tensor:
-    """z for images seed, seed+1, ...: image i depends on seed + i only, not on n."""
-    return torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)]) \
-        if n else torch.zeros(0, G.z_dim)
+GRID_FILE = "grid.png"
+GRID_MAX = 64  # grid.png shows the first 64 samples, however many are written
+SAMPLE_INFO = "sample.json"  # marks a folder `gan sample` wrote, which a later `gan sample` may write again
+
+
+def latents(G: Generator, n: int, seed: int = 0, start: int = 0) -> torch.Tensor:
+    """z for images seed + start, seed + start + 1, ...: image i depends on seed + i only, not on n."""
+    return torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(seed + i))
+                        for i in range(start, start + n)]) if n else torch.zeros(0, G.z_dim)
 
 
 @torch.no_grad()
@@ -36,18 +43,38 @@ def generate_uint8(G: Generator, n: int, seed: int = 0, device: torch.device | s
     return torch.cat(out) if out else torch.zeros(0, 3, G.resolution, G.resolution, dtype=torch.uint8)
 
 
+def check_sample_folder(out: str | os.PathLike) -> None:
+    """Refuse (ValueError) an --out that `write_samples` must not write into: a file, or a folder holding
+    files that an earlier `gan sample` did not write (same-named files of the user's would be replaced)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder for the samples")
+    if out.is_dir() and not (out / SAMPLE_INFO).is_file() and any(out.iterdir()):
+        raise ValueError(f"--out {out}: exists, holds other files and was not written by `synthswap gan sample`; "
+                         f"choose a new or empty folder")
+
+
+@torch.no_grad()
 def write_samples(G: Generator, n: int, out: Path, seed: int = 0, truncation_psi: float = 1.0,
-                  device: torch.device | str = "cpu") -> list[Path]:
-    """One PNG per sample (sample_000000.png, ...) and grid.png of them all; sample i = seed + i, fixed noise."""
-    images = generate_uint8(G, n, seed, device, truncation_psi, noise_mode="const")
+                  device: torch.device | str = "cpu", batch: int = 32) -> int:
+    """One PNG per sample (sample_000000.png, ...) and grid.png of the first 64; sample i = seed + i,
+    fixed noise. Streamed: each batch is written as it is made, so memory does not grow with n."""
+    check_sample_folder(out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = out / f"sample_{i:06d}.png"
-        write_png(path, make_grid(images[i:i + 1], cols=1))
-        paths.append(path)
-    write_png(out / "grid.png", make_grid(images, cols=min(8, n)))
-    return paths
+    write_json(out / SAMPLE_INFO, {"n": n, "seed": seed, "truncation": truncation_psi, "resolution": G.resolution})
+    grid = []
+    for start in range(0, n, batch):
+        count = min(batch, n - start)
+        images = to_uint8(G(latents(G, count, seed, start).to(device), truncation_psi, noise_mode="const")).cpu()
+        for j in range(count):
+            write_png(out / f"sample_{start + j:06d}.png", make_grid(images[j:j + 1], cols=1))
+        if start < GRID_MAX:
+            grid.append(images[:GRID_MAX - start])
+    if grid:
+        shown = torch.cat(grid)
+        write_png(out / GRID_FILE, make_grid(shown, cols=min(8, len(shown))))
+    return n
 
 
 @torch.no_grad()

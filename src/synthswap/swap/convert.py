@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from synthswap import atomic
 from synthswap.faces.align import invert_affine
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
@@ -260,6 +261,9 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
             "options": asdict(opts)}
 
 
+IMAGES_INFO = "convert.json"  # marks a folder `convert_images` wrote, which a later conversion may write again
+
+
 def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out: str | os.PathLike,
                    opts: ConvertOptions | None = None, fps: float = 25.0) -> dict[str, Any]:
     """Swap every image of `folder` (sorted by name, treated as a sequence at `fps` for the
@@ -273,11 +277,19 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
         raise MediaError(f"{folder}: holds no images")
     if out.resolve() == folder.resolve():
         raise ValueError("--out must be another folder than --images")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder for the swapped images")
+    if out.is_dir() and not (out / IMAGES_INFO).is_file() and any(out.iterdir()):
+        # Its files could share names with the frames': never replace what this command did not write.
+        raise ValueError(f"--out {out}: exists, holds other files and was not written by `synthswap swap convert`; "
+                         f"choose a new or empty folder")
     if opts.max_frames is not None:
         files = files[: opts.max_frames]
     swapper = FaceSwapper(model_dir, opts)
     record = provenance_record(model_dir, None, opts)  # one run id for the whole sequence
     out.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out / IMAGES_INFO, {"images": str(folder.resolve()), "model": str(Path(model_dir).resolve()),
+                                          "frames": len(files), "options": asdict(opts)})
     t0 = time.monotonic()
     try:
         for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
