@@ -539,6 +539,17 @@ PROBES: list[Probe] = [
                               "--dlib-every", "-1", "--no-fid", "--max-frames", "1", *Q], [SHORT, FS],
           expect=(1, 2)),
 
+    # verify, serve ---------------------------------------------------------------------------------
+    Probe("missing file", ["verify", "missing.mp4"], expect=(2,), fast=True),
+    Probe("text file named .mp4", ["verify", "fake.mp4"], [write("fake.mp4", "not a video")], expect=(2,),
+          fast=True),
+    Probe("truncated MP4", ["verify", "short.mp4"], [SHORT, truncate("short.mp4")], expect=(2,)),
+    Probe("--port 0", ["serve", "--port", "0", "--data", "data"], expect=(2,), fast=True),
+    Probe("another host without --allow-remote", ["serve", "--host", "0.0.0.0", "--data", "data"], expect=(2,),
+          fast=True),
+    Probe("--media not a folder", ["serve", "--media", "notes.txt", "--data", "data"],
+          [write("notes.txt", "my notes")], expect=(2,)),
+
     # run ------------------------------------------------------------------------------------------
     Probe("--out equal to --video", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "short.mp4",
                                      *RUN_TINY], [PHOTO, SHORT], expect=(1,), fast=True),
