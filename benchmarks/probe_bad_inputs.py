@@ -88,21 +88,12 @@ class Materials:
         from synthswap.media import write_png
         write_png(target, self._frames(2, every=40)[1])
 
-    def _make_photo_jpg(self, target: Path) -> None:
-        import cv2
-        target.write_bytes(cv2.imencode(".jpg", self._frames(1)[0])[1].tobytes())
-
     def _make_photos(self, target: Path) -> None:
         tmp = target.with_name(target.name + ".tmp")
         tmp.mkdir()
         shutil.copyfile(self.path("photo.png"), tmp / "photo.png")
         shutil.copyfile(self.path("photo2.png"), tmp / "photo2.png")
         tmp.rename(target)
-
-    def _make_noface_png(self, target: Path) -> None:
-        import numpy as np
-        from synthswap.media import write_png
-        write_png(target, np.full((240, 320, 3), 128, np.uint8))
 
     def _make_big_png(self, target: Path) -> None:
         """A valid PNG header claiming 12000 x 12000 = 144 megapixels, with a tiny body."""
