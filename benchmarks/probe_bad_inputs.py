@@ -107,21 +107,25 @@ class Materials:
         target.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
                            chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
+    @staticmethod
+    def _encode(frames, target: Path) -> None:
+        """H.264 at 25 fps with PyAV itself: a user's video, without the comment synthswap's writer adds."""
+        import av
+        with av.open(str(target), mode="w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+            for i, bgr in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+
     def _make_short_mp4(self, target: Path) -> None:
-        """6 frames of d0.mp4 (480 x 480, 25 fps) as H.264."""
-        import fractions
-        from synthswap.media import VideoWriter
-        frames = self._frames(6)
-        with VideoWriter(target, frames[0].shape[1], frames[0].shape[0], fractions.Fraction(25)) as writer:
-            for frame in frames:
-                writer.write(frame)
+        """The first 6 frames of d0.mp4 as H.264, 25 fps."""
+        self._encode(self._frames(6), target)
 
     def _make_one_frame_mp4(self, target: Path) -> None:
-        import fractions
-        from synthswap.media import VideoWriter
-        frame = self._frames(1)[0]
-        with VideoWriter(target, frame.shape[1], frame.shape[0], fractions.Fraction(25)) as writer:
-            writer.write(frame)
+        self._encode(self._frames(1), target)
 
     def _make_video_mpg(self, target: Path) -> None:
         shutil.copyfile(self._need_shared("videos/grid/bbaf2n.mpg"), target)
