@@ -88,21 +88,12 @@ class Materials:
         from synthswap.media import write_png
         write_png(target, self._frames(2, every=40)[1])
 
-    def _make_photo_jpg(self, target: Path) -> None:
-        import cv2
-        target.write_bytes(cv2.imencode(".jpg", self._frames(1)[0])[1].tobytes())
-
     def _make_photos(self, target: Path) -> None:
         tmp = target.with_name(target.name + ".tmp")
         tmp.mkdir()
         shutil.copyfile(self.path("photo.png"), tmp / "photo.png")
         shutil.copyfile(self.path("photo2.png"), tmp / "photo2.png")
         tmp.rename(target)
-
-    def _make_noface_png(self, target: Path) -> None:
-        import numpy as np
-        from synthswap.media import write_png
-        write_png(target, np.full((240, 320, 3), 128, np.uint8))
 
     def _make_big_png(self, target: Path) -> None:
         """A valid PNG header claiming 12000 x 12000 = 144 megapixels, with a tiny body."""
@@ -116,21 +107,25 @@ class Materials:
         target.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
                            chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
+    @staticmethod
+    def _encode(frames, target: Path) -> None:
+        """H.264 at 25 fps with PyAV itself: a user's video, without the comment synthswap's writer adds."""
+        import av
+        with av.open(str(target), mode="w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+            for i, bgr in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+
     def _make_short_mp4(self, target: Path) -> None:
-        """6 frames of d0.mp4 (480 x 480, 25 fps) as H.264."""
-        import fractions
-        from synthswap.media import VideoWriter
-        frames = self._frames(6)
-        with VideoWriter(target, frames[0].shape[1], frames[0].shape[0], fractions.Fraction(25)) as writer:
-            for frame in frames:
-                writer.write(frame)
+        """The first 6 frames of d0.mp4 as H.264, 25 fps."""
+        self._encode(self._frames(6), target)
 
     def _make_one_frame_mp4(self, target: Path) -> None:
-        import fractions
-        from synthswap.media import VideoWriter
-        frame = self._frames(1)[0]
-        with VideoWriter(target, frame.shape[1], frame.shape[0], fractions.Fraction(25)) as writer:
-            writer.write(frame)
+        self._encode(self._frames(1), target)
 
     def _make_video_mpg(self, target: Path) -> None:
         shutil.copyfile(self._need_shared("videos/grid/bbaf2n.mpg"), target)
