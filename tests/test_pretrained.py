@@ -33,8 +33,9 @@ def test_the_shipped_gan_prior_renders_images_and_its_model_card_names_every_fil
     assert img.shape == (4, 3, cfg.resolution, cfg.resolution) and torch.isfinite(img).all()
     card = (pretrained.WEIGHTS_DIR / "MODEL_CARD.md").read_text()
     for model in SHIPPED.values():
+        beside = (model.path / "MODEL_CARD.md").read_text()  # each model's own card, in its folder
         for digest in model.sha256.values():
-            assert digest in card  # the card lists what loading checks
+            assert digest in card and digest in beside  # the cards list what loading checks
 
 
 def _heldout_utkface(shared_data, n: int) -> list:
