@@ -16,10 +16,9 @@ from synthswap.cli.options import (
     positive_float,
     positive_int,
 )
-from synthswap.cli.swap import add_model_flags, model_config
-from synthswap.faceset import FacesetError
+from synthswap.cli.swap import add_model_flags, model_config, train_and_report
 from synthswap.pretrained import PretrainedError, export_gan, export_swap
-from synthswap.swap.train import SwapTrainError, SwapTrainOptions, train
+from synthswap.swap.train import SwapTrainOptions
 from synthswap.training import CheckpointError
 
 PRETRAIN_EPILOG = """\
@@ -82,18 +81,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
                             save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
                             device=args.device, resume=args.resume, progress=not args.quiet)
-    try:
-        summary = train(opts)
-    except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
-        return fail(str(exc))
-    except OSError as exc:  # a read-only or full output folder
-        return fail(f"{args.out}: cannot write the model folder ({exc})", 1)
-    if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, indent=2))
-    if summary["stopped_by_signal"]:
-        return fail(f"interrupted at step {summary['step']}; checkpoint saved in {args.out}: add --resume to "
-                    f"continue", 130)
-    return 0
+    return train_and_report(opts)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -222,16 +222,22 @@ def run_train(args) -> int:
         seed=args.seed, device=args.device, resume=args.resume,
         augment=Augment(flip=not args.no_flip, warp=not args.no_warp, colour=not args.no_color_aug),
         progress=not args.quiet)
+    return train_and_report(opts)
+
+
+def train_and_report(opts: SwapTrainOptions) -> int:
+    """Run the swap trainer (for `swap train` and `pretrain`): the summary as JSON, one error line on a
+    refused request, 130 when a signal stopped it (its checkpoint is saved)."""
     try:
         summary = train(opts)
     except (SwapTrainError, FacesetError, CheckpointError, ValueError) as exc:
         return fail(str(exc))
     except OSError as exc:  # a read-only or full output folder
-        return fail(f"{args.out}: cannot write the model folder ({exc})", 1)
+        return fail(f"{opts.out}: cannot write the model folder ({exc})", 1)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
     if summary["stopped_by_signal"]:
-        return fail(f"interrupted at step {summary['step']}; checkpoint saved in {args.out}: "
+        return fail(f"interrupted at step {summary['step']}; checkpoint saved in {opts.out}: "
                     f"add --resume to continue", 130)
     return 0
 
