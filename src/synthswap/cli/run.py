@@ -63,16 +63,16 @@ def main(args: argparse.Namespace) -> int:
     return execute(options_from_args(args, args.subject, args.video, args.out))
 
 
-def check_numbers(opts: RunOptions) -> str | None:
+def range_problem(opts, minimums: tuple[tuple[str, int, int], ...]) -> str | None:
     """The ranges the flags' types do not say, checked before any stage runs (a stage would refuse
-    them only after the stages before it had run)."""
+    them only after the stages before it had run): crop size, both resolutions, and each
+    (flag, value, least) of `minimums`. Shared by `run` and `study`."""
     low, high = CROP_SIZES
     if not low <= opts.size <= high:
         return f"--size must be between {low} and {high}, not {opts.size}"
     if opts.gan_resolution not in RESOLUTIONS:
         return f"--gan-resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {opts.gan_resolution}"
-    for flag, value, least in (("--directions-n", opts.directions_n, 1), ("--invert-steps", opts.invert_steps, 1),
-                               ("--pti-steps", opts.pti_steps, 0), ("--landmark-steps", opts.landmark_steps, 0)):
+    for flag, value, least in minimums:
         if value < least:
             return f"{flag} must be at least {least}, not {value}"
     try:
@@ -80,6 +80,11 @@ def check_numbers(opts: RunOptions) -> str | None:
     except ValueError as exc:
         return f"--swap-resolution: {exc}"
     return None
+
+
+def check_numbers(opts: RunOptions) -> str | None:
+    return range_problem(opts, (("--directions-n", opts.directions_n, 1), ("--invert-steps", opts.invert_steps, 1),
+                                ("--pti-steps", opts.pti_steps, 0), ("--landmark-steps", opts.landmark_steps, 0)))
 
 
 def execute(opts) -> int:

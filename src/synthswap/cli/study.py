@@ -7,11 +7,8 @@ import math
 from pathlib import Path
 
 from synthswap.cli.options import add_flags, fail, from_args
-from synthswap.cli.run import PIPELINE_ERRORS
-from synthswap.extract import CROP_SIZES
-from synthswap.gan.networks import RESOLUTIONS
+from synthswap.cli.run import PIPELINE_ERRORS, range_problem
 from synthswap.media import MediaError, probe_video
-from synthswap.swap.networks import SwapConfig
 from synthswap.training import resolve_device
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.synth.engines import ENGINES
@@ -52,27 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check_numbers(opts: StudyOptions) -> str | None:
-    """The ranges the flags' types do not say, checked before the first stage (which would otherwise
-    run for minutes before a later one refused them)."""
-    low, high = CROP_SIZES
-    if not low <= opts.size <= high:
-        return f"--size must be between {low} and {high}, not {opts.size}"
-    if opts.gan_resolution not in RESOLUTIONS:
-        return f"--gan-resolution must be one of {', '.join(map(str, RESOLUTIONS))}, not {opts.gan_resolution}"
     if not (math.isfinite(opts.gan_minutes) and opts.gan_minutes > 0):
         return f"--gan-minutes must be more than 0, not {opts.gan_minutes}"
-    for flag, value, least in (("--subject-every-n", opts.subject_every_n, 1), ("--dest-every-n", opts.dest_every_n, 1),
-                               ("--eval-max-frames", opts.eval_max_frames, 1), ("--directions-n", opts.directions_n, 1),
-                               ("--invert-steps", opts.invert_steps, 1), ("--pti-steps", opts.pti_steps, 0),
-                               ("--landmark-steps", opts.landmark_steps, 0), ("--synthetic", opts.synthetic, 0),
-                               ("--swap-steps", opts.swap_steps, 1), ("--batch-size", opts.batch_size, 1)):
-        if value < least:
-            return f"{flag} must be at least {least}, not {value}"
-    try:
-        SwapConfig(resolution=opts.swap_resolution).validate()
-    except ValueError as exc:
-        return f"--swap-resolution: {exc}"
-    return None
+    return range_problem(opts, (
+        ("--subject-every-n", opts.subject_every_n, 1), ("--dest-every-n", opts.dest_every_n, 1),
+        ("--eval-max-frames", opts.eval_max_frames, 1), ("--directions-n", opts.directions_n, 1),
+        ("--invert-steps", opts.invert_steps, 1), ("--pti-steps", opts.pti_steps, 0),
+        ("--landmark-steps", opts.landmark_steps, 0), ("--synthetic", opts.synthetic, 0),
+        ("--swap-steps", opts.swap_steps, 1), ("--batch-size", opts.batch_size, 1)))
 
 
 def run(args: argparse.Namespace) -> int:
