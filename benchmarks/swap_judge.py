@@ -1,7 +1,8 @@
 """Swap models judged by an identity network none of them is trained against, at several step counts.
 
 Variants: the start (scratch; --init with every part; --init without the bottleneck, as
-DeepFaceLab does) crossed with identity-loss weights (--id-weights; 0 = off). Each trains on
+DeepFaceLab does) crossed with identity-loss weights (--id-weights; 0 = off) and the landmark-consistency weights
+that go with them (--pose-weights). Each trains on
 the subject's real frames against the destination's, same steps and seed, and at every step
 count of --steps swaps the destination's held-out faces and measures:
 
@@ -100,6 +101,8 @@ def main() -> None:
                    help="comma-separated, of: scratch, init (every part), init-no-inter (DeepFaceLab's choice)")
     p.add_argument("--id-weights", default="0", help="identity-loss weights to cross with the starts")
     p.add_argument("--id-every", type=int, default=4)
+    p.add_argument("--pose-weights", default="0",
+                   help="landmark-consistency weights (swap train --pose-weight) to cross with the identity weights")
     p.add_argument("--steps", default="100,200,400,800", help="step counts at which to judge")
     p.add_argument("--eval-faces", type=int, default=60, help="held-out destination faces swapped and judged")
     p.add_argument("--batch-size", type=int, default=8)
@@ -124,19 +127,20 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",")]
     no_inter = ("encoder", "decoder_a", "decoder_b")  # df's parts but the bottleneck
     parts_of = {"scratch": None, "init": None, "init-no-inter": no_inter}
-    variants = [(start, float(w)) for start in args.starts.split(",") for w in args.id_weights.split(",")]
+    variants = [(start, float(w), float(pw)) for start in args.starts.split(",") for w in args.id_weights.split(",")
+                for pw in args.pose_weights.split(",")]
     rows = []
-    for start, id_weight in variants:
-        name = f"{start}_id{id_weight:g}"
+    for start, id_weight, pose_weight in variants:
+        name = f"{start}_id{id_weight:g}_pose{pose_weight:g}"
         model_dir = out / "models" / name
         fresh(model_dir)
         for i, n in enumerate(steps):
             train(SwapTrainOptions(src=[str(subject_train)], dst=[str(dest_train)], out=str(model_dir), steps=n,
                                    batch_size=args.batch_size, seed=args.seed, resume=i > 0,
                                    init=None if start == "scratch" else args.init, init_parts=parts_of[start],
-                                   id_weight=id_weight, id_every=args.id_every,
+                                   id_weight=id_weight, id_every=args.id_every, pose_weight=pose_weight,
                                    save_every=0, preview_every=0, progress=False))
-            row = {"start": start, "id_weight": id_weight,
+            row = {"start": start, "id_weight": id_weight, "pose_weight": pose_weight,
                    **judge_model(model_dir, eval_faces, subject_mean, dest_desc, judge, analyzer)}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -217,8 +217,12 @@ class CsvLog:
 
     def __init__(self, path: str | os.PathLike, fields: list[str]):
         self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            # A log begun by an older version keeps its columns: rows must line up with its header.
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                fields = next(csv.reader(fh), None) or fields
         self.fields = fields
-        new = not self.path.exists()
         self._fh = open(self.path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._fh, fieldnames=fields, extrasaction="ignore")
         if new:

@@ -144,6 +144,10 @@ def register(subparsers) -> None:
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
                    help=f"apply the identity loss every N steps: it costs ~75 ms per face on a CPU core "
                         f"(default {d.id_every})")
+    t.add_argument("--pose-weight", type=nonnegative_float, default=d.pose_weight,
+                   help=f"with --id-weight: weight of the landmark drift of B->A swaps from the B face (fraction "
+                        f"of the crop), so identity is not bought with pose and mouth; a small landmark regressor "
+                        f"is fitted on both facesets first (~1 min on a CPU). 0: off (default {d.pose_weight})")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
@@ -217,6 +221,7 @@ def run_train(args) -> int:
         src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
         dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
         eyes_mouth_weight=args.eyes_mouth_weight, id_weight=args.id_weight, id_every=args.id_every,
+        pose_weight=args.pose_weight,
         steps=args.steps, minutes=args.minutes,
         save_every=args.save_every, preview_every=args.preview_every, log_every=args.log_every,
         seed=args.seed, device=args.device, resume=args.resume,

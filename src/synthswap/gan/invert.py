@@ -38,7 +38,7 @@ from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.faceset import Faceset, FacesetError
 from synthswap.gan.data import compose, make_grid, to_uint8
-from synthswap.gan.landmark_net import landmark_targets, train_landmark_net
+from synthswap.faces.landmark_net import landmark_targets, train_landmark_net
 from synthswap.gan.loading import load_discriminator, load_generator, read_gan_json
 from synthswap.gan.networks import GanConfig, Generator
 from synthswap.info import read_info_json

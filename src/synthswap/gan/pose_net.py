@@ -14,7 +14,7 @@ import torch
 
 from synthswap.faceset import Faceset
 from synthswap.gan.data import compose
-from synthswap.gan.landmark_net import train_landmark_net
+from synthswap.faces.landmark_net import train_landmark_net
 
 POSE_UNIT = 60.0  # degrees per regressor output unit
 

@@ -55,7 +55,7 @@ class FaceSource:
             raise FacesetError(f"{len(weights)} sampling weights for {len(paths)} facesets")
         self.paths = [str(p) for p in paths]
         self.size = size
-        images, masks, regions, probs, counts, synthetic = [], [], [], [], [], []
+        images, masks, regions, landmarks, probs, counts, synthetic = [], [], [], [], [], [], []
         for i, path in enumerate(paths):
             faceset = Faceset.open(path)
             if not faceset.faces:
@@ -71,7 +71,8 @@ class FaceSource:
                 images.append(img)
                 masks.append(mask)
                 synthetic.append(face.synthetic)
-                regions.append(eyes_mouth_mask(face.landmarks_array() * scale, size))
+                landmarks.append(face.landmarks_array()[:, :2] * scale)
+                regions.append(eyes_mouth_mask(landmarks[-1], size))
             w = 1.0 if weights is None else float(weights[i])
             if w < 0:
                 raise FacesetError(f"sampling weight {w} for {path} is negative")
@@ -83,6 +84,7 @@ class FaceSource:
         self.synthetic = np.array(synthetic, bool)  # which faces were synthesised (not the subject's photos)
         self.masks = np.stack(masks)
         self.regions = np.stack(regions)
+        self.landmarks = np.stack(landmarks)  # (N, 478, 2) FaceMesh points in pixels of `size`
         p = np.concatenate(probs)
         if p.sum() <= 0:
             raise FacesetError("all sampling weights are zero")

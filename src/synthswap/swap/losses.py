@@ -25,6 +25,16 @@ def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstr
     return id_swap + id_rec, {"id_swap": float(id_swap.detach()), "id_rec": float(id_rec.detach())}
 
 
+def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean distance (in crop widths) between the landmarks the regressor `landmarks` finds on the
+    B->A swaps and on the B faces they replace. The identity loss alone pulls swaps towards the
+    subject's usual pose and mouth (pose error +51-61% in docs/swap.md); this holds them in place."""
+    with torch.no_grad():
+        ref = landmarks(destination.float() * 2 - 1)
+    drift = (landmarks(swapped.float() * 2 - 1) - ref).norm(dim=-1).mean()
+    return drift, {"pose_swap": float(drift.detach())}
+
+
 def ssim_window(resolution: int) -> int:
     """DeepFaceLab's SSIM kernel size for a resolution (res / 11.6), odd and at least 3."""
     k = max(3, int(resolution / 11.6))

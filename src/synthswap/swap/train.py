@@ -31,8 +31,9 @@ from synthswap.atomic import write_json as atomic_write_json
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
+from synthswap.faces.landmark_net import SUBSET, train_landmark_net
 from synthswap.faces.sface_torch import sface_identity
-from synthswap.swap.losses import PIXEL_LOSSES, identity_loss, swap_loss
+from synthswap.swap.losses import PIXEL_LOSSES, identity_loss, pose_loss, swap_loss
 from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, load_model, read_model_json
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel
 from synthswap.training import (
@@ -50,12 +51,16 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "images_per_s", "lr"]
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "images_per_s", "lr"]
 
 
 # The identity-loss weight `run` and `study` use (`swap train` defaults to off): see docs/swap.md for
 # the measurement behind it.
 SWAP_ID_WEIGHT = 0.0
+# The landmark-consistency weight that goes with it (`--pose-weight`), measured in docs/swap.md.
+SWAP_POSE_WEIGHT = 10.0
+# Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU).
+LANDMARK_FACES, LANDMARK_STEPS = 1000, 400
 
 
 class SwapTrainError(Exception):
@@ -78,6 +83,8 @@ class SwapTrainOptions:
     # and the A->A reconstructions towards their own photo, every `id_every` steps (0: off).
     id_weight: float = 0.0
     id_every: int = 4
+    # With the identity loss, the B->A swaps' landmarks are held to the B face's (see losses.pose_loss).
+    pose_weight: float = SWAP_POSE_WEIGHT
     steps: int | None = None
     minutes: float | None = None
     save_every: int = 500
@@ -97,6 +104,19 @@ class SwapTrainOptions:
 def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
     # channels_last helps on CPU too (oneDNN convolutions ran ~1.5x faster in our measurements).
     return torch.from_numpy(x).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+
+def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device) -> torch.nn.Module:
+    """The landmark regressor `pose_loss` measures with, fitted on both people's faces (their FaceMesh
+    points from extraction) at the model's resolution, in the swap's own colour order. Deterministic
+    for a seed, so a resumed run fits the same one."""
+    images = np.concatenate([s.images for s in sources])
+    points = np.concatenate([s.landmarks[:, SUBSET] / s.size for s in sources])
+    idx = np.linspace(0, len(images) - 1, min(LANDMARK_FACES, len(images))).round().astype(int)
+    net, _ = train_landmark_net(torch.from_numpy(np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2))),
+                                torch.from_numpy(points[idx].astype(np.float32)), steps=LANDMARK_STEPS, seed=seed,
+                                device=device)
+    return net
 
 
 def preview_samples(source: FaceSource, count: int = 4) -> np.ndarray:
@@ -173,8 +193,8 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError(f"--loss must be one of {', '.join(PIXEL_LOSSES)}, not {opts.pixel_loss}")
     if opts.batch_size < 1:
         raise SwapTrainError("--batch-size must be at least 1")
-    if opts.id_weight < 0 or opts.id_every < 1:
-        raise SwapTrainError("--id-weight must not be negative and --id-every must be at least 1")
+    if opts.id_weight < 0 or opts.id_every < 1 or opts.pose_weight < 0:
+        raise SwapTrainError("--id-weight and --pose-weight must not be negative and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
     dinfo, device = init_distributed(opts.device)
     try:
@@ -206,6 +226,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.batch_size, opts.lr, opts.pixel_loss = t["batch_size_per_rank"], t["lr"], t["pixel_loss"]
         opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
         opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
+        opts.pose_weight = t.get("pose_weight", 0.0)
     res = config.resolution
     faces_a = FaceSource(src, res, src_w)
     faces_b = FaceSource(dst, res, dst_w)
@@ -244,7 +265,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "format": MODEL_FORMAT, "format_version": 1, "config": config.to_dict(),
             "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
-                         "id_weight": opts.id_weight, "id_every": opts.id_every,
+                         "id_weight": opts.id_weight, "id_every": opts.id_every, "pose_weight": opts.pose_weight,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
             "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
             "init": init,
@@ -266,6 +287,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         identity = sface_identity(device)
         with torch.no_grad():
             centroid = F.normalize(identity(_to_tensor(faces_a.real_images(), device)).mean(0), dim=0)
+    landmarks = fit_landmark_net([faces_a, faces_b], seed, device) if identity is not None and opts.pose_weight > 0 else None
     id_parts: dict[str, float] = {}
 
     budget = Budget(opts.steps, opts.minutes)
@@ -304,6 +326,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     swapped = model.swap(tb)[0]
                 id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta)
                 loss = loss + opts.id_weight * id_loss
+                if landmarks is not None:
+                    drift, pose_parts = pose_loss(landmarks, swapped, tb)
+                    loss = loss + opts.pose_weight * drift
+                    id_parts.update(pose_parts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
