@@ -148,7 +148,7 @@ def test_no_watermark_is_an_explicit_opt_out_that_the_metadata_records(model, sh
     assert "watermark off (--no-watermark)" in result.verdict()
 
 
-def test_converted_images_carry_text_chunks_and_the_watermark(model, shared_data, key_dir, tmp_path):
+def test_converted_images_carry_text_chunks_the_watermark_and_a_manifest(model, shared_data, key_dir, tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
     for f in iter_video_frames(shared_data / "videos/people/d9.mp4", every_n=40, max_frames=3):
@@ -158,8 +158,11 @@ def test_converted_images_carry_text_chunks_and_the_watermark(model, shared_data
                  "--quiet", "--device", "cpu"]) == 0
     for png in sorted(out.glob("*.png")):
         result = verify_file(png)
-        assert result.layers == ["metadata", "watermark"], result.to_dict()  # no manifest on frames
+        assert result.layers == ["metadata", "watermark", "manifest"], result.to_dict()
+        assert result.manifest.status == "valid" and result.manifest.ai_generated and result.manifest.own_key
         assert result.tags["synthswap_source_sha256"] == metadata.file_sha256(frames / png.name)
+        provenance = result.manifest.assertions["org.synthswap.provenance"]
+        assert provenance["source_sha256"] == result.tags["synthswap_source_sha256"]  # each image names its own
         assert result.watermark.run_id == result.tags["synthswap_run_id"]
 
 

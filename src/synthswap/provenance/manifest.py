@@ -124,7 +124,7 @@ def manifest_definition(record: ProvenanceRecord, title: str, source: str | None
     ingredients = []
     if source:
         ingredients.append({"title": Path(source).name, "relationship": "inputTo",
-                            "description": f"the destination video, sha256 {record.source_sha256}",
+                            "description": f"the destination (video or image), sha256 {record.source_sha256}",
                             "metadata": {"org.synthswap.sha256": record.source_sha256}})
     return {
         "claim_generator_info": [{"name": "synthswap", "version": __version__}],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,7 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_alpha: np.ndarray | No
 def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: ConvertOptions) -> str:
     """Attach the C2PA manifest; what happened, for the summary (a failure does not lose the video)."""
     if out.suffix.lower() not in manifest.FORMATS:
-        return f"not attached: {out.suffix} cannot carry a C2PA manifest (MP4 and MOV can)"
+        return f"not attached: {out.suffix} cannot carry a C2PA manifest (MP4, MOV and PNG can; C2PA defines no MKV binding)"
     try:
         manifest.sign(out, record, source, opts.key_dir)
     except manifest.ManifestError as exc:
@@ -291,14 +291,19 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
     atomic.write_json(out / IMAGES_INFO, {"images": str(folder.resolve()), "model": str(Path(model_dir).resolve()),
                                           "frames": len(files), "options": asdict(opts)})
     t0 = time.monotonic()
+    signed: dict[str, int] = {}  # what happened to each image's manifest -> how many images
     try:
         for i, path in enumerate(tqdm(files, unit="image", desc="swap convert", disable=not opts.progress)):
             result, _ = swapper.process(read_image(path), i / fps)
-            tags = {**record.tags(), "synthswap_source_sha256": file_sha256(path)}
-            write_png(out / f"{path.stem}.png", _mark(result, record, swapper.face_alpha), text=tags)
+            image_record = replace(record, source_sha256=file_sha256(path))  # each image names its own source
+            png = out / f"{path.stem}.png"
+            write_png(png, _mark(result, record, swapper.face_alpha), text=image_record.tags())
+            outcome = _sign(png, image_record, path, opts)
+            signed[outcome] = signed.get(outcome, 0) + 1
     finally:
         swapper.close()
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": len(files), **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0,
-            "provenance": record.to_dict(), "options": asdict(opts)}
+            "provenance": {**record.to_dict(), "manifest": "; ".join(f"{n} images: {what}" for what, n in signed.items())},
+            "options": asdict(opts)}
