@@ -2,7 +2,7 @@
 
 For each clip of ../shared (the first --frames frames):
   - embedding time per frame and PSNR of the marked frame against the unmarked one (all of
-    B, G, R; the mark lives in the U chroma plane only);
+    B, G, R; the mark lives in the brightness, the same value added to B, G and R);
   - the marked frames written as `swap convert` writes them (H.264 CRF 18), then every edit of
     `provenance.edits.EDITS` (re-encode at CRF 23 and 28, 0.75x downscale, 10% crop at odd
     offsets, brightness +20; each re-encoded without metadata): the fraction of frames whose own

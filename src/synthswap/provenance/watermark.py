@@ -1,13 +1,17 @@
 """An invisible watermark in the pixels: a fixed synthswap marker and 3 bytes of the run id.
 
 The mark is a faint, fixed noise pattern added to the brightness (the same value to B, G and
-R), which tiles the frame in 128 x 128 pixel tiles. A tile is 8 x 8 cells of 16 x 16 pixels;
-each cell carries one bit as the sign of its part of the pattern: 32 cells the fixed MARKER,
-32 cells the payload (the run id, 3 bytes, and a CRC-8 of it, so a damaged id reads as
-unreadable, never as another run's). Marker and payload cells alternate like a chessboard.
+R), which tiles the frame in 128 x 128 pixel tiles. A tile is 16 x 16 cells of 8 x 8 pixels;
+each cell carries one bit as the sign of its part of the pattern: 128 cells the fixed 128-bit
+MARKER, 128 cells the payload (the run id, 3 bytes, and a CRC-8 of it, so a damaged id reads as
+unreadable, never as another run's), each of its 32 bits in REPEATS = 4 cells scattered over the
+tile by a fixed permutation. Marker and payload cells alternate like a chessboard. The
+repetition is what a static video needs: its frames share their flat regions, where a strong
+re-encode wipes the mark the same way in every frame, so one 16 px cell per bit (version 1)
+lost a bit to such a region on d9 after CRF 28 (docs/benchmarks.md, "Watermark").
 
 Embedding is spread spectrum with host-interference cancellation ("improved spread
-spectrum", Malvar & Florencio 2003): in each 16 x 16 region the frame's own correlation
+spectrum", Malvar & Florencio 2003): in each 8 x 8 cell the frame's own correlation
 with the pattern is measured and mostly (LAMBDA) subtracted, so the picture does not drown
 the bit; the pattern's amplitude is AMPLITUDE grey levels (PSNR about 40 dB, a fine grain).
 
@@ -33,10 +37,12 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-MARKER = hashlib.sha256(b"synthswap watermark v1").digest()[:4]
+MARKER = hashlib.sha256(b"synthswap watermark v2").digest()[:16]  # one bit per marker cell
 RUN_ID_BYTES = 3
+PAYLOAD_BITS = 8 * (RUN_ID_BYTES + 1)  # the run id and its CRC-8
+REPEATS = 4  # payload cells per payload bit
 TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
-CELL = 16  # pixels per bit cell; TILE // CELL = 8 cells a side, 64 in a tile
+CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 2.5  # grey levels (times the pattern, which has unit standard deviation)
 LAMBDA = 0.8  # fraction of the frame's own correlation with the pattern cancelled per region
@@ -49,6 +55,7 @@ Z_FOUND = 6.5  # marker threshold over a whole search (all rolls and scales)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
 
 _N = TILE // CELL
+assert _N * _N // 2 == PAYLOAD_BITS * REPEATS  # half the cells are the marker's
 
 
 class WatermarkError(Exception):
@@ -82,12 +89,17 @@ def _pattern() -> np.ndarray:
 
 
 def _layout() -> tuple[np.ndarray, np.ndarray]:
-    """Per cell (8 x 8): whether it is a marker cell, and its index among its kind."""
+    """Per cell (16 x 16): whether it is a marker cell, and which bit it carries (the marker's bit
+    for marker cells; for payload cells a payload bit, its REPEATS cells scattered by a fixed
+    permutation drawn from SHA-256, the same on every machine)."""
     p, q = np.mgrid[:_N, :_N]
     is_marker = (p + q) % 2 == 0
+    cells = _N * _N // 2
+    keys = [hashlib.sha256(b"synthswap layout v2" + i.to_bytes(2, "big")).digest() for i in range(cells)]
+    scatter = np.array(sorted(range(cells), key=keys.__getitem__))
     index = np.zeros((_N, _N), np.int64)
-    index[is_marker] = np.arange(32)
-    index[~is_marker] = np.arange(32)
+    index[is_marker] = np.arange(cells)
+    index[~is_marker] = scatter % PAYLOAD_BITS
     return is_marker, index
 
 
@@ -119,11 +131,14 @@ def can_mark(shape: tuple[int, ...]) -> bool:
 
 
 def cell_signs(run_id: bytes) -> np.ndarray:
-    """(8, 8) signs of one tile's cells: the marker's and the payload's bits as +-1."""
+    """(16, 16) signs of one tile's cells: the marker's and the payload's bits as +-1."""
     if len(run_id) != RUN_ID_BYTES:
         raise WatermarkError(f"the run id must be {RUN_ID_BYTES} bytes, not {len(run_id)}")
     payload = 2.0 * _bits(run_id + bytes([crc8(run_id)])) - 1.0
-    return np.where(_IS_MARKER, _MARKER_SIGNS[_INDEX], payload[_INDEX])
+    signs = np.empty((_N, _N))
+    signs[_IS_MARKER] = _MARKER_SIGNS[_INDEX[_IS_MARKER]]
+    signs[~_IS_MARKER] = payload[_INDEX[~_IS_MARKER]]
+    return signs
 
 
 def luma(bgr: np.ndarray) -> np.ndarray:
@@ -138,7 +153,7 @@ def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> n
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
     h, w = bgr.shape[:2]
-    rows, cols = -(-h // CELL), -(-w // CELL)  # 16 px regions, the last ones cut by the frame's edge
+    rows, cols = -(-h // CELL), -(-w // CELL)  # one region per cell, the last ones cut by the frame's edge
     pattern = np.tile(_PATTERN, (-(-h // TILE), -(-w // TILE)))[:rows * CELL, :cols * CELL]
     host = np.zeros_like(pattern)
     host[:h, :w] = _highpass(luma(bgr))
@@ -189,8 +204,7 @@ def _run_id(fold: np.ndarray, roll: tuple[int, int]) -> bytes | None:
     then: 1 in 256 of the reads that failed, and only where the marker was found)."""
     aligned = np.roll(fold, (-roll[0], -roll[1]), axis=(0, 1))
     cells = np.bincount(_PIXEL_CELL.ravel(), (aligned * _PATTERN).ravel(), _N * _N).reshape(_N, _N)
-    scores = np.zeros(32)
-    scores[_INDEX[~_IS_MARKER]] = cells[~_IS_MARKER]
+    scores = np.bincount(_INDEX[~_IS_MARKER], cells[~_IS_MARKER], PAYLOAD_BITS)  # each bit's cells summed
     bits = (scores > 0).astype(np.int64)
     for flip in (None, int(np.argmin(np.abs(scores)))):
         if flip is not None:

@@ -9,6 +9,8 @@ import torch
 from kornia.losses import ssim_loss
 from torch.nn import functional as F
 
+from synthswap.faces.landmark_net import SUBSET
+
 PIXEL_LOSSES = ("l1", "mse")
 
 
@@ -25,13 +27,38 @@ def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstr
     return id_swap + id_rec, {"id_swap": float(id_swap.detach()), "id_rec": float(id_rec.detach())}
 
 
+# FaceMesh points that give the head's pose, as positions in the landmark regressor's output.
+_EYE_OUTER = (SUBSET.index(33), SUBSET.index(263))
+_NOSE_TIP = SUBSET.index(1)
+_MOUTH_CORNERS = (SUBSET.index(61), SUBSET.index(291))
+
+
+def head_pose(points: torch.Tensor) -> torch.Tensor:
+    """(N, 3) pose proxies from 2-D landmarks (N, len(SUBSET), 2), as free of face shape as 2-D
+    allows: roll = the eye line's angle (radians); yaw = the nose tip's offset along the eye line
+    over the eye distance; pitch = where the nose tip sits between the eye line and the mouth line."""
+    left, right = points[:, _EYE_OUTER[0]], points[:, _EYE_OUTER[1]]
+    mid = (left + right) / 2
+    along = right - left
+    distance = along.norm(dim=-1).clamp_min(1e-3)
+    u = along / distance[:, None]
+    v = torch.stack([-u[:, 1], u[:, 0]], dim=-1)  # perpendicular: down the face
+    nose = points[:, _NOSE_TIP] - mid
+    mouth = (points[:, _MOUTH_CORNERS[0]] + points[:, _MOUTH_CORNERS[1]]) / 2 - mid
+    roll = torch.atan2(along[:, 1], along[:, 0])
+    yaw = (nose * u).sum(-1) / distance
+    pitch = (nose * v).sum(-1) / (mouth * v).sum(-1).clamp_min(1e-3)
+    return torch.stack([roll, yaw, pitch], dim=-1)
+
+
 def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean distance (in crop widths) between the landmarks the regressor `landmarks` finds on the
-    B->A swaps and on the B faces they replace. The identity loss alone pulls swaps towards the
-    subject's usual pose and mouth (pose error +51-61% in docs/swap.md); this holds them in place."""
+    """Mean absolute difference of the head-pose proxies (`head_pose`) between the B->A swaps and
+    the B faces they replace, through the landmark regressor `landmarks`. The identity loss alone
+    turns swaps towards the subject's usual pose (pose error +51-61% in docs/swap.md); holding
+    every landmark instead also held B's face shape and gave back most of the identity gain."""
     with torch.no_grad():
-        ref = landmarks(destination.float() * 2 - 1)
-    drift = (landmarks(swapped.float() * 2 - 1) - ref).norm(dim=-1).mean()
+        ref = head_pose(landmarks(destination.float() * 2 - 1))
+    drift = (head_pose(landmarks(swapped.float() * 2 - 1)) - ref).abs().mean()
     return drift, {"pose_swap": float(drift.detach())}
 
 
