@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=_ints, default=d.ks, help="numbers of real photos, e.g. 1,5,20 (default)")
     p.add_argument("--engines", default=",".join(d.engines), help=f"synthetic engines, comma separated, of {', '.join(ENGINES)} (default: {','.join(d.engines)})")
     p.add_argument("--gan", help="use this trained personal prior instead of training one on the destination")
-    p.add_argument("--generic-gan", help="also synthesise from this generic prior (e.g. trained on UTKFace)")
+    p.add_argument("--generic-gan", metavar="GAN_DIR",
+                   help="also synthesise from this generic prior (e.g. trained on UTKFace); 'shipped' is the one "
+                        "inside the package")
     add_flags(p, StudyOptions)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

@@ -59,7 +59,7 @@ class StudyOptions:
     out: str
     ks: list[int] = field(default_factory=lambda: [1, 5, 20])
     engines: list[str] = field(default_factory=lambda: list(ENGINES))
-    generic_gan: str | None = None  # a GAN trained on a face corpus (e.g. UTKFace)
+    generic_gan: str | None = None  # a GAN trained on a face corpus (e.g. UTKFace), or "shipped"
     gan: str | None = None  # an already trained personal prior to use instead of training one
     size: int = option(128, "crop size of extracted faces")
     subject_every_n: int = option(2, "subject frames extracted (every n-th)")
@@ -206,7 +206,8 @@ class Study:
             # --generic-gan the GAN engine runs a second time on the generic prior.
             synthetic_sets = [(e, self.synthesize(k, e, gan, self.engine_slug(e))) for e in o.engines]
             if o.generic_gan:
-                synthetic_sets.append(("generic", self.synthesize(k, "gan", Path(o.generic_gan), "generic")))
+                generic = Path(resolve_model(o.generic_gan, "gan"))  # 'shipped': the prior inside the package
+                synthetic_sets.append(("generic", self.synthesize(k, "gan", generic, "generic")))
             for kind, path in synthetic_sets:
                 sources = [real] + ([str(path)] if path is not None else [])
                 if len(sources) == 1:
