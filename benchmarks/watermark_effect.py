@@ -1,15 +1,17 @@
 """Does the watermark change what `synthswap evaluate` measures? (not a test)
 
-Converts one destination video with one swap model twice, with the watermark and with
---no-watermark (everything else identical and deterministic), and evaluates both against the
-destination and a subject faceset. As the scale of "noise", the unmarked output re-encoded at
-CRF 23 is evaluated too: a change the watermark makes should be no larger than what one mild
-re-encode does.
+Converts one destination video with one swap model without the watermark and --repeats times
+with it (each a new random run id; everything else identical and deterministic), and evaluates
+each against the destination and a subject faceset. Differences are paired frame by frame (the
+same frame with and without the mark), with a 95% interval over frames, so "beyond noise" has a
+meaning: an interval that excludes 0. As a second scale, the unmarked output re-encoded at CRF 23
+is evaluated too: a change the watermark makes should be no larger than what one mild re-encode
+does.
 
     .venv/bin/python benchmarks/watermark_effect.py --model MODEL_DIR --video DEST --subject FACESET \\
-        [--frames 75] [--threads 1]
+        [--frames 75] [--repeats 3] [--threads 1]
 
-Prints the metrics side by side and their differences (Markdown), then a direct check on the
+Prints the paired differences (Markdown), then a direct check on the
 destination's own frames: FaceMesh landmarks, expression vector and SFace embedding of each frame
 with the watermark against without, beside the same for a CRF 23 re-encode. --json FILE writes all.
 """
@@ -30,10 +32,6 @@ from synthswap.metrics.evaluate import evaluate
 from synthswap.provenance import watermark
 from synthswap.provenance.edits import Edit, apply_edit
 from synthswap.swap.convert import ConvertOptions, convert_video
-
-METRICS = ["swap_rate", "identity_to_subject", "identity_to_destination", "dlib_distance_to_subject",
-           "dlib_distance_to_destination", "expression_error", "pose_error_deg", "landmark_jitter_ratio"]
-
 
 def _analyse(path: Path, frames: int | None) -> list:
     analyzer = FaceAnalyzer(128, with_identity=True)
@@ -69,46 +67,72 @@ def frame_effect(video: str, frames: int | None, tmp: Path) -> dict[str, dict[st
             "re-encoded CRF 23": _compare(_analyse(crf23, frames), base)}
 
 
+# Summary metric -> the per-frame field behind it, for paired differences frame by frame.
+PAIRED = {"identity_to_subject": "id_subject", "identity_to_destination": "id_destination",
+          "dlib_distance_to_subject": "dlib_subject", "dlib_distance_to_destination": "dlib_destination",
+          "expression_error": "expression_error", "pose_error_deg": "pose_error"}
+
+
+def paired_difference(a, b, field: str) -> tuple[float, float, int]:
+    """Mean over frames of a's value minus b's (same frame), its 95% half-width (1.96 standard
+    errors) and the number of frames where both have one."""
+    d = np.array([getattr(x, field) - getattr(y, field) for x, y in zip(a.frames, b.frames)
+                  if getattr(x, field) is not None and getattr(y, field) is not None])
+    if len(d) < 2:
+        return float("nan"), float("nan"), len(d)
+    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d))), len(d)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--video", required=True)
     p.add_argument("--subject", required=True, help="the subject's faceset (identity reference)")
     p.add_argument("--frames", type=int, default=None, help="convert and evaluate only the first N frames")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="watermarked conversions, each with its own random run id (so its own pattern of bits)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    results = {}
+
+    def convert_and_evaluate(out: Path, mark: bool, keys: Path):
+        convert_video(args.model, args.video, out, ConvertOptions(device="cpu", progress=False, max_frames=args.frames,
+                                                                  watermark=mark, key_dir=str(keys)))
+        return evaluate(out, args.video, args.subject, max_frames=args.frames, fid=False, progress=False)
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, mark in (("watermark on", True), ("watermark off", False)):
-            out = tmp / f"{'on' if mark else 'off'}.mp4"
-            convert_video(args.model, args.video, out, ConvertOptions(device="cpu", progress=False,
-                                                                      max_frames=args.frames, watermark=mark,
-                                                                      key_dir=str(tmp / "keys")))
-            results[name] = evaluate(out, args.video, args.subject, max_frames=args.frames, fid=False,
-                                     progress=False).summary()
+        off = convert_and_evaluate(tmp / "off.mp4", False, tmp / "keys")
+        ons = [convert_and_evaluate(tmp / f"on{i}.mp4", True, tmp / "keys") for i in range(args.repeats)]
         reencoded = apply_edit(Edit("CRF 23", crf=23), tmp / "off.mp4", tmp / "off_crf23.mp4")
-        results["off, re-encoded CRF 23"] = evaluate(reencoded, args.video, args.subject, max_frames=args.frames,
-                                                     fid=False, progress=False).summary()
-    names = list(results)
-    print("| metric | " + " | ".join(names) + " | on - off | CRF 23 - off |")
-    print("| --- | " + " | ".join("---:" for _ in names) + " | ---: | ---: |")
-    for key in METRICS:
-        vals = [results[n].get(key) for n in names]
-        if any(v is None for v in vals):
-            continue
-        print(f"| {key} | " + " | ".join(f"{v:.4f}" for v in vals) +
-              f" | {vals[0] - vals[1]:+.4f} | {vals[2] - vals[1]:+.4f} |")
+        crf23 = evaluate(reencoded, args.video, args.subject, max_frames=args.frames, fid=False, progress=False)
         effect = frame_effect(args.video, args.frames, tmp)
+
+    columns = [f"on #{i + 1} - off" for i in range(args.repeats)] + ["CRF 23 of off - off"]
+    print("Paired by frame: mean difference +- 95% half-width (1.96 standard errors over frames).\n")
+    print("| metric | off | " + " | ".join(columns) + " |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in columns) + " |")
+    table = {}
+    for metric, field_name in PAIRED.items():
+        base = off.summary()[metric]
+        if base is None:
+            continue
+        cells = [paired_difference(e, off, field_name) for e in ons + [crf23]]
+        table[metric] = {"off": base, **{c: {"mean": m, "half_width": h, "frames": n}
+                                          for c, (m, h, n) in zip(columns, cells)}}
+        print(f"| {metric} | {base:.4f} | " + " | ".join(f"{m:+.4f} +- {h:.4f}" for m, h, _ in cells) + " |")
+    for metric in ("landmark_jitter_ratio", "sharpness_ratio"):  # not per-frame pairs: whole-video figures
+        vals = [e.summary()[metric] for e in [off] + ons + [crf23]]
+        if None not in vals:
+            table[metric] = vals
+            print(f"| {metric} | {vals[0]:.4f} | " + " | ".join(f"{v - vals[0]:+.4f}" for v in vals[1:]) + " |")
     print("\n| against the unmarked frame (CRF 18) | landmark shift px | expression L2 | SFace cosine |")
     print("| --- | ---: | ---: | ---: |")
     for name, row in effect.items():
         print(f"| {name} | {row['landmark_shift_px']:.3f} | {row['expression_l2']:.4f} | {row['sface_cosine']:.4f} |")
-    results["frame_effect"] = effect
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+        Path(args.json).write_text(json.dumps({"paired": table, "frame_effect": effect}, indent=2, default=str))
 
 
 if __name__ == "__main__":
