@@ -186,7 +186,7 @@ class FaceSwapper:
                 "seamless_fallbacks": self.seamless_fallbacks}
 
 
-FACE_WATERMARK_WEIGHT = 0.3  # the watermark's amplitude on the pasted face, relative to the rest of the frame
+FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude on the pasted face, relative to the rest of the frame
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
 

@@ -58,7 +58,7 @@ LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b"
 # the measurement behind it.
 SWAP_ID_WEIGHT = 0.0
 # The landmark-consistency weight that goes with it (`--pose-weight`), measured in docs/swap.md.
-SWAP_POSE_WEIGHT = 10.0
+SWAP_POSE_WEIGHT = 3.0
 # Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU).
 LANDMARK_FACES, LANDMARK_STEPS = 1000, 400
 
