@@ -83,7 +83,9 @@ class FaceSwapper:
         self.analyzer = FaceAnalyzer(self.size, with_identity=False)
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0
-        self.face_alpha: np.ndarray | None = None  # the last frame's paste mask, frame-sized (None: no face)
+        # The last frame's face zone, frame-sized 0-1: the swap crop's whole footprint, feathered (None: no
+        # face). The watermark stays out of it: FaceMesh reads the face from about this much context.
+        self.face_zone: np.ndarray | None = None
         self.frames_without_face = 0
         self.seamless_fallbacks = 0
 
@@ -120,7 +122,7 @@ class FaceSwapper:
     def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
         face = self.analyzer.analyze(bgr)
-        self.face_alpha = None
+        self.face_zone = None
         if face is None:
             self.frames_without_face += 1
             if self.filter is not None:
@@ -159,8 +161,10 @@ class FaceSwapper:
             face_roi = self._seamless(face_roi, frame[y0:y1, x0:x1], alpha[..., 0])
         blended = face_roi * alpha + dst * (1.0 - alpha)
         out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
-        self.face_alpha = np.zeros((h, w), np.float32)
-        self.face_alpha[y0:y1, x0:x1] = alpha[..., 0]
+        footprint = cv2.warpAffine(np.ones((self.size, self.size), np.float32), roi_inv, size, flags=cv2.INTER_LINEAR)
+        feather = max(3, self.size // 16) | 1
+        self.face_zone = np.zeros((h, w), np.float32)
+        self.face_zone[y0:y1, x0:x1] = cv2.GaussianBlur(footprint, (feather, feather), 0)
         return out
 
     def _seamless(self, face_roi: np.ndarray, dst_roi: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -186,7 +190,7 @@ class FaceSwapper:
                 "seamless_fallbacks": self.seamless_fallbacks}
 
 
-FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude on the pasted face, relative to the rest of the frame
+FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
 
@@ -204,11 +208,12 @@ def provenance_record(model_dir: str | os.PathLike, source: str | os.PathLike | 
                             gan_sha256=gan_sha, source_sha256=file_sha256(source) if source else None)
 
 
-def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_alpha: np.ndarray | None = None) -> np.ndarray:
-    """The watermarked frame; fainter on the pasted face (`face_alpha`), where its grain would
-    perturb face landmarks (docs/benchmarks.md, "Does the watermark change what evaluate measures?")."""
+def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None = None) -> np.ndarray:
+    """The watermarked frame, left out of the face zone (`face_zone`), where its grain would perturb
+    face landmarks and expression (docs/benchmarks.md, "Does the watermark change what evaluate
+    measures?")."""
     if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
-        weight = None if face_alpha is None else 1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_alpha
+        weight = None if face_zone is None else 1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_zone
         return watermark.embed(bgr, bytes.fromhex(record.run_id), weight)
     return bgr
 
@@ -247,7 +252,7 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
             for frame in iter_video_frames(video, max_frames=opts.max_frames):
                 result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(_mark(result, record, swapper.face_alpha))
+                writer.write(_mark(result, record, swapper.face_zone))
                 frames += 1
                 bar.update(1)
     finally:
@@ -297,7 +302,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
             result, _ = swapper.process(read_image(path), i / fps)
             image_record = replace(record, source_sha256=file_sha256(path))  # each image names its own source
             png = out / f"{path.stem}.png"
-            write_png(png, _mark(result, record, swapper.face_alpha), text=image_record.tags())
+            write_png(png, _mark(result, record, swapper.face_zone), text=image_record.tags())
             outcome = _sign(png, image_record, path, opts)
             signed[outcome] = signed.get(outcome, 0) + 1
     finally:
