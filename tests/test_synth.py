@@ -64,6 +64,9 @@ def test_synthesize_writes_n_identity_checked_faces_wider_than_the_photos(warp_r
     subject, _, plain, _ = warp_run
     assert plain.accepted == 24
     assert 0 < plain.acceptance_rate <= 1 and plain.attempts >= 24
+    # The realism gate compares candidates with the photos taken along the same path (re-analysed):
+    # against the photos' stored sharpness, warps of sharp photos read "blurred" (6 of 800 kept).
+    assert plain.acceptance_rate >= 0.3 and plain.blurred < plain.attempts / 2, plain
     out = Faceset.open(plain.out)
     assert len(out) == 24 and all(f.synthetic for f in out.faces)
     assert len({f.key for f in out.faces}) == 24
@@ -116,3 +119,14 @@ def test_synthesize_bad_inputs_are_clear_errors(extracted, tmp_path, capsys):
     assert _cli("synthesize", "--engine", "warp", "--faces", str(extracted(*SUBJECT)), "--out", str(busy),
                 "--quiet") == 2
     assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"]
+
+
+def test_the_realism_gate_keeps_warps_of_sharp_photos(extracted, tmp_path):
+    """The gate's reference is the real photos taken along the candidates' path (analysed again):
+    against their stored sharpness, 795 of 800 warps of d9's photos read as blurred."""
+    from synthswap.synth.pipeline import SynthOptions, synthesize
+
+    subject = extracted("videos/people/d9.mp4", size=128, max_frames=20, every_n=10)
+    summary = synthesize(SynthOptions(out=str(tmp_path / "warp"), n=12, engine="warp", faces=str(subject),
+                                      max_attempts=48, progress=False), log=lambda s: None)
+    assert summary.accepted == 12 and summary.blurred < summary.attempts / 2, summary

@@ -191,6 +191,7 @@ class FaceSwapper:
 
 
 FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
+MAX_BOOST = 1.5  # the most the rest of the frame's amplitude is raised to make up for the face zone
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
 
@@ -213,7 +214,12 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | Non
     face landmarks and expression (docs/benchmarks.md, "Does the watermark change what evaluate
     measures?")."""
     if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
-        weight = None if face_zone is None else 1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_zone
+        weight = None
+        if face_zone is not None:
+            # The rest of the frame carries more, so the mark's energy stays about what it was: on a
+            # close-up the face zone is half the frame, and the run id would not survive CRF 28.
+            boost = min(MAX_BOOST, 1.0 / np.sqrt(max(1.0 - float(face_zone.mean()), 1e-6)))
+            weight = boost * (1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_zone)
         return watermark.embed(bgr, bytes.fromhex(record.run_id), weight)
     return bgr
 

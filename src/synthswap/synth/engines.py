@@ -134,18 +134,24 @@ class GanEngine(Engine):
         with torch.no_grad():
             imgs = to_uint8(self.G.synthesis(ws, noise_mode="const")).cpu().numpy()
         out = []
-        # Small renders are enlarged (cubic) before analysis: the detector and FaceMesh find
-        # 32-64 px faces far more reliably at 128 px or more than when they upscale bilinearly.
-        up = max(1, int(np.ceil(128 / imgs.shape[-1])))
         for j, i in enumerate(idx):
-            bgr = np.ascontiguousarray(imgs[j].transpose(1, 2, 0)[..., ::-1])
-            if up > 1:
-                bgr = cv2.resize(bgr, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC)
+            bgr = self._enlarge(np.ascontiguousarray(imgs[j].transpose(1, 2, 0)[..., ::-1]))
             face = self.subject.faces[i]
             meta = {"pivot": face.id, "pivot_index": int(i), "dw_norm": round(float(np.linalg.norm(dws[j])), 4),
                     "edit": {k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, deltas[j])}}
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
+
+    def _enlarge(self, bgr: np.ndarray) -> np.ndarray:
+        """Renders are enlarged (cubic) to 128 px or more before analysis: the detector and FaceMesh
+        find 32-64 px faces far more reliably so than when they upscale bilinearly."""
+        up = max(1, int(np.ceil(128 / bgr.shape[0])))
+        return cv2.resize(bgr, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else bgr
+
+    def as_candidate(self, photo: np.ndarray) -> np.ndarray:
+        """The photo as a perfect render would reach the filters: at the GAN's resolution, enlarged."""
+        res = self.G.resolution
+        return self._enlarge(cv2.resize(photo, (res, res), interpolation=cv2.INTER_AREA))
 
 
 def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor, steps: int, lr: float,
