@@ -120,7 +120,7 @@ class SyntheticFaces:
     inversion: str | None = None
     directions: str | None = None
     invert_steps: int = 300
-    pti_steps: int = 200
+    pti_steps: int = 400
     landmark_steps: int = 400
     directions_n: int = 3000
     seed: int = 0

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p)
     # Small budgets, so that the demo runs in minutes on 2 CPU cores: it inverts into the shipped GAN
     # prior and fine-tunes the shipped pretrained swap model (see README for what it measures).
-    p.set_defaults(func=run, size=128, directions_n=300, invert_steps=100, pti_steps=50,
+    p.set_defaults(func=run, size=128, directions_n=300, invert_steps=100, pti_steps=200,
                    landmark_steps=100, synthetic=40, swap_minutes=3.0, swap_steps=None)
 
 

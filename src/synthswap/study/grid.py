@@ -71,7 +71,7 @@ class StudyOptions:
     gan_minutes: float = option(30.0, "personal prior's training budget in minutes")
     directions_n: int = option(2000, "GAN samples measured to fit the directions")
     invert_steps: int = option(200, "projection steps")
-    pti_steps: int = option(150, "pivotal-tuning steps")
+    pti_steps: int = option(400, "pivotal-tuning steps (see `run --help`)")
     landmark_steps: int = option(400, "training steps of the inversion's landmark regressor")
     synthetic: int = option(200, "synthetic images per condition")
     swap_resolution: int = option(64, "swap model size")

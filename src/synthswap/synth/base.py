@@ -92,9 +92,10 @@ class Engine(ABC):
     def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
         """One candidate per target row; `strength` scales every edit (1 = all the way)."""
 
-    def as_candidate(self, photo: np.ndarray) -> np.ndarray:
-        """A real photo (a faceset crop) brought along the path this engine's candidates take to the
-        filters, so the realism gate compares like with like: a candidate is analysed, aligned and
-        cropped again, which softens it, and the real photos' stored sharpness never went through
-        that. The default: the crop itself (an engine whose candidates are crops at its size)."""
-        return photo
+    def reference_images(self) -> list[np.ndarray]:
+        """The subject as this engine renders them at its best, in the form its candidates reach the
+        filters: the realism gate's reference. A candidate is analysed, aligned and cropped again,
+        which softens it, and a generator renders less fine detail than a photo has, so the photos'
+        stored sharpness is the wrong yardstick. The default: the photos themselves (an engine whose
+        candidates are the photos, moved)."""
+        return [self.subject.read_image(f) for f in self.subject.faces]
