@@ -27,7 +27,7 @@ from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.losses import PIXEL_LOSSES
-from synthswap.swap.train import SwapTrainError, SwapTrainOptions, train
+from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
 
 TRAIN_EPILOG = """\
@@ -138,9 +138,10 @@ def register(subparsers) -> None:
     t.add_argument("--eyes-mouth-weight", type=nonnegative_float, default=d.eyes_mouth_weight,
                    help=f"extra weight of the eye and mouth regions (from landmarks; 0 turns it off; "
                         f"default {d.eyes_mouth_weight})")
-    t.add_argument("--id-weight", type=nonnegative_float, default=d.id_weight,
+    t.add_argument("--id-weight", type=nonnegative_float, default=SWAP_ID_WEIGHT,
                    help=f"identity supervision: weight of 1 - SFace cosine of the swapped faces (B->A) to the "
-                        f"subject's real photos and of A->A to their own photo (0: off; default {d.id_weight})")
+                        f"subject's real photos and of A->A to their own photo (0: off; default {SWAP_ID_WEIGHT}, "
+                        f"measured in docs/study/identity_rerun.md)")
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
                    help=f"apply the identity loss every N steps: it costs ~75 ms per face on a CPU core "
                         f"(default {d.id_every})")
