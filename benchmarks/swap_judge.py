@@ -1,7 +1,7 @@
 """Swap models judged by an identity network none of them is trained against, at several step counts.
 
 Variants: the start (scratch; --init with every part; --init without the bottleneck, as
-DeepFaceLab does) crossed with identity-loss weights (--id-weights; 0 = off) and the landmark-consistency weights
+DeepFaceLab does) crossed with identity-loss weights (--id-weights; 0 = off) and the head-pose weights
 that go with them (--pose-weights). Each trains on
 the subject's real frames against the destination's, same steps and seed, and at every step
 count of --steps swaps the destination's held-out faces and measures:
@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--id-weights", default="0", help="identity-loss weights to cross with the starts")
     p.add_argument("--id-every", type=int, default=4)
     p.add_argument("--pose-weights", default="0",
-                   help="landmark-consistency weights (swap train --pose-weight) to cross with the identity weights")
+                   help="head-pose weights (swap train --pose-weight) to cross with the identity weights")
     p.add_argument("--steps", default="100,200,400,800", help="step counts at which to judge")
     p.add_argument("--eval-faces", type=int, default=60, help="held-out destination faces swapped and judged")
     p.add_argument("--batch-size", type=int, default=8)

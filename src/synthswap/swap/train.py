@@ -58,7 +58,7 @@ LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b"
 # study's d9 -> d6 conditions it took dlib's distance to the held-out subject from 0.62-0.69 to 0.54-0.60
 # with expression error within 6% and pose error 8% lower on average (docs/study/identity_rerun.md).
 SWAP_ID_WEIGHT = 1.0
-# The landmark-consistency weight that goes with it (`--pose-weight`), measured in docs/swap.md.
+# The head-pose weight that goes with it (`--pose-weight`), measured in docs/swap.md.
 SWAP_POSE_WEIGHT = 3.0
 # Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU).
 LANDMARK_FACES, LANDMARK_STEPS = 1000, 400
@@ -84,7 +84,7 @@ class SwapTrainOptions:
     # and the A->A reconstructions towards their own photo, every `id_every` steps (0: off).
     id_weight: float = 0.0
     id_every: int = 4
-    # With the identity loss, the B->A swaps' landmarks are held to the B face's (see losses.pose_loss).
+    # With the identity loss, the B->A swaps' head pose is held to the B face's (see losses.pose_loss).
     pose_weight: float = SWAP_POSE_WEIGHT
     steps: int | None = None
     minutes: float | None = None
