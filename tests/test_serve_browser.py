@@ -1,11 +1,13 @@
 """`synthswap serve` in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
 One tiny job on real faces, from the form to the played video and the opened report, with a
-server restart in the middle of its training; bad files refused on the page. The screenshots
-of the main screens are written to docs/serve/ (small PNGs, committed)."""
+server restart in the middle of its training; bad files refused on the page. Screenshots of the
+main screens go to the test's temporary folder, or to $SYNTHSWAP_SCREENSHOTS when it is set: they
+show frames of ../shared/data, which must not enter the repository."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +15,6 @@ import pytest
 from serve_helpers import TINY, Server, not_media, subject_photos
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "serve"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -24,12 +25,14 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 XSS_NAME = "<img src=x onerror=alert(1)>.jpg"
 
 
-def screenshot(page, name: str) -> None:
-    """A full-page PNG in docs/serve, reduced to 128 colours so that it stays small."""
+def screenshot(page, folder: Path, name: str) -> None:
+    """A full-page PNG, reduced to 128 colours so that it stays small: in $SYNTHSWAP_SCREENSHOTS if set,
+    else in `folder` (the test's temporary one)."""
     from PIL import Image
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+    shots = Path(os.environ.get("SYNTHSWAP_SCREENSHOTS") or folder)
+    shots.mkdir(parents=True, exist_ok=True)
+    path = shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     with Image.open(path) as img:
         img.convert("RGB").quantize(128).save(path, optimize=True)
@@ -69,7 +72,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#subject-list li.bad")).to_contain_text("notes.jpg: not a readable image")
     page.set_input_files("#video-file", str(shared_data / "videos/people/d0.mp4"))
     expect(page.locator("#video-list li.bad")).to_contain_text("over the limit of 1.0 MB")
-    screenshot(page, "bad_input")
+    screenshot(page, tmp_path, "bad_input")
     page.locator("#subject-list li.bad button").click()
     assert list((server.data / "uploads").iterdir()) == []  # nothing of the refused files stays
 
@@ -89,7 +92,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
             field.select_option(value)
         else:
             field.fill(value)
-    screenshot(page, "new_job")
+    screenshot(page, tmp_path, "new_job")
     page.click("#submit")
     expect(page.locator("#detail")).to_be_visible()
     expect(page.locator("#d-title")).to_contain_text(XSS_NAME)
@@ -98,7 +101,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("tr.stage.running td").first).to_have_text("swap train", timeout=300_000)
     expect(page.locator("#d-progress-text")).to_contain_text("/ 16 steps", timeout=120_000)
     expect(page.locator("#d-synth-fig")).to_be_visible()
-    screenshot(page, "training")
+    screenshot(page, tmp_path, "training")
 
     # Restart the server in the middle of training: the page says so, then follows the resumed job.
     assert server.stop() == "synthswap serve: stopped; job 1 goes back to the queue and resumes at the next start"
@@ -123,7 +126,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#d-loss-fig")).to_be_visible()
     expect(page.locator("#d-downloads a")).to_have_count(5)
     page.evaluate("document.getElementById('d-video').pause()")
-    screenshot(page, "done")
+    screenshot(page, tmp_path, "done")
     with page.expect_popup() as popup:
         page.click("#d-report")
     report = popup.value
@@ -131,5 +134,5 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(report.locator("h1")).to_contain_text("synthswap: out.mp4")
     expect(report.locator("h2").first).to_have_text("Metrics")
     assert report.locator("img").first.evaluate("i => i.naturalWidth") > 0
-    screenshot(report, "report")
+    screenshot(report, tmp_path, "report")
     assert dialogs == []  # the HTML in a file name never ran
