@@ -56,7 +56,8 @@ def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3,
     atomic.write_bytes(path, data)
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """MediaError unless `path` is an existing, non-empty regular file."""
     if not path.exists():
         raise MediaError(f"{path}: no such file")
     if not path.is_file():
@@ -69,7 +70,7 @@ def _check_file(path: Path) -> None:
 def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
     """Open an image lazily, refuse it from its header when it has too many pixels, and turn
     every decoder failure inside the `with` block into a MediaError naming the file."""
-    _check_file(path)
+    check_file(path)
     try:
         with warnings.catch_warnings():
             # We enforce our own, lower limit below; PIL's own bomb warning is noise.
@@ -158,7 +159,7 @@ class VideoFrame:
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -63,10 +63,10 @@ def main(args: argparse.Namespace) -> int:
     return execute(options_from_args(args, args.subject, args.video, args.out))
 
 
-def range_problem(opts, minimums: tuple[tuple[str, int, int], ...]) -> str | None:
-    """The ranges the flags' types do not say, checked before any stage runs (a stage would refuse
-    them only after the stages before it had run): crop size, both resolutions, and each
-    (flag, value, least) of `minimums`. Shared by `run` and `study`."""
+def request_problem(opts, minimums: tuple[tuple[str, int, int], ...]) -> str | None:
+    """What the flags' types do not say, checked before any stage runs (a stage would refuse it only
+    after the stages before it had run): crop size, both resolutions, each (flag, value, least) of
+    `minimums`, and a --device this machine lacks. Shared by `run` and `study`."""
     low, high = CROP_SIZES
     if not low <= opts.size <= high:
         return f"--size must be between {low} and {high}, not {opts.size}"
@@ -79,11 +79,15 @@ def range_problem(opts, minimums: tuple[tuple[str, int, int], ...]) -> str | Non
         SwapConfig(resolution=opts.swap_resolution).validate()
     except ValueError as exc:
         return f"--swap-resolution: {exc}"
+    try:
+        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the first training
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
 def check_numbers(opts: RunOptions) -> str | None:
-    return range_problem(opts, (("--directions-n", opts.directions_n, 1), ("--invert-steps", opts.invert_steps, 1),
+    return request_problem(opts, (("--directions-n", opts.directions_n, 1), ("--invert-steps", opts.invert_steps, 1),
                                 ("--pti-steps", opts.pti_steps, 0), ("--landmark-steps", opts.landmark_steps, 0)))
 
 
@@ -91,10 +95,6 @@ def execute(opts) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
-    try:
-        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the swap stage
-    except ValueError as exc:
-        return fail(str(exc))
     if not is_video(Path(opts.video)):  # a photo would make a one-frame "video" without a word
         return fail(f"--video {opts.video}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})", 1)
     if Path(opts.video).exists():  # an unreadable one fails now, not after the subject's extraction

@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 
 from synthswap.cli.options import add_flags, fail, from_args
-from synthswap.cli.run import PIPELINE_ERRORS, range_problem
+from synthswap.cli.run import PIPELINE_ERRORS, request_problem
 from synthswap.media import MediaError, probe_video
-from synthswap.training import resolve_device
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.synth.engines import ENGINES
 
@@ -53,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check_numbers(opts: StudyOptions) -> str | None:
     if not (math.isfinite(opts.gan_minutes) and opts.gan_minutes > 0):
         return f"--gan-minutes must be more than 0, not {opts.gan_minutes}"
-    return range_problem(opts, (
+    return request_problem(opts, (
         ("--subject-every-n", opts.subject_every_n, 1), ("--dest-every-n", opts.dest_every_n, 1),
         ("--eval-max-frames", opts.eval_max_frames, 1), ("--directions-n", opts.directions_n, 1),
         ("--invert-steps", opts.invert_steps, 1), ("--pti-steps", opts.pti_steps, 0),
@@ -68,10 +67,6 @@ def run(args: argparse.Namespace) -> int:
     problem = check_numbers(opts)
     if problem is not None:
         return fail(problem)
-    try:
-        resolve_device(opts.device)  # --device cuda on a machine without: now, not at the first training
-    except ValueError as exc:
-        return fail(str(exc))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         return fail(f"--out {args.out}: is a file; the study needs a folder", 1)
     for video in (args.subject, args.dest):  # an unreadable one fails now, not after the other's extraction

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthswap.media import MediaError, is_image, is_video, iter_video_frames, probe_video, read_image
+from synthswap.media import MediaError, check_file, is_image, is_video, iter_video_frames, probe_video, read_image
 from synthswap.provenance import manifest, metadata, watermark
 
 
@@ -91,12 +91,7 @@ def read_planes(path: Path, max_frames: int) -> list:
 def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | None = None) -> Verification:
     """Check one file for every layer; MediaError for a missing, empty, corrupt or truncated file."""
     path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if not path.is_file():
-        raise MediaError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path}: file is empty (0 bytes)")
+    check_file(path)
     if not (is_image(path) or is_video(path)):
         raise MediaError(f"{path}: not an image or video (extension {path.suffix or 'none'})")
     tags = metadata.read_tags(path)
