@@ -13,25 +13,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from synthswap.faces.pipeline import FaceAnalyzer
-from synthswap.gan.data import to_uint8
+from synthswap.gan.data import to_bgr_images
 from synthswap.gan.loading import list_snapshots, load_generator
+from synthswap.synth.engines import enlarge_render
 
 
 def faces_found(G, n: int, analyzer: FaceAnalyzer) -> tuple[int, float]:
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        imgs = to_uint8(G(z, 1.0, noise_mode="const")).numpy()
-    up = max(1, int(np.ceil(128 / imgs.shape[-1])))
+        renders = to_bgr_images(G(z, 1.0, noise_mode="const"))
     found, sharp = 0, []
-    for img in imgs:
-        bgr = cv2.resize(np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1]), None, fx=up, fy=up,
-                         interpolation=cv2.INTER_CUBIC)
-        face = analyzer.analyze(bgr)
+    for bgr in renders:
+        face = analyzer.analyze(enlarge_render(bgr))
         if face is not None:
             found += 1
             sharp.append(face.sharpness)

@@ -62,6 +62,12 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
+def to_bgr_images(images: torch.Tensor) -> list[np.ndarray]:
+    """Generator output (N, 3, H, W) in [-1, 1], RGB -> uint8 BGR images, as OpenCV and the face
+    analysers take them."""
+    return [np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]) for i in to_uint8(images).cpu().numpy()]
+
+
 def make_grid(images: torch.Tensor, cols: int) -> np.ndarray:
     """uint8 (N, 3, H, W) RGB -> one BGR uint8 image with `cols` columns (for cv2.imwrite)."""
     n, c, h, w = images.shape

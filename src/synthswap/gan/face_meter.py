@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_vector
 from synthswap.faces.pipeline import FaceAnalyzer
-from synthswap.gan.data import to_uint8
+from synthswap.gan.data import to_bgr_images
 from synthswap.gan.pose_net import predict_pose
 
 
@@ -79,9 +79,8 @@ def gan_renderer(G, device) -> Callable[[np.ndarray], list[np.ndarray]]:
     def render(w: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
             ws = G.broadcast(torch.from_numpy(np.asarray(w, np.float32)).to(device))
-            imgs = to_uint8(G.synthesis(ws, noise_mode="const")).cpu().numpy()
+            renders = to_bgr_images(G.synthesis(ws, noise_mode="const"))
         # Upscaled x2 for the landmark model: FaceMesh is surer on 128 px than 64 px faces.
-        return [cv2.resize(np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]), None, fx=2, fy=2,
-                           interpolation=cv2.INTER_CUBIC) for i in imgs]
+        return [cv2.resize(bgr, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC) for bgr in renders]
 
     return render

@@ -37,7 +37,7 @@ from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.faceset import Faceset, FacesetError
-from synthswap.gan.data import compose, make_grid, to_uint8
+from synthswap.gan.data import compose, make_grid, to_bgr_images, to_uint8
 from synthswap.faces.landmark_net import landmark_targets, train_landmark_net
 from synthswap.gan.loading import load_discriminator, load_generator, read_gan_json
 from synthswap.gan.networks import GanConfig, Generator
@@ -139,12 +139,6 @@ def _landmark_data(paths: list[str], subject: Faceset, faces, resolution: int, m
     return (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(ys)))
 
 
-def _to_bgr(img: torch.Tensor) -> list[np.ndarray]:
-
-    u = to_uint8(img).cpu().numpy()
-    return [np.ascontiguousarray(i.transpose(1, 2, 0)[..., ::-1]) for i in u]
-
-
 class _Judge:
     """Reconstruction error and identity of rendered faces against the real photos: SFace cosine
     (now also a training signal here) and dlib's L2 distance (never one: the honest figure)."""
@@ -174,7 +168,7 @@ class _Judge:
     def __call__(self, imgs: torch.Tensor) -> dict[str, list[float]]:
         err = ((imgs.float() - self.targets).square() * self.masks).sum(dim=[1, 2, 3]) / (
             self.masks.sum(dim=[1, 2, 3]) * 3)
-        ids = [self.identity(b, k) for k, b in enumerate(_to_bgr(imgs))]
+        ids = [self.identity(b, k) for k, b in enumerate(to_bgr_images(imgs))]
         return {"mse": [round(float(e), 5) for e in err], "identity": [round(c, 4) for c, _ in ids],
                 "identity_dlib": [round(d, 4) for _, d in ids]}
 
@@ -249,7 +243,7 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
         w_s = G.mapping(torch.randn(2000, G.z_dim, device=device))
         w_spread = float((w_s - w_avg).norm(dim=1).square().mean().sqrt())
     metrics = {"mean_w": judge(start_imgs.cpu())}
-    ceiling = [judge.identity(b, i)[0] for i, b in enumerate(_to_bgr(targets.cpu()))]
+    ceiling = [judge.identity(b, i)[0] for i, b in enumerate(to_bgr_images(targets.cpu()))]
 
     # ---- 1. projection into W+
     ws = G.broadcast(w_avg[None].repeat(k, 1)).clone().requires_grad_(True)

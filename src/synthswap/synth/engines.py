@@ -16,7 +16,7 @@ import torch
 from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.faceset import Faceset
-from synthswap.gan.data import to_uint8
+from synthswap.gan.data import to_bgr_images
 from synthswap.gan.directions import DirectionsError, load_directions
 from synthswap.gan.invert import InversionError, load_inversion
 from synthswap.metrics.coverage import neutral
@@ -54,6 +54,9 @@ class WarpEngine(Engine):
         blink = rng.random(n) < 0.5  # both eyes together mostly, as people blink
         pool[blink, 4] = pool[blink, 3]
         return pool
+
+    def reference_images(self) -> list[np.ndarray]:
+        return self._images  # already in memory
 
     def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
         out = []
@@ -132,29 +135,29 @@ class GanEngine(Engine):
             ws = towards_identity(self.G, ws, self.identity, self.centroid, self.identity_steps, self.identity_lr,
                                   float(self.directions.w_spread))
         with torch.no_grad():
-            imgs = to_uint8(self.G.synthesis(ws, noise_mode="const")).cpu().numpy()
+            renders = to_bgr_images(self.G.synthesis(ws, noise_mode="const"))
         out = []
         for j, i in enumerate(idx):
-            bgr = self._enlarge(np.ascontiguousarray(imgs[j].transpose(1, 2, 0)[..., ::-1]))
+            bgr = enlarge_render(renders[j])
             face = self.subject.faces[i]
             meta = {"pivot": face.id, "pivot_index": int(i), "dw_norm": round(float(np.linalg.norm(dws[j])), 4),
                     "edit": {k: round(float(v), 4) for k, v in zip(ATTRIBUTE_NAMES, deltas[j])}}
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
 
-    def _enlarge(self, bgr: np.ndarray) -> np.ndarray:
-        """Renders are enlarged (cubic) to 128 px or more before analysis: the detector and FaceMesh
-        find 32-64 px faces far more reliably so than when they upscale bilinearly."""
-        up = max(1, int(np.ceil(128 / bgr.shape[0])))
-        return cv2.resize(bgr, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else bgr
-
     def reference_images(self) -> list[np.ndarray]:
         """The pivots rendered unedited: the tuned generator's reconstructions of the photos, as sharp
         as this prior renders the subject (a pivot render of a 64 px prior has about a sixth of the
         Laplacian variance of the same photo brought to 64 px)."""
         with torch.no_grad():
-            imgs = to_uint8(self.G.synthesis(self.pivots, noise_mode="const")).cpu().numpy()
-        return [self._enlarge(np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1])) for img in imgs]
+            return [enlarge_render(bgr) for bgr in to_bgr_images(self.G.synthesis(self.pivots, noise_mode="const"))]
+
+
+def enlarge_render(bgr: np.ndarray) -> np.ndarray:
+    """A GAN render enlarged (cubic) to 128 px or more before analysis: the detector and FaceMesh find
+    32-64 px faces far more reliably so than when they upscale bilinearly."""
+    up = max(1, int(np.ceil(128 / bgr.shape[0])))
+    return cv2.resize(bgr, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else bgr
 
 
 def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor, steps: int, lr: float,
