@@ -20,8 +20,16 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from synthswap.cli import main
+from synthswap.swap.data import (
+    Augment,
+    FaceSource,
+    augment_batch,
+    draw_augment,
+    step_rng,
+)
 
 TINY_MODEL = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
               "--batch-size", "4"]
@@ -57,6 +65,43 @@ def trained(facesets, tmp_path_factory):
                "--lr", "1e-3", "--log-every", "1", "--save-every", "20", "--preview-every", "20", *TINY])
     assert rc == 0
     return out
+
+
+def test_augmentation_is_a_function_of_step_and_moves_faces_and_masks_alike(facesets):
+    source = FaceSource([facesets[0]], 64)
+    a = source.batch(step_rng(5, 7), 6, Augment())
+    b = source.batch(step_rng(5, 7), 6, Augment())
+    c = source.batch(step_rng(5, 8), 6, Augment())
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert not torch.equal(a[1], c[1])
+    warped, target, mask, region = a
+    assert warped.shape == target.shape == (6, 3, 64, 64) and mask.shape == region.shape == (6, 1, 64, 64)
+    assert float(target.min()) >= 0 and float(target.max()) <= 1
+    assert float((warped - target).abs().mean()) > 0.01  # the warp moves the input only
+    nowarp = source.batch(step_rng(5, 7), 6, Augment(warp=False))
+    torch.testing.assert_close(nowarp[0], nowarp[1], rtol=0, atol=0)
+
+    images, masks, regions = (x[:6] for x in source.on_device("cpu"))
+    # No movement, no colour: the faces come back as they are.
+    still = draw_augment(step_rng(0, 0), 6, 64, Augment(rotation_deg=0, scale=0, shift=0, flip=False,
+                                                      warp=False, colour=False))
+    _, target, mask, _ = augment_batch(images, masks, regions, still)
+    torch.testing.assert_close(target, images.float() / 255, rtol=0, atol=1e-5)
+    torch.testing.assert_close(mask, masks.float() / 255, rtol=0, atol=1e-5)
+    # A flip alone mirrors the face.
+    still.flip[:] = True
+    torch.testing.assert_close(augment_batch(images, masks, regions, still)[1], images.float().flip(3) / 255,
+                               rtol=0, atol=1e-5)
+    # A random similarity transform moves the face mask exactly as it moves the face: faces whose
+    # pixels are their own mask come out as the moved mask.
+    edge_free = masks.clone()
+    edge_free[..., :2, :], edge_free[..., -2:, :], edge_free[..., :2], edge_free[..., -2:] = 0, 0, 0, 0
+    moved = draw_augment(step_rng(3, 1), 6, 64, Augment(colour=False, warp=False))
+    assert np.abs(moved.angle).max() > 1
+    _, target, mask, _ = augment_batch(edge_free.expand(-1, 3, -1, -1), edge_free, regions, moved)
+    torch.testing.assert_close(target[:, :1], mask, rtol=0, atol=1e-5)
+    assert float((mask - edge_free.float() / 255).abs().mean()) > 0.01
 
 
 def test_training_loss_falls_and_outputs_are_complete(trained):
@@ -249,8 +294,8 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(facesets, tmp_path):
     # The replicas did train (each on its own data): weights moved away from the seeded init.
     import torch
 
-    from synthswap.swap.networks import SwapConfig, SwapModel
     from synthswap.swap.loading import load_model
+    from synthswap.swap.networks import SwapConfig, SwapModel
     from synthswap.swap.train import weights_digest
 
     torch.manual_seed(0)

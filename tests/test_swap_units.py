@@ -8,7 +8,6 @@ import torch
 
 from synthswap.cli import main
 from synthswap.swap.color import histogram_match, reinhard_lab
-from synthswap.swap.data import Augment, augment_sample, step_rng
 from synthswap.swap.losses import dssim, swap_loss
 from synthswap.swap.networks import SwapConfig, SwapModel
 from synthswap.swap.smoothing import OneEuroFilter
@@ -92,23 +91,6 @@ def test_one_euro_filter_removes_jitter_and_follows_motion():
     for ti in t[10:15]:
         out = f(np.full((5, 2), 50.0), ti)
     assert np.abs(out - 50).max() < 5
-
-
-def test_augmentation_is_a_function_of_step_and_keeps_target_aligned():
-    rng_img = np.random.default_rng(0)
-    img = (rng_img.uniform(0, 255, (64, 64, 3))).astype(np.uint8)
-    mask = np.full((64, 64), 255, np.uint8)
-    region = np.zeros((64, 64), np.uint8)
-    a = augment_sample(img, mask, region, step_rng(5, 7), Augment())
-    b = augment_sample(img, mask, region, step_rng(5, 7), Augment())
-    c = augment_sample(img, mask, region, step_rng(5, 8), Augment())
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
-    assert not np.array_equal(a[1], c[1])
-    # Without warp the input equals the target; with warp it differs.
-    nowarp = augment_sample(img, mask, region, step_rng(5, 7), Augment(warp=False))
-    np.testing.assert_array_equal(nowarp[0], nowarp[1])
-    assert np.abs(a[0] - a[1]).mean() > 0.01
 
 
 def test_cli_help_and_missing_inputs(capsys, tmp_path):

@@ -9,7 +9,9 @@ Augmentation follows DeepFaceLab: a random similarity transform and flip applied
 to the input and the target (so the model sees varied framing), a random colour shift
 applied alike to both (so it is not tied to one lighting), and a random smooth "warp"
 applied to the input only, which is what forces the autoencoder to learn a face rather
-than copy pixels.
+than copy pixels. The random choices are drawn on the CPU from the step's generator; the
+pixel work is a handful of batched tensor ops on the model's device (`augment_batch`), so
+on a GPU the faces never leave it and the training step does not wait on CPU-side warps.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from synthswap.faces.landmarks import LEFT_EYE_CONTOUR, LIPS_OUTER, RIGHT_EYE_CONTOUR
 from synthswap.faceset import Faceset, FacesetError
@@ -90,6 +94,7 @@ class FaceSource:
             raise FacesetError("all sampling weights are zero")
         self.probs = p / p.sum()
         self.counts = counts
+        self._device_copies: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -110,67 +115,101 @@ class FaceSource:
             start += n
         return out
 
-    def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment):
-        """(warped input, target, mask, eyes-mouth mask) float32 NCHW in 0..1."""
-        idx = rng.choice(len(self.images), size=batch_size, p=self.probs)
-        warped, target, mask, region = [], [], [], []
-        for i in idx:
-            w, t, m, r = augment_sample(self.images[i], self.masks[i], self.regions[i], rng, augment)
-            warped.append(w)
-            target.append(t)
-            mask.append(m)
-            region.append(r)
-        to_nchw = lambda xs: np.ascontiguousarray(np.stack(xs).transpose(0, 3, 1, 2))  # noqa: E731
-        return to_nchw(warped), to_nchw(target), to_nchw(mask), to_nchw(region)
+    def on_device(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, masks and eyes-mouth masks as uint8 NCHW tensors on `device`, copied there once."""
+        key = str(device)
+        if key not in self._device_copies:
+            to = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)
+            self._device_copies[key] = (to(self.images.transpose(0, 3, 1, 2)), to(self.masks[:, None]),
+                                        to(self.regions[:, None]))
+        return self._device_copies[key]
+
+    def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu"):
+        """(warped input, target, mask, eyes-mouth mask) float32 NCHW in 0..1, on `device`.
+
+        The random choices come from `rng` (so a batch is a function of the step); the pixel work
+        runs as a few batched tensor ops where the model is, so a GPU is not left waiting on the CPU.
+        """
+        idx = torch.from_numpy(rng.choice(len(self.images), size=batch_size, p=self.probs))
+        images, masks, regions = (x[idx.to(x.device)] for x in self.on_device(device))
+        return augment_batch(images, masks, regions, draw_augment(rng, batch_size, self.size, augment))
 
 
-def _random_affine(rng: np.random.Generator, size: int, a: Augment) -> np.ndarray:
-    angle = rng.uniform(-a.rotation_deg, a.rotation_deg)
-    scale = 1.0 + rng.uniform(-a.scale, a.scale)
-    mat = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
-    mat[:, 2] += rng.uniform(-a.shift, a.shift, 2) * size
-    return mat
+@dataclass
+class AugmentDraw:
+    """The random choices of one batch's augmentation, one row per face."""
+
+    angle: np.ndarray  # (B,) degrees
+    scale: np.ndarray  # (B,)
+    shift: np.ndarray  # (B, 2) fraction of the size
+    flip: np.ndarray  # (B,) bool
+    gain: np.ndarray | None  # (B, 3) per-channel gain; None: no colour shift
+    contrast: np.ndarray | None  # (B,)
+    brightness: np.ndarray | None  # (B,)
+    warp: np.ndarray | None  # (B, 2, cells, cells) offsets in pixels; None: no warp
 
 
-def random_warp_maps(rng: np.random.Generator, size: int, strength: float, cells: int = 5):
-    """Smooth random displacement maps for cv2.remap: a coarse grid of random offsets, upsampled."""
-    offsets = rng.normal(0.0, strength * size, (2, cells, cells)).astype(np.float32)
-    offsets[:, [0, -1], :] = 0  # keep the borders fixed: only the inside of the face moves
-    offsets[:, :, [0, -1]] = 0
-    dx = cv2.resize(offsets[0], (size, size), interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(offsets[1], (size, size), interpolation=cv2.INTER_CUBIC)
-    gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
-    return gx + dx, gy + dy
-
-
-def _colour_shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random brightness, contrast and per-channel gain on a float image in 0..1."""
-    gain = 1.0 + rng.uniform(-0.08, 0.08, 3).astype(np.float32)
-    contrast = np.float32(1.0 + rng.uniform(-0.15, 0.15))
-    bright = np.float32(rng.uniform(-0.06, 0.06))
-    mean = img.mean()
-    return np.clip((img - mean) * contrast + mean + bright, 0, 1) * gain
-
-
-def augment_sample(img, mask, region, rng: np.random.Generator, a: Augment):
-    size = img.shape[0]
-    mat = _random_affine(rng, size, a)
-    flags, border = cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
-    img = cv2.warpAffine(img, mat, (size, size), flags=flags, borderMode=border)
-    mask = cv2.warpAffine(mask, mat, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT)
-    region = cv2.warpAffine(region, mat, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT)
-    if a.flip and rng.random() < 0.5:
-        img, mask, region = img[:, ::-1], mask[:, ::-1], region[:, ::-1]
-    target = img.astype(np.float32) / 255.0
+def draw_augment(rng: np.random.Generator, n: int, size: int, a: Augment, warp_cells: int = 5) -> AugmentDraw:
+    angle = rng.uniform(-a.rotation_deg, a.rotation_deg, n)
+    scale = 1.0 + rng.uniform(-a.scale, a.scale, n)
+    shift = rng.uniform(-a.shift, a.shift, (n, 2))
+    flip = rng.random(n) < 0.5 if a.flip else np.zeros(n, bool)
+    gain = contrast = brightness = warp = None
     if a.colour:
-        target = np.clip(_colour_shift(target, rng), 0, 1)
-    warped = target
+        gain = 1.0 + rng.uniform(-0.08, 0.08, (n, 3))
+        contrast = 1.0 + rng.uniform(-0.15, 0.15, n)
+        brightness = rng.uniform(-0.06, 0.06, n)
     if a.warp:
-        mx, my = random_warp_maps(rng, size, a.warp_strength)
-        warped = cv2.remap(target, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    m = (mask.astype(np.float32) / 255.0)[:, :, None]
-    r = (region.astype(np.float32) / 255.0)[:, :, None]
-    return warped, target, m, r
+        warp = rng.normal(0.0, a.warp_strength * size, (n, 2, warp_cells, warp_cells))
+        warp[:, :, [0, -1], :] = 0  # keep the borders fixed: only the inside of the face moves
+        warp[:, :, :, [0, -1]] = 0
+    return AugmentDraw(angle, scale, shift, flip, gain, contrast, brightness, warp)
+
+
+def augment_batch(images: torch.Tensor, masks: torch.Tensor, regions: torch.Tensor, d: AugmentDraw):
+    """uint8 NCHW faces -> (warped input, target, mask, eyes-mouth mask), float32 NCHW in 0..1.
+
+    A similarity transform and flip move image and masks alike; the colour shift changes input and
+    target alike; the smooth warp moves the input only. The warped input is sampled from the source
+    in one step (affine and warp composed), so it is no blurrier than the target.
+    """
+    n, _, size, _ = images.shape
+    dev = images.device
+    as_t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)
+    # Output pixel p (normalised coordinates, x and y in -1..1) shows source pixel A^-1 (flip(p) - t).
+    rad = as_t(np.deg2rad(d.angle))
+    cos, sin = torch.cos(rad) / as_t(d.scale), torch.sin(rad) / as_t(d.scale)
+    inv = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (B, 2, 2)
+    shift = as_t(d.shift) * 2.0
+    sign = 1.0 - 2.0 * as_t(d.flip)
+    axis = (torch.arange(size, device=dev, dtype=torch.float32) * 2 + 1) / size - 1
+    gy, gx = torch.meshgrid(axis, axis, indexing="ij")
+    base = torch.stack([gx, gy], -1).expand(n, size, size, 2)
+
+    def source_of(points: torch.Tensor) -> torch.Tensor:
+        flipped = torch.stack([points[..., 0] * sign[:, None, None], points[..., 1]], -1)
+        return torch.einsum("bij,bhwj->bhwi", inv, flipped - shift[:, None, None])
+
+    def sample(x: torch.Tensor, grid: torch.Tensor, padding: str) -> torch.Tensor:
+        return F.grid_sample(x.float() / 255.0, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+    grid = source_of(base)
+    target = sample(images, grid, "border")
+    mask, region = sample(masks, grid, "zeros"), sample(regions, grid, "zeros")
+    warped = target
+    if d.warp is not None:
+        # Half-pixel centres, as cv2.resize: the fixed border cells take the image edges.
+        offsets = F.interpolate(as_t(d.warp) * (2.0 / size), size=(size, size), mode="bicubic", align_corners=False)
+        warped = sample(images, source_of(base + offsets.permute(0, 2, 3, 1)), "border")
+    if d.gain is not None:
+        # Brightness, contrast (about the target's mean, applied alike to the input) and per-channel gain.
+        mean = target.mean(dim=(1, 2, 3), keepdim=True)
+        contrast, bright = as_t(d.contrast)[:, None, None, None], as_t(d.brightness)[:, None, None, None]
+        gain = as_t(d.gain)[:, :, None, None]
+        shift_colour = lambda x: ((x - mean) * contrast + mean + bright).clamp(0, 1) * gain
+        target = shift_colour(target).clamp(0, 1)
+        warped = shift_colour(warped).clamp(0, 1) if d.warp is not None else target
+    return warped, target, mask, region
 
 
 def step_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:

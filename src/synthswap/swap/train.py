@@ -28,13 +28,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
+from synthswap.faces.landmark_net import SUBSET, train_landmark_net
+from synthswap.faces.sface_torch import sface_identity
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.swap.data import Augment, FaceSource, step_rng
-from synthswap.faces.landmark_net import SUBSET, train_landmark_net
-from synthswap.faces.sface_torch import sface_identity
+from synthswap.swap.loading import (
+    CHECKPOINT_FILE,
+    MODEL_FORMAT,
+    MODEL_JSON,
+    load_model,
+    read_model_json,
+)
 from synthswap.swap.losses import PIXEL_LOSSES, identity_loss, pose_loss, swap_loss
-from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_FORMAT, MODEL_JSON, load_model, read_model_json
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel
 from synthswap.training import (
     Budget,
@@ -258,7 +264,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         (out / "previews").mkdir(exist_ok=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS) if main else None
     prev_a, prev_b = preview_samples(faces_a), preview_samples(faces_b)
-    session = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    session = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                "start_step": step, "world_size": dinfo.world_size, "device": str(device)}
 
     def describe(end_step: int, extra: dict | None = None) -> dict:
@@ -314,9 +320,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                 stopped_by_signal = stop.requested
                 break
             rng = step_rng(seed, step, dinfo.rank)
-            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment)
-            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, opts.augment)
-            wa, ta, ma, ra, wb, tb, mb, rb = (_to_tensor(x, device) for x in (wa, ta, ma, ra, wb, tb, mb, rb))
+            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment, device)
+            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, opts.augment, device)
+            wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last)
+                                              for x in (wa, ta, ma, ra, wb, tb, mb, rb))
             with autocast(device):
                 pa, pma, pb, pmb = train_model(wa, wb)
             loss_a, parts_a = swap_loss(pa, pma, ta, ma, ra, opts.pixel_loss, opts.eyes_mouth_weight)
@@ -381,4 +388,4 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     }
 
 
-__all__ = ["SwapTrainOptions", "train", "SwapTrainError"]
+__all__ = ["SwapTrainError", "SwapTrainOptions", "train"]
