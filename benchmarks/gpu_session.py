@@ -115,20 +115,12 @@ def _gan_reals(arrays: dict):
 
 
 def _face_source(arrays: dict, side: int):
-    """A FaceSource holding one side of the pack (what FaceSource(facesets) would have loaded)."""
+    """One side of the pack as a FaceSource (what FaceSource(faceset) would have loaded)."""
     from synthswap.swap.data import FaceSource
 
     keep = arrays["side"] == side
-    source = FaceSource.__new__(FaceSource)
-    source.paths = [f"pack side {side}"]
-    source.size = int(arrays["resolution"])
-    source.images, source.masks, source.regions = arrays["images"][keep], arrays["masks"][keep], arrays["regions"][keep]
-    source.synthetic = np.zeros(len(source.images), bool)
-    source.landmarks = np.zeros((len(source.images), 0, 2), np.float32)  # only the pose loss reads them (off here)
-    source.probs = np.full(len(source.images), 1.0 / len(source.images))
-    source.counts = [len(source.images)]
-    source._device_copies = {}
-    return source
+    return FaceSource.from_arrays(arrays["images"][keep], arrays["masks"][keep], arrays["regions"][keep],
+                                  f"pack side {side}")
 
 
 def train_gan(args: argparse.Namespace) -> None:

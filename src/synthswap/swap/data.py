@@ -96,6 +96,20 @@ class FaceSource:
         self.counts = counts
         self._device_copies: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, masks: np.ndarray, regions: np.ndarray, label: str) -> FaceSource:
+        """Faces already in memory at their final size (BGR uint8 (N, S, S, 3), face masks and eyes-mouth
+        masks uint8 (N, S, S)), all real, sampled uniformly. No landmarks: not for the pose loss."""
+        source = cls.__new__(cls)
+        n = len(images)
+        source.paths, source.size, source.counts = [label], images.shape[1], [n]
+        source.images, source.masks, source.regions = images, masks, regions
+        source.synthetic = np.zeros(n, bool)
+        source.landmarks = np.zeros((n, 0, 2), np.float32)
+        source.probs = np.full(n, 1.0 / n)
+        source._device_copies = {}
+        return source
+
     def __len__(self) -> int:
         return len(self.images)
 
