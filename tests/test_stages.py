@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from synthswap import stages
 from synthswap.stages import run_stage
 
 
@@ -42,6 +43,19 @@ def test_stage_skips_rebuilds_and_resumes(tmp_path):
         run_stage("s", out, {"size": 256}, [photo], interrupted, log=lambda m: None)
     assert run_stage("s", out, {"size": 256}, [photo], build, log=lambda m: None)
     assert calls[-1] is True  # the same stage with the same inputs resumes
+
+
+def test_outputs_of_an_older_pipeline_version_are_rebuilt(tmp_path, monkeypatch):
+    photo = tmp_path / "photo.txt"
+    photo.write_text("a")
+    calls = []
+    out = tmp_path / "work" / "stage"
+    build = lambda o, r: (calls.append(r), o.mkdir(exist_ok=True))  # noqa: E731
+    assert run_stage("s", out, {}, [photo], build, log=lambda m: None)
+    assert not run_stage("s", out, {}, [photo], build, log=lambda m: None)
+    monkeypatch.setattr(stages, "PIPELINE_VERSION", stages.PIPELINE_VERSION + 1)  # code that makes other output
+    assert run_stage("s", out, {}, [photo], build, log=lambda m: None)
+    assert calls == [False, False]
 
 
 def test_missing_input_is_a_clear_error(tmp_path):

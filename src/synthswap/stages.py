@@ -1,9 +1,9 @@
 """Cached pipeline stages: a stage is skipped when its inputs and parameters did not change.
 
 Each stage writes one output (a folder or a file) under a work directory. Beside it a
-small JSON marker records the key of what produced it: a hash of the stage's parameters
-and of its inputs' fingerprints (size and modification time of files; the key of the
-stage that made a folder). Before a stage runs, the key is written as "pending"; if the
+small JSON marker records the key of what produced it: a hash of the stage's parameters,
+of its inputs' fingerprints (size and modification time of files; the key of the stage
+that made a folder) and of PIPELINE_VERSION (so outputs of older code are rebuilt). Before a stage runs, the key is written as "pending"; if the
 run is interrupted, the next run finds the same pending key and lets the stage resume
 (extraction appends, trainers resume from their checkpoint). If the key changed, the old
 output is removed and the stage starts over. An output without a marker was not made by a
@@ -23,6 +23,11 @@ from typing import Any, Callable
 from synthswap import atomic
 
 MARKER_SUFFIX = ".stage.json"
+# Part of every stage's key. Bump it when a change to synthswap makes some stage produce different
+# output from the same inputs and parameters (a fixed bug, a new augmentation), so that work
+# directories made by the older code are rebuilt instead of being reported "up to date".
+# 2: swap augmentation as batched tensor ops (swap/data.augment_batch), GPU-trained shipped models.
+PIPELINE_VERSION = 2
 
 
 class StageError(Exception):
@@ -82,7 +87,8 @@ def fingerprint(path: str | os.PathLike) -> str:
 
 
 def stage_key(params: dict[str, Any], inputs: list[str | os.PathLike]) -> str:
-    blob = json.dumps({"params": params, "inputs": [fingerprint(p) for p in inputs]}, sort_keys=True, default=str)
+    blob = json.dumps({"params": params, "inputs": [fingerprint(p) for p in inputs], "pipeline": PIPELINE_VERSION},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
