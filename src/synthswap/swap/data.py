@@ -130,12 +130,13 @@ class FaceSource:
         return out
 
     def on_device(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Images, masks and eyes-mouth masks as uint8 NCHW tensors on `device`, copied there once."""
+        """Images, masks and eyes-mouth masks as uint8 NCHW tensors on `device`, copied there once. On the
+        CPU they share the arrays' memory (the images as a channels-last view), so nothing is duplicated."""
         key = str(device)
         if key not in self._device_copies:
-            to = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)
-            self._device_copies[key] = (to(self.images.transpose(0, 3, 1, 2)), to(self.masks[:, None]),
-                                        to(self.regions[:, None]))
+            to = lambda x: torch.from_numpy(x).to(device)
+            self._device_copies[key] = (to(self.images).permute(0, 3, 1, 2), to(self.masks)[:, None],
+                                        to(self.regions)[:, None])
         return self._device_copies[key]
 
     def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu"):
