@@ -36,7 +36,8 @@ from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WA
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
 from synthswap.swap.loading import CHECKPOINT_FILE, load_model
-from synthswap.training import autocast, resolve_device
+from synthswap.precision import resolve_precision
+from synthswap.training import resolve_device
 
 BLEND_MODES = ("alpha", "seamless")
 MASK_MODES = ("learned", "landmarks", "both")
@@ -52,6 +53,7 @@ class ConvertOptions:
     smooth_min_cutoff: float = 1.0  # One-Euro min cutoff (Hz); 0 turns smoothing off
     smooth_beta: float = 0.05
     device: str = "auto"
+    precision: str = "auto"  # the model's forward pass: bf16 where faster (synthswap.precision)
     progress: bool = True
     max_frames: int | None = None
     crf: int = 18
@@ -77,6 +79,7 @@ class FaceSwapper:
         opts.validate()
         self.opts = opts
         self.device = resolve_device(opts.device)
+        self.precision = resolve_precision(opts.precision, self.device)
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
@@ -96,7 +99,7 @@ class FaceSwapper:
     def _swap_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div(255)
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device):
+        with self.precision.autocast():
             image, mask = self.model.swap(x)
         image = image[0].float().permute(1, 2, 0).cpu().numpy()
         return image, mask[0, 0].float().cpu().numpy()
