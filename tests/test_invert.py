@@ -76,11 +76,11 @@ def test_load_inversion_gives_back_pivots_and_tuned_generator(inverted):
 
 
 def test_invert_bad_inputs_write_nothing(tiny_gan, extracted, tmp_path):
-    from synthswap.cli.synth import register_gan_subcommands
+    from synthswap.cli.gan import register_inversion_subcommands
     import argparse
 
     parser = argparse.ArgumentParser()
-    register_gan_subcommands(parser.add_subparsers(dest="c", required=True))
+    register_inversion_subcommands(parser.add_subparsers(dest="c", required=True))
 
     def run(*argv) -> int:
         args = parser.parse_args(list(argv))
