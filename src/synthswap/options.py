@@ -17,7 +17,7 @@ import argparse
 import math
 import re
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)")
 
@@ -43,7 +43,7 @@ def option(default: Any, help: str, *, minimum: float | None = None, maximum: fl
 
 def redefault(cls: type, name: str, default: Any, why: str, **changes: Any) -> Any:
     """The option `name` of the dataclass `cls` with another default, and the reason for it."""
-    meta = dict(cls.__dataclass_fields__[name].metadata)
+    meta = dict(next(f for f in fields(cls) if f.name == name).metadata)
     meta.update(changes, why=why)
     return option(default, **meta)
 
@@ -70,7 +70,7 @@ def optional(f: Field) -> bool:
 
 
 def default_of(f: Field) -> Any:
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
 
 
 def _scalar(text: str, kind: str) -> Any:
@@ -99,7 +99,7 @@ def convert(f: Field, text: str) -> Any:
     return _scalar(text, kind)
 
 
-def _value_problem(meta: dict[str, Any], value: Any) -> str | None:
+def _value_problem(meta: Mapping[str, Any], value: Any) -> str | None:
     low, high, above = meta.get("minimum"), meta.get("maximum"), meta.get("above")
     if low is not None and high is not None and not low <= value <= high:
         return f"must be between {low} and {high}, not {value}"

@@ -31,7 +31,7 @@ from synthswap.metrics.evaluate import evaluate
 from synthswap.options import ComputeOptions, OptionError, check_options, option
 from synthswap.pretrained import SHIPPED_NAME, PretrainedError, resolve_model
 from synthswap.provenance.metadata import read_tags
-from synthswap.report import Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
+from synthswap.report import Block, Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
 from synthswap.stages import (
     EVALUATION,
     OUT,
@@ -207,7 +207,7 @@ def prepare(opts: RunOptions) -> RunOptions:
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
-        load_generator(gan)
+        load_generator(str(gan))
     swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap")
     if swap_init is not None:
         init_config = SwapConfig.from_dict(read_model_json(swap_init)["config"])
@@ -215,7 +215,8 @@ def prepare(opts: RunOptions) -> RunOptions:
             raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use "
                              f"--swap-resolution {init_config.resolution}, or --swap-init none to train a "
                              f"{opts.swap_resolution} px model from scratch")
-    return replace(opts, gan=gan, swap_init=swap_init)
+    # None from here on: no prior to invert into, and random initial weights
+    return replace(opts, gan=gan, swap_init=swap_init)  # type: ignore[arg-type]
 
 
 def stage_plan(opts: RunOptions) -> list[tuple[str, Path]]:
@@ -302,7 +303,7 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     frames = probe_video(out).frame_count or 1
     picks = sorted({int(frames * f) for f in (0.1, 0.35, 0.6, 0.85)})
     write_png(folder / "report_frames.png", frame_grid({"destination": opts.video, "swapped": out}, picks))
-    blocks = [
+    blocks: list[Block] = [
         Paragraph(f"Subject: {', '.join(opts.subject)}. Destination: {opts.video}. Output: {out.name}."),
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),

@@ -19,6 +19,7 @@ state and progress from it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -141,7 +142,7 @@ def synthetic_stage(name: str, opts: SyntheticFaces, log: Log = print) -> Path |
     engine = ENGINES[opts.engine]
     synth = SynthOptions(out=opts.out, n=opts.n, engine=opts.engine, faces=opts.subject, match=opts.match,
                          seed=opts.seed, device=opts.device, progress=opts.progress)
-    inputs: list[str | Path] = [opts.subject, opts.match]
+    inputs: list[str | os.PathLike] = [opts.subject, opts.match]
     if engine.needs_inversion:
         if not (opts.gan and opts.inversion and opts.directions):
             raise ValueError(f"the {opts.engine} engine needs a GAN prior, an inversion and a directions path")
@@ -187,6 +188,7 @@ def _directions_stage(name: str | None, opts: DirectionsOptions, log: Log) -> bo
     fit works on the short-trained priors a CPU can afford too. False when too few
     renders were measurable to fit anything (then there is nothing to synthesise with).
     """
+    assert opts.around is not None and opts.out is not None  # around the pivots, into the run's file
     try:
         run_stage(name or f"gan directions {Path(opts.around).name}", opts.out, stage_params(opts), [opts.gan, opts.around],
                   lambda out, resume: directions_for_gan(replace(opts, out=str(out)), log=log), log)

@@ -259,7 +259,7 @@ def run_fid(args: argparse.Namespace) -> int:
         reals = load_faces(args.data, cfg.resolution, masked=masked, limit=args.max_ref, seed=args.seed)
         net = InceptionFeatures(device)
         ref = net(reals)
-        rows = []
+        rows: list[dict[str, float]] = []
         for kimg, gen in generators:
             fake = net(generate_uint8(gen, args.n, seed=args.seed, device=device, truncation_psi=args.truncation))
             result = fid_kid(fake, ref)
@@ -273,7 +273,7 @@ def run_fid(args: argparse.Namespace) -> int:
     if args.snapshots:
         lines = ["kimg,fid,kid,n_fake,n_real"] + [f"{r['kimg']},{r['fid']},{r['kid']},{args.n},{ref.shape[0]}"
                                                    for r in rows]
-        result["snapshots"] = rows
+        result["snapshots"] = rows  # type: ignore[assignment]
     try:
         if args.snapshots:
             write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")

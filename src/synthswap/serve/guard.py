@@ -54,6 +54,7 @@ class Guard:
         self.allowed_hosts = allowed_hosts
 
     def _token_ok(self, request: Request) -> bool:
+        assert self.token is not None  # asked only when a token is set
         given = request.cookies.get(TOKEN_COOKIE) or ""
         auth = request.headers.get("authorization", "")
         if auth.startswith("Bearer "):

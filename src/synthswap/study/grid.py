@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,6 +109,12 @@ class Condition:
     sources: list[str]
 
 
+def _write_subset(faceset: Faceset, faces: list, out: Path, resume: bool) -> None:
+    """A stage's build: the chosen faces of `faceset` as a faceset of their own (redone, never resumed)."""
+    fresh(out)
+    write_subset(faceset, faces, out)
+
+
 def split_by_time(faceset: Faceset, fraction: float) -> tuple[list, list]:
     """Faces before and after `fraction` of the covered time span (by frame index)."""
     last = max(f.frame_index for f in faceset)
@@ -155,7 +162,7 @@ class Study:
             parts = split_by_time(faces, fraction)
             for part_name, part in zip(names, parts):
                 run_stage(f"split {part_name}", self.data / part_name, {"fraction": fraction}, [self.data / src],
-                          lambda out, r, p=part: (fresh(out), write_subset(faces, p, out)), self.log)
+                          partial(_write_subset, faces, part), self.log)
             return parts
 
         self.subject_train, _ = split("subject_all", o.subject_train_fraction, ("subject_train", "subject_holdout"))
@@ -168,7 +175,7 @@ class Study:
             picks = evenly_spaced(self.subject_train, k)
             subject_train = Faceset.open(self.data / "subject_train")
             run_stage(f"real-{k}", self.data / f"real_{k}", {"k": k}, [self.data / "subject_train"],
-                      lambda out, r, p=picks, s=subject_train: (fresh(out), write_subset(s, p, out)), self.log)
+                      partial(_write_subset, subject_train, picks), self.log)
 
     # -- synthetic data ---------------------------------------------------------------------
 
@@ -211,7 +218,7 @@ class Study:
             # --generic-gan the GAN engine runs a second time on the generic prior.
             synthetic_sets = [(e, self.synthesize(k, e, gan, self.engine_slug(e))) for e in o.engines]
             if o.generic_gan:
-                generic = Path(resolve_model(o.generic_gan, "gan"))  # 'shipped': the prior inside the package
+                generic = Path(str(resolve_model(o.generic_gan, "gan")))  # 'shipped': the prior inside the package
                 synthetic_sets.append(("generic", self.synthesize(k, "gan", generic, "generic")))
             for kind, path in synthetic_sets:
                 sources = [real] + ([str(path)] if path is not None else [])
@@ -267,6 +274,7 @@ class Study:
     def _synthetic_report(self, cond: Condition) -> dict[str, Any] | None:
         if cond.synthetic is None:
             return None
+        assert cond.k is not None  # a condition with synthetic data has its k photos
         slug = "generic" if cond.synthetic == "generic" else self.engine_slug(cond.synthetic)
         path = self.synthetic_dir(cond.k, slug) / REPORT_FILE
         return json.loads(path.read_text()) if path.exists() else None
