@@ -32,6 +32,7 @@ def people(shared_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_face_found_in_95_percent_of_frames_of_every_people_video(people):
     for name, (summary, faceset) in people.items():
         assert summary.frames > 10, name

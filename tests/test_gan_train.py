@@ -161,6 +161,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_keep_replicas_identical(tiny_faceset, tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()

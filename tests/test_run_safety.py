@@ -83,6 +83,7 @@ def test_refused_run_requests_leave_every_user_file_byte_identical(inputs, tmp_p
     assert not (tmp_path / "x_work").exists() and not (tmp_path / "y_work").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_run_swap_training_is_resumed_by_the_same_command(inputs, tmp_path):
     video, photos = inputs
     out = tmp_path / "out.mp4"
@@ -116,6 +117,7 @@ def test_ctrl_c_during_run_swap_training_is_resumed_by_the_same_command(inputs, 
     assert out.is_file()
 
 
+@pytest.mark.slow
 def test_two_swap_trainings_into_one_folder_leave_one_model_and_one_lock_error(extracted, tmp_path):
     a = extracted("videos/people/d6.mp4", size=64, max_frames=8, every_n=20)
     b = extracted("videos/people/d9.mp4", size=64, max_frames=8, every_n=20)

@@ -141,6 +141,7 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_p
     assert meta["steps"] == 4 and [h["start_step"] for h in meta["history"]] == [0, 3]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_130(facesets, tmp_path):
     a, b = facesets
     out = tmp_path / "m"
@@ -277,6 +278,7 @@ def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_p
         assert not changed[:20, :].any() and not changed[:, :20].any()  # borders untouched
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(facesets, tmp_path):
     a, b = facesets
     out = tmp_path / "ddp"
