@@ -317,7 +317,7 @@ def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
                    help=f"identity loss weight: 1 - SFace cosine of each render to its photo (0: off; "
                         f"default {inv.w_identity})")
     i.add_argument("--identity-every", type=positive_int, default=inv.identity_every,
-                   help=f"apply the identity loss every N steps (~0.1 s per photo on a CPU core; "
+                   help=f"apply the identity loss every N steps (each application costs an SFace pass per photo; "
                         f"default {inv.identity_every})")
     add_common(i)
     i.set_defaults(func=run_invert)
@@ -339,7 +339,7 @@ def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
                         "(for a prior whose own samples are rarely measurable as faces)")
     dp.add_argument("--no-pose-regressor", action="store_true",
                    help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
-                        "GAN's real training faces (FaceMesh's pose is unreliable at 64 px; the CNN takes ~1 min)")
+                        "GAN's real training faces (FaceMesh's pose is unreliable on small renders; docs/synthesis.md)")
     dp.add_argument("--radius", type=positive_float, default=dirs.radius,
                    help=f"with --around: how far samples stray from the pivots, in units of a random w's "
                         f"offset from the mean w (default {dirs.radius})")

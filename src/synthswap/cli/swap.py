@@ -143,12 +143,12 @@ def register(subparsers) -> None:
                         f"subject's real photos and of A->A to their own photo (0: off; default {SWAP_ID_WEIGHT}, "
                         f"measured in docs/study/identity_rerun.md)")
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
-                   help=f"apply the identity loss every N steps: it costs ~75 ms per face on a CPU core "
-                        f"(default {d.id_every})")
+                   help=f"apply the identity loss every N steps (its cost per face: README, \"Identity as a training signal\"; "
+                        f"default {d.id_every})")
     t.add_argument("--pose-weight", type=nonnegative_float, default=d.pose_weight,
                    help=f"with --id-weight: weight of the B->A swaps' head-pose drift from the B face (eye-line angle, "
-                        f"nose offset and height, from a small landmark regressor fitted on both facesets first, "
-                        f"~45 s on a CPU), so identity is not bought with pose. 0: off (default {d.pose_weight})")
+                        f"nose offset and height, from a small landmark regressor fitted on both facesets first), "
+                        f"so identity is not bought with pose. 0: off (default {d.pose_weight})")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
