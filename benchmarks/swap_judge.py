@@ -41,7 +41,7 @@ from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.measure import EXPRESSION_NAMES, sharpness
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import Faceset, write_subset
-from synthswap.stages import fresh
+from synthswap.cache import fresh
 from synthswap.study.grid import split_by_time
 from synthswap.swap.loading import load_model
 from synthswap.swap.networks import SwapConfig

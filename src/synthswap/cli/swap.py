@@ -8,9 +8,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
-    apply_threads,
     fail,
     nonnegative_float,
     nonnegative_int,
@@ -20,13 +20,13 @@ from synthswap.cli.options import (
 )
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, written_by_synthswap
+from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.swap.color import COLOR_MODES
 from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
-from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.swap.loading import read_model_json
-from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.losses import PIXEL_LOSSES
+from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
 
@@ -99,7 +99,7 @@ def register(subparsers) -> None:
     d = SwapTrainOptions(src=[], dst=[], out="")
     conv = ConvertOptions()
     swap = subparsers.add_parser(
-        "swap", help="train the face-swap model and convert videos with it",
+        "swap", help=summary("swap"),
         description="DeepFaceLab-style face swap: a shared encoder and per-identity decoders (df) or "
                     "shared decoder with split bottlenecks (liae), trained on faces of A (the subject) and "
                     "B (the destination), then used to put A's face on every frame of B's video.")
@@ -143,12 +143,12 @@ def register(subparsers) -> None:
                         f"subject's real photos and of A->A to their own photo (0: off; default {SWAP_ID_WEIGHT}, "
                         f"measured in docs/study/identity_rerun.md)")
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
-                   help=f"apply the identity loss every N steps: it costs ~75 ms per face on a CPU core "
-                        f"(default {d.id_every})")
+                   help=f"apply the identity loss every N steps (its cost per face: README, \"Identity as a training signal\"; "
+                        f"default {d.id_every})")
     t.add_argument("--pose-weight", type=nonnegative_float, default=d.pose_weight,
                    help=f"with --id-weight: weight of the B->A swaps' head-pose drift from the B face (eye-line angle, "
-                        f"nose offset and height, from a small landmark regressor fitted on both facesets first, "
-                        f"~45 s on a CPU), so identity is not bought with pose. 0: off (default {d.pose_weight})")
+                        f"nose offset and height, from a small landmark regressor fitted on both facesets first), "
+                        f"so identity is not bought with pose. 0: off (default {d.pose_weight})")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
@@ -206,7 +206,6 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    apply_threads(args)
     if not args.resume and (not args.src or not args.dst):
         return fail("give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)")
     clash = overlapping(args.out, [*args.src, *args.dst, args.init])
@@ -227,7 +226,7 @@ def run_train(args) -> int:
         save_every=args.save_every, preview_every=args.preview_every, log_every=args.log_every,
         seed=args.seed, device=args.device, resume=args.resume,
         augment=Augment(flip=not args.no_flip, warp=not args.no_warp, colour=not args.no_color_aug),
-        progress=not args.quiet)
+        progress=args.progress)
     return train_and_report(opts)
 
 
@@ -249,9 +248,8 @@ def train_and_report(opts: SwapTrainOptions) -> int:
 
 
 def run_convert(args) -> int:
-    apply_threads(args)
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
-                          smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
+                          smooth_min_cutoff=args.smooth, device=args.device, progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
                           key_dir=args.key_dir)
     out = Path(args.out)
