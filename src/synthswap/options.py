@@ -167,6 +167,9 @@ class ComputeOptions:
                                  minimum=1, metavar="N")
     seed: int = option(0, "random seed")
     progress: bool = option(True, "no progress bars", flag="quiet")
+    precision: str = option("auto", "the networks' arithmetic: auto (bf16 where this machine runs it faster: a GPU "
+                                    "with bf16, a CPU with AMX or AVX-512 BF16 units; fp32 elsewhere), fp32 or bf16",
+                            choices=("auto", "fp32", "bf16"))
 
 
 def apply_threads(opts: Any) -> None:

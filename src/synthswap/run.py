@@ -86,7 +86,8 @@ class PipelineOptions(ComputeOptions):
                                           "inside the package), a `synthswap pretrain` folder, or 'none' to train "
                                           "from random weights", metavar="MODEL_DIR")
     swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
-                                      "another size needs --swap-init none or a pretrained model of that size)",
+                                      "a whole multiple of it grows that model as a warm start, another size "
+                                      "needs --swap-init none or a pretrained model it is a multiple of)",
                                   check=_swap_resolution_problem)
     swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
                                                    "SFace pulls the swapped faces towards the subject's photos "
@@ -211,10 +212,10 @@ def prepare(opts: RunOptions) -> RunOptions:
     swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap")
     if swap_init is not None:
         init_config = SwapConfig.from_dict(read_model_json(swap_init)["config"])
-        if init_config.resolution != opts.swap_resolution:
-            raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use "
-                             f"--swap-resolution {init_config.resolution}, or --swap-init none to train a "
-                             f"{opts.swap_resolution} px model from scratch")
+        if opts.swap_resolution % init_config.resolution:
+            raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use a "
+                             f"--swap-resolution that is a whole multiple of it (it is grown to that size), or "
+                             f"--swap-init none to train a {opts.swap_resolution} px model from scratch")
     # None from here on: no prior to invert into, and random initial weights
     return replace(opts, gan=gan, swap_init=swap_init)  # type: ignore[arg-type]
 
@@ -253,13 +254,14 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         src=sources, dst=[str(dest)], out=str(at("swap")), config=SwapConfig(resolution=opts.swap_resolution),
         init=opts.swap_init, id_weight=opts.swap_id_weight,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
-        device=opts.device, progress=opts.progress), log)
+        device=opts.device, precision=opts.precision, progress=opts.progress), log)
 
     gan_used = None
     if STAGE["inversion"].when(opts):
         gan_used = str(at("gan")) if STAGE["gan"].when(opts) else opts.gan
     out = convert_stage(name("convert"), swap, opts.video, at("convert"),
-                        ConvertOptions(device=opts.device, progress=opts.progress, watermark=not opts.no_watermark,
+                        ConvertOptions(device=opts.device, precision=opts.precision, progress=opts.progress,
+                                       watermark=not opts.no_watermark,
                                        gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
 
     evaluation_prefix = work / EVALUATION
@@ -282,7 +284,8 @@ def _synthesis_plan(opts: RunOptions, subject: Path, dest: Path, log) -> Synthet
     plan = SyntheticFaces(engine=opts.engine, subject=str(subject), match=str(dest),
                           out=str(STAGE["synthetic"].path(opts)), n=opts.synthetic,
                           invert_steps=opts.invert_steps, pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps,
-                          directions_n=opts.directions_n, seed=opts.seed, device=opts.device, progress=opts.progress)
+                          directions_n=opts.directions_n, seed=opts.seed, device=opts.device,
+                          precision=opts.precision, progress=opts.progress)
     if not STAGE["inversion"].when(opts):
         return plan
     if not STAGE["gan"].when(opts):
@@ -291,7 +294,8 @@ def _synthesis_plan(opts: RunOptions, subject: Path, dest: Path, log) -> Synthet
     else:
         gan = gan_train_stage(STAGE["gan"].title(opts), GanTrainOptions(
             data=[str(dest), str(subject)], out=str(STAGE["gan"].path(opts)), resolution=opts.gan_resolution,
-            minutes=opts.gan_minutes, seed=opts.seed, device=opts.device, verbose=opts.progress), log)
+            minutes=opts.gan_minutes, seed=opts.seed, device=opts.device, precision=opts.precision,
+            verbose=opts.progress), log)
     return replace(plan, gan=str(gan), inversion=str(STAGE["inversion"].path(opts)),
                    directions=str(STAGE["directions"].path(opts)), invert_name=STAGE["inversion"].title(opts),
                    directions_name=STAGE["directions"].title(opts))

@@ -130,6 +130,7 @@ class SyntheticFaces:
     directions_n: int = 3000
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     progress: bool = True
     invert_name: str | None = None  # the two stages' names in the log (default: from their paths)
     directions_name: str | None = None
@@ -141,14 +142,14 @@ def synthetic_stage(name: str, opts: SyntheticFaces, log: Log = print) -> Path |
     the real photos alone."""
     engine = ENGINES[opts.engine]
     synth = SynthOptions(out=opts.out, n=opts.n, engine=opts.engine, faces=opts.subject, match=opts.match,
-                         seed=opts.seed, device=opts.device, progress=opts.progress)
+                         seed=opts.seed, device=opts.device, precision=opts.precision, progress=opts.progress)
     inputs: list[str | os.PathLike] = [opts.subject, opts.match]
     if engine.needs_inversion:
         if not (opts.gan and opts.inversion and opts.directions):
             raise ValueError(f"the {opts.engine} engine needs a GAN prior, an inversion and a directions path")
         _invert_stage(opts.invert_name, InvertOptions(gan=opts.gan, faces=opts.subject, out=opts.inversion, steps=opts.invert_steps,
                                     pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
-                                    device=opts.device, progress=opts.progress), log)
+                                    device=opts.device, precision=opts.precision, progress=opts.progress), log)
         directions = DirectionsOptions(gan=opts.gan, out=opts.directions, n=opts.directions_n, around=opts.inversion,
                                        seed=opts.seed, device=opts.device, progress=opts.progress)
         if not _directions_stage(opts.directions_name, directions, log):

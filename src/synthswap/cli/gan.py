@@ -140,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--log-seconds", type=positive_float, default=d.log_seconds,
                    help=f"progress line every N seconds (default {d.log_seconds})")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add_common(t)
+    add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
     s = gsub.add_parser("sample", help="generate images and a latent interpolation grid/video",
@@ -194,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
             masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
             snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg,
             fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
-            log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
+            log_seconds=args.log_seconds, seed=args.seed, device=args.device, precision=args.precision,
+            threads=args.threads,
             resume=args.resume, verbose=args.progress,
         )
         summary = train(opts)
@@ -319,7 +320,7 @@ def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--identity-every", type=positive_int, default=inv.identity_every,
                    help=f"apply the identity loss every N steps (each application costs an SFace pass per photo; "
                         f"default {inv.identity_every})")
-    add_common(i)
+    add_common(i, precision=True)
     i.set_defaults(func=run_invert)
 
     dp = gsub.add_parser(
@@ -352,7 +353,7 @@ def run_invert(args: argparse.Namespace) -> int:
                          lr=args.lr, pti_steps=args.pti_steps, pti_lr=args.pti_lr, w_perceptual=args.w_perceptual,
                          w_landmark=args.w_landmark, locality=args.locality, landmark_steps=args.landmark_steps,
                          w_identity=args.w_identity, identity_every=args.identity_every,
-                         seed=args.seed, device=args.device, progress=args.progress)
+                         seed=args.seed, device=args.device, precision=args.precision, progress=args.progress)
     try:
         s = invert(opts)
     except (InversionError, FacesetError, CheckpointError, ValueError) as exc:

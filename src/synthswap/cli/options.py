@@ -34,10 +34,11 @@ CHECKED = "_checked_options"  # on the parsed args: the generated flags whose va
 
 
 def add_common(p: argparse.ArgumentParser, seed: bool = True, threads: bool = True, quiet: bool = True,
-               device: bool = True) -> None:
-    """The flags of ComputeOptions (device, threads, seed, quiet), less those a command has no use for."""
-    skip = {name for name, keep in (("seed", seed), ("threads", threads), ("progress", quiet), ("device", device))
-            if not keep}
+               device: bool = True, precision: bool = False) -> None:
+    """The flags of ComputeOptions (device, threads, seed, quiet, precision), less those a command has
+    no use for (`precision` only where the command's networks run under it)."""
+    skip = {name for name, keep in (("seed", seed), ("threads", threads), ("progress", quiet), ("device", device),
+                                    ("precision", precision)) if not keep}
     add_flags(p, ComputeOptions, skip=skip)
 
 

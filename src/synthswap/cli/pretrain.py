@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"checkpoint every N steps (default {d.save_every})")
     p.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
                    help=f"preview grid every N steps (default {d.preview_every})")
-    add_common(p)
+    add_common(p, precision=True)
     p.set_defaults(func=run_pretrain)
 
     e = sub.add_parser("export-weights", help=summary("export-weights"),
@@ -79,7 +79,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     opts = SwapTrainOptions(src=args.data, dst=args.data, out=args.out, config=model_config(args),
                             batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
                             save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
-                            device=args.device, resume=args.resume, progress=args.progress)
+                            device=args.device, precision=args.precision, resume=args.resume, progress=args.progress)
     return train_and_report(opts)
 
 

@@ -80,7 +80,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         f"lighting/pose match). Default: {cfg.arch}")
     p.add_argument("--resolution", type=int,
                    help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: the size of the "
-                        f"shipped pretrained model, and a CPU-sized one)")
+                        f"shipped pretrained model); with --init of a smaller model, a whole multiple of its size "
+                        f"(its weights are grown to this size as a warm start)")
     p.add_argument("--e-dims", type=int, help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
     p.add_argument("--ae-dims", type=int, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
     p.add_argument("--d-dims", type=int, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
@@ -149,6 +150,11 @@ def register(subparsers) -> None:
                    help=f"with --id-weight: weight of the B->A swaps' head-pose drift from the B face (eye-line angle, "
                         f"nose offset and height, from a small landmark regressor fitted on both facesets first), "
                         f"so identity is not bought with pose. 0: off (default {d.pose_weight})")
+    t.add_argument("--multiscale-dssim", action="store_true",
+                   help="DSSIM at two window sizes (DeepFaceLab SAEHD's choice at 128 px and up) instead of one")
+    t.add_argument("--synthetic-resolution", type=nonnegative_int, default=d.synthetic_resolution, metavar="PX",
+                   help="synthetic faces (rendered at PX and enlarged) supervise only detail up to PX; real photos "
+                        "teach the rest (0: every face at full resolution; default 0)")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
@@ -160,7 +166,7 @@ def register(subparsers) -> None:
                    help=f"preview grid every N steps (0: only at the end; default {d.preview_every})")
     t.add_argument("--log-every", type=positive_int, default=d.log_every,
                    help=f"log.csv row every N steps (default {d.log_every})")
-    add_common(t)
+    add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
     c = sub.add_parser("convert", help="swap A's face into a video (or folder of frames) of B",
@@ -201,7 +207,7 @@ def register(subparsers) -> None:
     c.add_argument("--key-dir", metavar="DIR",
                    help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
-    add_common(c)
+    add_common(c, precision=True)
     c.set_defaults(func=run_convert)
 
 
@@ -221,10 +227,10 @@ def run_train(args) -> int:
         src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
         dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
         eyes_mouth_weight=args.eyes_mouth_weight, id_weight=args.id_weight, id_every=args.id_every,
-        pose_weight=args.pose_weight,
-        steps=args.steps, minutes=args.minutes,
+        pose_weight=args.pose_weight, multiscale_dssim=args.multiscale_dssim,
+        synthetic_resolution=args.synthetic_resolution, steps=args.steps, minutes=args.minutes,
         save_every=args.save_every, preview_every=args.preview_every, log_every=args.log_every,
-        seed=args.seed, device=args.device, resume=args.resume,
+        seed=args.seed, device=args.device, precision=args.precision, resume=args.resume,
         augment=Augment(flip=not args.no_flip, warp=not args.no_warp, colour=not args.no_color_aug),
         progress=args.progress)
     return train_and_report(opts)
@@ -249,7 +255,8 @@ def train_and_report(opts: SwapTrainOptions) -> int:
 
 def run_convert(args) -> int:
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
-                          smooth_min_cutoff=args.smooth, device=args.device, progress=args.progress,
+                          smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
+                          progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
                           key_dir=args.key_dir)
     out = Path(args.out)

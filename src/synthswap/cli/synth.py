@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--eps", type=positive_float, default=d.eps, help=f"coverage radius (default {d.eps})")
     s.add_argument("--strength", type=finite_float, default=d.strength,
                    help=f"scale of every edit: 1 aims exactly at the target, 0.5 half-way (default {d.strength})")
-    add_common(s)
+    add_common(s, precision=True)
     s.set_defaults(func=run_synthesize)
 
     c = sub.add_parser(
@@ -95,7 +95,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
                         match=args.match, coverage_of=args.coverage_of, directions=args.directions,
                         min_identity=args.min_identity, min_sharpness=args.min_sharpness,
                         identity_steps=args.identity_steps, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
-                        strength=args.strength, seed=args.seed, device=args.device, progress=args.progress)
+                        strength=args.strength, seed=args.seed, device=args.device, precision=args.precision,
+                        progress=args.progress)
     try:
         summary = synthesize(opts)
     except (SynthError, FacesetError, ValueError) as exc:
