@@ -62,6 +62,10 @@ def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor,
     the B faces they replace, through the landmark regressor `landmarks`. The identity loss alone
     turns swaps towards the subject's usual pose (pose error +51-61% in docs/swap.md); holding
     every landmark instead also held B's face shape and gave back most of the identity gain."""
+    size = landmarks.resolution  # the regressor's own input size (swap.train.LANDMARK_RESOLUTION)
+    if swapped.shape[-1] != size:
+        swapped = F.interpolate(swapped.float(), size=size, mode="area")
+        destination = F.interpolate(destination.float(), size=size, mode="area")
     with autocast():
         with torch.no_grad():
             ref_points = landmarks(destination.float() * 2 - 1)
