@@ -16,7 +16,7 @@ from synthswap import __version__
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = ["run", "demo", "extract", "gan", "synth", "swap", "pretrain", "evaluate", "study", "verify",
-                   "serve"]
+                   "serve", "enhance"]
 
 
 def build_parser() -> argparse.ArgumentParser:
