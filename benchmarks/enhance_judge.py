@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from synthswap.enhance import enhance_faces, finetune_enhancer, load_enhancer
-from synthswap.enhance.degrade import to_64
+from synthswap.enhance.degrade import upscale
 from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.measure import sharpness
 from synthswap.faceset import Faceset, write_subset
+from synthswap.swap.loading import load_model
 
 
 def half_sharpness(crop: np.ndarray, mask: np.ndarray) -> float:
@@ -58,6 +59,15 @@ def split_video(fs: Faceset, k: int, train_share: float = 0.6) -> tuple[list, li
     cut = int(len(faces) * train_share)
     picks = np.linspace(0, cut - 1, k).round().astype(int)
     return [faces[i] for i in picks], faces[cut:]
+
+
+def swap_reconstruct(model, faces: list[np.ndarray]) -> list[np.ndarray]:
+    """The 64 px swap model's reconstructions of 64 px faces (its own side A): the smooth, slightly
+    shifted face a swap renders, for a person it never trained on."""
+    x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        y = model.reconstruct(x, "A")[0]
+    return list(y.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy())
 
 
 def measure(dlib: DlibIdentityModel, fs: Faceset, faces: list, outputs: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -85,14 +95,19 @@ def main() -> None:
                     help="held-out faces judged with the generic model only")
     ap.add_argument("--k", type=int, default=10, help="subject frames to fine-tune on (default 10, like 10 photos)")
     ap.add_argument("--finetune-minutes", type=float, default=1.5)
+    ap.add_argument("--finetune-lr", type=float, default=1e-4)
     ap.add_argument("--max-faces", type=int, default=40, help="held-out faces judged per set")
+    ap.add_argument("--swap-model", help="also judge on this 64 px swap model's reconstructions "
+                                         "(e.g. src/synthswap/weights/swap_df64)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--side-by-side", metavar="DIR", help="write original | bicubic | generic | fine-tuned PNGs here")
+    ap.add_argument("--side-by-side", metavar="DIR", help="write original, bicubic, generic, fine-tuned side by side here "
+                    "(faces of real people: keep them out of the repository)")
     ap.add_argument("--out", required=True, help="Markdown file to write")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     generic = load_enhancer(args.model)
     dlib = DlibIdentityModel()
+    swap = load_model(args.swap_model)[0] if args.swap_model else None
     tables = []
     jobs = [(p, True) for p in args.video_subject] + [(p, False) for p in args.faces]
     for path, is_video in jobs:
@@ -104,24 +119,31 @@ def main() -> None:
         held = [held[i] for i in np.linspace(0, len(held) - 1, min(args.max_faces, len(held))).round().astype(int)]
         originals = [fs.read_image(f) for f in held]
         size = originals[0].shape[0]
-        small = [cv2.resize(o, (64, 64), interpolation=cv2.INTER_AREA) for o in originals]
-        outputs = {"bicubic": np.stack([to_64(o, size) for o in originals])}
-        t = time.monotonic()
-        outputs["generic"] = enhance_faces(generic, small, size)
-        per_face = (time.monotonic() - t) / len(small)
-        note = f"{len(held)} held-out faces of {size} px; enhancement {per_face * 1000:.0f} ms per face"
+        inputs = {"64 px": [cv2.resize(o, (64, 64), interpolation=cv2.INTER_AREA) for o in originals]}
+        if swap is not None:
+            inputs["swap 64 px"] = swap_reconstruct(swap, inputs["64 px"])
+        tuned = None
+        note = f"{len(held)} held-out faces of {size} px"
         if is_video:
             with tempfile.TemporaryDirectory() as tmp:
                 subject = write_subset(fs, train, Path(tmp) / "subject")
                 t = time.monotonic()
-                tuned = finetune_enhancer(generic, subject.root, args.finetune_minutes)
+                tuned = finetune_enhancer(generic, subject.root, args.finetune_minutes, lr=args.finetune_lr)
                 note += (f"; fine-tuned on {len(train)} frames of the first 60% of the video for "
                          f"{(time.monotonic() - t) / 60:.1f} min")
-            outputs["fine-tuned"] = enhance_faces(tuned, small, size)
+        outputs = {}
+        for degraded, small in inputs.items():
+            outputs[f"{degraded}, bicubic"] = np.stack([upscale(f, size) for f in small])
+            t = time.monotonic()
+            outputs[f"{degraded}, generic"] = enhance_faces(generic, small, size)
+            per_face = (time.monotonic() - t) / len(small)
+            if tuned is not None:
+                outputs[f"{degraded}, fine-tuned"] = enhance_faces(tuned, small, size)
+        note += f"; enhancement {per_face * 1000:.0f} ms per face"
         scores = measure(dlib, fs, held, outputs)
         lines = [f"### {Path(path).name}", "", note, "",
-                 "| method | sharpness / original | after 2x downscale / original | dlib to original (median) "
-                 "| dlib (mean) | PSNR (dB) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                 ("| method | sharpness / original | after 2x downscale / original | dlib to original (median) "
+                  "| dlib (mean) | PSNR (dB) |"), "| --- | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {name} | {s['sharp']:.2f} | {s['half']:.2f} | {s['dlib']:.3f} | {s['dlib_mean']:.3f} | "
                   f"{s['psnr']:.2f} |" for name, s in scores.items()]
         tables.append("\n".join(lines))
@@ -129,10 +151,14 @@ def main() -> None:
         if args.side_by_side:
             out = Path(args.side_by_side)
             out.mkdir(parents=True, exist_ok=True)
-            rows = [np.hstack([originals[i]] + [outputs[n][i] for n in outputs]) for i in (0, len(held) // 2)]
+            # the middle face, one row per degradation: original | bicubic | generic (| fine-tuned)
+            i = len(held) // 2
+            rows = [np.hstack([originals[i]] + [outputs[n][i] for n in outputs if n.startswith(f"{d}, ")])
+                    for d in inputs]
             cv2.imwrite(str(out / f"{Path(path).name}.png"), np.vstack(rows))
-    header = (f"# Enhancer judge\n\nmodel: {args.model} ({generic.steps} steps); faces degraded to 64 px "
-              f"(area) and restored to their crop size; medians over faces\n")
+    header = (f"# Enhancer judge\n\nmodel: {args.model} ({generic.steps} steps); faces brought to 64 px (area; "
+              f"'swap 64 px': then reconstructed by {args.swap_model}) and restored to their crop size; "
+              f"medians over faces\n")
     Path(args.out).write_text(header + "\n" + "\n\n".join(tables) + "\n")
 
 

@@ -7,10 +7,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping
-from synthswap.enhance import (EnhanceConfig, EnhanceError, EnhanceTrainOptions, enhance_faces, export_enhancer,
-                               finetune_enhancer, load_enhancer, train_enhancer)
+from synthswap.enhance import (
+    EnhanceConfig,
+    EnhanceError,
+    EnhanceTrainOptions,
+    enhance_faces,
+    export_enhancer,
+    finetune_enhancer,
+    load_enhancer,
+    train_enhancer,
+)
 from synthswap.enhance.model import MAX_SIZE, SHIPPED_NAME
 from synthswap.enhance.train import PhotoPool
 from synthswap.faceset import FacesetError

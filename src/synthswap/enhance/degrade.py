@@ -29,6 +29,9 @@ class DegradeOptions:
     colour_jitter: float = 0.06  # per-channel gain, applied to both images of a pair
 
 
+DEFAULT_DEGRADE = DegradeOptions()  # what the shipped enhancer was trained with
+
+
 def _jitter_colour(img: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
     gain = 1.0 + rng.uniform(-amount, amount, 3)
     return np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
@@ -57,7 +60,7 @@ def upscale(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def make_pair(sharp: np.ndarray, size: int, rng: np.random.Generator,
-              opts: DegradeOptions = DegradeOptions()) -> tuple[np.ndarray, np.ndarray]:
+              opts: DegradeOptions = DEFAULT_DEGRADE) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, sharp), both `size` px BGR uint8, from one sharp square photo or crop."""
     if sharp.shape[0] != size:
         sharp = cv2.resize(sharp, (size, size), interpolation=cv2.INTER_AREA if size < sharp.shape[0]

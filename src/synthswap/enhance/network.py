@@ -26,7 +26,7 @@ class EnhanceConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EnhanceConfig":
+    def from_dict(cls, data: dict) -> EnhanceConfig:
         return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

@@ -12,24 +12,32 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from synthswap import __version__, atomic
-from synthswap.enhance.degrade import DegradeOptions, make_pair
+from synthswap.enhance.degrade import DEFAULT_DEGRADE, DegradeOptions, make_pair
 from synthswap.enhance.model import CHECKPOINT, MODEL_JSON, EnhanceError, load_enhancer, read_model_json
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.faceset import INFO_FILE, Faceset
 from synthswap.media import read_crop
 from synthswap.options import nonnegative_float, nonnegative_int, option, positive_float, positive_int
-from synthswap.training import (Budget, CsvLog, StopRequest, autocast, library_versions, load_checkpoint,
-                                parameter_count, resolve_device, save_checkpoint)
+from synthswap.training import (
+    Budget,
+    CsvLog,
+    StopRequest,
+    autocast,
+    library_versions,
+    load_checkpoint,
+    parameter_count,
+    resolve_device,
+    save_checkpoint,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
@@ -94,7 +102,7 @@ class PhotoPool:
 
 
 def sample_batch(pool: PhotoPool, rng: np.random.Generator, batch: int, patch: int, max_size: int,
-                 degrade: DegradeOptions = DegradeOptions()) -> tuple[torch.Tensor, torch.Tensor]:
+                 degrade: DegradeOptions = DEFAULT_DEGRADE) -> tuple[torch.Tensor, torch.Tensor]:
     """(degraded, sharp) patches, (B, 3, patch, patch) float in [0, 1]."""
     xs, ys = [], []
     for _ in range(batch):
