@@ -611,6 +611,10 @@ PROBES: list[Probe] = [
           [copy("short.mp4", "mine/out.mp4")], expect=(1,)),
     Probe("--device gpu", ["demo", "--out", "d", *DEMO_TINY, "--device", "gpu"], expect=(2,)),
     Probe("--swap-minutes -1", ["demo", "--out", "d", *DEMO_TINY, "--swap-minutes", "-1"], expect=(2,)),
+
+    # enhance --------------------------------------------------------------------------------------
+    Probe("apply: input missing", ["enhance", "apply", "nowhere", "--out", "big"], expect=(2,), fast=True),
+    Probe("train: no --data", ["enhance", "train", "--out", "enh", "--steps", "1"], expect=(2,), fast=True),
 ]
 
 

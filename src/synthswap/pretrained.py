@@ -8,6 +8,9 @@
       gan_utk64/               the generic GAN prior (`gan train` on the same corpus);
         gan.json               `run` inverts the subject into it unless --gan names another
         checkpoint.safetensors
+      enhance_utk/             the generic face enhancer (`synthswap enhance train`; synthswap.enhance)
+        model.json
+        model.safetensors
 
 Every file's sha256 is recorded here and checked when the model is first asked for, so a
 truncated or altered file gives one clear error naming it and the command that rebuilds it,
@@ -57,6 +60,10 @@ SHIPPED: dict[str, ShippedModel] = {
         "gan.json": "b7ce86133f2a741e6613793afb6a016eec0f7c805b1334cec7d515b73b2e2a44",
         "checkpoint.safetensors": "c12f2049b0f1c44332d2633b5544f2e96e39196151a84da38a6cf00df50a53b9",
     }, REBUILD),
+    "enhance": ShippedModel("enhance_utk", {  # the face enhancer (synthswap.enhance)
+        "model.json": "e046634df09dd711456b71a20fdc2174fa43ea2e4efa6c0f1527ccaf30c0c30a",
+        "model.safetensors": "3ace05fab6f268f371c8e4b432921509d9913db0270ab7c57567692a23000d84",
+    }, "see src/synthswap/weights/enhance_utk/MODEL_CARD.md (synthswap enhance train, then enhance export)"),
 }
 
 

@@ -31,6 +31,7 @@ COMMANDS = {
     "study": ("study", "how few real images are enough? train swaps on real-k, +GAN and +warp data and compare"),
     "verify": ("verify", "check files for synthswap's provenance marks (metadata, watermark, manifest)"),
     "serve": ("serve", "a local web app: submit jobs, follow their stages, previews and progress, get the results"),
+    "enhance": ("enhance", "restore the detail of small swapped faces, keeping the identity"),
 }
 
 
