@@ -23,7 +23,7 @@ from synthswap.enhance.model import MAX_SIZE, SHIPPED_NAME
 from synthswap.enhance.train import PhotoPool
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, write_png
-from synthswap.options import nonnegative_float, option, positive_int
+from synthswap.options import option, positive_int
 from synthswap.pretrained import PretrainedError
 from synthswap.training import CheckpointError
 
@@ -49,10 +49,10 @@ each is written to OUT as a PNG of --size px, under its own name.
 
 @dataclass
 class ApplyOptions:
-    size: int = option(256, f"output face size in px (up to {MAX_SIZE})", type=positive_int)
+    size: int = option(256, f"output face size in px (up to {MAX_SIZE})", minimum=1)
     model: str = option(SHIPPED_NAME, "enhancer folder, or 'shipped' (the generic model in the package)")
     subject: str | None = option(None, "fine-tune on this faceset (the subject's own photos) first")
-    finetune_minutes: float = option(1.5, "minutes of that fine-tuning", type=nonnegative_float)
+    finetune_minutes: float = option(1.5, "minutes of that fine-tuning", minimum=0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
