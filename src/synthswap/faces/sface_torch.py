@@ -131,11 +131,15 @@ class SFaceIdentity(nn.Module):
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if crops.device.type == "cpu":
-            # fp32 even inside a bf16 autocast region: oneDNN's bf16 depthwise convolutions made this
-            # network slower on the CPU (0.82x fp32 forward + backward, benchmarks/bench_precision.py).
+            # fp32 even inside a bf16 autocast region: on the CPU bf16 gained nothing here (its time goes to
+            # depthwise convolutions and PReLUs, which are memory-bound) and moved embeddings (cosine to fp32
+            # down to 0.978). channels_last made forward + backward 5-20% faster (benchmarks/bench_precision.py).
             with torch.autocast("cpu", enabled=False):
-                return self.embed_sface_layout(self.to_sface_layout(crops.float()))
-        return self.embed_sface_layout(self.to_sface_layout(crops))
+                return self.embed_sface_layout(self._layout(crops.float()))
+        return self.embed_sface_layout(self._layout(crops))
+
+    def _layout(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.to_sface_layout(crops).contiguous(memory_format=torch.channels_last)
 
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:
@@ -211,7 +215,7 @@ def read_sface_onnx(path: str | None = None) -> dict[str, torch.Tensor]:
 def build_sface_identity(state: dict[str, torch.Tensor]) -> SFaceIdentity:
     net = SFaceNet()
     net.load_state_dict(state, strict=True)
-    model = SFaceIdentity(net).eval()
+    model = SFaceIdentity(net).eval().to(memory_format=torch.channels_last)
     # A fixed judge: gradients flow to the images, never into its weights.
     model.requires_grad_(False)
     return model
