@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synthswap.precision import Precision, cpu_bf16_units, resolve_precision
+from synthswap.precision import Precision, cpu_bf16_units, cpu_calibration, resolve_precision
 from synthswap.pretrained import shipped_model
 from synthswap.swap.loading import load_model
 from synthswap.swap.networks import SwapConfig, SwapModel, resized_state
@@ -32,6 +32,8 @@ def test_precision_names_and_reasons():
         assert auto.name == "fp32" and "no bf16 matrix units" in auto.reason
     else:  # the calibration decides, and says what it measured
         assert auto.name in ("fp32", "bf16") and "bf16 ran" in auto.reason
+    with torch.no_grad():  # the calibration's backward pass works under no_grad too (convert calls it there)
+        assert cpu_calibration.__wrapped__(rounds=1) > 0
     # The context really switches autocast on and off.
     with forced.autocast():
         assert torch.is_autocast_enabled("cpu")

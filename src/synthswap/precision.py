@@ -71,6 +71,7 @@ def _conv_step(dtype: torch.dtype | None):
 
 
 @lru_cache(maxsize=None)
+@torch.enable_grad()  # the step runs a backward pass, also when the caller is inside torch.no_grad()
 def cpu_calibration(rounds: int = 5) -> float:
     """fp32 seconds over bf16 seconds for the calibration step on this CPU (once per process).
 
