@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from synthswap.extract import check_readable
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
@@ -174,6 +175,7 @@ def prepare(opts: RunOptions) -> RunOptions:
     if opts.engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine}")
     check_paths(opts)
+    check_readable([*opts.subject, opts.video])  # a truncated video fails now, not after the training
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")

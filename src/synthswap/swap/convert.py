@@ -237,7 +237,10 @@ def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: Conver
 
 def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                   opts: ConvertOptions | None = None) -> dict[str, Any]:
-    """Write `out` (H.264, the source's fps, size and frame count, its audio copied)."""
+    """Write `out` (H.264): the source as players show it (upright, each frame at its own
+    timestamp, so a variable frame rate stays in sync with the sound), its size (an odd one gets
+    one repeated edge row/column), and every audio and subtitle stream the container can hold;
+    the summary lists what was dropped and why."""
     opts = opts or ConvertOptions()
     video, out = Path(video), Path(out)
     if out.resolve() == video.resolve():
@@ -247,20 +250,23 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     info = probe_video(video)
     swapper = FaceSwapper(model_dir, opts)  # raises CheckpointError before any output exists
     record = provenance_record(model_dir, video, opts, (info.height, info.width))
-    # Copying the whole audio track under a cut video would make the file longer than its picture.
-    audio = video if info.has_audio and opts.max_frames is None else None
     t0 = time.monotonic()
     frames = 0
+    last_time = 0.0
     total = opts.max_frames or info.frame_count or None
     try:
-        with VideoWriter(out, info.width, info.height, info.fps, audio_source=audio, crf=opts.crf,
+        # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
+        with VideoWriter(out, info.width, info.height, info.fps, audio_source=video, crf=opts.crf,
                          metadata=record.tags()) as writer, \
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
             for frame in iter_video_frames(video, max_frames=opts.max_frames):
                 result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(_mark(result, record, swapper.face_zone))
+                writer.write(_mark(result, record, swapper.face_zone), frame.time_s)
                 frames += 1
+                last_time = frame.time_s
                 bar.update(1)
+            if opts.max_frames is not None and frames >= opts.max_frames:
+                writer.audio_until_s = last_time + 1.0 / float(info.fps)
     finally:
         swapper.close()
     signed = _sign(out, record, video, opts)
@@ -268,8 +274,10 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
             "fps": str(info.fps), "width": info.width, "height": info.height,
-            "audio_copied": audio is not None, "provenance": {**record.to_dict(), "manifest": signed},
-            "options": asdict(opts)}
+            "encoded_size": f"{writer.coded_size[0]}x{writer.coded_size[1]}", "rotation_applied": info.rotation * 90,
+            "audio_copied": any("(audio " in s for s in writer.streams_copied),
+            "streams_copied": writer.streams_copied, "streams_dropped": writer.streams_dropped,
+            "provenance": {**record.to_dict(), "manifest": signed}, "options": asdict(opts)}
 
 
 IMAGES_INFO = "convert.json"  # marks a folder `convert_images` wrote, which a later conversion may write again
