@@ -114,10 +114,18 @@ class RunOptions:
 STAGE_OUTPUTS = ("subject", "dest", "gan", "inversion", "directions.safetensors", "swap",
                  *(f"synthetic_{name}" for name in ENGINES))
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
-REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
 PROVENANCE_KEYS = ("synthetic", "generator", "creation_time", "synthswap_run_id", "synthswap_watermark",
                    "synthswap_swap_model_sha256", "synthswap_gan_sha256", "synthswap_source_sha256")
-REPORT_COMPANIONS = ("report.md", "report_frames.png", "report_preview.png")
+REPORT_PICTURES = ("frames", "preview", "synthetic")
+
+
+def report_files(out: str | Path) -> dict[str, Path]:
+    """What `run` writes beside OUT, each named after it (OUT_report.html, OUT_report.md,
+    OUT_report_frames.png, ...): two runs into one folder keep their own reports."""
+    out = Path(out)
+    base = out.parent / f"{out.stem}_report"
+    return {"html": base.with_name(base.name + ".html"), "md": base.with_name(base.name + ".md"),
+            **{name: base.with_name(f"{base.name}_{name}.png") for name in REPORT_PICTURES}}
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -152,10 +160,9 @@ def check_paths(opts: RunOptions) -> None:
     stage_dirs = [work / name for name in STAGE_OUTPUTS]
     if any(_inside(out, d) for d in stage_dirs):
         raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
-    report = out.parent / REPORT_FILE
-    # The report's companions are the run's own only beside a report.html that its stage made.
-    companions = () if made_by_stage(report) else REPORT_COMPANIONS
-    for path in (out, report, *(out.parent / name for name in companions)):
+    report, *companions = report_files(out).values()
+    # The report's companions are the run's own only beside a report that its stage made.
+    for path in (out, report, *(() if made_by_stage(report) else companions)):
         if path.exists() and not made_by_stage(path):
             raise ValueError(f"{path}: exists and was not written by synthswap run; move it away or choose "
                              f"another --out")
@@ -203,7 +210,7 @@ def stage_plan(opts: RunOptions) -> list[tuple[str, Path]]:
             plan += [("gan invert subject", work / "inversion"),
                      ("gan directions inversion", work / "directions.safetensors")]
         plan.append((f"synthesize ({opts.engine})", work / f"synthetic_{opts.engine}"))
-    plan += [("swap train", work / "swap"), ("convert", out), ("evaluate", out.parent / REPORT_FILE)]
+    plan += [("swap train", work / "swap"), ("convert", out), ("evaluate", report_files(out)["html"])]
     return plan
 
 
@@ -237,7 +244,7 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
                         ConvertOptions(device=opts.device, progress=opts.progress, watermark=not opts.no_watermark,
                                        gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
 
-    report_dir = out.parent
+    report = report_files(out)["html"]
     evaluation_prefix = work / "evaluation"
 
     def evaluate_and_report(o: Path, resume: bool) -> None:
@@ -245,9 +252,9 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         result.write(evaluation_prefix)
         _write_run_report(o, opts, result.summary(), work)
 
-    run_stage("evaluate", report_dir / REPORT_FILE, {}, [out, subject], evaluate_and_report, log)
+    run_stage("evaluate", report, {}, [out, subject], evaluate_and_report, log)
     summary = json.loads(evaluation_prefix.with_suffix(".json").read_text())["summary"]
-    log(f"wrote {out} and {report_dir / REPORT_FILE}")
+    log(f"wrote {out} and {report}")
     return summary
 
 
@@ -274,14 +281,15 @@ def _synthesis_plan(opts: RunOptions, work: Path, subject: Path, dest: Path, log
 def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any], work: Path) -> None:
     out = Path(opts.out)
     folder = html_path.parent
+    files = report_files(out)
     frames = probe_video(out).frame_count or 1
     picks = sorted({int(frames * f) for f in (0.1, 0.35, 0.6, 0.85)})
-    write_png(folder / "report_frames.png", frame_grid({"destination": opts.video, "swapped": out}, picks))
+    write_png(files["frames"], frame_grid({"destination": opts.video, "swapped": out}, picks))
     blocks = [
         Paragraph(f"Subject: {', '.join(opts.subject)}. Destination: {opts.video}. Output: {out.name}."),
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),
-        Figure("report_frames.png", "Destination frames (top) and the swapped output (bottom)."),
+        Figure(files["frames"].name, "Destination frames (top) and the swapped output (bottom)."),
         Heading("Provenance"),
         Paragraph("The output says it is synthetic: container metadata, an invisible watermark in every frame "
                   "(unless --no-watermark) and a signed C2PA manifest. Check any copy with `synthswap verify FILE`."),
@@ -292,11 +300,11 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     ]
     preview = work / "swap" / "preview.png"
     if preview.exists():
-        shutil.copyfile(preview, folder / "report_preview.png")
-        blocks.append(Figure("report_preview.png", "Swap-model preview: A, A→A, B, B→B, B→A."))
+        shutil.copyfile(preview, files["preview"])
+        blocks.append(Figure(files["preview"].name, "Swap-model preview: A, A→A, B, B→B, B→A."))
     synthetic = work / f"synthetic_{opts.engine}"
     if (synthetic / FACESET_INFO).is_file() and len(kept := Faceset.open(synthetic)):
-        write_png(folder / "report_synthetic.png", face_grid(kept, limit=32))
-        blocks.append(Figure("report_synthetic.png", f"Synthetic images kept for training ({len(kept)}; "
+        write_png(files["synthetic"], face_grid(kept, limit=32))
+        blocks.append(Figure(files["synthetic"].name, f"Synthetic images kept for training ({len(kept)}; "
                                                      f"the first {min(len(kept), 32)} shown)."))
     write_report(folder, f"synthswap: {out.name}", blocks, name=html_path.stem)

@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 
 from synthswap.cli.run import PIPELINE_ERRORS
 from synthswap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from synthswap.run import prepare
+from synthswap.run import prepare, report_files
 from synthswap.serve import progress
 from synthswap.serve.jobs import Job, JobStore
 from synthswap.serve.options import OUT_NAME, OptionError, describe, parse, run_options, write_job_file
@@ -54,16 +54,13 @@ MEDIA_LIST_LIMIT = 500
 # beside it, so its relative links resolve here too).
 JOB_FILES = {
     OUT_NAME: OUT_NAME,
-    "report.html": "report.html",
-    "report.md": "report.md",
-    "report_frames.png": "report_frames.png",
-    "report_preview.png": "report_preview.png",
-    "report_synthetic.png": "report_synthetic.png",  # written by the report on main since 69e4a51
+    **{path.name: path.name for path in report_files(OUT_NAME).values()},  # out_report.html and its pictures
     "evaluation.json": "out_work/evaluation.json",
     "evaluation.md": "out_work/evaluation.md",
     "preview.png": "out_work/swap/preview.png",
     "log.txt": LOG_FILE,
 }
+REPORT_HTML, REPORT_MD = report_files(OUT_NAME)["html"].name, report_files(OUT_NAME)["md"].name
 GAN_SAMPLES = "gan_samples.png"  # the personal prior's latest sample grid (out_work/gan/samples/kimgNNNN.N.png)
 
 SECURITY_HEADERS = [
@@ -361,8 +358,8 @@ def create_app(settings: Settings) -> Starlette:
                 "synthetic": {"count": len(synthetic),
                               "url": f"/api/jobs/{job.id}/synthetic.png?n={len(synthetic)}" if synthetic else None},
                 "video": url(OUT_NAME) if done else None,
-                "report": url("report.html") if done else None,
-                "downloads": [{"name": n, "url": url(n)} for n in (OUT_NAME, "report.html", "report.md",
+                "report": url(REPORT_HTML) if done else None,
+                "downloads": [{"name": n, "url": url(n)} for n in (OUT_NAME, REPORT_HTML, REPORT_MD,
                                                                      "evaluation.json", "log.txt")
                               if url(n) and (done or n == "log.txt")],
                 "log": progress.log_tail(job_dir), "now": time.time()}
