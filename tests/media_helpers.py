@@ -78,3 +78,30 @@ def truncate(path: Path, keep: float) -> None:
     """Cut a file to `keep` of its bytes, as an interrupted copy or download leaves it."""
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
+
+
+def two_people(left: Path, right: Path, out: Path, scales: list[tuple[float, float]]) -> list[np.ndarray]:
+    """A video of two people side by side (one frame per entry of `scales`: each person's size that
+    frame), made from the first frames of two single-person clips. Returns the frames written."""
+    a, b = source_frames(left, len(scales)), source_frames(right, len(scales))
+    frames = []
+    for fa, fb, (sa, sb) in zip(a, b, scales):
+        canvas = np.full((288, 720, 3), 128, np.uint8)
+        for x0, image, scale in ((0, fa, sa), (360, fb, sb)):
+            small = cv2.resize(image, (round(360 * scale), round(288 * scale)), interpolation=cv2.INTER_AREA)
+            h, w = small.shape[:2]
+            top, left_x = (288 - h) // 2, x0 + (360 - w) // 2
+            canvas[top:top + h, left_x:left_x + w] = small
+        frames.append(canvas)
+    with av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 288, "yuv420p"
+        stream.options = {"threads": "1", "crf": "12"}
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return frames

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from synthswap.extract import check_readable
+from synthswap.extract import check_readable, reference_embedding
+from synthswap.faces.choice import parse_face
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.loading import load_generator
@@ -101,6 +102,9 @@ class RunOptions:
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
                                        "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
+    face: str = option("largest", "which person of the destination to replace: the largest face, the N-th from "
+                                  "the left, or the one in PHOTO; the chosen person is followed through the video",
+                       metavar="largest|N|PHOTO")
     seed: int = option(0, "random seed of every stage")
     device: str = option("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N", type=device_name)
     progress: bool = True
@@ -183,6 +187,9 @@ def prepare(opts: RunOptions) -> RunOptions:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine}")
     check_paths(opts)
     check_readable([*opts.subject, opts.video])  # a truncated video fails now, not after the training
+    _, face_photo = parse_face(opts.face)
+    if face_photo is not None:
+        reference_embedding(face_photo)  # a photo without a face fails now, not at the convert stage
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
@@ -242,7 +249,8 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         gan_used = str(work / "gan")
     out = convert_stage("convert", swap, opts.video, Path(opts.out),
                         ConvertOptions(device=opts.device, progress=opts.progress, watermark=not opts.no_watermark,
-                                       gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
+                                       gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir,
+                                       face=opts.face), log)
 
     report = report_files(out)["html"]
     evaluation_prefix = work / "evaluation"

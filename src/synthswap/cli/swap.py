@@ -198,6 +198,9 @@ def register(subparsers) -> None:
                         "metadata and manifest still say it is synthetic, and record that the watermark is off)")
     c.add_argument("--gan", metavar="GAN_DIR",
                    help="the GAN prior whose synthetic faces trained the model: its sha256 goes into the metadata")
+    c.add_argument("--face", default=conv.face, metavar="largest|N|PHOTO",
+                   help="which person to replace: the largest face (default), the N-th from the left, or the one "
+                        "in PHOTO; the chosen person is followed through the video")
     c.add_argument("--key-dir", metavar="DIR",
                    help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
@@ -253,7 +256,7 @@ def run_convert(args) -> int:
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
                           smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
-                          key_dir=args.key_dir)
+                          key_dir=args.key_dir, face=args.face)
     out = Path(args.out)
     if args.video and out.is_file() and out.resolve() != Path(args.video).resolve() and not written_by_synthswap(out):
         return fail(f"--out {out}: exists and was not written by synthswap; move it away or choose another --out")

@@ -15,6 +15,7 @@ and for MP4/MOV a signed C2PA manifest.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,7 +27,9 @@ import torch
 from tqdm import tqdm
 
 from synthswap import atomic
+from synthswap.extract import ExtractError, reference_embedding
 from synthswap.faces.align import invert_affine
+from synthswap.faces.choice import LARGEST, FaceChoice, parse_face
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
@@ -58,6 +61,7 @@ class ConvertOptions:
     watermark: bool = True  # the invisible watermark in every frame; off only by an explicit opt-out
     gan: str | None = None  # the GAN prior whose synthetic faces trained the model: its hash is recorded
     key_dir: str | None = None  # the C2PA signing key folder (default: SYNTHSWAP_KEY_DIR or ~/.config/synthswap)
+    face: str = LARGEST  # which person to replace: 'largest', a position from the left (1, 2, ...) or a photo
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:
@@ -68,6 +72,7 @@ class ConvertOptions:
             raise ValueError(f"unknown mask mode '{self.mask}'")
         if self.erode < 0 or self.blur < 0 or self.smooth_min_cutoff < 0:
             raise ValueError("--erode, --blur and --smooth must not be negative")
+        parse_face(self.face)
 
 
 class FaceSwapper:
@@ -80,7 +85,15 @@ class FaceSwapper:
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
-        self.analyzer = FaceAnalyzer(self.size, with_identity=False)
+        position, photo = parse_face(opts.face)
+        # A photo picks the person by identity (checked in every frame); otherwise the chosen face is followed.
+        try:
+            reference = reference_embedding(photo) if photo is not None else None
+        except ExtractError as exc:
+            raise ValueError(f"--face: {exc}") from exc
+        self.analyzer = FaceAnalyzer(self.size, with_identity=False, reference=reference,
+                                     choice=FaceChoice(position) if reference is None else None)
+        self.frames_with_several_faces = 0
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0
         # The last frame's face zone, frame-sized 0-1: the swap crop's whole footprint, feathered (None: no
@@ -122,6 +135,7 @@ class FaceSwapper:
     def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
         face = self.analyzer.analyze(bgr)
+        self.frames_with_several_faces += self.analyzer.faces_in_frame > 1
         self.face_zone = None
         if face is None:
             self.frames_without_face += 1
@@ -187,7 +201,15 @@ class FaceSwapper:
 
     def summary(self) -> dict[str, Any]:
         return {"faces_swapped": self.faces_swapped, "frames_without_face": self.frames_without_face,
-                "seamless_fallbacks": self.seamless_fallbacks}
+                "seamless_fallbacks": self.seamless_fallbacks, "face": self.opts.face,
+                "frames_with_several_faces": self.frames_with_several_faces}
+
+    def warn_if_unchosen(self) -> None:
+        """Say so when other people were in the picture and the default choice made the decision."""
+        if self.frames_with_several_faces and self.opts.face == LARGEST:
+            print(f"warning: {self.frames_with_several_faces} frames show more than one face; the largest at the "
+                  f"start was swapped and followed. Choose the person with --face N (from the left) or --face PHOTO",
+                  file=sys.stderr)
 
 
 FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
@@ -269,6 +291,7 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
                 writer.audio_until_s = last_time + 1.0 / float(info.fps)
     finally:
         swapper.close()
+    swapper.warn_if_unchosen()
     signed = _sign(out, record, video, opts)
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
@@ -321,6 +344,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
             signed[outcome] = signed.get(outcome, 0) + 1
     finally:
         swapper.close()
+    swapper.warn_if_unchosen()
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": len(files), **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0,
