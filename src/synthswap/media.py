@@ -98,13 +98,20 @@ def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaError(
-            f"{path}: image is over the limit of {max_pixels / 1e6:.0f} megapixels ({exc}); downscale it first"
+        raise MediaError(  # PIL refuses it at open, before we can read the size: over 179 megapixels
+            f"{path}: image declares over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:.0f}; downscale it first"
         ) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path}: not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+def check_image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the image's header; MediaError when it is over `max_pixels` or unreadable."""
+    with _open_checked(Path(path), max_pixels) as img:
+        return img.size
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
