@@ -16,8 +16,8 @@ from tqdm import tqdm
 from synthswap.faces.align import template_info
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import FacesetWriter
-from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_video_whole,
-                             is_image, is_video, iter_video_frames, probe_video, read_image)
+from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
+                             check_video_whole, is_image, is_video, iter_video_frames, probe_video, read_image)
 
 
 class ExtractError(Exception):
@@ -81,11 +81,12 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def check_readable(inputs: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """Refuse, before any long work, inputs that a stage would fail on later: every photo is
-    decoded, every video read to its end (a truncated one that claims its full length included)."""
+    """Refuse, before any long work, inputs that a stage would fail on later: every photo's header is
+    read (size limit included; a photo broken further in is skipped by extraction, with its reason),
+    every video read to its end (a truncated one that claims its full length included)."""
     for path in collect_inputs(inputs):
         if is_image(path):
-            read_image(path, max_pixels)
+            check_image_size(path, max_pixels)
         else:
             check_video_whole(path, max_pixels)
 
