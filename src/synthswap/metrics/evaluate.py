@@ -258,7 +258,8 @@ def evaluate(
         raise EvaluateError(f"{video}: no frames to evaluate")
     if fid_features is not None and fid_features.count >= 2 and len(reference_set) >= 2:
         reference = _StreamingFeatures(fid_features.net)
-        for face in reference_set.faces:
+        for face in tqdm(reference_set.faces, desc="evaluate: FID reference faces", unit="face",
+                         disable=not progress):  # 20,000 faces take minutes: say so
             reference.add(reference_set.read_image(face))
         result.fid = fid_kid(fid_features.result(), reference.result())
         result.fid_reference = str(reference_set.root)
