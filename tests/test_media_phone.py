@@ -149,3 +149,18 @@ def test_a_truncated_fast_start_mp4_is_refused_before_any_stage(shared_data, tmp
     assert rc == 1
     assert "truncated" in capsys.readouterr().err
     assert not (tmp_path / "out_work").exists() and not out.exists()
+
+
+def test_verify_refuses_a_png_declaring_gigapixels_from_its_header(tmp_path, capsys):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"  # 1.8 KB on disk, 60000 x 60000 pixels declared
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)) +
+                     chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b""))
+    assert main(["verify", str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "over the limit of 50" in err and "Traceback" not in err
