@@ -401,13 +401,17 @@ class VideoWriter:
         self.streams_copied: list[str] = []
         self.streams_dropped: list[str] = []  # "stream N (kind codec): why", for the summary
         if audio_source is not None:
-            self._open_source(Path(audio_source))
+            try:
+                self._open_source(Path(audio_source))
+            except BaseException:  # the temporary file exists already: never leave it behind
+                self.abort()
+                raise
 
     def _open_source(self, source: Path) -> None:
-        src = av.open(str(source))
+        self._source = av.open(str(source))  # held from here, so that abort() closes it
         supported = _codec_ids(self.container.supported_codecs)
-        picture = src.streams.video[0].index if src.streams.video else None
-        for stream in src.streams:
+        picture = self._source.streams.video[0].index if self._source.streams.video else None
+        for stream in self._source.streams:
             if stream.index == picture:
                 continue
             codec = stream.codec_context.name if stream.codec_context else "unknown"
@@ -420,10 +424,9 @@ class VideoWriter:
             else:
                 self._copies[stream.index] = self.container.add_stream_from_template(stream)
                 self.streams_copied.append(what)
-        if self._copies:
-            self._source = src
-        else:
-            src.close()
+        if not self._copies:
+            self._source.close()
+            self._source = None
 
     def write(self, bgr: np.ndarray, time_s: float | None = None) -> None:
         """Add a frame shown at `time_s` seconds (the source frame's timestamp), or, without one,
