@@ -108,10 +108,10 @@ class Materials:
                            chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
     @staticmethod
-    def _encode(frames, target: Path) -> None:
+    def _encode(frames, target: Path, options: dict[str, str] | None = None) -> None:
         """H.264 at 25 fps with PyAV itself: a user's video, without the comment synthswap's writer adds."""
         import av
-        with av.open(str(target), mode="w") as container:
+        with av.open(str(target), mode="w", options=options or {}) as container:
             stream = container.add_stream("libx264", rate=25)
             stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
             for i, bgr in enumerate(frames):
@@ -123,6 +123,22 @@ class Materials:
     def _make_short_mp4(self, target: Path) -> None:
         """The first 6 frames of d0.mp4 as H.264, 25 fps."""
         self._encode(self._frames(6), target)
+
+    def _make_faststart_mp4(self, target: Path) -> None:
+        """12 frames of d0.mp4 with the index first (as phones and web exports write it)."""
+        self._encode(self._frames(12), target, {"movflags": "faststart"})
+
+    def _make_grey_png(self, target: Path) -> None:
+        import numpy as np
+
+        from synthswap.media import write_png
+        write_png(target, np.full((240, 320, 3), 128, np.uint8))
+
+    def _make_me_heic(self, target: Path) -> None:
+        from PIL import Image
+
+        from synthswap.media import read_image
+        Image.fromarray(read_image(self.path("photo.png"))[:, :, ::-1]).save(target, quality=90)
 
     def _make_one_frame_mp4(self, target: Path) -> None:
         self._encode(self._frames(1), target)
@@ -199,6 +215,21 @@ def truncate(name: str, fraction: float = 0.5) -> Setup:
         path = folder / name
         data = path.read_bytes()
         path.write_bytes(data[:int(len(data) * fraction)])
+    return run
+
+
+def nan_weights(name: str) -> Setup:
+    """Every floating-point tensor of a safetensors file set to NaN (a diverged training's weights)."""
+    def run(folder: Path, m: Materials) -> None:  # noqa: ARG001
+        import torch
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+        path = folder / name
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+        tensors = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                   for k, v in load_file(str(path)).items()}
+        save_file(tensors, str(path), metadata=metadata)
     return run
 
 
@@ -312,6 +343,10 @@ PROBES: list[Probe] = [
           expect=(1,)),
     Probe("image over 50 megapixels (header)", ["extract", "big.png", "--out", "out", *Q], [copy("big.png")],
           expect=(1,), fast=True),
+    Probe("an iPhone HEIC photo (decoded)", ["extract", "me.heic", "--out", "out", "--size", "64", *Q],
+          [copy("me.heic")], expect=(0,)),
+    Probe("a GIF (refused, the accepted formats listed)", ["extract", "face.gif", "--out", "out", *Q],
+          [write("face.gif", b"GIF89a")], expect=(2,), fast=True),
     Probe("--out equal to the input file", ["extract", "photo.png", "--out", "photo.png", *Q], [PHOTO],
           expect=(2,), fast=True),
     Probe("--out inside the input folder", ["extract", "photos", "--out", "photos/fs", *Q], [copy("photos")],
@@ -494,6 +529,16 @@ PROBES: list[Probe] = [
           [MODEL, SHORT], expect=(2,)),
     Probe("--out in a read-only folder", _convert("--model", "model", "--video", "short.mp4", "--out", "ro/o.mp4"),
           [MODEL, SHORT, mkdir("ro")], readonly=["ro"]),
+    Probe("--model whose weights are all NaN", _convert("--model", "model", "--video", "short.mp4", "--out", "o.mp4"),
+          [MODEL, SHORT, nan_weights("model/model.safetensors")], expect=(2,), fast=True),
+    Probe("--model model.json naming another architecture",
+          _convert("--model", "model", "--video", "short.mp4", "--out", "o.mp4"),
+          [MODEL, SHORT, edit_json("model/model.json", lambda d: d["config"].update(arch="liae"))], expect=(2,)),
+    Probe("--face 0", _convert("--model", "model", "--video", "short.mp4", "--out", "o.mp4", "--face", "0"),
+          [MODEL, SHORT], expect=(2,)),
+    Probe("--face a photo that is not there",
+          _convert("--model", "model", "--video", "short.mp4", "--out", "o.mp4", "--face", "nobody.jpg"),
+          [MODEL, SHORT], expect=(2,)),
 
     # pretrain -------------------------------------------------------------------------------------
     Probe("no --data", ["pretrain", "--out", "m", "--steps", "1", *SWAP_TINY], expect=(2,)),
@@ -539,6 +584,7 @@ PROBES: list[Probe] = [
     Probe("text file named .mp4", ["verify", "fake.mp4"], [write("fake.mp4", "not a video")], expect=(2,),
           fast=True),
     Probe("truncated MP4", ["verify", "short.mp4"], [SHORT, truncate("short.mp4")], expect=(2,)),
+    Probe("PNG declaring 144 megapixels in 100 bytes", ["verify", "big.png"], [copy("big.png")], expect=(2,)),
     Probe("--port 0", ["serve", "--port", "0", "--data", "data"], expect=(2,), fast=True),
     Probe("another host without --allow-remote", ["serve", "--host", "0.0.0.0", "--data", "data"], expect=(2,),
           fast=True),
@@ -557,9 +603,9 @@ PROBES: list[Probe] = [
     Probe("--out an existing video of the user's", ["run", "--subject", "photo.png", "--video", "short.mp4",
                                                    "--out", "mine.mp4", *RUN_TINY],
           [PHOTO, SHORT, copy("short.mp4", "mine.mp4")], expect=(1,), fast=True),
-    Probe("--out beside the user's report.md and report_frames.png",
+    Probe("--out beside the user's o_report.md and o_report_frames.png",
           ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", *RUN_TINY],
-          [PHOTO, SHORT, write("report.md", "# my report\n"), copy("photo2.png", "report_frames.png")],
+          [PHOTO, SHORT, write("o_report.md", "# my report\n"), copy("photo2.png", "o_report_frames.png")],
           expect=(1,)),
     Probe("--work a folder holding the user's evaluation.json",
           ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4", "--work", "mine", *RUN_TINY],
@@ -580,6 +626,12 @@ PROBES: list[Probe] = [
     Probe("--invert-steps -1", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4",
                                 *RUN_TINY, "--engine", "gan", "--gan", "gan", "--synthetic", "1",
                                 "--invert-steps", "-1"], [PHOTO, SHORT, GAN], expect=(2,)),
+    Probe("--video a truncated fast-start MP4 (its header claims every frame)",
+          ["run", "--subject", "photo.png", "--video", "faststart.mp4", "--out", "o.mp4", *RUN_TINY],
+          [PHOTO, copy("faststart.mp4"), truncate("faststart.mp4", 0.6)], expect=(1,), fast=True),
+    Probe("--face a photo without a face", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4",
+                                            *RUN_TINY, "--face", "grey.png"],
+          [PHOTO, SHORT, copy("grey.png")], expect=(1,)),
     Probe("--swap-init missing", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out", "o.mp4",
                                   *RUN_TINY, "--swap-init", "nomodel"], [PHOTO, SHORT], expect=(1,)),
     Probe("--work locked by another run", ["run", "--subject", "photo.png", "--video", "short.mp4", "--out",

@@ -138,3 +138,27 @@ def test_two_swap_trainings_into_one_folder_leave_one_model_and_one_lock_error(e
     from synthswap.swap.loading import load_model
 
     load_model(out)
+
+
+def test_two_runs_in_one_folder_keep_their_own_reports_and_the_users_files(shared_data, tmp_path):
+    """Every file `run` writes beside --out is named after it: the user's report.html and
+    report_synthetic.png stay, and a second --out in the same folder does not rewrite the first's report."""
+    from media_helpers import make_video
+    from synthswap.media import write_png, iter_video_frames
+
+    video = tmp_path / "dest.mp4"
+    make_video(shared_data / GRID_CLIP, video, 6)
+    photo = tmp_path / "me.png"
+    write_png(photo, next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "report.html").write_text("<p>my own report</p>")
+    (folder / "report_synthetic.png").write_bytes(photo.read_bytes())
+    mine = _digest(folder)
+    assert _run(video, photo, folder / "a.mp4") == 0
+    first = _digest(folder / "a_report.html")
+    assert _run(video, photo, folder / "b.mp4") == 0
+    assert {k: v for k, v in _digest(folder).items() if k in mine} == mine
+    assert _digest(folder / "a_report.html") == first
+    assert "b.mp4" in (folder / "b_report.html").read_text()
+    assert (folder / "b_report_frames.png").is_file() and (folder / "a_report_frames.png").is_file()

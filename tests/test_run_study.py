@@ -27,9 +27,9 @@ def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data
     assert 0 < len(synthetic) <= 6 and all(f.synthetic for f in synthetic)
     src, dst = probe_video(shared_data / "videos/grid/bbaf2n.mpg"), probe_video(tmp_path / "out.mp4")
     assert (dst.width, dst.height, dst.fps) == (src.width, src.height, src.fps) and dst.frame_count == 75
-    report = (tmp_path / "report.html").read_text()
-    assert "identity_to_subject" in report and "report_frames.png" in report
-    assert "report_synthetic.png" in report and (tmp_path / "report_synthetic.png").stat().st_size > 1000
+    report = (tmp_path / "out_report.html").read_text()
+    assert "identity_to_subject" in report and "out_report_frames.png" in report
+    assert "out_report_synthetic.png" in report and (tmp_path / "out_report_synthetic.png").stat().st_size > 1000
     assert "fine-tuning" in out  # the log names the swap model it started from
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["summary"]["frames"] == 75

@@ -267,7 +267,7 @@ def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serv
     # files are served by job id and a fixed list of names only
     assert s.request("GET", "/jobs/1/files/out.mp4")[0] == 404
     assert s.request("GET", "/jobs/1/files/..%2F..%2Fsynthswap.sqlite")[0] == 404
-    assert s.request("GET", "/jobs/x/files/report.html")[0] == 404
+    assert s.request("GET", "/jobs/x/files/out_report.html")[0] == 404
     print(f"bad-input checks: {time.monotonic() - t0:.1f} s")
 
 
@@ -326,10 +326,10 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     status, headers, body = s.request("GET", done["video"], headers={"Range": "bytes=0-99"})
     assert status == 206 and len(body) == 100 and headers["content-type"] == "video/mp4"
     status, _, body = s.request("GET", done["report"])
-    assert status == 200 and b"identity_to_subject" in body and b"report_frames.png" in body
-    assert s.request("GET", f"/jobs/{job['id']}/files/report_frames.png")[0] == 200
+    assert status == 200 and b"identity_to_subject" in body and b"out_report_frames.png" in body
+    assert s.request("GET", f"/jobs/{job['id']}/files/out_report_frames.png")[0] == 200
     assert s.request("GET", done["synthetic"]["url"])[1]["content-type"] == "image/png"
-    assert {d["name"] for d in done["downloads"]} == {"out.mp4", "report.html", "report.md", "evaluation.json",
+    assert {d["name"] for d in done["downloads"]} == {"out.mp4", "out_report.html", "out_report.md", "evaluation.json",
                                                      "log.txt"}
 
     # cancel, retry and delete a second job

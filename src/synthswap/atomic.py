@@ -35,6 +35,37 @@ def remove_leftovers(folder: str | os.PathLike) -> None:
             path.unlink(missing_ok=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of `path` whose writer is gone (kill -9, power cut), and return them.
+
+    Where no lock guards the folder (a video written beside the user's files), a temporary file is
+    known to be dead by its name: `temp_path` puts the writer's pid in it. Only names `temp_path`
+    makes for this very `path` are touched, never another file of the user's.
+    """
+    path = Path(path)
+    own = re.compile(rf"^\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]{{8}}\.tmp{re.escape(path.suffix)}$")
+    removed: list[Path] = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.iterdir():
+        match = own.match(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))) \
+                and candidate.is_file() and not candidate.is_symlink():
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ stage (it is the user's), so it is never removed: the stage refuses to run inste
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,17 @@ class StageError(Exception):
 class StageInterrupted(KeyboardInterrupt):
     """A stage stopped by Ctrl-C or SIGTERM after saving what it had (a trainer's checkpoint).
     Its marker stays "pending", so the same command resumes it; the CLI exits with 130."""
+
+
+def disk_full_message(name: str, output: Path, exc: OSError) -> str:
+    """One line for a full disk: the stage, the file it was writing, the space left, what to do."""
+    where = Path(exc.filename) if exc.filename else output
+    try:
+        free = f"{shutil.disk_usage(where.parent if where.parent.exists() else output.parent).free / 1e6:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return (f"[{name}] the disk is full ({free}) writing {where}; free some space and run the same command "
+            f"again: finished stages are kept and this one resumes")
 
 
 def fresh(path: Path) -> None:
@@ -123,7 +135,12 @@ def run_stage(
     atomic.write_json(marker, {"pending": key, "params": params})
     log(f"[{name}] {'resuming' if resume else 'running'}")
     start = time.monotonic()
-    build(output, resume)
+    try:
+        build(output, resume)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StageError(disk_full_message(name, output, exc)) from exc
     atomic.write_json(marker, {"done": key, "params": params, "seconds": round(time.monotonic() - start, 1)})
     log(f"[{name}] done in {time.monotonic() - start:.0f} s")
     return True

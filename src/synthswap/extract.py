@@ -16,8 +16,8 @@ from tqdm import tqdm
 from synthswap.faces.align import template_info
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import FacesetWriter
-from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, is_image, is_video,
-                             iter_video_frames, probe_video, read_image)
+from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
+                             check_video_whole, is_image, is_video, iter_video_frames, probe_video, read_image)
 
 
 class ExtractError(Exception):
@@ -70,13 +70,25 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and (is_image(p) or is_video(p)))
             if not found:
-                raise UsageError(f"{path}: folder holds no images or videos")
+                raise UsageError(f"{path}: folder holds no images or videos ({accepted_formats()})")
             files += found
         elif is_image(path) or is_video(path):
             files.append(path)
         else:
-            raise UsageError(f"{path}: not an image or video extension ({path.suffix or 'none'})")
+            raise UsageError(f"{path}: not an image or video extension ({path.suffix or 'none'}); accepted: "
+                             f"{accepted_formats()}")
     return files
+
+
+def check_readable(inputs: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse, before any long work, inputs that a stage would fail on later: every photo's header is
+    read (size limit included; a photo broken further in is skipped by extraction, with its reason),
+    every video read to its end (a truncated one that claims its full length included)."""
+    for path in collect_inputs(inputs):
+        if is_image(path):
+            check_image_size(path, max_pixels)
+        else:
+            check_video_whole(path, max_pixels)
 
 
 CROP_SIZES = (32, 1024)  # the aligned crop sizes a faceset may be made at (smallest, largest)
@@ -203,11 +215,11 @@ def _extract_one(path: Path, writer: FacesetWriter, analyzer: FaceAnalyzer, summ
         frames: Iterator[VideoFrame] = iter([VideoFrame(0, 0.0, read_image(path, max_pixels))])
         total = 1
     else:
-        info = probe_video(path)
+        info = probe_video(path, max_pixels)
         total = -(-info.frame_count // every_n) if info.frame_count else None
         if max_frames is not None:
             total = min(total or max_frames, max_frames)
-        frames = _prefetch(iter_video_frames(path, every_n, max_frames))
+        frames = _prefetch(iter_video_frames(path, every_n, max_frames, max_pixels))
     bar = tqdm(frames, total=total, desc=path.name, unit="frame", disable=not progress or total == 1, leave=False)
     for frame in bar:
         summary.frames += 1

@@ -2,6 +2,8 @@
 
 Every stage reads media through this module, so a bad file gives the same clear
 `MediaError` everywhere instead of a decoder's crash or a silently empty image.
+Media are read as players show them: photos with their EXIF orientation, video frames
+turned by their display matrix (the rotation tag of phone video), at their own timestamps.
 """
 
 from __future__ import annotations
@@ -10,19 +12,29 @@ import fractions
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from synthswap import atomic
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".flv", ".mpg", ".mpeg", ".webm", ".m4v"}
+
+# iPhone photos are HEIC: pillow-heif teaches Pillow to open them (Pillow reads AVIF itself).
+register_heif_opener()
+
+
+def accepted_formats() -> str:
+    """The extensions synthswap reads, for error messages."""
+    return (f"photos: {' '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))}; "
+            f"videos: {' '.join(sorted(e[1:] for e in VIDEO_EXTENSIONS))}")
 
 # 50 megapixels: larger than any camera photo a user would hand us, far below what
 # would exhaust memory once decoded (50 MP x 3 bytes = 150 MB).
@@ -86,13 +98,20 @@ def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaError(
-            f"{path}: image is over the limit of {max_pixels / 1e6:.0f} megapixels ({exc}); downscale it first"
+        raise MediaError(  # PIL refuses it at open, before we can read the size: over 179 megapixels
+            f"{path}: image declares over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:.0f}; downscale it first"
         ) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path}: not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+def check_image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the image's header; MediaError when it is over `max_pixels` or unreadable."""
+    with _open_checked(Path(path), max_pixels) as img:
+        return img.size
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -141,23 +160,53 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
 
 
 @dataclass
+class StreamInfo:
+    """A stream beside the picture: an audio track, subtitles, data."""
+    index: int
+    kind: str  # "audio", "subtitle", "data", "video" (a second picture: cover art, a depth map)
+    codec: str
+
+
+@dataclass
 class VideoInfo:
-    width: int
+    width: int  # as displayed: after the display matrix's rotation
     height: int
     fps: fractions.Fraction
     frame_count: int  # from the container header; 0 when the container does not say
     duration_s: float
     has_audio: bool
+    rotation: int = 0  # quarter turns counter-clockwise that make a decoded frame upright (0-3)
+    streams: list[StreamInfo] = field(default_factory=list)  # every stream but the picture
 
 
 @dataclass
 class VideoFrame:
     index: int
-    time_s: float
+    time_s: float  # the frame's own timestamp (variable frame rates keep theirs)
     bgr: np.ndarray
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """How the display matrix turns this frame, in quarter turns counter-clockwise (phones store
+    portrait video sideways with a rotation tag; players turn it)."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
+def _upright(bgr: np.ndarray, turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
+
+
+def _check_frame_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise MediaError(f"{path}: video frames are {width}x{height} = {width * height / 1e6:.0f} megapixels, "
+                         f"over the limit of {max_pixels / 1e6:.0f}; downscale it first")
+    if width < 2 or height < 2:
+        raise MediaError(f"{path}: video frames are {width}x{height}, too small to hold a face")
+
+
+def probe_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
+    """The video's header, its frame size as displayed, and its other streams. The frame size is
+    checked against `max_pixels` from the header, before any frame is decoded."""
     path = Path(path)
     check_file(path)
     try:
@@ -165,19 +214,33 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             if not container.streams.video:
                 raise MediaError(f"{path}: contains no video stream")
             stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            _check_frame_size(path, width, height, max_pixels)
             fps = stream.average_rate or stream.guessed_rate or fractions.Fraction(25)
             duration = (
                 float(stream.duration * stream.time_base)
                 if stream.duration is not None
                 else (container.duration or 0) / av.time_base
             )
+            others = [StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "unknown")
+                      for s in container.streams if s.index != stream.index]
+            # The rotation is side data that the decoder attaches to each frame: read the first one.
+            turns = 0
+            try:
+                turns = _quarter_turns(next(container.decode(stream)))
+            except (StopIteration, av.error.FFmpegError):
+                pass  # no decodable frame: iter_video_frames says so
+            if turns % 2:
+                width, height = height, width
             return VideoInfo(
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
+                width=width,
+                height=height,
                 fps=fractions.Fraction(fps),
                 frame_count=stream.frames or 0,
                 duration_s=duration,
                 has_audio=bool(container.streams.audio),
+                rotation=turns,
+                streams=others,
             )
     except MediaError:
         raise
@@ -185,16 +248,50 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         raise MediaError(f"{path}: not a readable video ({exc})") from exc
 
 
+def check_video_whole(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
+    """Refuse a video whose picture stops before its header says it ends, before any long work.
+
+    A truncated "fast-start" MP4 keeps a header that lists every frame, so probing it reports
+    the full duration; only reading it finds the end missing. This reads every packet of the
+    picture without decoding (seconds for a long 1080p file) and decodes the last one.
+    """
+    path = Path(path)
+    info = probe_video(path, max_pixels)
+    packets = 0
+    last_time = 0.0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the demuxer's end-of-stream marker
+                packets += 1
+                if packet.pts is not None:
+                    last_time = max(last_time, float(packet.pts * packet.time_base))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: video is corrupt or truncated after {packets} frames ({exc})") from exc
+    if packets == 0:
+        raise MediaError(f"{path}: video has no frames (corrupt or truncated)")
+    if info.frame_count and packets < info.frame_count * 0.98:
+        raise MediaError(f"{path}: video is truncated: its header lists {info.frame_count} frames, the file holds "
+                         f"{packets}")
+    if info.duration_s and last_time < info.duration_s * 0.95 - 1.0:
+        raise MediaError(f"{path}: video is truncated: its header says {info.duration_s:.1f} s, its frames stop "
+                         f"at {last_time:.1f} s")
+    return info
+
+
 def iter_video_frames(
-    path: str | os.PathLike, every_n: int = 1, max_frames: int | None = None
+    path: str | os.PathLike, every_n: int = 1, max_frames: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Iterator[VideoFrame]:
-    """Stream BGR frames one at a time; memory does not grow with the video's length.
+    """Stream BGR frames one at a time, upright as players show them; memory does not grow with the
+    video's length.
 
     `every_n` keeps frames 0, n, 2n...; `max_frames` bounds how many are yielded.
     A file that breaks off mid-stream raises MediaError after the good frames.
     """
     path = Path(path)
-    info = probe_video(path)
+    info = probe_video(path, max_pixels)
     yielded = 0
     index = -1
     try:
@@ -205,8 +302,10 @@ def iter_video_frames(
                 index += 1
                 if index % every_n:
                     continue
+                # A stream may change size mid-way: every frame is held to the limit before conversion.
+                _check_frame_size(path, frame.width, frame.height, max_pixels)
                 time_s = float(frame.time) if frame.time is not None else index / float(info.fps)
-                yield VideoFrame(index, time_s, frame.to_ndarray(format="bgr24"))
+                yield VideoFrame(index, time_s, _upright(frame.to_ndarray(format="bgr24"), _quarter_turns(frame)))
                 yielded += 1
                 if max_frames is not None and yielded >= max_frames:
                     return
@@ -235,13 +334,33 @@ def written_by_synthswap(path: str | os.PathLike) -> bool:
         return False
 
 
-class VideoWriter:
-    """H.264 writer that copies the audio of a source video packet for packet (and writes
-    `metadata` as container tags).
+def _codec_ids(names: set[str]) -> set[int]:
+    """Codec ids of a container's supported codec names (a decoder's name may differ: srt/subrip)."""
+    ids = set()
+    for name in names:
+        for mode in ("r", "w"):
+            try:
+                ids.add(av.Codec(name, mode).id)
+                break
+            except (av.error.FFmpegError, ValueError):
+                continue
+    return ids
 
-    Frames are written as they come (memory stays flat). The output goes to a temporary
-    file next to the target and is renamed into place only by `close()`, so a crash
-    never leaves a half-written video under the final name.
+
+TIME_SCALE = 90_000  # ticks per second of the written video's timestamps (MPEG's clock)
+
+
+class VideoWriter:
+    """H.264 writer that copies the audio and subtitle streams of a source video packet for packet
+    (and writes `metadata` as container tags).
+
+    Frames are written as they come (memory stays flat), each at its own timestamp when one is
+    given, so a variable-frame-rate source keeps its timing against its audio. Any frame size is
+    accepted: H.264 in 4:2:0 stores even sizes only (its crop field counts in 2-pixel steps too),
+    so an odd width or height gets one repeated edge column or row. The output goes to a
+    temporary file next to the target and is renamed into place only by `close()`, so a crash
+    never leaves a half-written video under the final name; temporary files of the same target
+    left by a killed writer are removed when the next one starts.
     """
 
     def __init__(
@@ -253,10 +372,12 @@ class VideoWriter:
         audio_source: str | os.PathLike | None = None,
         crf: int = 18,
         metadata: dict[str, str] | None = None,
+        audio_until_s: float | None = None,
     ):
         self.out_path = Path(out_path)
-        self.tmp_path = atomic.temp_path(self.out_path)
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale(self.out_path)
+        self.tmp_path = atomic.temp_path(self.out_path)
         # MP4 and MOV keep keys of their own (provenance tags) only with use_metadata_tags.
         options = {"movflags": "use_metadata_tags"} if metadata and self.out_path.suffix.lower() in (
             ".mp4", ".mov", ".m4v") else {}
@@ -265,52 +386,99 @@ class VideoWriter:
         if metadata:
             self.container.metadata.update(metadata)
         self.fps = fractions.Fraction(fps).limit_denominator(100000)
+        self.width, self.height = width, height
+        self.coded_size = (width + width % 2, height + height % 2)
         self.stream = self.container.add_stream("libx264", rate=self.fps)
-        self.stream.width = width
-        self.stream.height = height
+        self.stream.width, self.stream.height = self.coded_size
         self.stream.pix_fmt = "yuv420p"
+        self.stream.codec_context.time_base = fractions.Fraction(1, TIME_SCALE)
         self.stream.options = {"crf": str(crf), "preset": "veryfast"}
         self.frames_written = 0
-        self._audio_in = None
-        self._audio_out = None
+        self._last_pts: int | None = None
+        self.audio_until_s = audio_until_s
+        self._source = None
+        self._copies: dict[int, Any] = {}  # source stream index -> output stream
+        self.streams_copied: list[str] = []
+        self.streams_dropped: list[str] = []  # "stream N (kind codec): why", for the summary
         if audio_source is not None:
-            src = av.open(str(audio_source))
-            if src.streams.audio:
-                self._audio_in = src
-                self._audio_out = self.container.add_stream_from_template(src.streams.audio[0])
-            else:
-                src.close()
+            try:
+                self._open_source(Path(audio_source))
+            except BaseException:  # the temporary file exists already: never leave it behind
+                self.abort()
+                raise
 
-    def write(self, bgr: np.ndarray) -> None:
+    def _open_source(self, source: Path) -> None:
+        self._source = av.open(str(source))  # held from here, so that abort() closes it
+        supported = _codec_ids(self.container.supported_codecs)
+        picture = self._source.streams.video[0].index if self._source.streams.video else None
+        for stream in self._source.streams:
+            if stream.index == picture:
+                continue
+            codec = stream.codec_context.name if stream.codec_context else "unknown"
+            what = f"stream {stream.index} ({stream.type} {codec})"
+            if stream.type not in ("audio", "subtitle"):
+                self.streams_dropped.append(f"{what}: only audio and subtitle streams are copied")
+            elif stream.codec_context is None or stream.codec_context.codec.id not in supported:
+                self.streams_dropped.append(f"{what}: a {self.out_path.suffix} file cannot hold {codec}; "
+                                            f"write a .mkv to keep it")
+            else:
+                self._copies[stream.index] = self.container.add_stream_from_template(stream)
+                self.streams_copied.append(what)
+        if not self._copies:
+            self._source.close()
+            self._source = None
+
+    def write(self, bgr: np.ndarray, time_s: float | None = None) -> None:
+        """Add a frame shown at `time_s` seconds (the source frame's timestamp), or, without one,
+        at frame count / fps."""
+        if bgr.shape[1] != self.coded_size[0] or bgr.shape[0] != self.coded_size[1]:
+            bgr = cv2.copyMakeBorder(bgr, 0, self.coded_size[1] - bgr.shape[0], 0,
+                                     self.coded_size[0] - bgr.shape[1], cv2.BORDER_REPLICATE)
+        if time_s is None:
+            time_s = float(self.frames_written / self.fps)
+        pts = int(round(time_s * TIME_SCALE))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # the encoder needs rising timestamps; a repeated one moves a tick
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
-        frame.pts = self.frames_written
-        frame.time_base = 1 / self.fps  # frame n is shown at n / fps
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(1, TIME_SCALE)
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        self._last_pts = pts
         self.frames_written += 1
 
     def close(self) -> Path:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        if self._audio_in is not None:
-            in_stream = self._audio_in.streams.audio[0]
-            for packet in self._audio_in.demux(in_stream):
-                if packet.dts is None:
-                    continue
-                packet.stream = self._audio_out
-                self.container.mux(packet)
-            self._audio_in.close()
-        self.container.close()
+        try:
+            self._finish()
+        except BaseException:  # a full disk or Ctrl-C while finishing: no temporary file stays behind
+            self.abort()
+            raise
         os.replace(self.tmp_path, self.out_path)
         return self.out_path
+
+    def _finish(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        if self._source is not None:
+            for packet in self._source.demux(*(self._source.streams[i] for i in self._copies)):
+                if packet.dts is None and packet.pts is None:
+                    continue  # the demuxer's end-of-stream marker
+                when = packet.pts if packet.pts is not None else packet.dts
+                if self.audio_until_s is not None and float(when * packet.time_base) > self.audio_until_s:
+                    continue  # beyond the last frame written: the file must not outlast its picture
+                packet.stream = self._copies[packet.stream.index]
+                self.container.mux(packet)
+            self._source.close()
+            self._source = None
+        self.container.close()
 
     def abort(self) -> None:
         try:
             self.container.close()
         except Exception:  # noqa: BLE001 - the file is being discarded anyway
             pass
-        if self._audio_in is not None:
-            self._audio_in.close()
+        if self._source is not None:
+            self._source.close()
         self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":

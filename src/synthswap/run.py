@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from synthswap.cache import StageError, made_by_stage, run_stage
-from synthswap.extract import CROP_SIZES, ExtractError
+from synthswap.extract import CROP_SIZES, ExtractError, check_readable, reference_embedding
+from synthswap.faces.choice import parse_face
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset, FacesetError
 from synthswap.gan.invert import InversionError
@@ -37,7 +38,6 @@ from synthswap.stages import (
     EVALUATION,
     OUT,
     REPORT,
-    REPORT_FILE,
     RUN_STAGES,
     STAGE,
     FaceExtraction,
@@ -46,6 +46,7 @@ from synthswap.stages import (
     enhancer_stage,
     extract_stage,
     gan_train_stage,
+    report_files,
     run_plan,
     swap_train_stage,
     synthetic_stage,
@@ -56,6 +57,14 @@ from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.training import CheckpointError, resolve_device
+
+
+def _face_problem(value: str) -> str | None:
+    try:
+        parse_face(value)
+    except ValueError as exc:  # its message starts with the flag and value, which the caller puts first
+        return "is refused: " + str(exc).split(": ", 1)[-1]
+    return None
 
 
 def _swap_resolution_problem(value: int) -> str | None:
@@ -137,6 +146,9 @@ class RunOptions(PipelineOptions):
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
                                        "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
+    face: str = option("largest", "which person of the destination to replace: the largest face, the N-th from "
+                                  "the left, or the one in PHOTO; the chosen person is followed through the video",
+                       metavar="largest|N|PHOTO", check=_face_problem)
 
     def work_dir(self) -> Path:
         out = Path(self.out)
@@ -154,7 +166,6 @@ STAGE_OUTPUTS = tuple(dict.fromkeys(stage.output.format(engine=engine) for stage
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 PROVENANCE_KEYS = ("synthetic", "generator", "creation_time", "synthswap_run_id", "synthswap_watermark",
                    "synthswap_swap_model_sha256", "synthswap_gan_sha256", "synthswap_source_sha256")
-REPORT_COMPANIONS = ("report.md", "report_frames.png", "report_preview.png")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -189,10 +200,9 @@ def check_paths(opts: RunOptions) -> None:
     stage_dirs = [work / name for name in STAGE_OUTPUTS]
     if any(_inside(out, d) for d in stage_dirs):
         raise ValueError(f"--out {opts.out}: is inside the work directory's stage outputs; choose another output")
-    report = out.parent / REPORT_FILE
-    # The report's companions are the run's own only beside a report.html that its stage made.
-    companions = () if made_by_stage(report) else REPORT_COMPANIONS
-    for path in (out, report, *(out.parent / name for name in companions)):
+    report, *companions = report_files(out).values()
+    # The report's companions are the run's own only beside a report that its stage made.
+    for path in (out, report, *(() if made_by_stage(report) else companions)):
         if path.exists() and not made_by_stage(path):
             raise ValueError(f"{path}: exists and was not written by synthswap run; move it away or choose "
                              f"another --out")
@@ -211,6 +221,10 @@ def prepare(opts: RunOptions) -> RunOptions:
     resolved. `run` calls it; the web app calls it too, to refuse a job when it is submitted."""
     opts.validate()
     check_paths(opts)
+    check_readable([*opts.subject, opts.video])  # a truncated video fails now, not after the training
+    _, face_photo = parse_face(opts.face)
+    if face_photo is not None:
+        reference_embedding(face_photo)  # a photo without a face fails now, not at the convert stage
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
@@ -275,7 +289,8 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
     out = convert_stage(name("convert"), swap, opts.video, at("convert"),
                         ConvertOptions(device=opts.device, precision=opts.precision, progress=opts.progress,
                                        enhancer=str(enhancer) if enhancer else None, watermark=not opts.no_watermark,
-                                       gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
+                                       gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir,
+                                       face=opts.face), log)
 
     evaluation_prefix = work / EVALUATION
     report = at("evaluate")
@@ -317,14 +332,15 @@ def _synthesis_plan(opts: RunOptions, subject: Path, dest: Path, log) -> Synthet
 def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any], work: Path) -> None:
     out = Path(opts.out)
     folder = html_path.parent
+    files = report_files(out)
     frames = probe_video(out).frame_count or 1
     picks = sorted({int(frames * f) for f in (0.1, 0.35, 0.6, 0.85)})
-    write_png(folder / "report_frames.png", frame_grid({"destination": opts.video, "swapped": out}, picks))
+    write_png(files["frames"], frame_grid({"destination": opts.video, "swapped": out}, picks))
     blocks: list[Block] = [
         Paragraph(f"Subject: {', '.join(opts.subject)}. Destination: {opts.video}. Output: {out.name}."),
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),
-        Figure("report_frames.png", "Destination frames (top) and the swapped output (bottom)."),
+        Figure(files["frames"].name, "Destination frames (top) and the swapped output (bottom)."),
         Heading("Provenance"),
         Paragraph("The output says it is synthetic: container metadata, an invisible watermark in every frame "
                   "(unless --no-watermark) and a signed C2PA manifest. Check any copy with `synthswap verify FILE`."),
@@ -335,11 +351,11 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     ]
     preview = STAGE["swap"].path(opts) / "preview.png"
     if preview.exists():
-        shutil.copyfile(preview, folder / "report_preview.png")
-        blocks.append(Figure("report_preview.png", "Swap-model preview: A, A→A, B, B→B, B→A."))
+        shutil.copyfile(preview, files["preview"])
+        blocks.append(Figure(files["preview"].name, "Swap-model preview: A, A→A, B, B→B, B→A."))
     synthetic = STAGE["synthetic"].path(opts)
     if (synthetic / FACESET_INFO).is_file() and len(kept := Faceset.open(synthetic)):
-        write_png(folder / "report_synthetic.png", face_grid(kept, limit=32))
-        blocks.append(Figure("report_synthetic.png", f"Synthetic images kept for training ({len(kept)}; "
+        write_png(files["synthetic"], face_grid(kept, limit=32))
+        blocks.append(Figure(files["synthetic"].name, f"Synthetic images kept for training ({len(kept)}; "
                                                      f"the first {min(len(kept), 32)} shown)."))
     write_report(folder, f"synthswap: {out.name}", blocks, name=html_path.stem)

@@ -214,7 +214,7 @@ def _directions_stage(name: str | None, opts: DirectionsOptions, log: Log) -> bo
 # --- synthswap run's stages -------------------------------------------------------------------------
 
 OUT, REPORT = "OUT", "REPORT"  # outputs beside the output video rather than in the work directory
-REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
+REPORT_PICTURES = ("frames", "preview", "synthetic")
 EVALUATION = "evaluation"  # in the work directory: evaluation.json and evaluation.md
 
 
@@ -248,8 +248,17 @@ class Stage:
         if self.output == OUT:
             return Path(opts.out)
         if self.output == REPORT:
-            return Path(opts.out).parent / REPORT_FILE
+            return report_files(opts.out)["html"]
         return opts.work_dir() / self.output.format(engine=opts.engine)
+
+
+def report_files(out: str | Path) -> dict[str, Path]:
+    """What `run` writes beside OUT, each named after it (OUT_report.html, OUT_report.md,
+    OUT_report_frames.png, ...): two runs into one folder keep their own reports."""
+    out = Path(out)
+    base = out.parent / f"{out.stem}_report"
+    return {"html": base.with_name(base.name + ".html"), "md": base.with_name(base.name + ".md"),
+            **{name: base.with_name(f"{base.name}_{name}.png") for name in REPORT_PICTURES}}
 
 
 def _inverts(opts: Any) -> bool:

@@ -3,16 +3,20 @@
 Checkpoints hold tensors only (safetensors: loading never executes code). Optimizer
 state is flattened to named tensors, and everything that is not a tensor (step,
 hyper-parameters of the param groups, counters) travels as JSON in the file's
-metadata. Files are written to a temporary name and renamed, so a crash mid-write
-leaves the previous checkpoint intact.
+metadata. Files are written to a temporary name, read back and only then renamed, so a
+crash or a full disk mid-write leaves the previous checkpoint intact; the one before that is
+kept as NAME.prev, which a trainer resumes from when NAME is broken. Weights holding NaN or
+infinity are never written, and never loaded.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +53,21 @@ def autocast(device: torch.device, precision: str | Precision = "auto"):
     return precision.autocast()
 
 
+def previous_version(path: str | os.PathLike) -> Path:
+    """Where the checkpoint before `path`'s current one is kept (NAME.prev)."""
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def _verify_written(tmp: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Read the header back: every tensor there at its shape, and the file as long as the header says
+    (safetensors checks that on open). A short write never replaces a good checkpoint."""
+    with safe_open(str(tmp), framework="pt") as fh:
+        written = {key: list(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    if written != {key: list(value.shape) for key, value in tensors.items()}:
+        raise OSError(errno.EIO, "the checkpoint read back differs from what was written", str(tmp))
+
+
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +78,19 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLik
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # like any file the user writes (the library creates it private)
+        _verify_written(tmp, tensors)
+        if path.is_file():  # the current one becomes the fallback (a hard link: no copy, no moment without `path`)
+            previous = previous_version(path)
+            previous.unlink(missing_ok=True)
+            try:
+                os.link(path, previous)
+            except OSError:
+                pass  # a file system without hard links: no fallback, the write itself is still atomic
         os.replace(tmp, path)
+    except SafetensorError as exc:  # the library's own error for a failed write (a full disk among them)
+        tmp.unlink(missing_ok=True)
+        code = errno.ENOSPC if "No space left" in str(exc) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (writing the checkpoint)", str(path)) from exc
     except BaseException:  # a failed or interrupted write leaves no temporary file behind
         tmp.unlink(missing_ok=True)
         raise
@@ -92,11 +123,18 @@ def save_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     state: dict[str, Any] | None = None,
 ) -> None:
-    """Modules' weights, optimizers' state and a JSON-able `state` in one safetensors file."""
+    """Modules' weights, optimizers' state and a JSON-able `state` in one safetensors file.
+
+    Weights holding NaN or infinity (a diverged training) are refused with a CheckpointError:
+    the last good checkpoint stays in place."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in _unwrap(module).state_dict().items():
             tensors[f"model.{name}.{key}"] = value
+    bad = non_finite(tensors)
+    if bad:
+        raise CheckpointError(f"{path}: not saved: training diverged, {bad}; the last good checkpoint is kept "
+                              f"(lower the learning rate and resume)")
     opt_meta = {}
     for name, opt in (optimizers or {}).items():
         sd = opt.state_dict()
@@ -111,19 +149,69 @@ def save_checkpoint(
     atomic_save_tensors(tensors, path, {"state": state or {}, "optimizers": opt_meta})
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """What holds NaN or infinity among floating-point `tensors`, in a few words; None when nothing does."""
+    bad = [key for key, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if not bad:
+        return None
+    return f"NaN or infinite values in {len(bad)} of {len(tensors)} weight tensors (first: {bad[0]})"
+
+
+def _mismatch(have: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> str | None:
+    """How a checkpoint's weights differ from a model's, in one short phrase; None when they fit."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    shapes = [k for k in want if k in have and tuple(have[k].shape) != tuple(want[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing (first: {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model (first: {unexpected[0]})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (first: {k} is {list(have[k].shape)}, the model's "
+                     f"{list(want[k].shape)})")
+    return "; ".join(parts) or None
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     modules: dict[str, torch.nn.Module],
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     map_location: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Restore what `save_checkpoint` wrote; returns its `state`. Raises CheckpointError on mismatch."""
+    """Restore what `save_checkpoint` wrote; returns its `state`. Raises CheckpointError, in one line,
+    when the file is broken, holds NaN or infinite weights, or does not fit the modules' architecture.
+
+    A trainer resuming (`optimizers` given) falls back to the previous checkpoint (NAME.prev) when
+    NAME is broken; a model loaded for use never does: it must be exactly the file whose hash
+    the output records."""
+    try:
+        return _load_checkpoint(Path(path), modules, optimizers, map_location)
+    except CheckpointError as exc:
+        previous = previous_version(path)
+        if optimizers is None or not previous.is_file():
+            raise
+        print(f"warning: {exc}; resuming from the checkpoint before it, {previous.name}", file=sys.stderr)
+        return _load_checkpoint(previous, modules, optimizers, map_location)
+
+
+def _load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
+                     optimizers: dict[str, torch.optim.Optimizer] | None, map_location: torch.device | str
+                     ) -> dict[str, Any]:
     tensors, meta = load_tensors(path)
     for name, module in modules.items():
         prefix = f"model.{name}."
         sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         if not sd:
             raise CheckpointError(f"{path}: holds no weights for '{name}'")
+        bad = non_finite(sd)
+        if bad:
+            raise CheckpointError(f"{path}: unusable weights for '{name}': {bad}")
+        mismatch = _mismatch(sd, _unwrap(module).state_dict())
+        if mismatch:  # said in one line, not as PyTorch's list of every key
+            raise CheckpointError(f"{path}: the weights for '{name}' do not fit this architecture: {mismatch} "
+                                  f"(does its model.json describe the model it was trained as?)")
         try:
             _unwrap(module).load_state_dict(sd)
         except RuntimeError as exc:

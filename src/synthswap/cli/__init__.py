@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from synthswap import __version__, quiet_native_logs  # noqa: F401 - quiet_native_logs re-exported
 
@@ -73,11 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         return fail(problem)
     apply_threads(args)
+    # SIGTERM (a closed terminal, `kill`, a service stop) is handled as Ctrl-C: temporary files go.
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # StageInterrupted says what was saved and how to resume
         print(str(exc) or "interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame) -> None:  # noqa: ARG001 - signal API
+    raise KeyboardInterrupt("terminated (SIGTERM)")
 
 
 if __name__ == "__main__":

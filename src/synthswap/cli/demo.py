@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model, on an example that needs nothing but the installed "
                     "packages: the subject is scikit-image's astronaut photo (Eileen Collins, one photo), the "
                     "destination a 2-second clip made by animating matplotlib's grace_hopper.jpg with "
-                    "landmark-driven warping. Leaves OUT/out.mp4 and OUT/report.html.",
+                    "landmark-driven warping. Leaves OUT/out.mp4 and OUT/out_report.html.",
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     add_run_arguments(p)

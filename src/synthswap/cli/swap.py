@@ -211,6 +211,9 @@ def register(subparsers) -> None:
                         f"frame, up to this; default {conv.max_place_size})")
     c.add_argument("--gan", metavar="GAN_DIR",
                    help="the GAN prior whose synthetic faces trained the model: its sha256 goes into the metadata")
+    c.add_argument("--face", default=conv.face, metavar="largest|N|PHOTO",
+                   help="which person to replace: the largest face (default), the N-th from the left, or the one "
+                        "in PHOTO; the chosen person is followed through the video")
     c.add_argument("--key-dir", metavar="DIR",
                    help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
@@ -265,7 +268,7 @@ def run_convert(args) -> int:
                           smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
                           progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
-                          key_dir=args.key_dir, max_place_size=args.max_place_size)
+                          key_dir=args.key_dir, max_place_size=args.max_place_size, face=args.face)
     try:
         opts.enhancer = resolve_model(args.enhancer, "enhance")
     except PretrainedError as exc:

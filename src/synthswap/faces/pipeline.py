@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from synthswap.faces.align import alignment_affine, transform_points, warp_to_crop
+from synthswap.faces.choice import FaceChoice
 from synthswap.faces.detect import Detection, FaceDetector
 from synthswap.faces.identity import SAME_PERSON_COSINE, IdentityModel
 from synthswap.faces.landmarks import LandmarkModel, five_points
@@ -59,9 +60,12 @@ class FaceAnalyzer:
     """
 
     def __init__(self, size: int = 256, reference: np.ndarray | None = None,
-                 min_reference_cosine: float = SAME_PERSON_COSINE, with_identity: bool = True):
+                 min_reference_cosine: float = SAME_PERSON_COSINE, with_identity: bool = True,
+                 choice: FaceChoice | None = None):
         self.size = size
         self.reference = reference
+        self.choice = choice  # without a reference: a position and following (faces/choice.py); None: the largest
+        self.faces_in_frame = 0  # what the last detection found
         self.min_reference_cosine = min_reference_cosine
         self.with_identity = with_identity or reference is not None
         self.detector = FaceDetector()
@@ -77,7 +81,7 @@ class FaceAnalyzer:
 
     def _choose(self, bgr: np.ndarray, detections: list[Detection]) -> Detection | None:
         if self.reference is None:
-            return max(detections, key=lambda d: d.area)
+            return self.choice.choose(detections) if self.choice else max(detections, key=lambda d: d.area)
         t = time.perf_counter()
         scored = [(float(self.identity_model.embed(bgr, d.points) @ self.reference), d) for d in detections]
         self.timings["embed"] += time.perf_counter() - t
@@ -99,10 +103,14 @@ class FaceAnalyzer:
         self.timings["detect"] += time.perf_counter() - t
         self._tracked = None
         self._since_detect = 0
+        self.faces_in_frame = len(detections)
         chosen = self._choose(bgr, detections) if detections else None
         if chosen is None:
             return None
-        return self._landmark_and_measure(bgr, chosen.box, chosen.score)
+        face = self._landmark_and_measure(bgr, chosen.box, chosen.score)
+        if face is not None and self.choice is not None:
+            self.choice.followed(chosen.box)
+        return face
 
     def _landmark_and_measure(self, bgr: np.ndarray, box: np.ndarray, score: float) -> AnalyzedFace | None:
         t = time.perf_counter()

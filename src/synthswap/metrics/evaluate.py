@@ -185,7 +185,9 @@ def evaluate(
 ) -> Evaluation:
     """Compare a swapped video with its source frame by frame; see METRIC_NOTES."""
     out_info, src_info = probe_video(video), probe_video(source)
-    if (out_info.width, out_info.height) != (src_info.width, src_info.height):
+    # An odd-sized source is written one edge row/column larger (H.264 4:2:0 stores even sizes): cropped back here.
+    padded = (src_info.width + src_info.width % 2, src_info.height + src_info.height % 2)
+    if (out_info.width, out_info.height) not in ((src_info.width, src_info.height), padded):
         raise EvaluateError(f"{video} is {out_info.width}x{out_info.height} but {source} is "
                             f"{src_info.width}x{src_info.height}: not a swap of that video")
     if out_info.frame_count and src_info.frame_count and out_info.frame_count != src_info.frame_count and (
@@ -214,6 +216,7 @@ def evaluate(
     try:
         for out_frame, src_frame in tqdm(pairs, total=total, desc="evaluate", unit="frame", disable=not progress):
             count += 1
+            out_frame.bgr = out_frame.bgr[:src_info.height, :src_info.width]
             o = out_analyzer.analyze(out_frame.bgr, track=True)
             s = src_analyzer.analyze(src_frame.bgr, track=True)
             m = FrameMetrics(out_frame.index, source_face=s is not None, output_face=o is not None)
@@ -255,7 +258,8 @@ def evaluate(
         raise EvaluateError(f"{video}: no frames to evaluate")
     if fid_features is not None and fid_features.count >= 2 and len(reference_set) >= 2:
         reference = _StreamingFeatures(fid_features.net)
-        for face in reference_set.faces:
+        for face in tqdm(reference_set.faces, desc="evaluate: FID reference faces", unit="face",
+                         disable=not progress):  # 20,000 faces take minutes: say so
             reference.add(reference_set.read_image(face))
         result.fid = fid_kid(fid_features.result(), reference.result())
         result.fid_reference = str(reference_set.root)

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthswap.media import MediaError, check_file, is_image, is_video, iter_video_frames, probe_video, read_image
+from synthswap.media import (MediaError, accepted_formats, check_file, check_image_size, is_image, is_video,
+                             iter_video_frames, probe_video, read_image)
 from synthswap.provenance import manifest, metadata, watermark
 
 
@@ -93,7 +94,10 @@ def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | N
     path = Path(path)
     check_file(path)
     if not (is_image(path) or is_video(path)):
-        raise MediaError(f"{path}: not an image or video (extension {path.suffix or 'none'})")
+        raise MediaError(f"{path}: not an image or video (extension {path.suffix or 'none'}); accepted: "
+                         f"{accepted_formats()}")
+    # The pixel limit, from the header, before anything is decoded (a few KB of PNG can declare gigapixels).
+    check_image_size(path) if is_image(path) else probe_video(path)
     tags = metadata.read_tags(path)
     planes = [watermark.luma(read_image(path))] if is_image(path) else read_planes(path, max_frames)
     return Verification(str(path), tags, watermark.detect(planes), manifest.check(path, key_dir))

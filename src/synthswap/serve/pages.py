@@ -18,10 +18,11 @@ from synthswap.serve.guard import error
 from synthswap.serve.jobs import Job
 from synthswap.serve.options import OUT_NAME, run_options
 from synthswap.serve.worker import LOG_FILE
-from synthswap.stages import EVALUATION, STAGE
+from synthswap.stages import EVALUATION, STAGE, report_files
 
 STATIC = Path(__file__).parent / "static"
-REPORT_FILES = ("report.html", "report.md", "report_frames.png", "report_preview.png", "report_synthetic.png")
+# The report run writes beside out.mp4 (out_report.html and its pictures, stages.report_files).
+REPORT_FILES = tuple(path.name for path in report_files(OUT_NAME).values())
 GAN_SAMPLES = "gan_samples.png"  # the personal prior's latest sample grid (its samples/kimgNNNN.N.png)
 
 

@@ -17,8 +17,10 @@ from synthswap.serve.options import OUT_NAME, describe, run_options
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
 from synthswap.serve.submit import create_job, media_files
 from synthswap.serve.uploads import ROLES, UploadError, extension_for, receive, safe_label, store
+from synthswap.stages import report_files
 
-DOWNLOADS = (OUT_NAME, "report.html", "report.md", "evaluation.json", "log.txt")
+REPORT_HTML, REPORT_MD = (report_files(OUT_NAME)[kind].name for kind in ("html", "md"))
+DOWNLOADS = (OUT_NAME, REPORT_HTML, REPORT_MD, "evaluation.json", "log.txt")
 
 
 async def options(request: Request) -> Response:
@@ -99,7 +101,7 @@ def job_detail(request: Request, job: Job) -> dict[str, Any]:
             "synthetic": {"count": len(synthetic),
                           "url": f"/api/jobs/{job.id}/synthetic.png?n={len(synthetic)}" if synthetic else None},
             "video": url(OUT_NAME) if done else None,
-            "report": url("report.html") if done else None,
+            "report": url(REPORT_HTML) if done else None,
             "downloads": [{"name": n, "url": url(n)} for n in DOWNLOADS if url(n) and (done or n == "log.txt")],
             "log": progress.log_tail(job_dir), "now": time.time()}
 

@@ -16,6 +16,7 @@ and for MP4/MOV a signed C2PA manifest.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +28,9 @@ import torch
 from tqdm import tqdm
 
 from synthswap import atomic
+from synthswap.extract import ExtractError, reference_embedding
 from synthswap.faces.align import invert_affine, warp_to_crop
+from synthswap.faces.choice import LARGEST, FaceChoice, parse_face
 from synthswap.faces.mask import face_mask
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
@@ -68,6 +71,7 @@ class ConvertOptions:
     watermark: bool = True  # the invisible watermark in every frame; off only by an explicit opt-out
     gan: str | None = None  # the GAN prior whose synthetic faces trained the model: its hash is recorded
     key_dir: str | None = None  # the C2PA signing key folder (default: SYNTHSWAP_KEY_DIR or ~/.config/synthswap)
+    face: str = LARGEST  # which person to replace: 'largest', a position from the left (1, 2, ...) or a photo
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:
@@ -80,6 +84,7 @@ class ConvertOptions:
             raise ValueError("--erode, --blur and --smooth must not be negative")
         if self.max_place_size < 16:
             raise ValueError(f"max_place_size must be at least 16, not {self.max_place_size}")
+        parse_face(self.face)
 
 
 class FaceSwapper:
@@ -101,7 +106,15 @@ class FaceSwapper:
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
-        self.analyzer = FaceAnalyzer(self.size, with_identity=False)
+        position, photo = parse_face(opts.face)
+        # A photo picks the person by identity (checked in every frame); otherwise the chosen face is followed.
+        try:
+            reference = reference_embedding(photo) if photo is not None else None
+        except ExtractError as exc:
+            raise ValueError(f"--face: {exc}") from exc
+        self.analyzer = FaceAnalyzer(self.size, with_identity=False, reference=reference,
+                                     choice=FaceChoice(position) if reference is None else None)
+        self.frames_with_several_faces = 0
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0
         # The last frame's face zone, frame-sized 0-1: the swap crop's whole footprint, feathered (None: no
@@ -163,6 +176,7 @@ class FaceSwapper:
     def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
         face = self.analyzer.analyze(bgr)
+        self.frames_with_several_faces += self.analyzer.faces_in_frame > 1
         self.face_zone = None
         if face is None:
             self.frames_without_face += 1
@@ -238,7 +252,15 @@ class FaceSwapper:
 
     def summary(self) -> dict[str, Any]:
         return {"faces_swapped": self.faces_swapped, "frames_without_face": self.frames_without_face,
-                "seamless_fallbacks": self.seamless_fallbacks}
+                "seamless_fallbacks": self.seamless_fallbacks, "face": self.opts.face,
+                "frames_with_several_faces": self.frames_with_several_faces}
+
+    def warn_if_unchosen(self) -> None:
+        """Say so when other people were in the picture and the default choice made the decision."""
+        if self.frames_with_several_faces and self.opts.face == LARGEST:
+            print(f"warning: {self.frames_with_several_faces} frames show more than one face; the largest at the "
+                  f"start was swapped and followed. Choose the person with --face N (from the left) or --face PHOTO",
+                  file=sys.stderr)
 
 
 FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
@@ -288,7 +310,10 @@ def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: Conver
 
 def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                   opts: ConvertOptions | None = None) -> dict[str, Any]:
-    """Write `out` (H.264, the source's fps, size and frame count, its audio copied)."""
+    """Write `out` (H.264): the source as players show it (upright, each frame at its own
+    timestamp, so a variable frame rate stays in sync with the sound), its size (an odd one gets
+    one repeated edge row/column), and every audio and subtitle stream the container can hold;
+    the summary lists what was dropped and why."""
     opts = opts or ConvertOptions()
     video, out = Path(video), Path(out)
     if out.resolve() == video.resolve():
@@ -298,29 +323,35 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     info = probe_video(video)
     swapper = FaceSwapper(model_dir, opts)  # raises CheckpointError before any output exists
     record = provenance_record(model_dir, video, opts, (info.height, info.width))
-    # Copying the whole audio track under a cut video would make the file longer than its picture.
-    audio = video if info.has_audio and opts.max_frames is None else None
     t0 = time.monotonic()
     frames = 0
+    last_time = 0.0
     total = opts.max_frames or info.frame_count or None
     try:
-        with VideoWriter(out, info.width, info.height, info.fps, audio_source=audio, crf=opts.crf,
+        # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
+        with VideoWriter(out, info.width, info.height, info.fps, audio_source=video, crf=opts.crf,
                          metadata=record.tags()) as writer, \
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
             for frame in iter_video_frames(video, max_frames=opts.max_frames):
                 result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(_mark(result, record, swapper.face_zone))
+                writer.write(_mark(result, record, swapper.face_zone), frame.time_s)
                 frames += 1
+                last_time = frame.time_s
                 bar.update(1)
+            if opts.max_frames is not None and frames >= opts.max_frames:
+                writer.audio_until_s = last_time + 1.0 / float(info.fps)
     finally:
         swapper.close()
+    swapper.warn_if_unchosen()
     signed = _sign(out, record, video, opts)
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
             "fps": str(info.fps), "width": info.width, "height": info.height,
-            "audio_copied": audio is not None, "provenance": {**record.to_dict(), "manifest": signed},
-            "options": asdict(opts)}
+            "encoded_size": f"{writer.coded_size[0]}x{writer.coded_size[1]}", "rotation_applied": info.rotation * 90,
+            "audio_copied": any("(audio " in s for s in writer.streams_copied),
+            "streams_copied": writer.streams_copied, "streams_dropped": writer.streams_dropped,
+            "provenance": {**record.to_dict(), "manifest": signed}, "options": asdict(opts)}
 
 
 IMAGES_INFO = "convert.json"  # marks a folder `convert_images` wrote, which a later conversion may write again
@@ -364,6 +395,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
             signed[outcome] = signed.get(outcome, 0) + 1
     finally:
         swapper.close()
+    swapper.warn_if_unchosen()
     seconds = time.monotonic() - t0
     return {"out": str(out), "frames": len(files), **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(len(files) / seconds, 2) if seconds > 0 else 0.0,

@@ -375,6 +375,9 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     drift, pose_parts = pose_loss(landmarks, swapped, tb, precision.autocast)
                     loss = loss + opts.pose_weight * drift
                     id_parts.update(pose_parts)
+            if not torch.isfinite(loss.detach()):  # stop before the step: NaN would reach every weight and checkpoint
+                raise SwapTrainError(f"training diverged at step {step + 1} (the loss is {float(loss.detach())}); the last "
+                                     f"good checkpoint in {out} is kept: lower --lr and run again with --resume")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
