@@ -1,31 +1,36 @@
 """An invisible watermark in the pixels: a fixed synthswap marker and 3 bytes of the run id.
 
-The mark is a faint, fixed noise pattern added to the brightness (the same value to B, G and
-R), which tiles the frame in 128 x 128 pixel tiles. A tile is 16 x 16 cells of 8 x 8 pixels;
-each cell carries one bit as the sign of its part of the pattern: 128 cells the fixed 128-bit
-MARKER, 128 cells the payload (the run id, 3 bytes, and a CRC-8 of it, so a damaged id reads as
+Layout. The mark is a faint noise pattern added to the brightness (the same value to B, G and
+R) that tiles the frame in 128 x 128 pixel tiles. A tile is 16 x 16 cells of 8 x 8 pixels; each
+cell carries one bit as the sign of its part of the pattern: 128 cells the fixed 128-bit MARKER,
+128 cells the payload (the run id, 3 bytes, and a CRC-8 of it, so a damaged id reads as
 unreadable, never as another run's), each of its 32 bits in REPEATS = 4 cells scattered over the
-tile by a fixed permutation. Marker and payload cells alternate like a chessboard. The
-repetition is what a static video needs: its frames share their flat regions, where a strong
-re-encode wipes the mark the same way in every frame, so one 16 px cell per bit (version 1)
-lost a bit to such a region on d9 after CRF 28 (docs/benchmarks.md, "Watermark").
+tile by a fixed permutation (a flat patch of a static video then costs a bit a quarter of its
+signal, not all of it). Marker and payload cells alternate like a chessboard.
 
-Embedding is spread spectrum with host-interference cancellation ("improved spread
-spectrum", Malvar & Florencio 2003): in each 8 x 8 cell the frame's own correlation
-with the pattern is measured and mostly (LAMBDA) subtracted, so the picture does not drown
-the bit; the pattern's amplitude is AMPLITUDE grey levels (PSNR about 40 dB, a fine grain).
+Strength: a perceptual mask. The eye sees a faint grain on flat areas, hardly at all in texture
+and on edges, nor in dark, clipped or strongly coloured pixels. So the pattern is multiplied per
+pixel by a just-noticeable-difference style mask: zero where the picture's local contrast is
+under FLAT_STD grey levels, rising to 1 at TEXTURE_STD, cut in dark (< DARK), near-white and
+saturated pixels. The mask follows the picture, so the mark moves with what moves and has
+nothing to show on a still flat background. Under the mask the embedding is spread spectrum with
+host-interference cancellation ("improved spread spectrum", Malvar & Florencio 2003): in each
+8 x 8 cell the frame's own correlation with the pattern is measured and mostly (LAMBDA)
+subtracted, so texture does not drown the bit.
 
-Detection high-passes the brightness (which removes a brightness change), folds the frame
-onto one tile (the sum of all its tiles; a crop only rolls the folded tile), and finds the
-marker by cross-correlating the fold with the marker's pattern for every roll at once (FFT),
-at each of a list of common resize ratios. The marker is found when the correlation peak
-stands Z_FOUND standard deviations above the correlation at the other rolls (unmarked
-videos of ../shared: at most 4.8); the payload cells are then read at that roll. Frames of
-one video are folded together, and each frame is also read alone at the geometry found.
+Detection undoes geometry first. The tiling is its own synchronisation template: the
+autocorrelation of the high-passed brightness (frames summed) has peaks at the tile's lattice
+vectors, wherever the mark is; their angle and length give the rotation and scale that an edit
+applied (a rotation, a resize, a letterbox), which are undone before reading. A mirror, a
+rotation by 90 degrees and a crop leave the lattice a square lattice: the folded tile (every tile
+of the frame summed onto one) is then a mirror, turn and roll of the marked one, and all eight
+mirrors/turns are tried, each for every roll at once (FFT cross-correlation with the marker). The
+marker is found when the correlation peak stands Z_FOUND standard deviations above the
+correlation at the other rolls; the payload cells are then read at that roll.
 
-invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength
-that survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show
-they are gone after a CRF 23 re-encode (docs/benchmarks.md, "Watermark").
+invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength that
+survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show they are
+gone after a CRF 23 re-encode (docs/benchmarks.md, "Watermark").
 """
 
 from __future__ import annotations
@@ -44,14 +49,19 @@ REPEATS = 4  # payload cells per payload bit
 TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
-AMPLITUDE = 2.5  # grey levels (times the pattern, which has unit standard deviation)
-LAMBDA = 0.8  # fraction of the frame's own correlation with the pattern cancelled per region
-GAIN_CAP = 3.0  # a region's gain is at most this many AMPLITUDEs (the cancellation is cut there)
+AMPLITUDE = 3.5  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
+MAX_RMS = 1.45  # grey levels: the mark's RMS over a frame at most this (PSNR >= 44 dB after rounding)
+MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
+FLAT_STD = 1.0  # local contrast (grey levels) under which the mark is off: the eye sees grain there
+TEXTURE_STD = 5.0  # local contrast at which the mark has its full amplitude
+WHITEN_SIGMA, WHITEN_FLOOR = 3.0, 1.5  # detection divides the residual by its local RMS (+ floor)
+DARK, BRIGHT = (16.0, 48.0), (232.0, 250.0)  # brightness ramps: off below 16 / above 250
+SATURATED = (120.0, 200.0)  # colour saturation (max - min of B, G, R) over which the mark fades out
 HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this sigma
-HIGHPASS_CLIP = 10.0  # edges clipped so a few strong ones do not dominate the correlation
-MIN_SIDE = 128  # one tile
-SCALES = (1.0, 0.75, 0.5, 2 / 3, 0.8, 0.9, 1.5, 2.0)  # frame size / marked size tried by `detect`
-Z_FOUND = 6.5  # marker threshold over a whole search (all rolls and scales)
+MIN_SIDE = 128  # the smallest frame that is marked (one tile)
+MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
+SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
+Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
 
 _N = TILE // CELL
@@ -103,27 +113,22 @@ def _layout() -> tuple[np.ndarray, np.ndarray]:
     return is_marker, index
 
 
-_PATTERN = _pattern()
+_PATTERN = _pattern().astype(np.float32)
 _IS_MARKER, _INDEX = _layout()
 _MARKER_SIGNS = 2.0 * _bits(MARKER) - 1.0
 _PIXEL_CELL = np.kron(np.arange(_N * _N).reshape(_N, _N), np.ones((CELL, CELL), np.int64))  # (TILE, TILE)
 _TEMPLATE = _PATTERN * np.kron(np.where(_IS_MARKER, _MARKER_SIGNS[_INDEX], 0.0), np.ones((CELL, CELL)))
-_TEMPLATE_FFT = np.conj(np.fft.fft2(_TEMPLATE))
+_TEMPLATE_FFT = np.conj(np.fft.rfft2(_TEMPLATE))
 
 
 def _highpass(plane: np.ndarray) -> np.ndarray:
+    """The residual detection reads: the picture less its blur, divided by its own local RMS, so
+    that texture (where the mark is strongest, and the picture's noise too) does not drown the
+    rest (a whitening measured to raise the marker's z by about a quarter), and weighted by the
+    mask the embedder used (as well as it can be told from this frame): a matched filter that
+    reads where the mark is and not the flat areas, where it is not."""
     r = plane - cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
-    return np.clip(r, -HIGHPASS_CLIP, HIGHPASS_CLIP)
-
-
-def _kappa() -> float:
-    """How much of the pattern survives the high-pass (per unit of pattern added)."""
-    tiled = np.tile(_PATTERN, (3, 3))
-    hp = (tiled - cv2.GaussianBlur(tiled, (0, 0), HIGHPASS_SIGMA))[TILE:2 * TILE, TILE:2 * TILE]
-    return float((hp * _PATTERN).sum() / (_PATTERN * _PATTERN).sum())
-
-
-_KAPPA = _kappa()
+    return r * _visibility(plane) / (np.sqrt(cv2.GaussianBlur(r * r, (0, 0), WHITEN_SIGMA)) + WHITEN_FLOOR)
 
 
 def can_mark(shape: tuple[int, ...]) -> bool:
@@ -146,52 +151,188 @@ def luma(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _visibility(y: np.ndarray) -> np.ndarray:
+    """The brightness-only part of the mask: contrast masking times the luminance ramps. Detection
+    computes it too, on the frame it reads, to weight each pixel by the mark it can carry."""
+    mean = cv2.GaussianBlur(y, (0, 0), MASK_SIGMA)
+    var = cv2.GaussianBlur(y * y, (0, 0), MASK_SIGMA) - mean * mean
+    contrast = _ramp(np.sqrt(np.maximum(var, 0.0)), FLAT_STD, TEXTURE_STD)
+    # Eroding the contrast term (a min over 5 x 5) keeps the mark off the flat side of an edge.
+    return cv2.erode(contrast, np.ones((5, 5), np.uint8)) * _ramp(mean, *DARK) * (1.0 - _ramp(mean, *BRIGHT))
+
+
+def perceptual_mask(bgr: np.ndarray) -> np.ndarray:
+    """Per pixel 0-1: how much of the mark the eye will not see there (float32, frame-sized).
+
+    Contrast masking: the local standard deviation of the brightness (Gaussian window), 0 under
+    FLAT_STD and 1 from TEXTURE_STD. Luminance: off in the dark (the grain is a large relative
+    change there and codecs quantise it into blotches) and near white (it would clip). Colour:
+    fading out on strongly saturated pixels, where adding grey to B, G and R shifts the hue.
+    """
+    saturation = bgr.max(axis=2).astype(np.float32) - bgr.min(axis=2)
+    return _visibility(luma(bgr)) * (1.0 - _ramp(cv2.blur(saturation, (5, 5)), *SATURATED))
+
+
 def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> np.ndarray:
     """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side.
-    `weight` (frame-sized, 0-1) scales the mark per pixel, e.g. fainter on a face."""
+    `weight` (frame-sized, 0-1) scales the mark per pixel on top of the perceptual mask, e.g.
+    fainter on a face."""
     if not can_mark(bgr.shape):
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
     h, w = bgr.shape[:2]
-    rows, cols = -(-h // CELL), -(-w // CELL)  # one region per cell, the last ones cut by the frame's edge
-    pattern = np.tile(_PATTERN, (-(-h // TILE), -(-w // TILE)))[:rows * CELL, :cols * CELL]
-    host = np.zeros_like(pattern)
-    host[:h, :w] = _highpass(luma(bgr))
-
-    def region_sums(a: np.ndarray) -> np.ndarray:
-        return a.reshape(rows, CELL, cols, CELL).sum(axis=(1, 3))
-
-    inside = np.zeros_like(pattern)
-    inside[:h, :w] = 1.0
-    own = region_sums(host * pattern) / np.maximum(region_sums(inside * pattern * pattern), 1e-9)
-    i, j = np.mgrid[:rows, :cols]
-    signs = cell_signs(run_id)[i % _N, j % _N]
-    gain = np.clip(AMPLITUDE * signs - LAMBDA * own / _KAPPA, -GAIN_CAP * AMPLITUDE, GAIN_CAP * AMPLITUDE)
-    added = (np.kron(gain, np.ones((CELL, CELL))) * pattern)[:h, :w]
+    mask = perceptual_mask(bgr)
     if weight is not None:
-        added = added * weight
+        mask = mask * weight.astype(np.float32)
+    pattern = np.tile(_PATTERN, (-(-h // TILE), -(-w // TILE)))[:h, :w]
+    signs = np.tile(np.repeat(np.repeat(cell_signs(run_id).astype(np.float32), CELL, 0), CELL, 1),
+                    (-(-h // TILE), -(-w // TILE)))[:h, :w]
+    added = AMPLITUDE * mask * signs * pattern
+    rms = float(np.sqrt(np.mean(added * added)))
+    if rms > MAX_RMS:  # a busy picture: the whole mark fainter, so PSNR stays >= 44 dB
+        added *= MAX_RMS / rms
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
-# Detection
+# Detection: synchronise (rotation, scale), fold, then the eight mirrors/turns of the fold.
 
 
-def _fold(plane: np.ndarray, scale: float) -> np.ndarray:
-    """The high-passed plane, brought back to the marked size, summed onto one (TILE, TILE) tile."""
-    if scale != 1.0:
-        h, w = plane.shape
-        plane = cv2.resize(plane, (round(w / scale), round(h / scale)), interpolation=cv2.INTER_CUBIC)
-    r = _highpass(plane)
-    h, w = r.shape
-    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE))
-    padded[:h, :w] = r
+@dataclass(frozen=True)
+class Geometry:
+    """How a frame relates to the marked one: rotated by `angle` degrees and resized by `scale`."""
+
+    angle: float = 0.0
+    scale: float = 1.0
+
+    @property
+    def identity(self) -> bool:
+        return abs(self.angle) < 0.05 and abs(self.scale - 1.0) < 0.002
+
+
+def _autocorrelation(residuals: list[np.ndarray]) -> np.ndarray:
+    """The summed residuals' circular autocorrelation on a twice-padded grid, centred, with the
+    picture's own smooth autocorrelation removed and each lag expressed in local standard
+    deviations: lattice peaks stand out as z-scores."""
+    h, w = residuals[0].shape
+    total = np.zeros((2 * h, 2 * w), np.float32)
+    total[:h, :w] = sum(residuals)
+    spectrum = np.fft.rfft2(total)
+    ac = np.fft.fftshift(np.fft.irfft2(spectrum * np.conj(spectrum), s=total.shape)).astype(np.float32)
+    ac -= cv2.GaussianBlur(ac, (0, 0), 4.0)
+    spread = np.sqrt(cv2.GaussianBlur(ac * ac, (0, 0), 24.0)) + 1e-6
+    return ac / spread
+
+
+def _sample(ac: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`ac` at (x, y) offsets from its centre (bilinear)."""
+    cy, cx = ac.shape[0] // 2, ac.shape[1] // 2
+    x, y = points[..., 0] + cx, points[..., 1] + cy
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < ac.shape[1]) & (y0 + 1 < ac.shape[0])
+    x0, y0 = np.where(ok, x0, 0), np.where(ok, y0, 0)
+    v = (ac[y0, x0] * (1 - fx) * (1 - fy) + ac[y0, x0 + 1] * fx * (1 - fy)
+         + ac[y0 + 1, x0] * (1 - fx) * fy + ac[y0 + 1, x0 + 1] * fx * fy)
+    return np.where(ok, v, 0.0)
+
+
+def synchronise(residuals: list[np.ndarray], candidates: int = 2) -> list[Geometry]:
+    """The likeliest geometries (best first) from the lattice peaks of the residuals'
+    autocorrelation: a lag v and its quarter turn, both peaks, give angle and scale."""
+    ac = _autocorrelation(residuals)
+    h, w = residuals[0].shape
+    reach = 0.8 * min(h, w)  # beyond this the overlap is too small to show a peak
+    lo, hi = TILE * SCALE_RANGE[0], min(TILE * SCALE_RANGE[1], reach)
+    if hi <= lo:
+        return []
+    # One quadrant of lags (angle -45..45 degrees) covers the lattice's four primary vectors.
+    r = int(np.ceil(hi))
+    ys, xs = np.mgrid[-r:r + 1, 0:r + 1].astype(np.float32)
+    rad, ang = np.hypot(xs, ys), np.degrees(np.arctan2(ys, xs))
+    keep = (rad >= lo) & (rad <= hi) & (ang >= -45) & (ang < 45)
+    v = np.stack([xs[keep], ys[keep]], axis=-1)
+    score = _lattice_score(ac, v)
+    found: list[Geometry] = []
+    taken: list[np.ndarray] = []
+    for k in np.argsort(-score):
+        if len(found) == candidates:
+            break
+        if any(np.hypot(*(v[k] - t)) < 6 for t in taken):
+            continue
+        taken.append(v[k])
+        best = _refine(ac, v[k])
+        found.append(Geometry(float(np.degrees(np.arctan2(best[1], best[0]))), float(np.hypot(*best)) / TILE))
+    return found
+
+
+def _lattice_score(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How well lags v (n, 2) look like a lattice vector: the peaks at v, its quarter turn and both
+    diagonals, less the strongest of the four (a rotated frame's straight borders draw ridges
+    through v and its quarter turn, never through the diagonals)."""
+    q = np.stack([-v[..., 1], v[..., 0]], axis=-1)
+    peaks = np.stack([_sample(ac, v), _sample(ac, q), _sample(ac, v + q), _sample(ac, v - q)])
+    return peaks.sum(axis=0) - peaks.max(axis=0)
+
+
+def _refine(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The lag vector to a tenth of a pixel, by the lattice's peaks at v and at twice v."""
+    best, best_score = v, -np.inf
+    offsets = np.stack(np.meshgrid(np.arange(-1, 1.01, 0.1), np.arange(-1, 1.01, 0.1)), axis=-1).reshape(-1, 2)
+    cand = v + offsets
+    score = _lattice_score(ac, cand) + _lattice_score(ac, 2 * cand)
+    k = int(np.argmax(score))
+    if score[k] > best_score:
+        best = cand[k]
+    return best
+
+
+def _undo(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The residual of a frame brought back to the marked orientation and size (about its
+    centre), zero outside the picture."""
+    if geometry.identity:
+        return _highpass(plane)
+    h, w = plane.shape
+    s, a = geometry.scale, np.radians(geometry.angle)
+    c, sn = abs(np.cos(a)), abs(np.sin(a))
+    out_w, out_h = int(np.ceil((w * c + h * sn) / s)), int(np.ceil((w * sn + h * c) / s))
+    # Output (marked) coordinates -> input: x_in = s R(angle) (x_out - centre_out) + centre_in.
+    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre_in, centre_out = np.array([(w - 1) / 2, (h - 1) / 2]), np.array([(out_w - 1) / 2, (out_h - 1) / 2])
+    m = np.hstack([rot, (centre_in - rot @ centre_out)[:, None]])
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    back = cv2.warpAffine(plane, m, (out_w, out_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones_like(plane), m, (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    return _highpass(back) * inside
+
+
+def _fold(residual: np.ndarray) -> np.ndarray:
+    """A residual summed onto one (TILE, TILE) tile."""
+    h, w = residual.shape
+    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), np.float32)
+    padded[:h, :w] = residual
     return padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2))
+
+
+def _orient(fold: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the tile's eight mirrors/turns (0: as is)."""
+    return np.rot90(fold[:, ::-1] if k >= 4 else fold, k % 4)
 
 
 def _correlation(fold: np.ndarray) -> np.ndarray:
     """Correlation of the fold with the marker's pattern at every roll (dy, dx) of the tile."""
-    return np.real(np.fft.ifft2(np.fft.fft2(fold) * _TEMPLATE_FFT))
+    return np.fft.irfft2(np.fft.rfft2(fold) * _TEMPLATE_FFT, s=fold.shape)
+
+
+def _peak(fold: np.ndarray) -> tuple[float, tuple[int, int]]:
+    corr = _correlation(fold)
+    at = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    return _z(corr, at), (int(at[0]), int(at[1]))
 
 
 def _z(corr: np.ndarray, at: tuple[int, int]) -> float:
@@ -225,6 +366,8 @@ class Detection:
     frames: int  # frames read
     frames_decoded: int  # frames that read the same run id alone (and show the marker, z >= Z_FRAME)
     scale: float | None  # frame size / marked size, when found
+    angle: float | None = None  # degrees the picture was turned by, when found
+    mirrored: bool | None = None  # whether the picture was mirrored, when found
 
     @property
     def confidence(self) -> float:
@@ -234,33 +377,43 @@ class Detection:
     def to_dict(self) -> dict:
         return {"found": self.found, "run_id": self.run_id, "z": round(self.z, 2), "frames": self.frames,
                 "frames_decoded": self.frames_decoded, "confidence": round(self.confidence, 3),
-                "scale": self.scale}
+                "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
 
 
-def detect(planes: Iterable[np.ndarray], search_frames: int = 16, scales: Iterable[float] = SCALES) -> Detection:
+def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
-    The scale and roll are searched on `search_frames` frames spread over the list, folded
-    together, scale by scale until the marker stands out; then the payload is read from all
-    frames folded together, and each frame alone gives the confidence.
+    On `search_frames` frames spread over the list: the geometry (as is, and the lattice's best
+    guesses), then for each the folded residuals in all eight mirrors/turns, until the marker
+    stands out. Then the payload is read from all frames folded together at that geometry, and
+    each frame alone gives the confidence.
     """
-    planes = [p for p in planes if can_mark(p.shape)]
+    planes = [p for p in planes if min(p.shape[:2]) >= MIN_DETECT_SIDE]
     if not planes:
         return Detection(False, None, 0.0, 0, 0, None)
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:  # one video has one size; an odd frame out is left out
+        common = max(shapes, key=[p.shape for p in planes].count)
+        planes = [p for p in planes if p.shape == common]
     sample = planes[::max(1, len(planes) // search_frames)][:search_frames]
-    best = (-np.inf, 1.0, (0, 0))
-    for scale in scales:
-        corr = _correlation(sum(_fold(p, scale) for p in sample))
-        roll = np.unravel_index(int(np.argmax(corr)), corr.shape)
-        z = _z(corr, roll)
-        if z > best[0]:
-            best = (z, scale, (int(roll[0]), int(roll[1])))
-        if z >= Z_FOUND:
+    plain = [_highpass(p) for p in sample]
+    best = (-np.inf, Geometry(), 0, (0, 0))
+    tried: list[Geometry] = []
+    for geometry in [Geometry(), *synchronise(plain)]:
+        if any(abs(geometry.angle - g.angle) < 0.05 and abs(geometry.scale - g.scale) < 0.002 for g in tried):
+            continue
+        tried.append(geometry)
+        fold = sum(_fold(r) for r in (plain if geometry.identity else [_undo(p, geometry) for p in sample]))
+        for k in range(8):
+            z, roll = _peak(_orient(fold, k))
+            if z > best[0]:
+                best = (z, geometry, k, roll)
+        if best[0] >= Z_FOUND:
             break
-    z, scale, roll = best
+    z, geometry, k, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
-    folds = [_fold(p, scale) for p in planes]
+    folds = [_orient(_fold(_undo(p, geometry)), k) for p in planes]
     total = sum(folds)
     corr = _correlation(total)  # the peak again on every frame: the sample's may sit a pixel off
     near = [((roll[0] + dy) % TILE, (roll[1] + dx) % TILE) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
@@ -269,4 +422,6 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16, scales: Iterab
     run_id = _run_id(total, roll)
     decoded = sum(1 for f in folds if run_id is not None and _run_id(f, roll) == run_id
                   and _z(_correlation(f), roll) >= Z_FRAME)
-    return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(scale, 4))
+    angle = geometry.angle + 90.0 * (k % 4)
+    return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(geometry.scale, 4),
+                     round((angle + 180.0) % 360.0 - 180.0, 2), k >= 4)
