@@ -49,8 +49,8 @@ REPEATS = 4  # payload cells per payload bit
 TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
-AMPLITUDE = 3.5  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
-MAX_RMS = 1.45  # grey levels: the mark's RMS over a frame at most this (PSNR >= 44 dB after rounding)
+AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
+MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame at most this (PSNR >= 39.6 dB after rounding)
 MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
 FLAT_STD = 1.0  # local contrast (grey levels) under which the mark is off: the eye sees grain there
 TEXTURE_STD = 5.0  # local contrast at which the mark has its full amplitude
@@ -61,6 +61,9 @@ HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this si
 MIN_SIDE = 128  # the smallest frame that is marked (one tile)
 MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
+GEOMETRY_FRAMES = 6  # frames folded for each geometry tried beyond the identity
+SYNC_CANDIDATES = 2  # lattice guesses tried when the frame as it is shows no marker
+REFINE_STEPS = ((0.25, 0.006),)  # degrees and relative scale: a round of 8 around each guess
 Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
 
@@ -380,6 +383,12 @@ class Detection:
                 "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
 
 
+def _best_orientation(fold: np.ndarray, geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
+    """(z, geometry, orientation, roll) of the fold's best mirror/turn."""
+    return max(((z, geometry, k, roll) for k in range(8) for z, roll in [_peak(_orient(fold, k))]),
+               key=lambda t: t[0])
+
+
 def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
@@ -397,19 +406,25 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
         planes = [p for p in planes if p.shape == common]
     sample = planes[::max(1, len(planes) // search_frames)][:search_frames]
     plain = [_highpass(p) for p in sample]
-    best = (-np.inf, Geometry(), 0, (0, 0))
-    tried: list[Geometry] = []
-    for geometry in [Geometry(), *synchronise(plain)]:
-        if any(abs(geometry.angle - g.angle) < 0.05 and abs(geometry.scale - g.scale) < 0.002 for g in tried):
-            continue
-        tried.append(geometry)
-        fold = sum(_fold(r) for r in (plain if geometry.identity else [_undo(p, geometry) for p in sample]))
-        for k in range(8):
-            z, roll = _peak(_orient(fold, k))
-            if z > best[0]:
-                best = (z, geometry, k, roll)
-        if best[0] >= Z_FOUND:
-            break
+    few = sample[::max(1, len(sample) // GEOMETRY_FRAMES)][:GEOMETRY_FRAMES]  # the costly search: fewer frames
+
+    def attempt(geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
+        fold = sum(_fold(r) for r in (plain if geometry.identity else [_undo(p, geometry) for p in few]))
+        return _best_orientation(fold, geometry)
+
+    best = attempt(Geometry())
+    if best[0] < Z_FOUND:
+        for guess in synchronise(plain, SYNC_CANDIDATES):
+            found = attempt(guess)
+            # The lattice gives angle and scale to about a pixel of the tile; a small search around
+            # it brings the frame's far corners back onto the pattern's 4 px chips.
+            for step_angle, step_scale in REFINE_STEPS:
+                around = [Geometry(found[1].angle + da * step_angle, found[1].scale * (1 + ds * step_scale))
+                          for da in (-1, 0, 1) for ds in (-1, 0, 1) if da or ds]
+                found = max([found, *map(attempt, around)], key=lambda t: t[0])
+            best = max(best, found, key=lambda t: t[0])
+            if best[0] >= Z_FOUND:
+                break
     z, geometry, k, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
