@@ -3,9 +3,12 @@
 For each clip of ../shared (the first --frames frames):
   - embedding time per frame and PSNR of the marked frame against the unmarked one (all of
     B, G, R; the mark lives in the brightness, the same value added to B, G and R);
+  - the mark's RMS in flat 16 px blocks (picture std < 2) and in textured ones (std > 8), and
+    SSIM of the brightness (Gaussian 11 x 11, sigma 1.5);
   - the marked frames written as `swap convert` writes them (H.264 CRF 18), then every edit of
-    `provenance.edits.EDITS` (re-encode at CRF 23 and 28, 0.75x downscale, 10% crop at odd
-    offsets, brightness +20; each re-encoded without metadata): the fraction of frames whose own
+    `provenance.edits.EDITS` and `GEOMETRIC_EDITS` (re-encode at CRF 23 and 28, 0.75x downscale,
+    10% crop at odd offsets, brightness +20, horizontal flip, rotation +-5 degrees, 0.33x
+    downscale, centre crop keeping 0.71; each re-encoded without metadata): the fraction of frames whose own
     payload decodes, whether the video-level vote finds the marker and the right run id, and
     the detection time per frame;
   - false positives: the same detection on every unmarked video of ../shared/data/videos.
@@ -32,7 +35,7 @@ import torch
 
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.provenance import watermark
-from synthswap.provenance.edits import EDITS, apply_edit
+from synthswap.provenance.edits import EDITS, GEOMETRIC_EDITS, apply_edit
 from synthswap.swap.convert import ConvertOptions, convert_video
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
@@ -42,6 +45,26 @@ CLIPS = ["people/d6.mp4", "people/d9.mp4", "people/d20.mp4", "people/d0.mp4", "g
 
 def read_planes(path: Path, max_frames: int) -> list[np.ndarray]:
     return [watermark.luma(f.bgr) for f in iter_video_frames(path, max_frames=max_frames)]
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two grey planes (the usual constants for 8 bits, Gaussian window sigma 1.5)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return float((((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))).mean())
+
+
+def block_energy(plain: np.ndarray, marked: np.ndarray, flat: list, textured: list) -> None:
+    """Mean squared mark per 16 px block, sorted by the plain picture's std (flat < 2 < 8 < textured)."""
+    grey, diff = watermark.luma(plain), marked.astype(np.float32) - plain
+    for y in range(0, grey.shape[0] - 15, 16):
+        for x in range(0, grey.shape[1] - 15, 16):
+            std = grey[y:y + 16, x:x + 16].std()
+            if std < 2 or std > 8:
+                (flat if std < 2 else textured).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
 
 
 def timed_detect(planes: list[np.ndarray]) -> tuple[watermark.Detection, float]:
@@ -54,7 +77,7 @@ def bench_clip(clip: Path, frames: int, work: Path, model: str | None = None) ->
     run_id = secrets.token_bytes(watermark.RUN_ID_BYTES)
     info = probe_video(clip)
     marked_path = work / f"{clip.stem}_marked.mp4"
-    embed_s, psnr = [], []
+    embed_s, psnr, ssims, flat, textured = [], [], [], [], []
     if model is not None:
         # The real output: `swap convert` marks every frame but the swapped face's zone.
         result = convert_video(model, clip, marked_path, ConvertOptions(device="cpu", progress=False, max_frames=frames,
@@ -68,9 +91,11 @@ def bench_clip(clip: Path, frames: int, work: Path, model: str | None = None) ->
                 marked = watermark.embed(frame.bgr, run_id)
                 embed_s.append(time.perf_counter() - t)
                 psnr.append(cv2.PSNR(frame.bgr, marked))
+                ssims.append(ssim(watermark.luma(frame.bgr), watermark.luma(marked)))
+                block_energy(frame.bgr, marked, flat, textured)
                 writer.write(marked)
     rows = {}
-    for edit in (None, *EDITS):
+    for edit in (None, *EDITS, *GEOMETRIC_EDITS):
         path = marked_path
         if edit is not None:
             path = apply_edit(edit, marked_path, work / f"{clip.stem}_{len(rows)}.mp4")
@@ -79,7 +104,10 @@ def bench_clip(clip: Path, frames: int, work: Path, model: str | None = None) ->
             **found.to_dict(), "run_id_ok": found.run_id == run_id.hex(), "detect_ms_per_frame": seconds * 1000}
     return {"clip": str(clip.relative_to(DATA)), "size": f"{info.width}x{info.height}",
             "embed_ms_per_frame": 1000 * float(np.mean(embed_s[1:] or embed_s)),
-            "psnr_db": float(np.mean(psnr)), "psnr_min_db": float(np.min(psnr)), "edits": rows}
+            "psnr_db": float(np.mean(psnr)), "psnr_min_db": float(np.min(psnr)),
+            "ssim": float(np.mean(ssims)) if ssims else float("nan"),
+            "flat_rms": float(np.sqrt(np.mean(flat))) if flat else float("nan"),
+            "textured_rms": float(np.sqrt(np.mean(textured))) if textured else float("nan"), "edits": rows}
 
 
 def main() -> None:
@@ -114,27 +142,31 @@ def main() -> None:
 def print_table(results: dict) -> None:
     clips = results["clips"]
     names = list(clips[0]["edits"])
-    print("\n| clip | size | embed ms/frame | PSNR dB (min) | " + " | ".join(names) + " |")
-    print("| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
+    print("\n| clip | size | embed ms/frame | PSNR dB (min) | SSIM | RMS flat / textured |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for c in clips:
+        print(f"| {c['clip']} | {c['size']} | {c['embed_ms_per_frame']:.0f} | {c['psnr_db']:.1f} ({c['psnr_min_db']:.1f}) "
+              f"| {c['ssim']:.4f} | {c['flat_rms']:.2f} / {c['textured_rms']:.2f} |")
+    print("\n| edit | " + " | ".join(c["clip"] for c in clips) + " |")
+    print("| --- | " + " | ".join("---:" for _ in clips) + " |")
+    for name in names:
         cells = []
-        for name in names:
+        for c in clips:
             e = c["edits"][name]
             if not e["found"]:
-                vote = "vote missed"
+                vote = "missed"
             elif e["run_id_ok"]:
-                vote = "vote ok"
+                vote = "ok"
             else:
-                vote = "vote: marker, id unreadable" if e["run_id"] is None else "vote WRONG ID"
-            cells.append(f"{100 * e['confidence']:.0f}% ({vote}, z {e['z']:.1f})")
-        print(f"| {c['clip']} | {c['size']} | {c['embed_ms_per_frame']:.0f} | {c['psnr_db']:.1f} "
-              f"({c['psnr_min_db']:.1f}) | " + " | ".join(cells) + " |")
+                vote = "marker, id unreadable" if e["run_id"] is None else "WRONG ID"
+            cells.append(f"{vote}, {100 * e['confidence']:.0f}%, z {e['z']:.1f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     detect_ms = [e["detect_ms_per_frame"] for c in clips for e in c["edits"].values()]
+    print(f"\ndetection: {np.median(detect_ms):.0f} ms per frame (median; max {np.max(detect_ms):.0f}, the "
+          f"geometric search) over {results['frames']} frames per video")
     if not results["unmarked"]:
         return
     fp = [u for u in results["unmarked"] if u["found"]]
-    print(f"\ndetection: {np.median(detect_ms):.0f} ms per frame (median; max {np.max(detect_ms):.0f}) "
-          f"over {results['frames']} frames per video")
     un_ms = [u["detect_ms_per_frame"] for u in results["unmarked"]]
     print(f"unmarked videos: {len(fp)} false positives of {len(results['unmarked'])} "
           f"({', '.join(u['video'] for u in fp) or 'none'}); highest marker z on them: "
