@@ -25,8 +25,12 @@ class Edit:
     brightness: int = 0  # added to B, G and R
     flip: bool = False  # a horizontal mirror
     rotate: float = 0.0  # degrees, counter-clockwise about the centre, the corners filled black
+    box: tuple[int, int, int, int] | None = None  # a crop to x, y, width, height (e.g. the face alone)
 
     def apply(self, bgr: np.ndarray) -> np.ndarray:
+        if self.box is not None:
+            x, y, w, h = self.box
+            bgr = bgr[max(y, 0):y + h, max(x, 0):x + w]
         if self.flip:
             bgr = bgr[:, ::-1]
         if self.rotate:

@@ -35,6 +35,7 @@ gone after a CRF 23 re-encode (docs/benchmarks.md, "Watermark").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Iterable
@@ -45,7 +46,9 @@ import numpy as np
 MARKER = hashlib.sha256(b"synthswap watermark v2").digest()[:16]  # one bit per marker cell
 RUN_ID_BYTES = 3
 PAYLOAD_BITS = 8 * (RUN_ID_BYTES + 1)  # the run id and its CRC-8
-REPEATS = 4  # payload cells per payload bit
+CODE = (0o133, 0o171, 0o165)  # a rate-1/3 convolutional code, constraint length 7 (free distance 15)
+CONSTRAINT = 7
+CODED_BITS = len(CODE) * (PAYLOAD_BITS + CONSTRAINT - 1)  # 114, zero-tailed; 14 of them in a second cell
 TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
@@ -63,12 +66,12 @@ MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to ha
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
 GEOMETRY_FRAMES = 6  # frames folded for each geometry tried beyond the identity
 SYNC_CANDIDATES = 2  # lattice guesses tried when the frame as it is shows no marker
-REFINE_STEPS = ((0.25, 0.006),)  # degrees and relative scale: a round of 8 around each guess
+REFINE_STEPS = ((0.25, 0.006), (0.1, 0.002))  # degrees and relative scale: rounds of 8 around each guess
 Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
 
 _N = TILE // CELL
-assert _N * _N // 2 == PAYLOAD_BITS * REPEATS  # half the cells are the marker's
+assert CODED_BITS <= _N * _N // 2  # half the cells are the marker's, the other half the coded payload
 
 
 class WatermarkError(Exception):
@@ -89,6 +92,60 @@ def _bits(data: bytes) -> np.ndarray:
     return np.unpackbits(np.frombuffer(data, np.uint8)).astype(np.int64)
 
 
+def _parity(x: int) -> int:
+    return bin(x).count("1") & 1
+
+
+def encode(bits: np.ndarray) -> np.ndarray:
+    """The convolutional code of `bits` (0/1), zero-tailed so the decoder ends in state 0."""
+    state, out = 0, []
+    for b in [*bits.tolist(), *[0] * (CONSTRAINT - 1)]:
+        state = ((state << 1) | int(b)) & ((1 << CONSTRAINT) - 1)
+        out.extend(_parity(state & g) for g in CODE)
+    return np.array(out, np.int64)
+
+
+def _trellis() -> tuple[np.ndarray, np.ndarray]:
+    """Per state (the last 6 bits) and input bit: the next state and the +-1 code symbols."""
+    states = 1 << (CONSTRAINT - 1)
+    nxt = np.zeros((states, 2), np.int64)
+    sym = np.zeros((states, 2, len(CODE)))
+    for st in range(states):
+        for b in (0, 1):
+            full = (st << 1) | b
+            nxt[st, b] = full & (states - 1)
+            sym[st, b] = [2.0 * _parity(full & g) - 1.0 for g in CODE]
+    return nxt, sym
+
+
+_NEXT, _SYMBOLS = _trellis()
+
+
+def decode(soft: np.ndarray) -> np.ndarray:
+    """Soft-decision Viterbi: the PAYLOAD_BITS bits whose code best correlates with `soft`
+    (CODED_BITS scores, positive for a 1)."""
+    states = _NEXT.shape[0]
+    into = np.arange(states)
+    prev = np.stack([into >> 1, (into >> 1) | (states >> 1)], axis=1)  # the two states leading into each
+    bit = into & 1  # the input bit that leads into it
+    metric = np.full(states, -np.inf)
+    metric[0] = 0.0
+    back = []
+    for t in range(PAYLOAD_BITS + CONSTRAINT - 1):
+        gains = _SYMBOLS[prev, bit[:, None]] @ soft[len(CODE) * t:len(CODE) * (t + 1)]  # (states, 2)
+        total = metric[prev] + gains
+        if t >= PAYLOAD_BITS:
+            total[bit == 1] = -np.inf  # the tail is zeros
+        choice = np.argmax(total, axis=1)
+        back.append(prev[into, choice])
+        metric = total[into, choice]
+    state, bits = 0, []
+    for t in range(len(back) - 1, -1, -1):
+        bits.append(state & 1)
+        state = back[t][state]
+    return np.array(bits[::-1][:PAYLOAD_BITS], np.int64)
+
+
 def _pattern() -> np.ndarray:
     """The fixed (TILE, TILE) pattern: +-1 chips from SHA-256 in counter mode (the same on every
     machine and numpy version), smoothed with wrap-around so tiles join seamlessly; std 1."""
@@ -103,7 +160,7 @@ def _pattern() -> np.ndarray:
 
 def _layout() -> tuple[np.ndarray, np.ndarray]:
     """Per cell (16 x 16): whether it is a marker cell, and which bit it carries (the marker's bit
-    for marker cells; for payload cells a payload bit, its REPEATS cells scattered by a fixed
+    for marker cells; for payload cells a coded payload bit, its cells scattered by a fixed
     permutation drawn from SHA-256, the same on every machine)."""
     p, q = np.mgrid[:_N, :_N]
     is_marker = (p + q) % 2 == 0
@@ -112,7 +169,7 @@ def _layout() -> tuple[np.ndarray, np.ndarray]:
     scatter = np.array(sorted(range(cells), key=keys.__getitem__))
     index = np.zeros((_N, _N), np.int64)
     index[is_marker] = np.arange(cells)
-    index[~is_marker] = scatter % PAYLOAD_BITS
+    index[~is_marker] = scatter % CODED_BITS
     return is_marker, index
 
 
@@ -130,8 +187,10 @@ def _highpass(plane: np.ndarray) -> np.ndarray:
     rest (a whitening measured to raise the marker's z by about a quarter), and weighted by the
     mask the embedder used (as well as it can be told from this frame): a matched filter that
     reads where the mark is and not the flat areas, where it is not."""
-    r = plane - cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
-    return r * _visibility(plane) / (np.sqrt(cv2.GaussianBlur(r * r, (0, 0), WHITEN_SIGMA)) + WHITEN_FLOOR)
+    blurred = cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
+    r = plane - blurred
+    weight = _visibility(plane, blurred if HIGHPASS_SIGMA == MASK_SIGMA else None)
+    return r * weight / (np.sqrt(cv2.GaussianBlur(r * r, (0, 0), WHITEN_SIGMA)) + WHITEN_FLOOR)
 
 
 def can_mark(shape: tuple[int, ...]) -> bool:
@@ -142,7 +201,7 @@ def cell_signs(run_id: bytes) -> np.ndarray:
     """(16, 16) signs of one tile's cells: the marker's and the payload's bits as +-1."""
     if len(run_id) != RUN_ID_BYTES:
         raise WatermarkError(f"the run id must be {RUN_ID_BYTES} bytes, not {len(run_id)}")
-    payload = 2.0 * _bits(run_id + bytes([crc8(run_id)])) - 1.0
+    payload = 2.0 * encode(_bits(run_id + bytes([crc8(run_id)]))) - 1.0
     signs = np.empty((_N, _N))
     signs[_IS_MARKER] = _MARKER_SIGNS[_INDEX[_IS_MARKER]]
     signs[~_IS_MARKER] = payload[_INDEX[~_IS_MARKER]]
@@ -158,14 +217,18 @@ def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _visibility(y: np.ndarray) -> np.ndarray:
+def _visibility(y: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     """The brightness-only part of the mask: contrast masking times the luminance ramps. Detection
-    computes it too, on the frame it reads, to weight each pixel by the mark it can carry."""
-    mean = cv2.GaussianBlur(y, (0, 0), MASK_SIGMA)
+    computes it too, on the frame it reads, to weight each pixel by the mark it can carry.
+    `mean`: the plane blurred with MASK_SIGMA, when the caller has it."""
+    mean = cv2.GaussianBlur(y, (0, 0), MASK_SIGMA) if mean is None else mean
     var = cv2.GaussianBlur(y * y, (0, 0), MASK_SIGMA) - mean * mean
     contrast = _ramp(np.sqrt(np.maximum(var, 0.0)), FLAT_STD, TEXTURE_STD)
     # Eroding the contrast term (a min over 5 x 5) keeps the mark off the flat side of an edge.
-    return cv2.erode(contrast, np.ones((5, 5), np.uint8)) * _ramp(mean, *DARK) * (1.0 - _ramp(mean, *BRIGHT))
+    return cv2.erode(contrast, _ERODE) * _ramp(mean, *DARK) * (1.0 - _ramp(mean, *BRIGHT))
+
+
+_ERODE = np.ones((5, 5), np.uint8)
 
 
 def perceptual_mask(bgr: np.ndarray) -> np.ndarray:
@@ -176,8 +239,17 @@ def perceptual_mask(bgr: np.ndarray) -> np.ndarray:
     change there and codecs quantise it into blotches) and near white (it would clip). Colour:
     fading out on strongly saturated pixels, where adding grey to B, G and R shifts the hue.
     """
-    saturation = bgr.max(axis=2).astype(np.float32) - bgr.min(axis=2)
-    return _visibility(luma(bgr)) * (1.0 - _ramp(cv2.blur(saturation, (5, 5)), *SATURATED))
+    b, g, r = cv2.split(bgr)
+    saturation = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+    colour = 1.0 - _ramp(cv2.blur(saturation, (5, 5)).astype(np.float32), *SATURATED)
+    return _visibility(luma(bgr)) * colour
+
+
+@functools.lru_cache(maxsize=8)
+def _tile(run_id: bytes) -> np.ndarray:
+    """One (TILE, TILE) tile of the mark at full strength: AMPLITUDE x the cells' signs x the pattern."""
+    signs = np.repeat(np.repeat(cell_signs(run_id).astype(np.float32), CELL, 0), CELL, 1)
+    return AMPLITUDE * signs * _PATTERN
 
 
 def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> np.ndarray:
@@ -191,10 +263,7 @@ def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> n
     mask = perceptual_mask(bgr)
     if weight is not None:
         mask = mask * weight.astype(np.float32)
-    pattern = np.tile(_PATTERN, (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    signs = np.tile(np.repeat(np.repeat(cell_signs(run_id).astype(np.float32), CELL, 0), CELL, 1),
-                    (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    added = AMPLITUDE * mask * signs * pattern
+    added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w]
     rms = float(np.sqrt(np.mean(added * added)))
     if rms > MAX_RMS:  # a busy picture: the whole mark fainter, so PSNR stays >= 44 dB
         added *= MAX_RMS / rms
@@ -343,20 +412,13 @@ def _z(corr: np.ndarray, at: tuple[int, int]) -> float:
 
 
 def _run_id(fold: np.ndarray, roll: tuple[int, int]) -> bytes | None:
-    """The payload read at a roll: the run id, or None when its CRC does not match. When it does
-    not, the least certain bit alone is flipped and tried once more (a chance match of the CRC
-    then: 1 in 256 of the reads that failed, and only where the marker was found)."""
+    """The payload read at a roll: the run id, or None when its CRC does not match (a chance match:
+    1 in 256 of the reads that fail, and only where the marker was found)."""
     aligned = np.roll(fold, (-roll[0], -roll[1]), axis=(0, 1))
     cells = np.bincount(_PIXEL_CELL.ravel(), (aligned * _PATTERN).ravel(), _N * _N).reshape(_N, _N)
-    scores = np.bincount(_INDEX[~_IS_MARKER], cells[~_IS_MARKER], PAYLOAD_BITS)  # each bit's cells summed
-    bits = (scores > 0).astype(np.int64)
-    for flip in (None, int(np.argmin(np.abs(scores)))):
-        if flip is not None:
-            bits[flip] ^= 1
-        data = np.packbits(bits).tobytes()
-        if crc8(data[:RUN_ID_BYTES]) == data[RUN_ID_BYTES]:
-            return data[:RUN_ID_BYTES]
-    return None
+    soft = np.bincount(_INDEX[~_IS_MARKER], cells[~_IS_MARKER], CODED_BITS)  # each coded bit's cells summed
+    data = np.packbits(decode(soft / max(float(np.abs(soft).mean()), 1e-12))).tobytes()
+    return data[:RUN_ID_BYTES] if crc8(data[:RUN_ID_BYTES]) == data[RUN_ID_BYTES] else None
 
 
 @dataclass
@@ -404,7 +466,8 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
     if len(shapes) > 1:  # one video has one size; an odd frame out is left out
         common = max(shapes, key=[p.shape for p in planes].count)
         planes = [p for p in planes if p.shape == common]
-    sample = planes[::max(1, len(planes) // search_frames)][:search_frames]
+    step = max(1, len(planes) // search_frames)
+    sample = planes[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
     few = sample[::max(1, len(sample) // GEOMETRY_FRAMES)][:GEOMETRY_FRAMES]  # the costly search: fewer frames
 
@@ -428,7 +491,8 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
     z, geometry, k, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
-    folds = [_orient(_fold(_undo(p, geometry)), k) for p in planes]
+    done = dict(zip(range(0, step * len(plain), step), plain)) if geometry.identity else {}  # no second high-pass
+    folds = [_orient(_fold(done[i] if i in done else _undo(p, geometry)), k) for i, p in enumerate(planes)]
     total = sum(folds)
     corr = _correlation(total)  # the peak again on every frame: the sample's may sit a pixel off
     near = [((roll[0] + dy) % TILE, (roll[1] + dx) % TILE) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
