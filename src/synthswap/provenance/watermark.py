@@ -64,8 +64,10 @@ HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this si
 MIN_SIDE = 128  # the smallest frame that is marked (one tile)
 MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
-GEOMETRY_FRAMES = 6  # frames folded for each geometry tried beyond the identity
-SYNC_CANDIDATES = 2  # lattice guesses tried when the frame as it is shows no marker
+GEOMETRY_FRAMES = 8  # frames folded for each geometry tried beyond the identity
+SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
+COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
+REFINED = 2  # of all these guesses, the best this many are refined
 REFINE_STEPS = ((0.25, 0.006), (0.1, 0.002))  # degrees and relative scale: rounds of 8 around each guess
 Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
@@ -477,10 +479,13 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
 
     best = attempt(Geometry())
     if best[0] < Z_FOUND:
-        for guess in synchronise(plain, SYNC_CANDIDATES):
-            found = attempt(guess)
-            # The lattice gives angle and scale to about a pixel of the tile; a small search around
-            # it brings the frame's far corners back onto the pattern's 4 px chips.
+        # The lattice's guesses, each tried as it is; the REFINED best of them then searched around:
+        # the lattice gives angle and scale to about a pixel of the tile, and a small search brings
+        # the frame's far corners back onto the pattern's 4 px chips.
+        # Where the lattice is too faint to see (a small copy), the common resize ratios are guesses too.
+        candidates = [*synchronise(plain, SYNC_CANDIDATES), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
+        for found in guesses:
             for step_angle, step_scale in REFINE_STEPS:
                 around = [Geometry(found[1].angle + da * step_angle, found[1].scale * (1 + ds * step_scale))
                           for da in (-1, 0, 1) for ds in (-1, 0, 1) if da or ds]
