@@ -136,7 +136,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clips", nargs="*", default=CLIPS, help="clips under ../shared/data/videos")
+    p.add_argument("--clips", nargs="*", default=CLIPS,
+                   help="clips under ../shared/data/videos (none: only the false-positive pass)")
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--no-unmarked", action="store_true", help="skip the false-positive pass over ../shared")
     p.add_argument("--model", help="mark each clip by converting it with this swap model (`swap convert`, which "
@@ -197,7 +198,7 @@ def print_table(results: dict) -> None:
                 vote = "marker, id unreadable" if e["run_id"] is None else "WRONG ID"
             cells.append(f"{vote}, {100 * e['confidence']:.0f}%, z {e['z']:.1f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    detect_ms = [e["detect_ms_per_frame"] for c in clips for e in c["edits"].values()]
+    detect_ms = [e["detect_ms_per_frame"] for c in clips for e in c["edits"].values()] or [float("nan")]
     print(f"\ndetection: {np.median(detect_ms):.0f} ms per frame (median; max {np.max(detect_ms):.0f}, the "
           f"geometric search) over {results['frames']} frames per video")
     if not results["unmarked"]:

@@ -192,7 +192,7 @@ class FaceSwapper:
                 "seamless_fallbacks": self.seamless_fallbacks}
 
 
-FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
+FACE_WATERMARK_WEIGHT = 0.35  # the watermark's amplitude in the face zone, relative to the rest of the frame
 MAX_BOOST = 1.5  # the most the rest of the frame's amplitude is raised to make up for the face zone
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
