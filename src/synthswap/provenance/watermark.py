@@ -6,8 +6,8 @@ cell carries one bit as the sign of its part of the pattern. Marker and payload 
 like a chessboard: 128 cells the fixed 128-bit MARKER, 128 cells the payload, the run id (3
 bytes) and a CRC-8 of it (so a damaged id reads as unreadable, never as another run's) under a
 rate-1/3 convolutional code (constraint length 7, zero-tailed: 114 coded bits, 14 of them in a
-second cell), scattered over the tile by a fixed permutation and read by soft-decision Viterbi.
-In 200 trials at a noise where 4 repeats per bit (version 2) read 39 ids, the code read 167.
+second cell), scattered over the tile by a fixed permutation and read by soft-decision Viterbi:
+at the same energy per cell it corrects far more than version 2's 4 repeats per bit.
 
 Strength: a perceptual mask. The eye sees a faint grain on flat areas, hardly at all in texture
 and on edges, nor in dark, clipped or strongly coloured pixels. So the pattern is multiplied per
