@@ -68,7 +68,8 @@ class Verification:
             payload = f"run {w.run_id}" if w.run_id else "run id unreadable"
             wm = (f"found: synthswap marker, {payload}; confidence {w.confidence:.0%} of {w.frames} frames "
                   f"decode alone, marker z = {w.z:.1f} (threshold {watermark.Z_FOUND})"
-                  + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else ""))
+                  + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else "")
+                  + (f", turned {w.angle:+g} degrees" if w.angle else "") + (", mirrored" if w.mirrored else ""))
             if w.run_id and t.get("synthswap_run_id") and t["synthswap_run_id"] != w.run_id:
                 wm += f" (the metadata says run {t['synthswap_run_id']})"
         else:
