@@ -88,14 +88,11 @@ def test_the_watermark_survives_reencoding_downscale_crop_and_brightness(convert
     for i, edit in enumerate(EDITS):
         path = apply_edit(edit, converted, tmp_path / f"edit{i}.mp4")
         result = verify_file(path)
-        assert result.watermark.run_id in (run_id, None), (edit.name, result.watermark)  # never another run's
-        if edit.crf > 23:  # version 3 loses CRF 28 on this small, saturated clip (docs/benchmarks.md, "Watermark")
-            continue
         assert result.layers == ["watermark"], (edit.name, result.to_dict())  # metadata and manifest are gone
         assert result.watermark.run_id == run_id, (edit.name, result.watermark)
         edited.append(path)
     code, out, err = _run_verify(edited, capsys)
-    assert code == 0 and out.count("SYNTHETIC") == len(edited) == len(EDITS) - 1, out + err
+    assert code == 0 and out.count("SYNTHETIC") == len(EDITS), out + err
 
 
 def test_unmarked_real_videos_read_as_unmarked(shared_data, key_dir, capsys):

@@ -55,7 +55,8 @@ TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
-MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame at most this (PSNR >= 39.6 dB after rounding)
+MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame (PSNR 39.6-39.9 dB after rounding)
+MAX_AMPLITUDE = 10.0  # grey levels where the mask is 1, at most, on a frame with little texture
 MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
 FLAT_STD = 0.5  # local contrast (grey levels) under which the mark is off: the eye sees grain there
 TEXTURE_STD = 4.0  # local contrast at which the mark has its full amplitude
@@ -265,12 +266,13 @@ def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> n
                              f"(at least {MIN_SIDE} px on each side)")
     h, w = bgr.shape[:2]
     mask = perceptual_mask(bgr)
+    if weight is not None:
+        mask = mask * weight.astype(np.float32)
     added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w]
+    # Every frame spends the same budget: its mark brought to MAX_RMS, fainter on a busy picture,
+    # stronger (up to MAX_AMPLITUDE where the mask is 1) where little of the picture can hide it.
     rms = float(np.sqrt(np.mean(added * added)))
-    if rms > MAX_RMS:  # a busy picture: the whole mark fainter, so PSNR stays about the same everywhere
-        added *= MAX_RMS / rms
-    if weight is not None:  # after the cap: a caller that boosts the rest to make up for a faint zone gets it
-        added *= weight.astype(np.float32)
+    added *= min(MAX_RMS / max(rms, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
 
