@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from synthswap.cli import main
-from synthswap.media import iter_video_frames
+from synthswap.media import VideoWriter, iter_video_frames
 from synthswap.provenance import manifest, metadata, watermark
-from synthswap.provenance.edits import EDITS, apply_edit
+from synthswap.provenance.edits import EDITS, GEOMETRIC_EDITS, apply_edit
 from synthswap.provenance.verify import verify_file
 
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
@@ -206,3 +206,80 @@ def test_synthetic_faceset_images_say_they_are_synthetic(extracted, tmp_path):
     tags = metadata.read_tags(synth)
     assert tags["synthetic"] == "true" and tags["generator"].startswith("synthswap") and "description" in tags
     assert metadata.read_tags(plain) == {}  # real faces are not labelled synthetic
+
+
+# --- issue 27: geometry-proof, perceptually masked watermark; a manifest bound to it -----------
+
+GEOMETRIC = [e for e in GEOMETRIC_EDITS if e.scale == 1.0]  # flip, rotation +-5 deg, centre crop 0.71
+
+
+@pytest.fixture(scope="module")
+def marked_clip(shared_data, tmp_path_factory):
+    """20 frames of a real 480 x 480 clip, every pixel marked, written as convert writes (CRF 18)."""
+    out = tmp_path_factory.mktemp("marked") / "marked.mp4"
+    with VideoWriter(out, 480, 480, 30, crf=18) as writer:
+        for f in iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=20):
+            writer.write(watermark.embed(f.bgr, b"\xa1\xb2\xc3"))
+    return out
+
+
+@pytest.mark.parametrize("edit", GEOMETRIC, ids=lambda e: e.name)
+def test_the_watermark_survives_a_mirror_a_rotation_and_a_reframing_crop(marked_clip, tmp_path, edit):
+    edited = apply_edit(edit, marked_clip, tmp_path / "edited.mp4")
+    found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
+    assert found.found and found.run_id == "a1b2c3", (edit.name, found)
+    assert found.mirrored == edit.flip, found
+
+
+def test_unmarked_real_videos_are_not_flagged_after_the_geometric_edits(shared_data, tmp_path):
+    for rel in ("videos/people/d20.mp4", "videos/grid/lbax4n.mpg"):
+        for edit in GEOMETRIC_EDITS:
+            edited = apply_edit(edit, shared_data / rel, tmp_path / "edited.mp4", max_frames=12)
+            found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
+            assert not found.found and found.z < watermark.Z_FOUND, (rel, edit.name, found)
+
+
+def test_the_mark_stays_off_flat_areas(shared_data):
+    frame = next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr
+    marked = watermark.embed(frame, b"\x01\x02\x03")
+    grey, diff = watermark.luma(frame), marked.astype(np.float32) - frame
+    flat, textured = [], []
+    for y in range(0, grey.shape[0] - 15, 16):
+        for x in range(0, grey.shape[1] - 15, 16):
+            std = grey[y:y + 16, x:x + 16].std()
+            (flat if std < 2 else textured if std > 8 else []).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
+    assert len(flat) > 50 and len(textured) > 50  # d6 has both: a plain wall and a face
+    assert np.sqrt(np.mean(flat)) <= 0.3 < np.sqrt(np.mean(textured))
+    assert cv2.PSNR(frame, marked) >= 39.0
+
+
+def test_a_stripped_copy_leads_back_to_its_manifest(converted, tmp_path, capsys):
+    stripped = apply_edit(EDITS[0], converted, tmp_path / "stripped.mp4")
+    run_id = metadata.read_tags(converted)["synthswap_run_id"]
+    signed = manifest.check(converted)
+    assert signed.soft_binding_run_id == run_id and signed.assertions[manifest.SOFT_BINDING]["alg"] == manifest.WATERMARK_ALG
+    result = verify_file(stripped, manifests=converted.parent)
+    assert result.layers == ["watermark"] and [p for p, _ in result.bound] == [str(converted)]
+    assert main(["verify", str(stripped), "--manifests", str(converted.parent)]) == 0
+    assert f"bound:     {converted} (valid, this machine's synthswap key" in capsys.readouterr().out
+    assert main(["verify", str(stripped), "--manifests", str(tmp_path / "missing")]) == 2
+    assert "error: --manifests" in capsys.readouterr().err
+
+
+def test_a_user_supplied_certificate_signs_and_verifies(model, shared_data, key_dir, tmp_path, capsys):
+    studio = tmp_path / "studio"
+    manifest._make_keys(studio)  # a CA and a signer it issues: a stand-in for a studio's own certificate
+    out = tmp_path / "signed.mp4"
+    args = ["swap", "convert", "--model", str(model), "--video", str(shared_data / GRID_CLIP), "--out", str(out),
+            "--max-frames", "8", "--quiet", "--device", "cpu"]
+    assert main([*args, "--sign-cert", str(studio / "signer.pem"), "--sign-key", str(studio / "signer.key")]) == 0
+    m = verify_file(out).manifest
+    assert m.status == "valid" and not m.own_key and m.signer_kind == manifest.SIGNER_USER
+    assert "user-supplied certificate" in m.detail
+    capsys.readouterr()
+    # Refused before any work: half a pair, and a key that is not the certificate's.
+    assert main([*args, "--sign-cert", str(studio / "signer.pem")]) == 2
+    assert main([*args, "--sign-cert", str(studio / "signer.pem"), "--sign-key", str(key_dir / "signer.key")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --sign-cert and --sign-key go together",
+                   f"error: the key {key_dir / 'signer.key'} does not belong to the certificate {studio / 'signer.pem'}"]

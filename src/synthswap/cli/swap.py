@@ -21,6 +21,7 @@ from synthswap.cli.options import (
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, written_by_synthswap
 from synthswap.pretrained import PretrainedError, resolve_model
+from synthswap.provenance import manifest
 from synthswap.swap.color import COLOR_MODES
 from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
@@ -218,6 +219,9 @@ def register(subparsers) -> None:
                    help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
     add_common(c, precision=True)
+    c.add_argument("--sign-cert", metavar="PEM", help="sign the C2PA manifest with this certificate chain (yours, "
+                                                      "e.g. a studio's) instead of the local key; needs --sign-key")
+    c.add_argument("--sign-key", metavar="PEM", help="the private key (EC P-256, unencrypted PEM) of --sign-cert")
     c.set_defaults(func=run_convert)
 
 
@@ -268,11 +272,19 @@ def run_convert(args) -> int:
                           smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
                           progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
-                          key_dir=args.key_dir, max_place_size=args.max_place_size, face=args.face)
+                          key_dir=args.key_dir, max_place_size=args.max_place_size, face=args.face,
+                          sign_cert=args.sign_cert, sign_key=args.sign_key)
     try:
         opts.enhancer = resolve_model(args.enhancer, "enhance")
     except PretrainedError as exc:
         return fail(f"--enhancer: {exc}")
+    if (args.sign_cert is None) != (args.sign_key is None):
+        return fail("--sign-cert and --sign-key go together")
+    if args.sign_cert:
+        try:  # refused before any work, not after the conversion as a missing manifest
+            manifest.user_signing_key(args.sign_cert, args.sign_key)
+        except manifest.ManifestError as exc:
+            return fail(str(exc))
     out = Path(args.out)
     if args.video and out.is_file() and out.resolve() != Path(args.video).resolve() and not written_by_synthswap(out):
         return fail(f"--out {out}: exists and was not written by synthswap; move it away or choose another --out")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from synthswap.cli import summary
 from synthswap.cli.options import fail, positive_int
@@ -14,7 +15,9 @@ EPILOG = """\
 layers:
   metadata   container tags (MP4/MOV/MKV) or PNG text: synthetic=true, tool, version, date, model hashes
   watermark  an invisible mark in the pixels (synthswap marker + run id); survives re-encoding,
-             downscaling, cropping and brightness changes, where the other two are stripped
+             mirroring, small rotations, resizing, cropping and brightness changes, where the other two
+             are stripped
+  bound      with --manifests DIR: the manifest under DIR whose soft binding names this run id
   manifest   a signed C2PA manifest (MP4/MOV): created by synthswap, AI-generated, the destination
              video as ingredient; a changed file reads as invalid
 
@@ -33,15 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key-dir", metavar="DIR",
                    help="the signing key folder to recognise as this machine's (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
+    p.add_argument("--manifests", metavar="DIR",
+                   help="also find, among the files under DIR (e.g. run's work folders), the signed manifest that binds "
+                        "this file's watermark (its run id): where a copy stripped of its manifest comes from")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     code = 0
+    if args.manifests is not None and not Path(args.manifests).is_dir():
+        fail(f"--manifests {args.manifests}: not a folder")
+        return 2
     for path in args.files:
         try:
-            result = verify_file(path, max_frames=args.frames, key_dir=args.key_dir)
+            result = verify_file(path, max_frames=args.frames, key_dir=args.key_dir, manifests=args.manifests)
         except MediaError as exc:
             fail(str(exc))
             code = 2

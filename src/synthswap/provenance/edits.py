@@ -23,8 +23,20 @@ class Edit:
     scale: float = 1.0  # resize factor (0.75: a 0.75x downscale)
     crop: float = 0.0  # fraction of each side's length cut off, about half at each end, at odd offsets
     brightness: int = 0  # added to B, G and R
+    flip: bool = False  # a horizontal mirror
+    rotate: float = 0.0  # degrees, counter-clockwise about the centre, the corners filled black
+    box: tuple[int, int, int, int] | None = None  # a crop to x, y, width, height (e.g. the face alone)
 
     def apply(self, bgr: np.ndarray) -> np.ndarray:
+        if self.box is not None:
+            x, y, w, h = self.box
+            bgr = bgr[max(y, 0):y + h, max(x, 0):x + w]
+        if self.flip:
+            bgr = bgr[:, ::-1]
+        if self.rotate:
+            h, w = bgr.shape[:2]
+            m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), self.rotate, 1.0)
+            bgr = cv2.warpAffine(np.ascontiguousarray(bgr), m, (w, h), flags=cv2.INTER_LINEAR)
         if self.crop:
             h, w = bgr.shape[:2]
             ch, cw = round(h * (1 - self.crop)), round(w * (1 - self.crop))
@@ -45,6 +57,15 @@ EDITS = (
     Edit("0.75x downscale (CRF 23)", scale=0.75),
     Edit("10% crop (CRF 23)", crop=0.10),
     Edit("brightness +20 (CRF 23)", brightness=20),
+)
+
+# The geometric edits of short-video apps that a mark must survive (issue 27), each then re-encoded.
+GEOMETRIC_EDITS = (
+    Edit("horizontal flip (CRF 23)", flip=True),
+    Edit("rotation +5 deg (CRF 23)", rotate=5.0),
+    Edit("rotation -5 deg (CRF 23)", rotate=-5.0),
+    Edit("0.33x downscale (CRF 23)", scale=0.33),
+    Edit("centre crop 0.71 (CRF 23)", crop=0.29),
 )
 
 

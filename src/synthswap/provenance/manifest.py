@@ -10,6 +10,14 @@ watermark on/off). The claim is signed with ES256 by a key that synthswap makes 
       signer.pem   the signing certificate, issued by it, then the CA: the chain C2PA embeds
       signer.key   its private key (mode 600)
 
+A user can sign with their own certificate chain and key instead (`--sign-cert`, `--sign-key`:
+a studio signs as itself); the manifest then records that the signer was user-supplied.
+
+The manifest is bound to the watermark by a `c2pa.soft-binding` assertion: the watermark's
+algorithm (WATERMARK_ALG) and its payload, the run id (base64), so a copy stripped of its
+manifest, whose watermark still reads, is matched to the manifest kept elsewhere
+(`find_by_run_id`, `synthswap verify --manifests DIR`).
+
 Nothing is fetched: no time-stamp authority, no OCSP. A reader therefore finds the signature
 valid but its signer in no public trust list (`signingCredential.untrusted`); `verify` says
 so, and says when the signer is this machine's own key.
@@ -17,6 +25,7 @@ so, and says when the signer is this machine's own key.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -31,13 +40,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from synthswap import __version__, atomic
 from synthswap.locking import LockError, exclusive_lock
-from synthswap.provenance.metadata import ProvenanceRecord
+from synthswap.provenance.metadata import WATERMARK_ON, ProvenanceRecord
 
 KEY_DIR_ENV = "SYNTHSWAP_KEY_DIR"
 AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".m4v": "video/mp4", ".png": "image/png"}
 # What every manifest signed with a local key reports: not a fault of the file.
 UNTRUSTED = "signingCredential.untrusted"
+SOFT_BINDING = "c2pa.soft-binding"
+WATERMARK_ALG = "org.synthswap.watermark.v3"  # provenance/watermark.py: marker + 3-byte run id
+SIGNER_LOCAL, SIGNER_USER = "synthswap local key", "user-supplied certificate"
 
 
 class ManifestError(Exception):
@@ -120,7 +132,30 @@ def own_serial(folder: str | os.PathLike | None = None) -> str | None:
         return None
 
 
-def manifest_definition(record: ProvenanceRecord, title: str, source: str | None) -> dict:
+def user_signing_key(cert: str | os.PathLike, key: str | os.PathLike) -> tuple[bytes, bytes]:
+    """(certificate chain PEM, private key PEM) that the user supplied; ManifestError when they
+    cannot be read or do not belong together."""
+    try:
+        chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
+        certs = x509.load_pem_x509_certificates(chain)
+        loaded = serialization.load_pem_private_key(private, password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ManifestError(f"signing certificate {cert} / key {key}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if certs[0].public_key().public_numbers() != loaded.public_key().public_numbers():
+        raise ManifestError(f"the key {key} does not belong to the certificate {cert}")
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey) or loaded.curve.name != "secp256r1":
+        raise ManifestError(f"{key}: only ES256 (an EC P-256 key) is supported here")
+    return chain, private
+
+
+def soft_binding(run_id: str) -> dict:
+    """The soft-binding assertion's data: the watermark that carries `run_id` (hex)."""
+    return {"alg": WATERMARK_ALG, "blocks": [{"scope": {}, "value": base64.b64encode(bytes.fromhex(run_id)).decode()}],
+            "name": "synthswap invisible watermark (marker + run id)"}
+
+
+def manifest_definition(record: ProvenanceRecord, title: str, source: str | None,
+                        signer: str = SIGNER_LOCAL) -> dict:
     ingredients = []
     if source:
         ingredients.append({"title": Path(source).name, "relationship": "inputTo",
@@ -135,23 +170,30 @@ def manifest_definition(record: ProvenanceRecord, title: str, source: str | None
                 "action": "c2pa.created", "digitalSourceType": AI_GENERATED,
                 "softwareAgent": {"name": "synthswap", "version": __version__},
                 "description": "face swap: the subject's face rendered into the destination video"}]}},
-            {"label": "org.synthswap.provenance", "data": record.to_dict()},
+            {"label": "org.synthswap.provenance", "data": {**record.to_dict(), "signer": signer}},
+            *([{"label": SOFT_BINDING, "data": soft_binding(record.run_id)}]
+              if record.watermark == WATERMARK_ON else []),
         ],
     }
 
 
 def sign(path: str | os.PathLike, record: ProvenanceRecord, source: str | os.PathLike | None = None,
-         folder: str | os.PathLike | None = None) -> None:
-    """Attach a signed manifest to `path` in place (written beside it, then renamed)."""
+         folder: str | os.PathLike | None = None, cert: str | os.PathLike | None = None,
+         key: str | os.PathLike | None = None) -> None:
+    """Attach a signed manifest to `path` in place (written beside it, then renamed); signed with
+    the user's `cert` and `key` when given, else with this machine's key in `folder`."""
     path = Path(path)
     mime = FORMATS.get(path.suffix.lower())
     if mime is None:
         raise ManifestError(f"{path.suffix} files cannot carry a C2PA manifest here (MP4, MOV or PNG can)")
-    chain, key = signing_key(folder)
+    if (cert is None) != (key is None):
+        raise ManifestError("--sign-cert and --sign-key go together")
+    chain, private = user_signing_key(cert, key) if cert else signing_key(folder)
     tmp = atomic.temp_path(path)
     try:
-        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None))
-        builder = c2pa.Builder(manifest_definition(record, path.name, str(source) if source else None))
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
+        builder = c2pa.Builder(manifest_definition(record, path.name, str(source) if source else None,
+                                                   SIGNER_USER if cert else SIGNER_LOCAL))
         with open(path, "rb") as src, open(tmp, "xb") as dst:
             builder.sign(signer, mime, src, dst)
         os.replace(tmp, path)
@@ -171,13 +213,25 @@ class ManifestCheck:
     generator: str | None = None
     signer: str | None = None
     own_key: bool = False  # signed by this machine's synthswap key
+    signer_kind: str = "unknown"  # "this machine's synthswap key", SIGNER_USER, SIGNER_LOCAL (another machine's) or "unknown"
     failures: list[str] = field(default_factory=list)
     assertions: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"status": self.status, "detail": self.detail, "ai_generated": self.ai_generated,
                 "generator": self.generator, "signer": self.signer, "own_key": self.own_key,
-                "failures": self.failures}
+                "signer_kind": self.signer_kind, "soft_binding": self.soft_binding_run_id, "failures": self.failures}
+
+    @property
+    def soft_binding_run_id(self) -> str | None:
+        """The run id (hex) the manifest binds to the watermark, if it has a soft binding."""
+        data = self.assertions.get(SOFT_BINDING) or {}
+        if data.get("alg") != WATERMARK_ALG:
+            return None
+        try:
+            return base64.b64decode(data["blocks"][0]["value"]).hex()
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
 
 
 def check(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> ManifestCheck:
@@ -209,9 +263,30 @@ def check(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> M
         own_key=own is not None and signature.get("cert_serial_number") == own,
         failures=failures,
         assertions={x["label"]: x.get("data") for x in active.get("assertions", []) if "label" in x})
+    said = (result.assertions.get("org.synthswap.provenance") or {}).get("signer")
+    result.signer_kind = ("this machine's synthswap key" if result.own_key
+                          else said if said in (SIGNER_USER, SIGNER_LOCAL) else "unknown")
     if failures:
         result.detail = "signature or hashes do not verify: " + ", ".join(failures)
+    elif result.own_key:
+        result.detail = "signature valid; signed by this machine's synthswap key"
+    elif said == SIGNER_USER:
+        result.detail = "signature valid; signed with a user-supplied certificate"
+    elif said == SIGNER_LOCAL:
+        result.detail = "signature valid; signed by another machine's synthswap key (in no public trust list)"
     else:
-        result.detail = "signature valid" + ("; signed by this machine's synthswap key" if result.own_key
-                                             else "; signer in no public trust list (a local key)")
+        result.detail = "signature valid; signer unknown (in no public trust list)"
     return result
+
+
+def find_by_run_id(run_id: str, folder: str | os.PathLike) -> list[tuple[Path, ManifestCheck]]:
+    """Files under `folder` whose manifest binds the watermark payload `run_id` (hex): where a
+    copy stripped of its manifest comes from. Files without a readable manifest are skipped."""
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in FORMATS:
+            continue
+        result = check(path)
+        if result.status != "absent" and result.soft_binding_run_id == run_id:
+            found.append((path, result))
+    return found

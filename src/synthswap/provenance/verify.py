@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthswap.media import (MediaError, accepted_formats, check_file, check_image_size, is_image, is_video,
@@ -17,6 +17,10 @@ class Verification:
     tags: dict[str, str]
     watermark: watermark.Detection
     manifest: manifest.ManifestCheck
+    # With --manifests DIR: the files there whose manifest binds this watermark's run id, and whether
+    # a lookup was made at all (a run id is needed for it).
+    bound: list[tuple[str, manifest.ManifestCheck]] = field(default_factory=list)
+    looked_up: str | None = None
 
     @property
     def metadata_found(self) -> bool:
@@ -46,6 +50,8 @@ class Verification:
         off = self.tags.get("synthswap_watermark", "")
         if off.startswith("off") and not self.watermark.found:
             text += f"; watermark {off}"
+        if self.bound:
+            text += f"; its manifest: {self.bound[0][0]}"
         return text
 
     def lines(self) -> list[str]:
@@ -63,7 +69,8 @@ class Verification:
             payload = f"run {w.run_id}" if w.run_id else "run id unreadable"
             wm = (f"found: synthswap marker, {payload}; confidence {w.confidence:.0%} of {w.frames} frames "
                   f"decode alone, marker z = {w.z:.1f} (threshold {watermark.Z_FOUND})"
-                  + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else ""))
+                  + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else "")
+                  + (f", turned {w.angle:+g} degrees" if w.angle else "") + (", mirrored" if w.mirrored else ""))
             if w.run_id and t.get("synthswap_run_id") and t["synthswap_run_id"] != w.run_id:
                 wm += f" (the metadata says run {t['synthswap_run_id']})"
         else:
@@ -74,12 +81,20 @@ class Verification:
         else:
             man = (f"{m.status}: {m.detail}; generator {m.generator or '?'}, "
                    f"{'AI-generated (trainedAlgorithmicMedia)' if m.ai_generated else 'no AI-generated assertion'}")
-        return [self.path, f"  metadata:  {meta}", f"  watermark: {wm}", f"  manifest:  {man}",
-                f"  verdict:   {self.verdict()}"]
+        lines = [self.path, f"  metadata:  {meta}", f"  watermark: {wm}", f"  manifest:  {man}"]
+        if self.looked_up is not None:
+            if not self.bound:
+                found = (f"none in {self.looked_up} binds run {w.run_id}" if w.run_id
+                         else "no lookup: the watermark's run id was not read")
+            else:
+                found = "; ".join(f"{p} ({c.status}, {c.signer_kind}, signer {c.signer or '?'})" for p, c in self.bound)
+            lines.append(f"  bound:     {found}")
+        return lines + [f"  verdict:   {self.verdict()}"]
 
     def to_dict(self) -> dict:
         return {"path": self.path, "marked": self.marked, "layers": self.layers, "verdict": self.verdict(),
-                "metadata": self.tags, "watermark": self.watermark.to_dict(), "manifest": self.manifest.to_dict()}
+                "metadata": self.tags, "watermark": self.watermark.to_dict(), "manifest": self.manifest.to_dict(),
+                "bound_manifests": [{"path": p, **c.to_dict()} for p, c in self.bound]}
 
 
 def read_planes(path: Path, max_frames: int) -> list:
@@ -89,8 +104,11 @@ def read_planes(path: Path, max_frames: int) -> list:
     return [watermark.luma(f.bgr) for f in iter_video_frames(path, every_n=every_n, max_frames=max_frames)]
 
 
-def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | None = None) -> Verification:
-    """Check one file for every layer; MediaError for a missing, empty, corrupt or truncated file."""
+def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | None = None,
+                manifests: str | os.PathLike | None = None) -> Verification:
+    """Check one file for every layer; MediaError for a missing, empty, corrupt or truncated file.
+    With `manifests` (a folder, e.g. `run`'s work folders), also the manifests there that bind the
+    watermark's run id (C2PA soft binding): where a stripped copy comes from."""
     path = Path(path)
     check_file(path)
     if not (is_image(path) or is_video(path)):
@@ -100,4 +118,10 @@ def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | N
     check_image_size(path) if is_image(path) else probe_video(path)
     tags = metadata.read_tags(path)
     planes = [watermark.luma(read_image(path))] if is_image(path) else read_planes(path, max_frames)
-    return Verification(str(path), tags, watermark.detect(planes), manifest.check(path, key_dir))
+    result = Verification(str(path), tags, watermark.detect(planes), manifest.check(path, key_dir))
+    if manifests is not None:
+        result.looked_up = str(manifests)
+        if result.watermark.run_id:
+            result.bound = [(str(p), c) for p, c in manifest.find_by_run_id(result.watermark.run_id, manifests)
+                            if p.resolve() != path.resolve()]
+    return result

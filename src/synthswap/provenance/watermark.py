@@ -1,35 +1,43 @@
 """An invisible watermark in the pixels: a fixed synthswap marker and 3 bytes of the run id.
 
-The mark is a faint, fixed noise pattern added to the brightness (the same value to B, G and
-R), which tiles the frame in 128 x 128 pixel tiles. A tile is 16 x 16 cells of 8 x 8 pixels;
-each cell carries one bit as the sign of its part of the pattern: 128 cells the fixed 128-bit
-MARKER, 128 cells the payload (the run id, 3 bytes, and a CRC-8 of it, so a damaged id reads as
-unreadable, never as another run's), each of its 32 bits in REPEATS = 4 cells scattered over the
-tile by a fixed permutation. Marker and payload cells alternate like a chessboard. The
-repetition is what a static video needs: its frames share their flat regions, where a strong
-re-encode wipes the mark the same way in every frame, so one 16 px cell per bit (version 1)
-lost a bit to such a region on d9 after CRF 28 (docs/benchmarks.md, "Watermark").
+Layout. The mark is a faint noise pattern added to the brightness (the same value to B, G and
+R) that tiles the frame in 128 x 128 pixel tiles. A tile is 16 x 16 cells of 8 x 8 pixels; each
+cell carries one bit as the sign of its part of the pattern. Marker and payload cells alternate
+like a chessboard: 128 cells the fixed 128-bit MARKER, 128 cells the payload, the run id (3
+bytes) and a CRC-8 of it (so a damaged id reads as unreadable, never as another run's) under a
+rate-1/3 convolutional code (constraint length 7, zero-tailed: 114 coded bits, 14 of them in a
+second cell), scattered over the tile by a fixed permutation and read by soft-decision Viterbi:
+at the same energy per cell it corrects far more than version 2's 4 repeats per bit.
 
-Embedding is spread spectrum with host-interference cancellation ("improved spread
-spectrum", Malvar & Florencio 2003): in each 8 x 8 cell the frame's own correlation
-with the pattern is measured and mostly (LAMBDA) subtracted, so the picture does not drown
-the bit; the pattern's amplitude is AMPLITUDE grey levels (PSNR about 40 dB, a fine grain).
+Strength: a perceptual mask. The eye sees a faint grain on flat areas, hardly at all in texture
+and on edges, nor in dark, clipped or strongly coloured pixels. So the pattern is multiplied per
+pixel by a just-noticeable-difference style mask: zero where the picture's local contrast is
+under FLAT_STD grey levels, rising to 1 at TEXTURE_STD, cut in dark (< DARK), near-white and
+saturated pixels; the frame's mark is then capped at MAX_RMS. The mask follows the picture, so
+the mark moves with what moves and has nothing to show on a still flat background. (Host
+interference cancellation, which version 2 used, was measured to spend the masked budget on
+cancelling rather than on the bit, and was dropped.)
 
-Detection high-passes the brightness (which removes a brightness change), folds the frame
-onto one tile (the sum of all its tiles; a crop only rolls the folded tile), and finds the
-marker by cross-correlating the fold with the marker's pattern for every roll at once (FFT),
-at each of a list of common resize ratios. The marker is found when the correlation peak
-stands Z_FOUND standard deviations above the correlation at the other rolls (unmarked
-videos of ../shared: at most 4.8); the payload cells are then read at that roll. Frames of
-one video are folded together, and each frame is also read alone at the geometry found.
+Detection undoes geometry first. The tiling is its own synchronisation template: the
+autocorrelation of the high-passed brightness (frames summed) has peaks at the tile's lattice
+vectors, wherever the mark is; their angle and length give the rotation and scale that an edit
+applied (a rotation, a resize, a letterbox). Where they are too faint (a small copy) the common
+resize ratios are guesses too, and the best guesses are refined by a small search. A mirror, a
+turn by 90 degrees and a crop leave the lattice square: the folded tile (every tile of the frame
+summed onto one) is then a mirror, turn and roll of the marked one, and all eight mirrors/turns
+are tried, each at every roll at once (FFT cross-correlation with the marker). The residual read
+is whitened (divided by its local RMS) and weighted by the mask as this frame shows it: a
+matched filter. The marker is found when the correlation peak stands Z_FOUND standard deviations
+above the correlation at the other rolls; the payload cells are then read at that roll.
 
-invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength
-that survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show
-they are gone after a CRF 23 re-encode (docs/benchmarks.md, "Watermark").
+invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength that
+survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show they are
+gone after a CRF 23 re-encode (docs/benchmarks.md, "Watermark").
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Iterable
@@ -40,22 +48,35 @@ import numpy as np
 MARKER = hashlib.sha256(b"synthswap watermark v2").digest()[:16]  # one bit per marker cell
 RUN_ID_BYTES = 3
 PAYLOAD_BITS = 8 * (RUN_ID_BYTES + 1)  # the run id and its CRC-8
-REPEATS = 4  # payload cells per payload bit
+CODE = (0o133, 0o171, 0o165)  # a rate-1/3 convolutional code, constraint length 7 (free distance 15)
+CONSTRAINT = 7
+CODED_BITS = len(CODE) * (PAYLOAD_BITS + CONSTRAINT - 1)  # 114, zero-tailed; 14 of them in a second cell
 TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
-AMPLITUDE = 2.5  # grey levels (times the pattern, which has unit standard deviation)
-LAMBDA = 0.8  # fraction of the frame's own correlation with the pattern cancelled per region
-GAIN_CAP = 3.0  # a region's gain is at most this many AMPLITUDEs (the cancellation is cut there)
+AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
+MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame (PSNR 39.6-39.9 dB after rounding)
+MAX_AMPLITUDE = 10.0  # grey levels where the mask is 1, at most, on a frame with little texture
+MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
+FLAT_STD = 0.5  # local contrast (grey levels) under which the mark is off: the eye sees grain there
+TEXTURE_STD = 4.0  # local contrast at which the mark has its full amplitude
+WHITEN_SIGMA, WHITEN_FLOOR = 3.0, 1.5  # detection divides the residual by its local RMS (+ floor)
+DARK, BRIGHT = (16.0, 48.0), (232.0, 250.0)  # brightness ramps: off below 16 / above 250
+SATURATED = (120.0, 200.0)  # colour saturation (max - min of B, G, R) over which the mark fades out
 HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this sigma
-HIGHPASS_CLIP = 10.0  # edges clipped so a few strong ones do not dominate the correlation
-MIN_SIDE = 128  # one tile
-SCALES = (1.0, 0.75, 0.5, 2 / 3, 0.8, 0.9, 1.5, 2.0)  # frame size / marked size tried by `detect`
-Z_FOUND = 6.5  # marker threshold over a whole search (all rolls and scales)
+MIN_SIDE = 128  # the smallest frame that is marked (one tile)
+MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
+SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
+GEOMETRY_FRAMES = 8  # frames folded for each geometry tried beyond the identity
+SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
+COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
+REFINED = 2  # of all these guesses, the best this many are refined
+REFINE_STEPS = ((0.25, 0.006), (0.1, 0.002))  # degrees and relative scale: rounds of 8 around each guess
+Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
 
 _N = TILE // CELL
-assert _N * _N // 2 == PAYLOAD_BITS * REPEATS  # half the cells are the marker's
+assert CODED_BITS <= _N * _N // 2  # half the cells are the marker's, the other half the coded payload
 
 
 class WatermarkError(Exception):
@@ -76,6 +97,60 @@ def _bits(data: bytes) -> np.ndarray:
     return np.unpackbits(np.frombuffer(data, np.uint8)).astype(np.int64)
 
 
+def _parity(x: int) -> int:
+    return bin(x).count("1") & 1
+
+
+def encode(bits: np.ndarray) -> np.ndarray:
+    """The convolutional code of `bits` (0/1), zero-tailed so the decoder ends in state 0."""
+    state, out = 0, []
+    for b in [*bits.tolist(), *[0] * (CONSTRAINT - 1)]:
+        state = ((state << 1) | int(b)) & ((1 << CONSTRAINT) - 1)
+        out.extend(_parity(state & g) for g in CODE)
+    return np.array(out, np.int64)
+
+
+def _trellis() -> tuple[np.ndarray, np.ndarray]:
+    """Per state (the last 6 bits) and input bit: the next state and the +-1 code symbols."""
+    states = 1 << (CONSTRAINT - 1)
+    nxt = np.zeros((states, 2), np.int64)
+    sym = np.zeros((states, 2, len(CODE)))
+    for st in range(states):
+        for b in (0, 1):
+            full = (st << 1) | b
+            nxt[st, b] = full & (states - 1)
+            sym[st, b] = [2.0 * _parity(full & g) - 1.0 for g in CODE]
+    return nxt, sym
+
+
+_NEXT, _SYMBOLS = _trellis()
+
+
+def decode(soft: np.ndarray) -> np.ndarray:
+    """Soft-decision Viterbi: the PAYLOAD_BITS bits whose code best correlates with `soft`
+    (CODED_BITS scores, positive for a 1)."""
+    states = _NEXT.shape[0]
+    into = np.arange(states)
+    prev = np.stack([into >> 1, (into >> 1) | (states >> 1)], axis=1)  # the two states leading into each
+    bit = into & 1  # the input bit that leads into it
+    metric = np.full(states, -np.inf)
+    metric[0] = 0.0
+    back = []
+    for t in range(PAYLOAD_BITS + CONSTRAINT - 1):
+        gains = _SYMBOLS[prev, bit[:, None]] @ soft[len(CODE) * t:len(CODE) * (t + 1)]  # (states, 2)
+        total = metric[prev] + gains
+        if t >= PAYLOAD_BITS:
+            total[bit == 1] = -np.inf  # the tail is zeros
+        choice = np.argmax(total, axis=1)
+        back.append(prev[into, choice])
+        metric = total[into, choice]
+    state, bits = 0, []
+    for t in range(len(back) - 1, -1, -1):
+        bits.append(state & 1)
+        state = back[t][state]
+    return np.array(bits[::-1][:PAYLOAD_BITS], np.int64)
+
+
 def _pattern() -> np.ndarray:
     """The fixed (TILE, TILE) pattern: +-1 chips from SHA-256 in counter mode (the same on every
     machine and numpy version), smoothed with wrap-around so tiles join seamlessly; std 1."""
@@ -90,7 +165,7 @@ def _pattern() -> np.ndarray:
 
 def _layout() -> tuple[np.ndarray, np.ndarray]:
     """Per cell (16 x 16): whether it is a marker cell, and which bit it carries (the marker's bit
-    for marker cells; for payload cells a payload bit, its REPEATS cells scattered by a fixed
+    for marker cells; for payload cells a coded payload bit, its cells scattered by a fixed
     permutation drawn from SHA-256, the same on every machine)."""
     p, q = np.mgrid[:_N, :_N]
     is_marker = (p + q) % 2 == 0
@@ -99,31 +174,28 @@ def _layout() -> tuple[np.ndarray, np.ndarray]:
     scatter = np.array(sorted(range(cells), key=keys.__getitem__))
     index = np.zeros((_N, _N), np.int64)
     index[is_marker] = np.arange(cells)
-    index[~is_marker] = scatter % PAYLOAD_BITS
+    index[~is_marker] = scatter % CODED_BITS
     return is_marker, index
 
 
-_PATTERN = _pattern()
+_PATTERN = _pattern().astype(np.float32)
 _IS_MARKER, _INDEX = _layout()
 _MARKER_SIGNS = 2.0 * _bits(MARKER) - 1.0
 _PIXEL_CELL = np.kron(np.arange(_N * _N).reshape(_N, _N), np.ones((CELL, CELL), np.int64))  # (TILE, TILE)
 _TEMPLATE = _PATTERN * np.kron(np.where(_IS_MARKER, _MARKER_SIGNS[_INDEX], 0.0), np.ones((CELL, CELL)))
-_TEMPLATE_FFT = np.conj(np.fft.fft2(_TEMPLATE))
+_TEMPLATE_FFT = np.conj(np.fft.rfft2(_TEMPLATE))
 
 
 def _highpass(plane: np.ndarray) -> np.ndarray:
-    r = plane - cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
-    return np.clip(r, -HIGHPASS_CLIP, HIGHPASS_CLIP)
-
-
-def _kappa() -> float:
-    """How much of the pattern survives the high-pass (per unit of pattern added)."""
-    tiled = np.tile(_PATTERN, (3, 3))
-    hp = (tiled - cv2.GaussianBlur(tiled, (0, 0), HIGHPASS_SIGMA))[TILE:2 * TILE, TILE:2 * TILE]
-    return float((hp * _PATTERN).sum() / (_PATTERN * _PATTERN).sum())
-
-
-_KAPPA = _kappa()
+    """The residual detection reads: the picture less its blur, divided by its own local RMS, so
+    that texture (where the mark is strongest, and the picture's noise too) does not drown the
+    rest (a whitening measured to raise the marker's z by about a quarter), and weighted by the
+    mask the embedder used (as well as it can be told from this frame): a matched filter that
+    reads where the mark is and not the flat areas, where it is not."""
+    blurred = cv2.GaussianBlur(plane, (0, 0), HIGHPASS_SIGMA)
+    r = plane - blurred
+    weight = _visibility(plane, blurred if HIGHPASS_SIGMA == MASK_SIGMA else None)
+    return r * weight / (np.sqrt(cv2.GaussianBlur(r * r, (0, 0), WHITEN_SIGMA)) + WHITEN_FLOOR)
 
 
 def can_mark(shape: tuple[int, ...]) -> bool:
@@ -134,7 +206,7 @@ def cell_signs(run_id: bytes) -> np.ndarray:
     """(16, 16) signs of one tile's cells: the marker's and the payload's bits as +-1."""
     if len(run_id) != RUN_ID_BYTES:
         raise WatermarkError(f"the run id must be {RUN_ID_BYTES} bytes, not {len(run_id)}")
-    payload = 2.0 * _bits(run_id + bytes([crc8(run_id)])) - 1.0
+    payload = 2.0 * encode(_bits(run_id + bytes([crc8(run_id)]))) - 1.0
     signs = np.empty((_N, _N))
     signs[_IS_MARKER] = _MARKER_SIGNS[_INDEX[_IS_MARKER]]
     signs[~_IS_MARKER] = payload[_INDEX[~_IS_MARKER]]
@@ -146,52 +218,199 @@ def luma(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _visibility(y: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """The brightness-only part of the mask: contrast masking times the luminance ramps. Detection
+    computes it too, on the frame it reads, to weight each pixel by the mark it can carry.
+    `mean`: the plane blurred with MASK_SIGMA, when the caller has it."""
+    mean = cv2.GaussianBlur(y, (0, 0), MASK_SIGMA) if mean is None else mean
+    var = cv2.GaussianBlur(y * y, (0, 0), MASK_SIGMA) - mean * mean
+    contrast = _ramp(np.sqrt(np.maximum(var, 0.0)), FLAT_STD, TEXTURE_STD)
+    # Eroding the contrast term (a min over 5 x 5) keeps the mark off the flat side of an edge.
+    return cv2.erode(contrast, _ERODE) * _ramp(mean, *DARK) * (1.0 - _ramp(mean, *BRIGHT))
+
+
+_ERODE = np.ones((5, 5), np.uint8)
+
+
+def perceptual_mask(bgr: np.ndarray) -> np.ndarray:
+    """Per pixel 0-1: how much of the mark the eye will not see there (float32, frame-sized).
+
+    Contrast masking: the local standard deviation of the brightness (Gaussian window), 0 under
+    FLAT_STD and 1 from TEXTURE_STD. Luminance: off in the dark (the grain is a large relative
+    change there and codecs quantise it into blotches) and near white (it would clip). Colour:
+    fading out on strongly saturated pixels, where adding grey to B, G and R shifts the hue.
+    """
+    b, g, r = cv2.split(bgr)
+    saturation = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+    colour = 1.0 - _ramp(cv2.blur(saturation, (5, 5)).astype(np.float32), *SATURATED)
+    return _visibility(luma(bgr)) * colour
+
+
+@functools.lru_cache(maxsize=8)
+def _tile(run_id: bytes) -> np.ndarray:
+    """One (TILE, TILE) tile of the mark at full strength: AMPLITUDE x the cells' signs x the pattern."""
+    signs = np.repeat(np.repeat(cell_signs(run_id).astype(np.float32), CELL, 0), CELL, 1)
+    return AMPLITUDE * signs * _PATTERN
+
+
 def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> np.ndarray:
     """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side.
-    `weight` (frame-sized, 0-1) scales the mark per pixel, e.g. fainter on a face."""
+    `weight` (frame-sized, 0-1) scales the mark per pixel on top of the perceptual mask, e.g.
+    fainter on a face."""
     if not can_mark(bgr.shape):
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
     h, w = bgr.shape[:2]
-    rows, cols = -(-h // CELL), -(-w // CELL)  # one region per cell, the last ones cut by the frame's edge
-    pattern = np.tile(_PATTERN, (-(-h // TILE), -(-w // TILE)))[:rows * CELL, :cols * CELL]
-    host = np.zeros_like(pattern)
-    host[:h, :w] = _highpass(luma(bgr))
-
-    def region_sums(a: np.ndarray) -> np.ndarray:
-        return a.reshape(rows, CELL, cols, CELL).sum(axis=(1, 3))
-
-    inside = np.zeros_like(pattern)
-    inside[:h, :w] = 1.0
-    own = region_sums(host * pattern) / np.maximum(region_sums(inside * pattern * pattern), 1e-9)
-    i, j = np.mgrid[:rows, :cols]
-    signs = cell_signs(run_id)[i % _N, j % _N]
-    gain = np.clip(AMPLITUDE * signs - LAMBDA * own / _KAPPA, -GAIN_CAP * AMPLITUDE, GAIN_CAP * AMPLITUDE)
-    added = (np.kron(gain, np.ones((CELL, CELL))) * pattern)[:h, :w]
+    mask = perceptual_mask(bgr)
     if weight is not None:
-        added = added * weight
+        mask = mask * weight.astype(np.float32)
+    added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w]
+    # Every frame spends the same budget: its mark brought to MAX_RMS, fainter on a busy picture,
+    # stronger (up to MAX_AMPLITUDE where the mask is 1) where little of the picture can hide it.
+    rms = float(np.sqrt(np.mean(added * added)))
+    added *= min(MAX_RMS / max(rms, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
-# Detection
+# Detection: synchronise (rotation, scale), fold, then the eight mirrors/turns of the fold.
 
 
-def _fold(plane: np.ndarray, scale: float) -> np.ndarray:
-    """The high-passed plane, brought back to the marked size, summed onto one (TILE, TILE) tile."""
-    if scale != 1.0:
-        h, w = plane.shape
-        plane = cv2.resize(plane, (round(w / scale), round(h / scale)), interpolation=cv2.INTER_CUBIC)
-    r = _highpass(plane)
-    h, w = r.shape
-    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE))
-    padded[:h, :w] = r
+@dataclass(frozen=True)
+class Geometry:
+    """How a frame relates to the marked one: rotated by `angle` degrees and resized by `scale`."""
+
+    angle: float = 0.0
+    scale: float = 1.0
+
+    @property
+    def identity(self) -> bool:
+        return abs(self.angle) < 0.05 and abs(self.scale - 1.0) < 0.002
+
+
+def _autocorrelation(residuals: list[np.ndarray]) -> np.ndarray:
+    """The summed residuals' circular autocorrelation on a twice-padded grid, centred, with the
+    picture's own smooth autocorrelation removed and each lag expressed in local standard
+    deviations: lattice peaks stand out as z-scores."""
+    h, w = residuals[0].shape
+    total = np.zeros((2 * h, 2 * w), np.float32)
+    total[:h, :w] = sum(residuals)
+    spectrum = np.fft.rfft2(total)
+    ac = np.fft.fftshift(np.fft.irfft2(spectrum * np.conj(spectrum), s=total.shape)).astype(np.float32)
+    ac -= cv2.GaussianBlur(ac, (0, 0), 4.0)
+    spread = np.sqrt(cv2.GaussianBlur(ac * ac, (0, 0), 24.0)) + 1e-6
+    return ac / spread
+
+
+def _sample(ac: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`ac` at (x, y) offsets from its centre (bilinear)."""
+    cy, cx = ac.shape[0] // 2, ac.shape[1] // 2
+    x, y = points[..., 0] + cx, points[..., 1] + cy
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < ac.shape[1]) & (y0 + 1 < ac.shape[0])
+    x0, y0 = np.where(ok, x0, 0), np.where(ok, y0, 0)
+    v = (ac[y0, x0] * (1 - fx) * (1 - fy) + ac[y0, x0 + 1] * fx * (1 - fy)
+         + ac[y0 + 1, x0] * (1 - fx) * fy + ac[y0 + 1, x0 + 1] * fx * fy)
+    return np.where(ok, v, 0.0)
+
+
+def synchronise(residuals: list[np.ndarray], candidates: int = 2) -> list[Geometry]:
+    """The likeliest geometries (best first) from the lattice peaks of the residuals'
+    autocorrelation: a lag v and its quarter turn, both peaks, give angle and scale."""
+    ac = _autocorrelation(residuals)
+    h, w = residuals[0].shape
+    reach = 0.8 * min(h, w)  # beyond this the overlap is too small to show a peak
+    lo, hi = TILE * SCALE_RANGE[0], min(TILE * SCALE_RANGE[1], reach)
+    if hi <= lo:
+        return []
+    # One quadrant of lags (angle -45..45 degrees) covers the lattice's four primary vectors.
+    r = int(np.ceil(hi))
+    ys, xs = np.mgrid[-r:r + 1, 0:r + 1].astype(np.float32)
+    rad, ang = np.hypot(xs, ys), np.degrees(np.arctan2(ys, xs))
+    keep = (rad >= lo) & (rad <= hi) & (ang >= -45) & (ang < 45)
+    v = np.stack([xs[keep], ys[keep]], axis=-1)
+    score = _lattice_score(ac, v)
+    found: list[Geometry] = []
+    taken: list[np.ndarray] = []
+    for k in np.argsort(-score):
+        if len(found) == candidates:
+            break
+        if any(np.hypot(*(v[k] - t)) < 6 for t in taken):
+            continue
+        taken.append(v[k])
+        best = _refine(ac, v[k])
+        found.append(Geometry(float(np.degrees(np.arctan2(best[1], best[0]))), float(np.hypot(*best)) / TILE))
+    return found
+
+
+def _lattice_score(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How well lags v (n, 2) look like a lattice vector: the peaks at v, its quarter turn and both
+    diagonals, less the strongest of the four (a rotated frame's straight borders draw ridges
+    through v and its quarter turn, never through the diagonals)."""
+    q = np.stack([-v[..., 1], v[..., 0]], axis=-1)
+    peaks = np.stack([_sample(ac, v), _sample(ac, q), _sample(ac, v + q), _sample(ac, v - q)])
+    return peaks.sum(axis=0) - peaks.max(axis=0)
+
+
+def _refine(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The lag vector to a tenth of a pixel, by the lattice's peaks at v and at twice v."""
+    best, best_score = v, -np.inf
+    offsets = np.stack(np.meshgrid(np.arange(-1, 1.01, 0.1), np.arange(-1, 1.01, 0.1)), axis=-1).reshape(-1, 2)
+    cand = v + offsets
+    score = _lattice_score(ac, cand) + _lattice_score(ac, 2 * cand)
+    k = int(np.argmax(score))
+    if score[k] > best_score:
+        best = cand[k]
+    return best
+
+
+def _undo(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The residual of a frame brought back to the marked orientation and size (about its
+    centre), zero outside the picture."""
+    if geometry.identity:
+        return _highpass(plane)
+    h, w = plane.shape
+    s, a = geometry.scale, np.radians(geometry.angle)
+    c, sn = abs(np.cos(a)), abs(np.sin(a))
+    out_w, out_h = int(np.ceil((w * c + h * sn) / s)), int(np.ceil((w * sn + h * c) / s))
+    # Output (marked) coordinates -> input: x_in = s R(angle) (x_out - centre_out) + centre_in.
+    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre_in, centre_out = np.array([(w - 1) / 2, (h - 1) / 2]), np.array([(out_w - 1) / 2, (out_h - 1) / 2])
+    m = np.hstack([rot, (centre_in - rot @ centre_out)[:, None]])
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    back = cv2.warpAffine(plane, m, (out_w, out_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones_like(plane), m, (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    return _highpass(back) * inside
+
+
+def _fold(residual: np.ndarray) -> np.ndarray:
+    """A residual summed onto one (TILE, TILE) tile."""
+    h, w = residual.shape
+    padded = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE), np.float32)
+    padded[:h, :w] = residual
     return padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2))
+
+
+def _orient(fold: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the tile's eight mirrors/turns (0: as is)."""
+    return np.rot90(fold[:, ::-1] if k >= 4 else fold, k % 4)
 
 
 def _correlation(fold: np.ndarray) -> np.ndarray:
     """Correlation of the fold with the marker's pattern at every roll (dy, dx) of the tile."""
-    return np.real(np.fft.ifft2(np.fft.fft2(fold) * _TEMPLATE_FFT))
+    return np.fft.irfft2(np.fft.rfft2(fold) * _TEMPLATE_FFT, s=fold.shape)
+
+
+def _peak(fold: np.ndarray) -> tuple[float, tuple[int, int]]:
+    corr = _correlation(fold)
+    at = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    return _z(corr, at), (int(at[0]), int(at[1]))
 
 
 def _z(corr: np.ndarray, at: tuple[int, int]) -> float:
@@ -199,20 +418,13 @@ def _z(corr: np.ndarray, at: tuple[int, int]) -> float:
 
 
 def _run_id(fold: np.ndarray, roll: tuple[int, int]) -> bytes | None:
-    """The payload read at a roll: the run id, or None when its CRC does not match. When it does
-    not, the least certain bit alone is flipped and tried once more (a chance match of the CRC
-    then: 1 in 256 of the reads that failed, and only where the marker was found)."""
+    """The payload read at a roll: the run id, or None when its CRC does not match (a chance match:
+    1 in 256 of the reads that fail, and only where the marker was found)."""
     aligned = np.roll(fold, (-roll[0], -roll[1]), axis=(0, 1))
     cells = np.bincount(_PIXEL_CELL.ravel(), (aligned * _PATTERN).ravel(), _N * _N).reshape(_N, _N)
-    scores = np.bincount(_INDEX[~_IS_MARKER], cells[~_IS_MARKER], PAYLOAD_BITS)  # each bit's cells summed
-    bits = (scores > 0).astype(np.int64)
-    for flip in (None, int(np.argmin(np.abs(scores)))):
-        if flip is not None:
-            bits[flip] ^= 1
-        data = np.packbits(bits).tobytes()
-        if crc8(data[:RUN_ID_BYTES]) == data[RUN_ID_BYTES]:
-            return data[:RUN_ID_BYTES]
-    return None
+    soft = np.bincount(_INDEX[~_IS_MARKER], cells[~_IS_MARKER], CODED_BITS)  # each coded bit's cells summed
+    data = np.packbits(decode(soft / max(float(np.abs(soft).mean()), 1e-12))).tobytes()
+    return data[:RUN_ID_BYTES] if crc8(data[:RUN_ID_BYTES]) == data[RUN_ID_BYTES] else None
 
 
 @dataclass
@@ -225,6 +437,8 @@ class Detection:
     frames: int  # frames read
     frames_decoded: int  # frames that read the same run id alone (and show the marker, z >= Z_FRAME)
     scale: float | None  # frame size / marked size, when found
+    angle: float | None = None  # degrees the picture was turned by, when found
+    mirrored: bool | None = None  # whether the picture was mirrored, when found
 
     @property
     def confidence(self) -> float:
@@ -234,33 +448,60 @@ class Detection:
     def to_dict(self) -> dict:
         return {"found": self.found, "run_id": self.run_id, "z": round(self.z, 2), "frames": self.frames,
                 "frames_decoded": self.frames_decoded, "confidence": round(self.confidence, 3),
-                "scale": self.scale}
+                "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
 
 
-def detect(planes: Iterable[np.ndarray], search_frames: int = 16, scales: Iterable[float] = SCALES) -> Detection:
+def _best_orientation(fold: np.ndarray, geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
+    """(z, geometry, orientation, roll) of the fold's best mirror/turn."""
+    return max(((z, geometry, k, roll) for k in range(8) for z, roll in [_peak(_orient(fold, k))]),
+               key=lambda t: t[0])
+
+
+def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
-    The scale and roll are searched on `search_frames` frames spread over the list, folded
-    together, scale by scale until the marker stands out; then the payload is read from all
-    frames folded together, and each frame alone gives the confidence.
+    On `search_frames` frames spread over the list: the geometry (as is, and the lattice's best
+    guesses), then for each the folded residuals in all eight mirrors/turns, until the marker
+    stands out. Then the payload is read from all frames folded together at that geometry, and
+    each frame alone gives the confidence.
     """
-    planes = [p for p in planes if can_mark(p.shape)]
+    planes = [p for p in planes if min(p.shape[:2]) >= MIN_DETECT_SIDE]
     if not planes:
         return Detection(False, None, 0.0, 0, 0, None)
-    sample = planes[::max(1, len(planes) // search_frames)][:search_frames]
-    best = (-np.inf, 1.0, (0, 0))
-    for scale in scales:
-        corr = _correlation(sum(_fold(p, scale) for p in sample))
-        roll = np.unravel_index(int(np.argmax(corr)), corr.shape)
-        z = _z(corr, roll)
-        if z > best[0]:
-            best = (z, scale, (int(roll[0]), int(roll[1])))
-        if z >= Z_FOUND:
-            break
-    z, scale, roll = best
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:  # one video has one size; an odd frame out is left out
+        common = max(shapes, key=[p.shape for p in planes].count)
+        planes = [p for p in planes if p.shape == common]
+    step = max(1, len(planes) // search_frames)
+    sample = planes[::step][:search_frames]
+    plain = [_highpass(p) for p in sample]
+    few = sample[::max(1, len(sample) // GEOMETRY_FRAMES)][:GEOMETRY_FRAMES]  # the costly search: fewer frames
+
+    def attempt(geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
+        fold = sum(_fold(r) for r in (plain if geometry.identity else [_undo(p, geometry) for p in few]))
+        return _best_orientation(fold, geometry)
+
+    best = attempt(Geometry())
+    if best[0] < Z_FOUND:
+        # The lattice's guesses, each tried as it is; the REFINED best of them then searched around:
+        # the lattice gives angle and scale to about a pixel of the tile, and a small search brings
+        # the frame's far corners back onto the pattern's 4 px chips.
+        # Where the lattice is too faint to see (a small copy), the common resize ratios are guesses too.
+        candidates = [*synchronise(plain, SYNC_CANDIDATES), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
+        for found in guesses:
+            for step_angle, step_scale in REFINE_STEPS:
+                around = [Geometry(found[1].angle + da * step_angle, found[1].scale * (1 + ds * step_scale))
+                          for da in (-1, 0, 1) for ds in (-1, 0, 1) if da or ds]
+                found = max([found, *map(attempt, around)], key=lambda t: t[0])
+            best = max(best, found, key=lambda t: t[0])
+            if best[0] >= Z_FOUND:
+                break
+    z, geometry, k, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
-    folds = [_fold(p, scale) for p in planes]
+    done = dict(zip(range(0, step * len(plain), step), plain)) if geometry.identity else {}  # no second high-pass
+    folds = [_orient(_fold(done[i] if i in done else _undo(p, geometry)), k) for i, p in enumerate(planes)]
     total = sum(folds)
     corr = _correlation(total)  # the peak again on every frame: the sample's may sit a pixel off
     near = [((roll[0] + dy) % TILE, (roll[1] + dx) % TILE) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
@@ -269,4 +510,6 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16, scales: Iterab
     run_id = _run_id(total, roll)
     decoded = sum(1 for f in folds if run_id is not None and _run_id(f, roll) == run_id
                   and _z(_correlation(f), roll) >= Z_FRAME)
-    return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(scale, 4))
+    angle = geometry.angle + 90.0 * (k % 4)
+    return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(geometry.scale, 4),
+                     round((angle + 180.0) % 360.0 - 180.0, 2), k >= 4)

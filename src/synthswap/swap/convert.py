@@ -72,6 +72,8 @@ class ConvertOptions:
     gan: str | None = None  # the GAN prior whose synthetic faces trained the model: its hash is recorded
     key_dir: str | None = None  # the C2PA signing key folder (default: SYNTHSWAP_KEY_DIR or ~/.config/synthswap)
     face: str = LARGEST  # which person to replace: 'largest', a position from the left (1, 2, ...) or a photo
+    sign_cert: str | None = None  # the user's own certificate chain and key (PEM) to sign with instead
+    sign_key: str | None = None
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:
@@ -263,7 +265,7 @@ class FaceSwapper:
                   file=sys.stderr)
 
 
-FACE_WATERMARK_WEIGHT = 0.0  # the watermark's amplitude in the face zone, relative to the rest of the frame
+FACE_WATERMARK_WEIGHT = 0.35  # the watermark's amplitude in the face zone, relative to the rest of the frame
 MAX_BOOST = 1.5  # the most the rest of the frame's amplitude is raised to make up for the face zone
 GAN_FILES = ("checkpoint.safetensors", "generator.safetensors")  # a `gan train` folder, or an inversion's
 
@@ -302,10 +304,10 @@ def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: Conver
     if out.suffix.lower() not in manifest.FORMATS:
         return f"not attached: {out.suffix} cannot carry a C2PA manifest (MP4, MOV and PNG can; C2PA defines no MKV binding)"
     try:
-        manifest.sign(out, record, source, opts.key_dir)
+        manifest.sign(out, record, source, opts.key_dir, opts.sign_cert, opts.sign_key)
     except manifest.ManifestError as exc:
         return f"not attached: {exc}"
-    return f"signed with the key in {manifest.key_dir(opts.key_dir)}"
+    return f"signed with {opts.sign_cert}" if opts.sign_cert else f"signed with the key in {manifest.key_dir(opts.key_dir)}"
 
 
 def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
