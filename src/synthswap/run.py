@@ -106,10 +106,11 @@ class PipelineOptions(ComputeOptions):
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     minimum=1)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
-    enhance: bool = option(True, "do not restore the swapped face's detail with the face enhancer (the shipped "
-                                 "one, fine-tuned on the subject's photos first; docs/enhance.md): enlarge it by "
-                                 "bicubic interpolation instead", flag="no-enhance")
-    enhance_minutes: float = option(1.5, "minutes of the enhancer's fine-tuning on the subject's photos", above=0)
+    enhance: bool = option(True, "do not restore the swapped face's detail with the face enhancer (docs/enhance.md): "
+                                 "enlarge it by bicubic interpolation instead", flag="no-enhance")
+    enhance_minutes: float = option(0.0, "minutes of fine-tuning the shipped enhancer on the subject's photos "
+                                         "before converting (0: use it as shipped; docs/enhance.md compares the two)",
+                                    minimum=0)
 
     def validate(self) -> None:
         """OptionError (a ValueError) naming the first setting that cannot run: each option's own
@@ -225,6 +226,8 @@ def prepare(opts: RunOptions) -> RunOptions:
     _, face_photo = parse_face(opts.face)
     if face_photo is not None:
         reference_embedding(face_photo)  # a photo without a face fails now, not at the convert stage
+    if opts.enhance:
+        resolve_model(SHIPPED_NAME, "enhance")  # checked against its sha256 now, not at the convert stage
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
@@ -276,7 +279,7 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, precision=opts.precision, progress=opts.progress), log)
 
-    enhancer = None
+    enhancer = resolve_model(SHIPPED_NAME, "enhance") if opts.enhance else None
     if STAGE["enhancer"].when(opts):
         enhancer = enhancer_stage(name("enhancer"), EnhanceTrainOptions(
             data=[str(subject)], out=str(at("enhancer")), init=SHIPPED_NAME, minutes=opts.enhance_minutes,

@@ -276,7 +276,8 @@ RUN_STAGES = (
     Stage("synthetic", "synthesize ({engine})", "synthetic_{engine}", ("subject", "dest", "inversion", "directions"),
           when=lambda o: o.synthetic > 0),
     Stage("swap", "swap train", "swap", ("subject", "synthetic", "dest"), progress="swap"),
-    Stage("enhancer", "enhance train (subject)", "enhancer", ("subject",), when=lambda o: o.enhance),
+    Stage("enhancer", "enhance train (subject)", "enhancer", ("subject",),
+          when=lambda o: o.enhance and o.enhance_minutes > 0),
     Stage("convert", "convert", OUT, ("swap", "enhancer")),
     Stage("evaluate", "evaluate", REPORT, ("convert", "subject")),
 )
