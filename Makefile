@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 SHARED := ../shared/data/videos/people
 
-.PHONY: demo demo-real test bench clean
+.PHONY: demo demo-real test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ demo-real: $(STAMP)
 		--video $(SHARED)/d9.mp4 --every-n 2 --out demo_real/out.mp4 \
 		--directions-n 1000 --synthetic 200 --swap-minutes 12
 
+# The whole suite, with the 25 slowest tests listed at the end.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
+
+# The edit-test loop: every module, without the tests that train or run whole jobs (marked slow).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" --durations=10
+
+# ruff on the code and tests; mypy on the core packages (pyproject.toml, [tool.mypy]).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 # Speed figures on real data from ../shared (see docs/benchmarks.md); minutes, not a test.
 bench: $(STAMP)

@@ -10,7 +10,10 @@ count of --steps swaps the destination's held-out faces and measures:
   descriptor; same person below 0.6) and the share of swapped faces dlib puts closer to the
   subject than to the destination face they replaced;
 * sharpness of the swapped face over the destination face's (variance of the Laplacian in the
-  same mask, median over faces; 1 = as sharp), since a blur can fool an identity network;
+  same mask, median over faces; 1 = as sharp), since a blur can fool an identity network: at the
+  model's size (`sharpness_ratio`), and with the swapped face enlarged to the destination faceset's
+  size as convert places it, compared at 128 px (`sharpness_placed`) and after a 2x downscale
+  (`sharpness_placed_half`, detail that grain cannot fake);
 * expression error (L2 of the 6-D expression vector) and pose error (mean |yaw, pitch, roll|
   difference, degrees) of the swapped face against the destination face, by the extraction
   code: identity must not be bought with expression.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -37,9 +41,10 @@ from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.measure import EXPRESSION_NAMES, sharpness
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import Faceset, write_subset
-from synthswap.stages import fresh
+from synthswap.cache import fresh
 from synthswap.study.grid import split_by_time
 from synthswap.swap.loading import load_model
+from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainOptions, train
 
 JUDGE_SIZE = 128  # swapped faces are enlarged to this before dlib (its chips are 150 px)
@@ -67,7 +72,7 @@ def judge_model(model_dir: Path, eval_faces: Faceset, subject_mean: np.ndarray, 
                 judge: DlibIdentityModel, analyzer: FaceAnalyzer) -> dict:
     model, meta = load_model(model_dir)
     res = model.config.resolution
-    dist_subject, closer, expr_err, pose_err, sharp = [], [], [], [], []
+    dist_subject, closer, expr_err, pose_err, sharp, placed_sharp, placed_half = [], [], [], [], [], [], []
     for face, d_dest in zip(eval_faces.faces, dest_desc):
         img = cv2.resize(eval_faces.read_image(face), (res, res), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float() / 255
@@ -77,6 +82,10 @@ def judge_model(model_dir: Path, eval_faces: Faceset, subject_mean: np.ndarray, 
         # replaced, same crop, same size, same mask.
         mask = cv2.resize(eval_faces.read_mask(face), (res, res), interpolation=cv2.INTER_AREA)
         sharp.append(sharpness(swapped, mask) / max(sharpness(img, mask), 1e-6))
+        full, full_mask = eval_faces.read_image(face), eval_faces.read_mask(face)
+        placed = cv2.resize(swapped, full.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
+        for size, into in ((128, placed_sharp), (64, placed_half)):
+            into.append(sharpness(placed, full_mask, size) / max(sharpness(full, full_mask, size), 1e-6))
         dist_subject.append(float(np.linalg.norm(d - subject_mean)))
         closer.append(dist_subject[-1] < float(np.linalg.norm(d - d_dest)))
         analysed = analyzer.analyze(cv2.resize(swapped, (JUDGE_SIZE, JUDGE_SIZE), interpolation=cv2.INTER_CUBIC))
@@ -87,6 +96,8 @@ def judge_model(model_dir: Path, eval_faces: Faceset, subject_mean: np.ndarray, 
     return {"steps": meta["steps"], "dlib_distance_to_subject": round(float(np.mean(dist_subject)), 4),
             "dlib_subject_closer_rate": round(float(np.mean(closer)), 4),
             "sharpness_ratio": round(float(np.median(sharp)), 3),
+            "sharpness_placed": round(float(np.median(placed_sharp)), 3),
+            "sharpness_placed_half": round(float(np.median(placed_half)), 3),
             "expression_error": round(float(np.mean(expr_err)), 4) if expr_err else None,
             "pose_error_deg": round(float(np.mean(pose_err)), 2) if pose_err else None,
             "analysed": len(expr_err)}
@@ -104,6 +115,10 @@ def main() -> None:
     p.add_argument("--pose-weights", default="0",
                    help="head-pose weights (swap train --pose-weight) to cross with the identity weights")
     p.add_argument("--steps", default="100,200,400,800", help="step counts at which to judge")
+    p.add_argument("--resolutions", default="64", help="comma-separated model sizes to cross with the rest (an "
+                   "--init of a smaller size is grown to each, see swap/networks.resized_state)")
+    p.add_argument("--multiscale", default="0", help="comma-separated 0/1: DSSIM at one window or two")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--eval-faces", type=int, default=60, help="held-out destination faces swapped and judged")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
@@ -127,20 +142,26 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",")]
     no_inter = ("encoder", "decoder_a", "decoder_b")  # df's parts but the bottleneck
     parts_of = {"scratch": None, "init": None, "init-no-inter": no_inter}
-    variants = [(start, float(w), float(pw)) for start in args.starts.split(",") for w in args.id_weights.split(",")
-                for pw in args.pose_weights.split(",")]
+    variants = [(start, float(w), float(pw), int(res), bool(int(ms))) for start in args.starts.split(",")
+                for w in args.id_weights.split(",") for pw in args.pose_weights.split(",")
+                for res in args.resolutions.split(",") for ms in args.multiscale.split(",")]
     rows = []
-    for start, id_weight, pose_weight in variants:
-        name = f"{start}_id{id_weight:g}_pose{pose_weight:g}"
+    for start, id_weight, pose_weight, res, multiscale in variants:
+        name = f"{start}_id{id_weight:g}_pose{pose_weight:g}_{res}px" + ("_msdssim" if multiscale else "")
         model_dir = out / "models" / name
         fresh(model_dir)
+        train_seconds = 0.0
         for i, n in enumerate(steps):
+            t0 = time.perf_counter()
             train(SwapTrainOptions(src=[str(subject_train)], dst=[str(dest_train)], out=str(model_dir), steps=n,
                                    batch_size=args.batch_size, seed=args.seed, resume=i > 0,
                                    init=None if start == "scratch" else args.init, init_parts=parts_of[start],
                                    id_weight=id_weight, id_every=args.id_every, pose_weight=pose_weight,
-                                   save_every=0, preview_every=0, progress=False))
-            row = {"start": start, "id_weight": id_weight, "pose_weight": pose_weight,
+                                   config=SwapConfig(resolution=res), multiscale_dssim=multiscale,
+                                   precision=args.precision, save_every=0, preview_every=0, progress=False))
+            train_seconds += time.perf_counter() - t0
+            row = {"start": start, "id_weight": id_weight, "pose_weight": pose_weight, "resolution": res,
+                   "multiscale_dssim": multiscale, "train_seconds": round(train_seconds, 1),
                    **judge_model(model_dir, eval_faces, subject_mean, dest_desc, judge, analyzer)}
             rows.append(row)
             print(json.dumps(row), flush=True)

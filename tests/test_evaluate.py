@@ -23,6 +23,7 @@ def d9_clip(shared_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_unswapped_video_reads_as_the_destination_person(shared_data, extracted, d9_clip):
     source = shared_data / "videos/people/d9.mp4"
     result = evaluate(d9_clip, source, extracted("videos/people/d6.mp4", size=128, max_frames=20, every_n=10),

@@ -157,6 +157,7 @@ def test_grayscale_rgba_16bit_and_exif_rotated_images_are_handled(tmp_path, caps
     assert abs(crops["gray16"].mean() - crops["gray"].mean()) < 2
 
 
+@pytest.mark.slow
 def test_rerun_and_interruption_leave_a_valid_faceset_without_duplicates(tmp_path, shared_data, monkeypatch):
     video = shared_data / "videos/people/d0.mp4"
     calls = {"n": 0}

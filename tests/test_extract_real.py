@@ -32,6 +32,7 @@ def people(shared_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_face_found_in_95_percent_of_frames_of_every_people_video(people):
     for name, (summary, faceset) in people.items():
         assert summary.frames > 10, name
@@ -39,6 +40,7 @@ def test_face_found_in_95_percent_of_frames_of_every_people_video(people):
         assert rate >= 0.95, f"{name}: face found in {rate:.1%} of frames"
 
 
+@pytest.mark.slow
 def test_aligned_eye_centres_within_3_percent_of_template(people):
     for name, (_, faceset) in people.items():
         eyes = np.stack([eye_centres(f.landmarks_array()) for f in faceset]) / faceset.size
@@ -46,6 +48,7 @@ def test_aligned_eye_centres_within_3_percent_of_template(people):
         assert err < 0.03, f"{name}: an eye centre lies {err:.3f} of the crop from the template"
 
 
+@pytest.mark.slow
 def test_faceset_rows_are_complete(people):
     summary, faceset = people["d3"]
     face = faceset.faces[1]
@@ -62,6 +65,7 @@ def test_faceset_rows_are_complete(people):
     assert np.abs(recrop.astype(int) - img.astype(int)).mean() < 2.0
 
 
+@pytest.mark.slow
 def test_identity_separates_the_seven_people(people):
     embeddings = {name: fs.identities() for name, (_, fs) in people.items()}
     same = {n: cosine(e, e)[~np.eye(len(e), dtype=bool)].mean() for n, e in embeddings.items()}

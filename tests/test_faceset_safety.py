@@ -261,6 +261,7 @@ def test_a_writer_that_finds_the_faceset_created_meanwhile_gets_the_lock_error(t
     assert [f.frame_index for f in Faceset.open(tmp_path / "new")] == [face.frame_index]
 
 
+@pytest.mark.slow
 def test_two_extracts_into_one_new_faceset_leave_one_valid_faceset_and_one_lock_error(tmp_path, d0):
     out = tmp_path / "fs"
     first = extract_process(d0, "--out", out, "--size", "64")
@@ -279,6 +280,7 @@ def test_two_extracts_into_one_new_faceset_leave_one_valid_faceset_and_one_lock_
     rows_match_their_pngs(out, d0)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_extraction_leaves_a_loadable_faceset_and_a_rerun_completes_it(tmp_path, capsys, d0):
     out = tmp_path / "fs"
     proc = extract_process(d0, "--out", out, "--size", "64")

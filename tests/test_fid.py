@@ -37,6 +37,7 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     assert abs(kid_from_features(a, b, num_subsets=20)) < 0.02 < kid_from_features(a, c, num_subsets=20)
 
 
+@pytest.mark.slow
 def test_fid_of_real_faces_against_themselves_and_a_noisy_copy(extracted):
     faces = load_faces([extracted(*FACES)], 64, masked=True, limit=16)
     assert inception_path().name == "default_1.pt"

@@ -123,6 +123,7 @@ def test_cli_missing_faceset_fails_clearly(tmp_path, capsys):
     assert "budget" in capsys.readouterr().err  # neither --kimg nor --minutes
 
 
+@pytest.mark.slow
 def test_cli_train_then_sample(tiny_faceset, tmp_path, capsys):
     out = tmp_path / "gan"
     assert cli_main(["gan", "train", "--data", str(tiny_faceset), "--out", str(out), "--resolution", "32",
@@ -161,6 +162,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_keep_replicas_identical(tiny_faceset, tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()

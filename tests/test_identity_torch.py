@@ -48,6 +48,7 @@ def test_dequantize_blocks():
     np.testing.assert_allclose(_dequantize(q, scale, zero, axis=1, block=2), expected)
 
 
+@pytest.mark.slow
 def test_parity_and_people_ordering(people):
     model = sface_identity()
     recogniser = cv2.FaceRecognizerSF.create(sface_path(), "")

@@ -46,6 +46,7 @@ def _worst_if_missing(identity: float, found: int) -> float:
     return identity if found and np.isfinite(identity) else -1.0
 
 
+@pytest.mark.slow
 def test_inversion_lowers_error_and_pti_raises_identity(inverted):
     out, s = inverted
     assert s["photos"] == 2
@@ -61,6 +62,7 @@ def test_inversion_lowers_error_and_pti_raises_identity(inverted):
     assert len(info["face_ids"]) == 2 and info["config"]["resolution"] == 32
 
 
+@pytest.mark.slow
 def test_load_inversion_gives_back_pivots_and_tuned_generator(inverted):
     import torch
 
@@ -76,11 +78,11 @@ def test_load_inversion_gives_back_pivots_and_tuned_generator(inverted):
 
 
 def test_invert_bad_inputs_write_nothing(tiny_gan, extracted, tmp_path):
-    from synthswap.cli.synth import register_gan_subcommands
+    from synthswap.cli.gan import register_inversion_subcommands
     import argparse
 
     parser = argparse.ArgumentParser()
-    register_gan_subcommands(parser.add_subparsers(dest="c", required=True))
+    register_inversion_subcommands(parser.add_subparsers(dest="c", required=True))
 
     def run(*argv) -> int:
         args = parser.parse_args(list(argv))
@@ -101,6 +103,7 @@ def test_invert_bad_inputs_write_nothing(tiny_gan, extracted, tmp_path):
     assert run("directions", "--gan", str(tmp_path / "nogan"), "--quiet") == 2
 
 
+@pytest.mark.slow
 def test_gan_engine_writes_synthetic_rows_with_latents(inverted, tmp_path):
     """Plumbing of `synthesize --engine gan` on the tiny inversion. A 10-second 32 px GAN has no
     meaningful expression directions, so the directions here are fitted on a made-up linear
@@ -134,6 +137,7 @@ def test_gan_engine_writes_synthetic_rows_with_latents(inverted, tmp_path):
     assert latents[fs.faces[0].id].shape == (inv.G.num_ws, inv.G.w_dim)
 
 
+@pytest.mark.slow
 def test_identity_refined_edits_keep_more_identity_than_plain_direction_steps(inverted):
     """The same edits of the same pivots (fixed seed), rendered as they are and after the identity
     refinement synthesize applies: the refined renders are nearer the subject's photos by SFace."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from synthswap.cli import main
 from synthswap.faceset import Faceset
 from synthswap.media import probe_video
 from synthswap.provenance.verify import verify_file
 
 
+@pytest.mark.slow
 def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data, tmp_path, capsys):
     args = ["run", "--subject", str(shared_data / "videos/people/d6.mp4"), "--subject-every-n", "100",
             "--subject-max-frames", "3", "--video", str(shared_data / "videos/grid/bbaf2n.mpg"),
@@ -55,6 +58,7 @@ def test_run_reports_bad_input_without_writing_an_output(shared_data, tmp_path, 
     assert not (tmp_path / "gan_out.mp4").exists() and not (tmp_path / "gan_out_work").exists()
 
 
+@pytest.mark.slow
 def test_study_trains_every_condition_and_reports_gap_recovery(shared_data, tmp_path):
     study = tmp_path / "study"
     code = main(["study", "--subject", str(shared_data / "videos/people/d3.mp4"),
@@ -83,6 +87,7 @@ def test_study_trains_every_condition_and_reports_gap_recovery(shared_data, tmp_
         assert (study / png).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_run_uses_a_given_prior_instead_of_training_one(shared_data, extracted, tmp_path, capsys):
     """`run --gan DIR` inverts into that prior: no personal prior is trained in the work directory."""
     from gan_helpers import FACES, tiny_options

@@ -29,17 +29,17 @@ from synthswap.serve.app import Settings, create_app
 from synthswap.serve.jobs import Job, JobStore
 from synthswap.serve.options import OptionError, parse, run_options, write_job_file
 from synthswap.serve.uploads import UploadError, receive
-from synthswap.stages import MARKER_SUFFIX
+from synthswap.cache import MARKER_SUFFIX
 
 
 def test_form_settings_follow_run_options_and_refuse_what_the_cli_refuses():
     values = parse({})
     assert values["engine"] == "gan" and values["synthetic"] == 500 and values["swap_steps"] is None
     assert parse({"swap_steps": "12", "train_gan": True, "swap_init": "none"})["swap_steps"] == 12
-    for bad, message in [({"swap_steps": "0"}, "--swap-steps: must be at least 1"),
+    for bad, message in [({"swap_steps": "0"}, "--swap-steps must be at least 1"),
                          ({"swap_minutes": "abc"}, "--swap-minutes: 'abc' is not a number"),
-                         ({"engine": "magic"}, "--engine: must be one of gan, warp"),
-                         ({"swap_init": "/etc"}, "--swap-init: must be one of shipped, none"),
+                         ({"engine": "magic"}, "--engine must be one of gan, warp"),
+                         ({"swap_init": "/etc"}, "--swap-init must be one of shipped, none"),
                          ({"gan": "/tmp/x"}, "unknown setting: gan"),
                          ({"train_gan": "yes"}, "--train-gan: must be true or false")]:
         with pytest.raises(OptionError, match=message):
@@ -137,7 +137,7 @@ def test_progress_comes_from_stage_markers_and_the_trainers_log(tmp_path):
     p = stages[3]["progress"]
     assert (p["done"], p["total"], p["fraction"], p["rate"], p["loss"]) == (20, 100, 0.2, 5.0, 0.6)
     assert p["eta_s"] == pytest.approx(80 * 18 / 9)  # this session's 9 steps in 18 s
-    assert progress.loss_curve(work) == [[1, 0.9], [10, 0.8], [11, 0.7], [20, 0.6]]
+    assert progress.loss_curve(opts) == [[1, 0.9], [10, 0.8], [11, 0.7], [20, 0.6]]
     # a job that is not running (a server restart) shows the stage as interrupted, not running
     assert progress.stages(_job("queued"), opts)[3]["state"] == "interrupted"
 
@@ -245,7 +245,7 @@ def test_bad_input_gets_a_clear_message_leaves_nothing_and_the_server_keeps_serv
     assert code == 400 and "no longer on the server" in answer["error"]
     code, answer = s.call("POST", "/api/jobs", {"subject": [photo["id"]], "video": "x",
                                                 "options": {"batch_size": "-3"}})
-    assert code == 400 and answer["error"] == "--batch-size: must be at least 1, not -3"
+    assert code == 400 and answer["error"] == "--batch-size must be at least 1, not -3"
     # a job that `run` would refuse is refused when it is submitted, not an hour later
     code, video = s.upload(shared_data / "videos/grid/bbaf2n.mpg", "video")
     assert code == 200

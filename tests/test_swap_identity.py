@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from synthswap.faces.landmark_net import SUBSET
@@ -25,6 +26,7 @@ def _swap_identity(model_dir, faces_a: FaceSource, faces_b: FaceSource) -> float
         return float((embed(model.swap(b)[0]) @ centroid).mean())
 
 
+@pytest.mark.slow
 def test_identity_loss_brings_the_swapped_faces_closer_to_the_subject(extracted, tmp_path):
     torch.set_num_threads(1)
     a = extracted("videos/people/d9.mp4", size=64, max_frames=8, every_n=25)  # the subject

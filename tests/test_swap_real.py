@@ -104,6 +104,7 @@ def test_augmentation_is_a_function_of_step_and_moves_faces_and_masks_alike(face
     assert float((mask - edge_free.float() / 255).abs().mean()) > 0.01
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_outputs_are_complete(trained):
     rows = _log(trained)
     assert [int(r["step"]) for r in rows] == list(range(1, 41))
@@ -122,6 +123,7 @@ def test_training_loss_falls_and_outputs_are_complete(trained):
     assert not list(trained.glob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_path):
     a, b = facesets
     common = ["--src", str(a), "--dst", str(b), "--log-every", "1", "--seed", "7", "--preview-every", "0", *TINY]
@@ -141,6 +143,7 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_p
     assert meta["steps"] == 4 and [h["start_step"] for h in meta["history"]] == [0, 3]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_130(facesets, tmp_path):
     a, b = facesets
     out = tmp_path / "m"
@@ -172,6 +175,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(facesets, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "json"])
+@pytest.mark.slow
 def test_corrupt_checkpoint_gives_clear_error_and_no_output(trained, shared_data, tmp_path, capsys, damage):
     model = tmp_path / "model"
     shutil.copytree(trained, model)
@@ -201,6 +205,7 @@ def _audio_packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
 
 
+@pytest.mark.slow
 def test_convert_grid_clip_keeps_frames_fps_duration_and_audio_bits(trained, shared_data, tmp_path):
     from synthswap.media import iter_video_frames, probe_video
 
@@ -228,6 +233,7 @@ def test_convert_grid_clip_keeps_frames_fps_duration_and_audio_bits(trained, sha
     assert np.abs(o[centre] - s[centre]).mean() > corner + 3.0
 
 
+@pytest.mark.slow
 def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
     from skimage import data as skdata
 
@@ -257,6 +263,7 @@ def test_video_without_faces_comes_back_unchanged(trained, tmp_path, capsys):
     assert max(np.abs(a - b).max() for a, b in zip(after, expected)) == 0
 
 
+@pytest.mark.slow
 def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_path):
     from synthswap.media import iter_video_frames
 
@@ -277,6 +284,7 @@ def test_images_mode_swaps_faces_and_leaves_the_rest(trained, shared_data, tmp_p
         assert not changed[:20, :].any() and not changed[:, :20].any()  # borders untouched
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(facesets, tmp_path):
     a, b = facesets
     out = tmp_path / "ddp"

@@ -57,6 +57,7 @@ def warp_run(extracted, tmp_path_factory):
     return subject, dest, plain, matched
 
 
+@pytest.mark.slow
 def test_synthesize_writes_n_identity_checked_faces_wider_than_the_photos(warp_run):
     from synthswap.faceset import Faceset
     from synthswap.faces.measure import attribute_matrix
@@ -86,6 +87,7 @@ def test_synthesize_writes_n_identity_checked_faces_wider_than_the_photos(warp_r
     assert report["accepted"] == 24 and "coverage" in report
 
 
+@pytest.mark.slow
 def test_match_raises_coverage_of_the_destination(warp_run):
     _, _, plain, matched = warp_run
     assert matched.coverage["real+synthetic"] > matched.coverage["real"]
@@ -121,6 +123,7 @@ def test_synthesize_bad_inputs_are_clear_errors(extracted, tmp_path, capsys):
     assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_the_realism_gate_keeps_warps_of_sharp_photos(extracted, tmp_path):
     """The gate's reference is the real photos taken along the candidates' path (analysed again):
     against their stored sharpness, 795 of 800 warps of d9's photos read as blurred."""

@@ -70,6 +70,7 @@ def _warp_renderer(image, landmarks, mixing):
     return render
 
 
+@pytest.mark.slow
 def test_fitted_directions_move_measured_attributes_on_heldout_samples(extracted):
     from synthswap.faceset import Faceset
 

@@ -50,7 +50,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, compression: int = 3,
         raise MediaError(f"could not encode {Path(path).name} as PNG")
     data = buf.tobytes()
     if text:
-        from synthswap.provenance.metadata import png_with_text  # provenance imports media: no cycle at load
+        from synthswap.pngtext import png_with_text
 
         data = png_with_text(data, text)
     atomic.write_bytes(path, data)

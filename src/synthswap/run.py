@@ -6,7 +6,7 @@
     subject + synthetic + dest ─swap train─▶ swap ─convert─▶ OUT.mp4 ─evaluate─▶ report
 
 A stage whose inputs and settings did not change since its last run is skipped; an
-interrupted run picks up where it stopped (see `synthswap.stages`).
+interrupted run picks up where it stopped (see `synthswap.cache`).
 """
 
 from __future__ import annotations
@@ -17,103 +17,135 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from synthswap.cache import StageError, made_by_stage, run_stage
+from synthswap.extract import CROP_SIZES, ExtractError
 from synthswap.faceset import INFO_FILE as FACESET_INFO
-from synthswap.faceset import Faceset
+from synthswap.faceset import Faceset, FacesetError
+from synthswap.gan.invert import InversionError
 from synthswap.gan.loading import load_generator
+from synthswap.gan.networks import RESOLUTIONS
 from synthswap.gan.train import GanTrainOptions
-from synthswap.locking import LOCK_FILE, locked_output
-from synthswap.media import probe_video, write_png
+from synthswap.locking import LOCK_FILE, LockError, locked_output
+from synthswap.media import MediaError, probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
-from synthswap.options import (
-    device_name,
-    nonnegative_int,
-    option,
-    positive_float,
-    positive_int,
-)
-from synthswap.pretrained import SHIPPED_NAME, resolve_model
+from synthswap.options import ComputeOptions, OptionError, check_options, option
+from synthswap.pretrained import SHIPPED_NAME, PretrainedError, resolve_model
 from synthswap.provenance.metadata import read_tags
-from synthswap.report import Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
-from synthswap.stages import made_by_stage, run_stage
-from synthswap.steps import (
+from synthswap.report import Block, Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
+from synthswap.stages import (
+    EVALUATION,
+    OUT,
+    REPORT,
+    REPORT_FILE,
+    RUN_STAGES,
+    STAGE,
     FaceExtraction,
     SyntheticFaces,
     convert_stage,
     extract_stage,
     gan_train_stage,
+    run_plan,
     swap_train_stage,
     synthetic_stage,
 )
 from synthswap.swap.convert import ConvertOptions
 from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainOptions
+from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
+from synthswap.training import CheckpointError, resolve_device
 
 
-@dataclass
-class RunOptions:
+def _swap_resolution_problem(value: int) -> str | None:
+    try:
+        SwapConfig(resolution=value).validate()
+    except ValueError as exc:
+        return f"is refused: {exc}"
+    return None
+
+
+@dataclass(kw_only=True)
+class PipelineOptions(ComputeOptions):
+    """The options `run` and `study` share: how faces are extracted, the GAN prior, the inversion,
+    the synthesis and the swap model. A subclass that needs another default says why (`redefault`)."""
+
+    size: int = option(128, "crop size of the extracted faces", minimum=CROP_SIZES[0], maximum=CROP_SIZES[1])
+    subject_every_n: int = option(1, "when the subject is a video: keep every N-th frame", minimum=1, metavar="N")
+    gan_resolution: int = option(64, "resolution of a personal prior", choices=RESOLUTIONS)
+    gan_minutes: float = option(60.0, "training budget of a personal prior, in minutes", above=0)
+    directions_n: int = option(3000, "GAN samples rendered and measured to fit expression directions", minimum=1,
+                               metavar="N")
+    invert_steps: int = option(300, "projection steps per photo", minimum=1)
+    pti_steps: int = option(400, "pivotal-tuning steps (the synthetic images keep the subject only when the tuned "
+                                 "generator renders the photos; docs/gan.md measures the effect)", minimum=0)
+    landmark_steps: int = option(400, "training steps of the inversion's landmark regressor (0: no landmark loss)",
+                                 minimum=0)
+    synthetic: int = option(500, "synthetic images to make (0: train on the real photos alone)", minimum=0,
+                            metavar="N")
+    swap_init: str = option(SHIPPED_NAME, "the swap model to fine-tune: 'shipped' (pretrained on a face corpus, "
+                                          "inside the package), a `synthswap pretrain` folder, or 'none' to train "
+                                          "from random weights", metavar="MODEL_DIR")
+    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
+                                      "a whole multiple of it grows that model as a warm start, another size "
+                                      "needs --swap-init none or a pretrained model it is a multiple of)",
+                                  check=_swap_resolution_problem)
+    swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
+                                                   "SFace pulls the swapped faces towards the subject's photos "
+                                                   "(0: off)")
+    swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
+                                    minimum=1)
+    batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
+
+    def validate(self) -> None:
+        """OptionError (a ValueError) naming the first setting that cannot run: each option's own
+        bounds and choices, then what needs this machine (a --device it lacks). The CLI, the web
+        app and the study all call it, before anything is written."""
+        check_options(self)
+        try:
+            resolve_device(self.device)  # --device cuda on a machine without: now, not at the first training
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+
+
+@dataclass(kw_only=True)
+class RunOptions(PipelineOptions):
     subject: list[str]
     video: str
     out: str
     work: str | None = option(None, "work directory holding every stage's output (default: OUT_work/ beside OUT)",
                               metavar="DIR")
-    size: int = option(128, "crop size of the extracted faces")
-    every_n: int = option(1, "use every N-th destination frame for training (all frames are converted)", metavar="N",
-                          type=positive_int)
-    subject_every_n: int = option(1, "when the subject is a video: keep every N-th frame", metavar="N",
-                                  type=positive_int)
-    subject_max_frames: int | None = option(None, "when the subject is a video: keep at most N frames",
-                                            metavar="N", type=positive_int)
+    every_n: int = option(1, "use every N-th destination frame for training (all frames are converted)", minimum=1,
+                          metavar="N")
+    subject_max_frames: int | None = option(None, "when the subject is a video: keep at most N frames", minimum=1,
+                                            metavar="N")
     gan: str = option(SHIPPED_NAME, "the GAN prior the subject's photos are inverted into: 'shipped' (the generic "
                                     "prior inside the package) or a `gan train` folder (e.g. trained on a GPU)",
                       metavar="GAN_DIR")
     train_gan: bool = option(False, "train a personal prior here instead, on the destination's frames and the "
-                                    "subject's photos, for --gan-minutes. Off by default: on 2 CPU cores an hour "
-                                    "reaches ~60 kimg, where faces are still blurred (FID ~344 at 15 kimg; a GPU "
-                                    "reaches FID 21 in 6.5 minutes, docs/gan.md)")
-    gan_resolution: int = option(64, "resolution of a personal prior (--train-gan)")
-    gan_minutes: float = option(60.0, "training budget of a personal prior (--train-gan), in minutes",
-                                type=positive_float)
-    directions_n: int = option(3000, "GAN samples rendered and measured to fit expression directions", metavar="N")
-    invert_steps: int = option(300, "projection steps per photo")
-    pti_steps: int = option(400, "pivotal-tuning steps (the synthetic images keep the subject only when the tuned "
-                                 "generator renders the photos: 100 steps gave SFace 0.31 to them, 400 gave 0.83)")
-    landmark_steps: int = option(400, "training steps of the inversion's landmark regressor (0: no landmark loss)")
-    synthetic: int = option(500, "synthetic images to make (0: train on the real photos alone)", metavar="N",
-                            type=nonnegative_int)
+                                    "subject's photos, for --gan-minutes (off by default: on a CPU an hour leaves "
+                                    "faces blurred; docs/gan.md has the figures)")
     engine: str = option("gan", "how to synthesise extra subject images: the GAN or the warp control",
                          choices=tuple(ENGINES))
-    swap_init: str = option(SHIPPED_NAME, "the swap model to fine-tune: 'shipped' (pretrained on a face corpus, "
-                                          "inside the package), a `synthswap pretrain` folder, or 'none' to train "
-                                          "from random weights", metavar="MODEL_DIR")
-    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
-                                      "another size needs --swap-init none or a pretrained model of that size)")
-    swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
-                                                   "SFace pulls the swapped faces towards the subject's photos "
-                                                   "(0: off)")
-    swap_minutes: float = option(60.0, "swap training budget in minutes", type=positive_float)
-    swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
-                                    type=positive_int)
-    batch_size: int = option(8, "swap training batch (faces of each person per step)", type=positive_int)
+    swap_minutes: float = option(60.0, "swap training budget in minutes", above=0)
     no_watermark: bool = option(False, "do not put the invisible watermark in the output's frames (an explicit "
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
                                        "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
-    seed: int = option(0, "random seed of every stage")
-    device: str = option("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N", type=device_name)
-    progress: bool = True
 
     def work_dir(self) -> Path:
         out = Path(self.out)
         return Path(self.work) if self.work else out.parent / f"{out.stem}_work"
 
 
-# Outputs of run's stages inside the work directory: nothing of the user's may live there.
-STAGE_OUTPUTS = ("subject", "dest", "gan", "inversion", "directions.safetensors", "swap",
-                 *(f"synthetic_{name}" for name in ENGINES))
+# What a stage refuses with a message of its own (OptionError is a ValueError); anything else is a bug
+# and keeps its traceback. The CLI and the web app report these as one line.
+PIPELINE_ERRORS = (ExtractError, MediaError, FacesetError, CheckpointError, InversionError, SwapTrainError, LockError,
+                   StageError, PretrainedError, ValueError, OSError)
+
+# Outputs of run's stages inside the work directory (with every engine's): nothing of the user's may live there.
+STAGE_OUTPUTS = tuple(dict.fromkeys(stage.output.format(engine=engine) for stage in RUN_STAGES
+                                    if stage.output not in (OUT, REPORT) for engine in ENGINES))
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
-REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
 PROVENANCE_KEYS = ("synthetic", "generator", "creation_time", "synthswap_run_id", "synthswap_watermark",
                    "synthswap_swap_model_sha256", "synthswap_gan_sha256", "synthswap_source_sha256")
 REPORT_COMPANIONS = ("report.md", "report_frames.png", "report_preview.png")
@@ -171,102 +203,102 @@ def prepare(opts: RunOptions) -> RunOptions:
     """Check a request before anything is written: its paths, and its models (found and loaded, so
     a wrong one fails now, not after an hour). Returns the options with the models' folders
     resolved. `run` calls it; the web app calls it too, to refuse a job when it is submitted."""
-    if opts.engine not in ENGINES:
-        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine}")
+    opts.validate()
     check_paths(opts)
     gan = None
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
-        load_generator(gan)
+        load_generator(str(gan))
     swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap")
     if swap_init is not None:
         init_config = SwapConfig.from_dict(read_model_json(swap_init)["config"])
-        if init_config.resolution != opts.swap_resolution:
-            raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use "
-                             f"--swap-resolution {init_config.resolution}, or --swap-init none to train a "
-                             f"{opts.swap_resolution} px model from scratch")
-    return replace(opts, gan=gan, swap_init=swap_init)
+        if opts.swap_resolution % init_config.resolution:
+            raise ValueError(f"--swap-init {opts.swap_init} is a {init_config.resolution} px model; use a "
+                             f"--swap-resolution that is a whole multiple of it (it is grown to that size), or "
+                             f"--swap-init none to train a {opts.swap_resolution} px model from scratch")
+    # None from here on: no prior to invert into, and random initial weights
+    return replace(opts, gan=gan, swap_init=swap_init)  # type: ignore[arg-type]
 
 
 def stage_plan(opts: RunOptions) -> list[tuple[str, Path]]:
-    """The stages `run` goes through, in order, as (name in the log, output path); the output's
-    stage marker (`synthswap.stages.stage_state`) says whether it is done. For callers that
-    show progress (the web app); `_run_stages` below is what runs them, keep the two in step."""
-    work, out = opts.work_dir(), Path(opts.out)
-    plan = [("extract subject", work / "subject"), ("extract destination", work / "dest")]
-    if opts.synthetic > 0:
-        if ENGINES[opts.engine].needs_inversion:
-            if opts.train_gan:
-                plan.append(("gan train (personal prior)", work / "gan"))
-            plan += [("gan invert subject", work / "inversion"),
-                     ("gan directions inversion", work / "directions.safetensors")]
-        plan.append((f"synthesize ({opts.engine})", work / f"synthetic_{opts.engine}"))
-    plan += [("swap train", work / "swap"), ("convert", out), ("evaluate", out.parent / REPORT_FILE)]
-    return plan
+    """The stages `run` goes through, in order, as (name in the log, output path): `RUN_STAGES`
+    for this job. The output's stage marker (`synthswap.cache.stage_state`) says whether it is done."""
+    return [(stage.title(opts), stage.path(opts)) for stage in run_plan(opts)]
 
 
 def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    subject = extract_stage("extract subject", FaceExtraction(
-        inputs=opts.subject, out=str(work / "subject"), size=opts.size, every_n=opts.subject_every_n,
+    """Each stage of RUN_STAGES in turn, named and placed as declared there."""
+    def name(key: str) -> str:
+        return STAGE[key].title(opts)
+
+    def at(key: str) -> Path:
+        return STAGE[key].path(opts)
+
+    subject = extract_stage(name("subject"), FaceExtraction(
+        inputs=opts.subject, out=str(at("subject")), size=opts.size, every_n=opts.subject_every_n,
         max_frames=opts.subject_max_frames, progress=opts.progress), log)
-    dest = extract_stage("extract destination", FaceExtraction(
-        inputs=[opts.video], out=str(work / "dest"), size=opts.size, every_n=opts.every_n, progress=opts.progress),
+    dest = extract_stage(name("dest"), FaceExtraction(
+        inputs=[opts.video], out=str(at("dest")), size=opts.size, every_n=opts.every_n, progress=opts.progress),
         log)
 
     sources = [str(subject)]
-    if opts.synthetic > 0:
-        synthetic = synthetic_stage(f"synthesize ({opts.engine})", _synthesis_plan(opts, work, subject, dest, log), log)
+    if STAGE["synthetic"].when(opts):
+        synthetic = synthetic_stage(name("synthetic"), _synthesis_plan(opts, subject, dest, log), log)
         if synthetic is not None:
             sources.append(str(synthetic))
         else:
             log("[synthesize] no synthetic image passed the identity filter: training on the real photos alone")
 
     log(f"[swap train] {'fine-tuning ' + opts.swap_init if opts.swap_init else 'from random weights'}")
-    swap = swap_train_stage("swap train", SwapTrainOptions(
-        src=sources, dst=[str(dest)], out=str(work / "swap"), config=SwapConfig(resolution=opts.swap_resolution),
+    swap = swap_train_stage(name("swap"), SwapTrainOptions(
+        src=sources, dst=[str(dest)], out=str(at("swap")), config=SwapConfig(resolution=opts.swap_resolution),
         init=opts.swap_init, id_weight=opts.swap_id_weight,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
-        device=opts.device, progress=opts.progress), log)
+        device=opts.device, precision=opts.precision, progress=opts.progress), log)
 
-    gan_used = opts.gan if opts.synthetic > 0 and ENGINES[opts.engine].needs_inversion else None
-    if gan_used is None and opts.train_gan and opts.synthetic > 0 and ENGINES[opts.engine].needs_inversion:
-        gan_used = str(work / "gan")
-    out = convert_stage("convert", swap, opts.video, Path(opts.out),
-                        ConvertOptions(device=opts.device, progress=opts.progress, watermark=not opts.no_watermark,
+    gan_used = None
+    if STAGE["inversion"].when(opts):
+        gan_used = str(at("gan")) if STAGE["gan"].when(opts) else opts.gan
+    out = convert_stage(name("convert"), swap, opts.video, at("convert"),
+                        ConvertOptions(device=opts.device, precision=opts.precision, progress=opts.progress,
+                                       watermark=not opts.no_watermark,
                                        gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
 
-    report_dir = out.parent
-    evaluation_prefix = work / "evaluation"
+    evaluation_prefix = work / EVALUATION
+    report = at("evaluate")
 
     def evaluate_and_report(o: Path, resume: bool) -> None:
         result = evaluate(out, opts.video, subject, progress=opts.progress, fid=len(Faceset.open(subject)) >= 2)
         result.write(evaluation_prefix)
         _write_run_report(o, opts, result.summary(), work)
 
-    run_stage("evaluate", report_dir / REPORT_FILE, {}, [out, subject], evaluate_and_report, log)
+    run_stage(name("evaluate"), report, {}, [out, subject], evaluate_and_report, log)
     summary = json.loads(evaluation_prefix.with_suffix(".json").read_text())["summary"]
-    log(f"wrote {out} and {report_dir / REPORT_FILE}")
+    log(f"wrote {out} and {report}")
     return summary
 
 
-def _synthesis_plan(opts: RunOptions, work: Path, subject: Path, dest: Path, log) -> SyntheticFaces:
+def _synthesis_plan(opts: RunOptions, subject: Path, dest: Path, log) -> SyntheticFaces:
     """The synthesis stage's options; for the GAN engine, the personal prior is trained first
     (on the destination's frames and the subject's photos) unless --gan names one."""
     plan = SyntheticFaces(engine=opts.engine, subject=str(subject), match=str(dest),
-                          out=str(work / f"synthetic_{opts.engine}"), n=opts.synthetic,
+                          out=str(STAGE["synthetic"].path(opts)), n=opts.synthetic,
                           invert_steps=opts.invert_steps, pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps,
-                          directions_n=opts.directions_n, seed=opts.seed, device=opts.device, progress=opts.progress)
-    if not ENGINES[opts.engine].needs_inversion:
+                          directions_n=opts.directions_n, seed=opts.seed, device=opts.device,
+                          precision=opts.precision, progress=opts.progress)
+    if not STAGE["inversion"].when(opts):
         return plan
-    if not opts.train_gan:
+    if not STAGE["gan"].when(opts):
         gan = Path(opts.gan)
         log(f"[gan prior] inverting into {gan}")
     else:
-        gan = gan_train_stage("gan train (personal prior)", GanTrainOptions(
-            data=[str(dest), str(subject)], out=str(work / "gan"), resolution=opts.gan_resolution,
-            minutes=opts.gan_minutes, seed=opts.seed, device=opts.device, verbose=opts.progress), log)
-    return replace(plan, gan=str(gan), inversion=str(work / "inversion"),
-                   directions=str(work / "directions.safetensors"))
+        gan = gan_train_stage(STAGE["gan"].title(opts), GanTrainOptions(
+            data=[str(dest), str(subject)], out=str(STAGE["gan"].path(opts)), resolution=opts.gan_resolution,
+            minutes=opts.gan_minutes, seed=opts.seed, device=opts.device, precision=opts.precision,
+            verbose=opts.progress), log)
+    return replace(plan, gan=str(gan), inversion=str(STAGE["inversion"].path(opts)),
+                   directions=str(STAGE["directions"].path(opts)), invert_name=STAGE["inversion"].title(opts),
+                   directions_name=STAGE["directions"].title(opts))
 
 
 def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any], work: Path) -> None:
@@ -275,7 +307,7 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     frames = probe_video(out).frame_count or 1
     picks = sorted({int(frames * f) for f in (0.1, 0.35, 0.6, 0.85)})
     write_png(folder / "report_frames.png", frame_grid({"destination": opts.video, "swapped": out}, picks))
-    blocks = [
+    blocks: list[Block] = [
         Paragraph(f"Subject: {', '.join(opts.subject)}. Destination: {opts.video}. Output: {out.name}."),
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),
@@ -288,11 +320,11 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
         Table(["setting", "value"], [[k, str(v)] for k, v in asdict(opts).items()]),
         Paragraph(f"Work directory with every stage's output: {work}"),
     ]
-    preview = work / "swap" / "preview.png"
+    preview = STAGE["swap"].path(opts) / "preview.png"
     if preview.exists():
         shutil.copyfile(preview, folder / "report_preview.png")
         blocks.append(Figure("report_preview.png", "Swap-model preview: A, A→A, B, B→B, B→A."))
-    synthetic = work / f"synthetic_{opts.engine}"
+    synthetic = STAGE["synthetic"].path(opts)
     if (synthetic / FACESET_INFO).is_file() and len(kept := Faceset.open(synthetic)):
         write_png(folder / "report_synthetic.png", face_grid(kept, limit=32))
         blocks.append(Figure("report_synthetic.png", f"Synthetic images kept for training ({len(kept)}; "

@@ -1,129 +1,266 @@
-"""Cached pipeline stages: a stage is skipped when its inputs and parameters did not change.
+"""The job's stages as functions, shared by `synthswap run`, `synthswap study` and the web app.
 
-Each stage writes one output (a folder or a file) under a work directory. Beside it a
-small JSON marker records the key of what produced it: a hash of the stage's parameters,
-of its inputs' fingerprints (size and modification time of files; the key of the stage
-that made a folder) and of PIPELINE_VERSION (so outputs of older code are rebuilt). Before a stage runs, the key is written as "pending"; if the
-run is interrupted, the next run finds the same pending key and lets the stage resume
-(extraction appends, trainers resume from their checkpoint). If the key changed, the old
-output is removed and the stage starts over. An output without a marker was not made by a
-stage (it is the user's), so it is never removed: the stage refuses to run instead.
+Each function runs one stage through the caching mechanism of `synthswap.cache`: skipped
+when its inputs and settings are unchanged, resumed after an interruption, started over
+otherwise. Each takes the options object of the library function it runs (its `out` is
+the stage's output), and the stage's cache key is made from those same options, so a
+setting is declared once and every setting that changes the result reruns the stage.
+
+    extract_stage       faces of photos or a video -> faceset
+    gan_train_stage     facesets -> GAN prior               (resumes from its checkpoint)
+    synthetic_stage     subject (+ prior) -> synthetic faceset, by any registered engine
+    swap_train_stage    facesets -> swap model              (resumes from its checkpoint)
+    convert_stage       swap model + video -> swapped video
+
+`RUN_STAGES` below is `synthswap run`'s stages in order, declared once: `run` names its stages
+and places their outputs from it, `run.stage_plan` lists it, and the web app shows each stage's
+state and progress from it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from synthswap import atomic
+from synthswap.cache import StageInterrupted, fresh, run_stage
+from synthswap.extract import extract
+from synthswap.faceset import INFO_FILE as FACESET_INFO
+from synthswap.faceset import Faceset
+from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan
+from synthswap.gan.invert import InvertOptions, invert
+from synthswap.gan.loading import CHECKPOINT as GAN_CHECKPOINT
+from synthswap.gan.train import GanTrainOptions
+from synthswap.gan.train import train as train_gan
+from synthswap.swap.convert import ConvertOptions, convert_video
+from synthswap.swap.loading import CHECKPOINT_FILE as SWAP_CHECKPOINT
+from synthswap.swap.train import SwapTrainOptions
+from synthswap.swap.train import train as train_swap
+from synthswap.synth.base import SynthError, SynthOptions
+from synthswap.synth.engines import ENGINES
+from synthswap.synth.pipeline import synthesize
 
-MARKER_SUFFIX = ".stage.json"
-# Part of every stage's key. Bump it when a change to synthswap makes some stage produce different
-# output from the same inputs and parameters (a fixed bug, a new augmentation), so that work
-# directories made by the older code are rebuilt instead of being reported "up to date".
-# 2: swap augmentation as batched tensor ops (swap/data.augment_batch), GPU-trained shipped models.
-PIPELINE_VERSION = 2
+Log = Callable[[str], None]
 
-
-class StageError(Exception):
-    """A stage that cannot run without destroying something it did not make."""
-
-
-class StageInterrupted(KeyboardInterrupt):
-    """A stage stopped by Ctrl-C or SIGTERM after saving what it had (a trainer's checkpoint).
-    Its marker stays "pending", so the same command resumes it; the CLI exits with 130."""
-
-
-def fresh(path: Path) -> None:
-    """Remove a stage's old output (folder or file) so it can start clean."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+# Options that say where a stage writes or how it reports, not what it computes.
+_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds", "key_dir"}
 
 
-def _marker(output: Path) -> Path:
-    return output.with_name(f".{output.name}{MARKER_SUFFIX}")
+def stage_params(opts: Any) -> dict[str, Any]:
+    """A stage's cache key material: every option of `opts` that can change its result."""
+    return {k: v for k, v in asdict(opts).items() if k not in _NOT_KEYED}
 
 
-def stage_state(output: str | os.PathLike) -> dict[str, Any]:
-    """What the marker beside `output` says, for callers that show progress: {} when no stage has
-    started it, else "pending" (running or interrupted) or "done" (with "seconds"), and "since":
-    when the marker was last written (the stage's start, or its end once done)."""
-    marker = _marker(Path(output))
-    try:
-        state = json.loads(marker.read_text(encoding="utf-8"))
-        return {**state, "since": marker.stat().st_mtime}
-    except (OSError, ValueError):
-        return {}  # not started, or a marker being replaced right now (written atomically)
+@dataclass
+class FaceExtraction:
+    """Options of `extract` as a stage."""
+
+    inputs: list[str]
+    out: str
+    size: int = 256
+    every_n: int = 1
+    max_frames: int | None = None
+    progress: bool = True
 
 
-def made_by_stage(output: str | os.PathLike) -> bool:
-    """Whether `output` has a stage marker beside it, i.e. a stage made it (and may remake it)."""
-    return _marker(Path(output)).is_file()
+def extract_stage(name: str, opts: FaceExtraction, log: Log = print) -> Path:
+    """Extraction appends and skips faces it already has, so an interrupted stage simply runs again."""
+    run_stage(name, opts.out, stage_params(opts), list(opts.inputs),
+              lambda out, resume: extract(opts.inputs, out, size=opts.size, every_n=opts.every_n,
+                                          max_frames=opts.max_frames, progress=opts.progress), log)
+    return Path(opts.out)
 
 
-def fingerprint(path: str | os.PathLike) -> str:
-    """What identifies an input: a stage output's key, or the size and time of every file."""
-    path = Path(path)
-    marker = _marker(path)
-    if marker.is_file():
-        done = json.loads(marker.read_text(encoding="utf-8")).get("done")
-        if done:
-            return f"stage:{done}"
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        parts = [f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-        return "dir:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    if path.is_file():
-        st = path.stat()
-        return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    raise FileNotFoundError(f"{path}: no such file or folder")
+def gan_train_stage(name: str, opts: GanTrainOptions, log: Log = print) -> Path:
+    def build(out: Path, resume: bool) -> None:
+        resume = resume and (out / GAN_CHECKPOINT).exists()
+        if not resume:
+            fresh(out)
+        summary = train_gan(replace(opts, out=str(out), resume=resume))
+        if summary["stopped_by"] == "signal":
+            raise StageInterrupted(f"[{name}] interrupted at kimg {summary['kimg']:.1f}; its checkpoint is saved: "
+                                   f"run the same command again to resume")
+
+    run_stage(name, opts.out, stage_params(opts), list(opts.data), build, log)
+    return Path(opts.out)
 
 
-def stage_key(params: dict[str, Any], inputs: list[str | os.PathLike]) -> str:
-    blob = json.dumps({"params": params, "inputs": [fingerprint(p) for p in inputs], "pipeline": PIPELINE_VERSION},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def swap_train_stage(name: str, opts: SwapTrainOptions, log: Log = print) -> Path:
+    def build(out: Path, resume: bool) -> None:
+        resume = resume and (out / SWAP_CHECKPOINT).exists()
+        if not resume:
+            fresh(out)
+        summary = train_swap(replace(opts, out=str(out), resume=resume))
+        if summary["stopped_by_signal"]:
+            raise StageInterrupted(f"[{name}] interrupted at step {summary['step']}; its checkpoint is saved: "
+                                   f"run the same command again to resume")
+
+    run_stage(name, opts.out, stage_params(opts), [*opts.src, *opts.dst], build, log)
+    return Path(opts.out)
 
 
-def run_stage(
-    name: str,
-    output: str | os.PathLike,
-    params: dict[str, Any],
-    inputs: list[str | os.PathLike],
-    build: Callable[[Path, bool], Any],
-    log: Callable[[str], None] = print,
-) -> bool:
-    """Run `build(output, resume)` unless `output` is up to date; returns True if it ran.
+def convert_stage(name: str, model: Path, video: str | Path, out: Path, opts: ConvertOptions,
+                  log: Log = print) -> Path:
+    run_stage(name, out, stage_params(opts), [model, video],
+              lambda o, resume: convert_video(model, video, o, opts), log)
+    return out
 
-    `resume` is True when an earlier run of the same stage with the same key was
-    interrupted, so `build` should continue from what it left rather than start over.
+
+@dataclass
+class SyntheticFaces:
+    """Everything a synthesis stage needs, whichever engine makes the images.
+
+    For an engine that edits a GAN inversion (`needs_inversion`), the subject's photos are
+    first inverted into `gan` (`inversion`) and directions fitted around the pivots
+    (`directions`); those two are stages of their own, cached beside the synthetic faceset.
     """
-    output = Path(output)
-    marker = _marker(output)
-    key = stage_key(params, inputs)
-    state = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
-    if state.get("done") == key and output.exists():
-        log(f"[{name}] up to date, skipped")
+
+    engine: str
+    subject: str  # the subject's real faceset
+    match: str  # the destination faceset whose expressions to aim at
+    out: str  # the synthetic faceset
+    n: int
+    gan: str | None = None
+    inversion: str | None = None
+    directions: str | None = None
+    invert_steps: int = 300
+    pti_steps: int = 400
+    landmark_steps: int = 400
+    directions_n: int = 3000
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    progress: bool = True
+    invert_name: str | None = None  # the two stages' names in the log (default: from their paths)
+    directions_name: str | None = None
+
+
+def synthetic_stage(name: str, opts: SyntheticFaces, log: Log = print) -> Path | None:
+    """Make the synthetic faceset; None when there is nothing to train on (no image passed the
+    filters, or no directions could be fitted), which the log says and the swap then trains on
+    the real photos alone."""
+    engine = ENGINES[opts.engine]
+    synth = SynthOptions(out=opts.out, n=opts.n, engine=opts.engine, faces=opts.subject, match=opts.match,
+                         seed=opts.seed, device=opts.device, precision=opts.precision, progress=opts.progress)
+    inputs: list[str | os.PathLike] = [opts.subject, opts.match]
+    if engine.needs_inversion:
+        if not (opts.gan and opts.inversion and opts.directions):
+            raise ValueError(f"the {opts.engine} engine needs a GAN prior, an inversion and a directions path")
+        _invert_stage(opts.invert_name, InvertOptions(gan=opts.gan, faces=opts.subject, out=opts.inversion, steps=opts.invert_steps,
+                                    pti_steps=opts.pti_steps, landmark_steps=opts.landmark_steps, seed=opts.seed,
+                                    device=opts.device, precision=opts.precision, progress=opts.progress), log)
+        directions = DirectionsOptions(gan=opts.gan, out=opts.directions, n=opts.directions_n, around=opts.inversion,
+                                       seed=opts.seed, device=opts.device, progress=opts.progress)
+        if not _directions_stage(opts.directions_name, directions, log):
+            return None
+        synth = replace(synth, inversion=opts.inversion, directions=opts.directions)
+        inputs = [opts.inversion, opts.directions, opts.match]
+
+    def build(out: Path, resume: bool) -> None:
+        fresh(out)  # a few minutes at most: simpler to redo than to resume
+        synthesize(replace(synth, out=str(out)), log=log)
+
+    try:
+        run_stage(name, opts.out, stage_params(synth), inputs, build, log)
+    except SynthError as exc:
+        log(f"[{name}] no synthetic images: {exc}")
+        return None
+    out = Path(opts.out)
+    if not (out / FACESET_INFO).exists() or not len(Faceset.open(out)):
+        return None
+    return out
+
+
+def _invert_stage(name: str | None, opts: InvertOptions, log: Log) -> None:
+    def build(out: Path, resume: bool) -> None:
+        fresh(out)  # a few minutes at most: simpler to redo than to resume
+        invert(replace(opts, out=str(out)), log=log)
+
+    run_stage(name or f"gan invert {Path(opts.faces).name}", opts.out, stage_params(opts), [opts.gan, opts.faces], build,
+              log)
+
+
+def _directions_stage(name: str | None, opts: DirectionsOptions, log: Log) -> bool:
+    """Expression directions fitted around the subject's pivots (`gan directions --around`).
+
+    Fitted on the prior's own samples, directions need a GAN whose random samples are
+    measurable faces; around the pivots, the tuned generator renders the subject, so the
+    fit works on the short-trained priors a CPU can afford too. False when too few
+    renders were measurable to fit anything (then there is nothing to synthesise with).
+    """
+    assert opts.around is not None and opts.out is not None  # around the pivots, into the run's file
+    try:
+        run_stage(name or f"gan directions {Path(opts.around).name}", opts.out, stage_params(opts), [opts.gan, opts.around],
+                  lambda out, resume: directions_for_gan(replace(opts, out=str(out)), log=log), log)
+    except DirectionsError as exc:
+        log(f"[gan directions] no directions, so no GAN-synthetic images: {exc}")
         return False
-    resume = state.get("pending") == key and output.exists()
-    if not resume:
-        if output.exists() and not state:
-            # No marker: not made by this stage (a user's file or folder), so it is never removed.
-            raise StageError(f"{output}: exists and was not made by synthswap's [{name}] stage; move it away "
-                             f"or choose another --out / --work")
-        fresh(output)  # inputs or parameters changed: the old output would mislead the stages after it
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(marker, {"pending": key, "params": params})
-    log(f"[{name}] {'resuming' if resume else 'running'}")
-    start = time.monotonic()
-    build(output, resume)
-    atomic.write_json(marker, {"done": key, "params": params, "seconds": round(time.monotonic() - start, 1)})
-    log(f"[{name}] done in {time.monotonic() - start:.0f} s")
     return True
+
+
+# --- synthswap run's stages -------------------------------------------------------------------------
+
+OUT, REPORT = "OUT", "REPORT"  # outputs beside the output video rather than in the work directory
+REPORT_FILE = "report.html"  # beside OUT, with report.md and its pictures
+EVALUATION = "evaluation"  # in the work directory: evaluation.json and evaluation.md
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `synthswap run`.
+
+    key       what the other stages call it (`reads`)
+    name      its name in the log and on the web page ({engine}: the synthesis engine)
+    output    its output in the work directory ({engine} as above), or OUT / REPORT
+    reads     the stages whose outputs are its inputs (their keys are part of its cache key, with
+              the options object its stage function takes: `stage_params`)
+    progress  what its output shows while it runs: "faces" (faces.jsonl rows against the frames
+              `frames` says it looks at), "gan" or "swap" (the trainer's log.csv); None: only its time
+    when      whether a job with these RunOptions has it
+    """
+
+    key: str
+    name: str
+    output: str
+    reads: tuple[str, ...] = ()
+    progress: str | None = None
+    frames: Callable[[Any], tuple[list[str], int, int | None]] | None = None
+    when: Callable[[Any], bool] = lambda opts: True
+
+    def title(self, opts: Any) -> str:
+        return self.name.format(engine=opts.engine)
+
+    def path(self, opts: Any) -> Path:
+        """Where this stage of the job `opts` (RunOptions) writes."""
+        if self.output == OUT:
+            return Path(opts.out)
+        if self.output == REPORT:
+            return Path(opts.out).parent / REPORT_FILE
+        return opts.work_dir() / self.output.format(engine=opts.engine)
+
+
+def _inverts(opts: Any) -> bool:
+    return opts.synthetic > 0 and ENGINES[opts.engine].needs_inversion
+
+
+RUN_STAGES = (
+    Stage("subject", "extract subject", "subject", progress="faces",
+          frames=lambda o: (list(o.subject), o.subject_every_n, o.subject_max_frames)),
+    Stage("dest", "extract destination", "dest", progress="faces", frames=lambda o: ([o.video], o.every_n, None)),
+    Stage("gan", "gan train (personal prior)", "gan", ("dest", "subject"), progress="gan",
+          when=lambda o: _inverts(o) and o.train_gan),
+    Stage("inversion", "gan invert subject", "inversion", ("gan", "subject"), when=_inverts),
+    Stage("directions", "gan directions inversion", "directions.safetensors", ("gan", "inversion"), when=_inverts),
+    Stage("synthetic", "synthesize ({engine})", "synthetic_{engine}", ("subject", "dest", "inversion", "directions"),
+          when=lambda o: o.synthetic > 0),
+    Stage("swap", "swap train", "swap", ("subject", "synthetic", "dest"), progress="swap"),
+    Stage("convert", "convert", OUT, ("swap",)),
+    Stage("evaluate", "evaluate", REPORT, ("convert", "subject")),
+)
+STAGE = {stage.key: stage for stage in RUN_STAGES}
+
+
+def run_plan(opts: Any) -> list[Stage]:
+    """The stages a job with these RunOptions goes through, in order."""
+    return [stage for stage in RUN_STAGES if stage.when(opts)]

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from synthswap import __version__
 from synthswap.atomic import temp_path
+from synthswap.precision import Precision, resolve_precision
 
 
 class CheckpointError(Exception):
@@ -40,9 +41,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a no-op context on CPU, where bf16 is slower than fp32."""
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: str | Precision = "auto"):
+    """The autocast context for networks' forward passes on `device`: bf16 where it is faster
+    (see synthswap.precision), otherwise a no-op."""
+    if isinstance(precision, str):
+        precision = resolve_precision(precision, device)
+    return precision.autocast()
 
 
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any]) -> None:

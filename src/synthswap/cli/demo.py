@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synthswap.cli import summary
 from synthswap.cli.options import fail
 from synthswap.cli.run import add_run_arguments, execute, options_from_args
 from synthswap.demo_inputs import animate_portrait, astronaut_bgr, grace_hopper_bgr
@@ -14,7 +15,7 @@ from synthswap.media import MediaError, write_png
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the whole job on built-in public-domain portraits (no data needed)",
+        help=summary("demo"),
         description="`synthswap run` with small budgets, the shipped GAN prior and the shipped pretrained swap "
                     "model, on an example that needs nothing but the installed "
                     "packages: the subject is scikit-image's astronaut photo (Eileen Collins, one photo), the "

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthswap.cli import summary
 from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping
 from synthswap.enhance import (
     EnhanceConfig,
@@ -55,7 +56,7 @@ class ApplyOptions:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("enhance", help="restore the detail of small swapped faces, keeping the identity",
+    p = sub.add_parser("enhance", help=summary("enhance"),
                        description="A face restoration network trained on degraded face photos: generic on a "
                                    "face corpus, then fine-tuned on the subject's own photos.")
     cmds = p.add_subparsers(dest="enhance_command", metavar="ACTION", required=True)

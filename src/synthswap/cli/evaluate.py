@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from synthswap.cli.options import fail, nonnegative_int, positive_int
+from synthswap.cli import summary
+from synthswap.cli.options import add_common, fail, nonnegative_int, positive_int
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError
 from synthswap.metrics.evaluate import EvaluateError, evaluate
@@ -16,7 +17,7 @@ from synthswap.metrics.evaluate import EvaluateError, evaluate
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="measure a swapped video: identity, leakage, expression and pose error, FID/KID, jitter",
+        help=summary("evaluate"),
         description=(
             "Read the swapped video and the destination video it was made from in lockstep, analyse the face "
             "in every frame of both, and report per-frame and summary metrics as JSON and Markdown: identity "
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dlib-every", type=nonnegative_int, default=5, metavar="N",
                    help="run the slower dlib judge on every N-th frame; 0 turns it off (default: 5)")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common(p, device=False, seed=False, threads=False)
     p.set_defaults(func=run)
 
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                         f"another --out", 1)
     try:
         result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
-                          dlib_every=args.dlib_every, fid=not args.no_fid, progress=not args.quiet)
+                          dlib_every=args.dlib_every, fid=not args.no_fid, progress=args.progress)
     except (EvaluateError, MediaError, FacesetError) as exc:
         return fail(str(exc), 1)
     try:

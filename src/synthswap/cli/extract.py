@@ -6,13 +6,15 @@ import argparse
 import signal
 import sys
 
+from synthswap.cli import summary
+from synthswap.cli.options import add_common
 from synthswap.media import DEFAULT_MAX_PIXELS, MediaError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "extract",
-        help="detect, align and measure faces from photos, folders and videos into a faceset",
+        help=summary("extract"),
         description=(
             "Find the subject's face in every image and video frame, align it to the canonical template, "
             "and write crops, masks and a manifest (landmarks, expression, head pose, sharpness, identity "
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pick, in each frame, the face matching the person in PHOTO (default: the largest face)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse images larger than N pixels (default: {DEFAULT_MAX_PIXELS:,})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_common(p, device=False, seed=False, threads=False)
     p.set_defaults(func=run)
 
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         summary = extract(args.inputs, args.out, size=args.size, every_n=args.every_n, max_frames=args.max_frames,
-                          reference=args.reference, max_pixels=args.max_pixels, progress=not args.quiet)
+                          reference=args.reference, max_pixels=args.max_pixels, progress=args.progress)
     except (ExtractError, MediaError, FacesetError, OSError) as exc:  # OSError: a full disk, a folder gone read-only
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
 
 from synthswap.atomic import write_json, write_text
-from synthswap.cli.synth import register_gan_subcommands
+from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
-    apply_threads,
     fail,
     finite_float,
     nonnegative_float,
@@ -26,6 +26,15 @@ from synthswap.cli.options import (
 from synthswap.faceset import FacesetError
 from synthswap.gan.augment import AUGMENT_MODES
 from synthswap.gan.data import load_faces
+from synthswap.gan.directions import (
+    DIRECTIONS_FILE,
+    DirectionsError,
+    DirectionsOptions,
+    directions_for_gan,
+    format_report,
+    load_directions,
+)
+from synthswap.gan.invert import InversionError, InvertOptions, invert
 from synthswap.gan.loading import SNAPSHOT_DIR, list_snapshots, load_generator, read_gan_json
 from synthswap.gan.networks import PRESETS, RESOLUTIONS
 from synthswap.gan.sample import (
@@ -61,9 +70,20 @@ e.g. after a GPU run on a machine without the FID network.
 """
 
 
+INVERT_EPILOG = """\
+example:
+  synthswap extract photos/ --out subject --size 128
+  synthswap gan invert --gan gan_d6 --faces subject --out subject_inv
+
+outputs in INV_DIR: pivots.safetensors (one W+ per photo), generator.safetensors (the tuned
+generator), inversion.json (per-photo reconstruction error and identity cosine for the mean w,
+the projection and PTI), preview.png (rows: photo, mean w, projection, PTI).
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     d = GanTrainOptions(data=[], out="", kimg=1)
-    p = sub.add_parser("gan", help="train and use the StyleGAN2 face prior",
+    p = sub.add_parser("gan", help=summary("gan"),
                        description="Train a StyleGAN2 on facesets, sample from it, and measure it with FID/KID.")
     gsub = p.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True)
 
@@ -120,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--log-seconds", type=positive_float, default=d.log_seconds,
                    help=f"progress line every N seconds (default {d.log_seconds})")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add_common(t)
+    add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
     s = gsub.add_parser("sample", help="generate images and a latent interpolation grid/video",
@@ -158,8 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(f, quiet=False)
     f.set_defaults(func=run_fid)
 
-    # `gan invert` and `gan directions` use the GAN but belong to the synthesis stage.
-    register_gan_subcommands(gsub)
+    register_inversion_subcommands(gsub)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -175,8 +194,9 @@ def run_train(args: argparse.Namespace) -> int:
             masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
             snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg,
             fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
-            log_seconds=args.log_seconds, seed=args.seed, device=args.device, threads=args.threads,
-            resume=args.resume, verbose=not args.quiet,
+            log_seconds=args.log_seconds, seed=args.seed, device=args.device, precision=args.precision,
+            threads=args.threads,
+            resume=args.resume, verbose=args.progress,
         )
         summary = train(opts)
     except (FacesetError, CheckpointError, FileExistsError, ValueError) as exc:
@@ -215,7 +235,6 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_fid(args: argparse.Namespace) -> int:
-    apply_threads(args)
     if args.n < 2:
         return fail("--n must be at least 2")
     if args.json:  # checked now, not after minutes of FID
@@ -241,7 +260,7 @@ def run_fid(args: argparse.Namespace) -> int:
         reals = load_faces(args.data, cfg.resolution, masked=masked, limit=args.max_ref, seed=args.seed)
         net = InceptionFeatures(device)
         ref = net(reals)
-        rows = []
+        rows: list[dict[str, float]] = []
         for kimg, gen in generators:
             fake = net(generate_uint8(gen, args.n, seed=args.seed, device=device, truncation_psi=args.truncation))
             result = fid_kid(fake, ref)
@@ -255,7 +274,7 @@ def run_fid(args: argparse.Namespace) -> int:
     if args.snapshots:
         lines = ["kimg,fid,kid,n_fake,n_real"] + [f"{r['kimg']},{r['fid']},{r['kid']},{args.n},{ref.shape[0]}"
                                                    for r in rows]
-        result["snapshots"] = rows
+        result["snapshots"] = rows  # type: ignore[assignment]
     try:
         if args.snapshots:
             write_text(gan_dir / "fid_snapshots.csv", "\n".join(lines) + "\n")
@@ -264,3 +283,133 @@ def run_fid(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"cannot write the result ({exc})", 1)
     return 0
+
+
+def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
+    """`gan invert` and `gan directions`: the subject's photos into the GAN, and the directions the
+    synthesis edits them along."""
+    inv = InvertOptions(gan="", faces="", out="")
+    dirs = DirectionsOptions(gan="")
+    i = gsub.add_parser(
+        "invert", help="invert the subject's photos into the GAN (W+ projection + pivotal tuning)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=INVERT_EPILOG,
+        description="Optimise one W+ latent per photo from the mean w (pixel loss on the face mask, "
+                    "discriminator-feature perceptual loss, landmark loss), then fine-tune a copy of the "
+                    "generator around these pivots (PTI) with a locality regulariser.")
+    i.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    i.add_argument("--faces", required=True, metavar="SUBJECT_FACESET", help="the subject's real faceset")
+    i.add_argument("--out", required=True, metavar="INV_DIR", help="new output folder")
+    i.add_argument("--max-photos", type=positive_int, default=inv.max_photos,
+                   help=f"invert at most the first N faces (default {inv.max_photos})")
+    i.add_argument("--steps", type=positive_int, default=inv.steps, help=f"projection steps (default {inv.steps})")
+    i.add_argument("--lr", type=positive_float, default=inv.lr, help=f"projection learning rate (default {inv.lr})")
+    i.add_argument("--pti-steps", type=nonnegative_int, default=inv.pti_steps,
+                   help=f"pivotal tuning steps (default {inv.pti_steps}; 0 = none)")
+    i.add_argument("--pti-lr", type=positive_float, default=inv.pti_lr, help=f"pivotal tuning learning rate (default {inv.pti_lr})")
+    i.add_argument("--w-perceptual", type=nonnegative_float, default=inv.w_perceptual,
+                   help=f"perceptual (D features) loss weight (default {inv.w_perceptual})")
+    i.add_argument("--w-landmark", type=nonnegative_float, default=inv.w_landmark,
+                   help=f"landmark loss weight (0: off; default {inv.w_landmark})")
+    i.add_argument("--locality", type=nonnegative_float, default=inv.locality,
+                   help=f"PTI locality regulariser weight (0: off; default {inv.locality})")
+    i.add_argument("--landmark-steps", type=nonnegative_int, default=inv.landmark_steps,
+                   help=f"training steps of the landmark regressor (default {inv.landmark_steps})")
+    i.add_argument("--w-identity", type=nonnegative_float, default=inv.w_identity,
+                   help=f"identity loss weight: 1 - SFace cosine of each render to its photo (0: off; "
+                        f"default {inv.w_identity})")
+    i.add_argument("--identity-every", type=positive_int, default=inv.identity_every,
+                   help=f"apply the identity loss every N steps (each application costs an SFace pass per photo; "
+                        f"default {inv.identity_every})")
+    add_common(i, precision=True)
+    i.set_defaults(func=run_invert)
+
+    dp = gsub.add_parser(
+        "directions", help="fit expression and pose directions in W",
+        description="Sample latents, render and measure them with the extraction code (expression vector, yaw, "
+                    "pitch), fit a ridge regression per attribute in W, and save unit directions (plain and "
+                    "conditioned on the other attributes) with their held-out R^2.")
+    dp.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
+    dp.add_argument("--n", type=positive_int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
+    dp.add_argument("--out", metavar="FILE",
+                    help="output .safetensors file, new or an earlier directions file (default "
+                         "GAN_DIR/directions.safetensors)")
+    dp.add_argument("--truncation", type=finite_float, default=dirs.truncation, metavar="PSI",
+                   help=f"truncation psi (default {dirs.truncation})")
+    dp.add_argument("--around", metavar="INV_DIR",
+                   help="fit local directions around this inversion's pivots, rendered by its tuned generator "
+                        "(for a prior whose own samples are rarely measurable as faces)")
+    dp.add_argument("--no-pose-regressor", action="store_true",
+                   help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
+                        "GAN's real training faces (FaceMesh's pose is unreliable on small renders; docs/synthesis.md)")
+    dp.add_argument("--radius", type=positive_float, default=dirs.radius,
+                   help=f"with --around: how far samples stray from the pivots, in units of a random w's "
+                        f"offset from the mean w (default {dirs.radius})")
+    add_common(dp)
+    dp.set_defaults(func=run_directions)
+
+
+def run_invert(args: argparse.Namespace) -> int:
+    opts = InvertOptions(gan=args.gan, faces=args.faces, out=args.out, max_photos=args.max_photos, steps=args.steps,
+                         lr=args.lr, pti_steps=args.pti_steps, pti_lr=args.pti_lr, w_perceptual=args.w_perceptual,
+                         w_landmark=args.w_landmark, locality=args.locality, landmark_steps=args.landmark_steps,
+                         w_identity=args.w_identity, identity_every=args.identity_every,
+                         seed=args.seed, device=args.device, precision=args.precision, progress=args.progress)
+    try:
+        s = invert(opts)
+    except (InversionError, FacesetError, CheckpointError, ValueError) as exc:
+        return fail(str(exc))
+    print(f"inverted {s['photos']} photo(s) into {args.out} in {s['seconds']:.0f} s")
+    print(f"masked MSE: mean w {s['mse']['mean_w']:.4f} -> projection {s['mse']['projection']:.4f} -> "
+          f"PTI {s['mse']['pti']:.4f}")
+    print(f"identity cosine: mean w {s['identity']['mean_w']:.3f}, projection {s['identity']['projection']:.3f}, "
+          f"PTI {s['identity']['pti']:.3f} (found as a face: {s['found']['mean_w']}, {s['found']['projection']}, "
+          f"{s['found']['pti']} of {s['photos']}; real photo at GAN resolution: {s['identity_ceiling']:.3f})")
+    print(f"dlib distance to the photos (the judge; same person below 0.6): mean w "
+          f"{s['identity_dlib']['mean_w']:.3f}, projection {s['identity_dlib']['projection']:.3f}, "
+          f"PTI {s['identity_dlib']['pti']:.3f}")
+    print(f"locality drift (mean |change| on random samples): {s['locality_drift']:.4f}")
+    return 0
+
+
+def check_directions_out(out: Path) -> str | None:
+    """Why `gan directions` must not write `out` (checked before minutes of rendering), or None."""
+    if out.suffix != ".safetensors":
+        return f"--out {out}: give a .safetensors file (the report goes beside it as .json)"
+    if out.is_dir():
+        return f"--out {out}: is a folder; give the .safetensors file to write"
+    if out.exists():
+        try:
+            load_directions(out)  # an earlier `gan directions` output may be replaced; nothing else
+        except (DirectionsError, CheckpointError):
+            return f"--out {out}: exists and is not a directions file; move it away or choose another --out"
+    folder = out.resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return f"--out {out}: {folder} is not a writable folder"
+    return None
+
+
+def run_directions(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.gan) / DIRECTIONS_FILE
+    problem = check_directions_out(out) if args.out or Path(args.gan).is_dir() else None
+    if problem is not None:
+        return fail(problem)
+    try:
+        d, path = directions_for_gan(DirectionsOptions(
+            gan=args.gan, out=args.out, n=args.n, truncation=args.truncation, around=args.around, radius=args.radius,
+            pose_regressor=not args.no_pose_regressor, seed=args.seed, device=args.device, progress=args.progress))
+    except (DirectionsError, CheckpointError, InversionError, ValueError) as exc:
+        return fail(str(exc))
+    print(format_report(d))
+    print(f"directions written to {path} (report: {path.with_suffix('.json')})")
+    return 0
+
+
+def gan_main(argv: list[str] | None = None) -> int:
+    """`python -m synthswap.cli.gan train|sample|fid|invert|directions ...` = `synthswap gan ...`."""
+    from synthswap.cli import main
+
+    return main(["gan", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(gan_main())

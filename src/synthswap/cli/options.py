@@ -1,45 +1,45 @@
-"""What the subcommands' parsers share: --device, --seed, --threads and --quiet defined once,
-flags generated from an options dataclass, and the one way to report a refused request."""
+"""What the subcommands' parsers share: flags generated from an options dataclass (the shared
+--device, --threads, --seed and --quiet come from `synthswap.options.ComputeOptions`), the check
+of those flags' values, and the one way to report a refused request."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
-
-from synthswap.options import (  # noqa: F401 - re-exported
+from synthswap.options import (  # noqa: F401 - re-exported for the command modules
+    ComputeOptions,
+    OptionError,
+    apply_threads,
+    convert,
+    default_of,
     device_name,
     finite_float,
+    flag_of,
+    kind_of,
     nonnegative_float,
     nonnegative_int,
+    option_fields,
     positive_float,
     positive_int,
+    problem,
     unit_float,
 )
 
-_TYPES = {"int": int, "float": float, "str": str}
+CHECKED = "_checked_options"  # on the parsed args: the generated flags whose values `check_flags` checks
 
 
-def add_common(p: argparse.ArgumentParser, seed: bool = True, threads: bool = True, quiet: bool = True) -> None:
-    p.add_argument("--device", type=device_name, default="auto",
-                   help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default: auto)")
-    if seed:
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    if threads:
-        p.add_argument("--threads", type=positive_int, default=None,
-                       help="CPU threads for torch (default: torch's choice); 1-2 on a shared machine")
-    if quiet:
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def apply_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+def add_common(p: argparse.ArgumentParser, seed: bool = True, threads: bool = True, quiet: bool = True,
+               device: bool = True, precision: bool = False) -> None:
+    """The flags of ComputeOptions (device, threads, seed, quiet, precision), less those a command has
+    no use for (`precision` only where the command's networks run under it)."""
+    skip = {name for name, keep in (("seed", seed), ("threads", threads), ("progress", quiet), ("device", device),
+                                    ("precision", precision)) if not keep}
+    add_flags(p, ComputeOptions, skip=skip)
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -61,22 +61,50 @@ def overlapping(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | Non
     return None
 
 
+def _converter(f) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return convert(f, text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = kind_of(f)  # what argparse names in "invalid ... value"
+    return parse
+
+
 def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[str] = frozenset()) -> None:
-    """One `--name-with-dashes` flag per field of the dataclass `cls` that carries help (see
-    `synthswap.options.option`), with the field's default, type and help."""
-    for f in fields(cls):
-        if f.name in skip or "help" not in f.metadata:
+    """One flag per option of the dataclass `cls` (see `synthswap.options.option`), with its
+    default, type, choices and help; the values are checked after parsing (`check_flags`), by the
+    same declarations and with the same messages as the web form's."""
+    checked = list(p.get_default(CHECKED) or [])
+    for f in option_fields(cls):
+        if f.name in skip:
             continue
-        kwargs = {k: v for k, v in f.metadata.items() if k != "help"}
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        if str(f.type) == "bool":
-            kwargs["action"] = "store_true"
-        elif "type" not in kwargs:
-            kwargs["type"] = _TYPES[str(f.type).replace(" | None", "")]
-        help_text = f.metadata["help"]
-        if default is not None and "action" not in kwargs:
-            help_text += f" (default: {default})"
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default, help=help_text, **kwargs)
+        meta, default = f.metadata, default_of(f)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if kind_of(f) == "bool":
+            kwargs["action"] = "store_false" if default else "store_true"
+        else:
+            kwargs["type"] = _converter(f)
+            if "metavar" in meta:
+                kwargs["metavar"] = meta["metavar"]
+            elif "choices" in meta:
+                kwargs["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
+        help_text = meta["help"]
+        if default is not None and kind_of(f) != "bool":
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help_text += f" (default: {shown}" + (f"; {meta['why']})" if "why" in meta else ")")
+        p.add_argument(flag_of(f), help=help_text, **kwargs)
+        checked.append(f)
+    p.set_defaults(**{CHECKED: checked})
+
+
+def check_flags(args: argparse.Namespace) -> str | None:
+    """The first generated flag whose value its declaration refuses, as a message, or None."""
+    for f in getattr(args, CHECKED, ()):
+        reason = problem(f, getattr(args, f.name))
+        if reason is not None:
+            return reason
+    return None
 
 
 def from_args(cls: type, args: argparse.Namespace, **given: Any) -> Any:

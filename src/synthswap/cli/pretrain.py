@@ -7,9 +7,9 @@ import argparse
 import json
 import os
 
+from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
-    apply_threads,
     fail,
     nonnegative_int,
     overlapping,
@@ -37,7 +37,7 @@ of `swap train` (model.safetensors, model.json, log.csv, preview.png); Ctrl-C sa
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = SwapTrainOptions(src=[], dst=[], out="")
-    p = sub.add_parser("pretrain", help="pretrain the swap model on a face corpus (DeepFaceLab's pretrain mode)",
+    p = sub.add_parser("pretrain", help=summary("pretrain"),
                        description="Train the swap autoencoder with both sides drawn from a many-identity face "
                                    "corpus, so that a new pair fine-tunes from it (`swap train --init`) instead "
                                    "of starting from random weights.",
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"checkpoint every N steps (default {d.save_every})")
     p.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
                    help=f"preview grid every N steps (default {d.preview_every})")
-    add_common(p)
+    add_common(p, precision=True)
     p.set_defaults(func=run_pretrain)
 
-    e = sub.add_parser("export-weights", help="write the fp16 copies of a pretrained swap model and GAN prior",
+    e = sub.add_parser("export-weights", help=summary("export-weights"),
                        description="Write inference copies (fp16 weights, no optimizer state, no paths of this "
                                    "machine; each file at most 16 MB) of a swap model and/or a GAN prior into "
                                    "OUT/swap_df64 and OUT/gan_utk64, and print their sha256, which "
@@ -71,7 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    apply_threads(args)
     if not args.resume and not args.data:
         return fail("give the corpus with --data FACESET (or --resume an existing --out)")
     clash = overlapping(args.out, args.data)
@@ -80,7 +79,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     opts = SwapTrainOptions(src=args.data, dst=args.data, out=args.out, config=model_config(args),
                             batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
                             save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
-                            device=args.device, resume=args.resume, progress=not args.quiet)
+                            device=args.device, precision=args.precision, resume=args.resume, progress=args.progress)
     return train_and_report(opts)
 
 

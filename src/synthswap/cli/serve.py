@@ -8,7 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
-from synthswap.cli.options import add_common, apply_threads, fail, positive_int
+from synthswap.cli import summary
+from synthswap.cli.options import add_common, fail, positive_int
 from synthswap.locking import LockError, locked_output
 
 TOKEN_ENV = "SYNTHSWAP_TOKEN"
@@ -17,7 +18,7 @@ TOKEN_ENV = "SYNTHSWAP_TOKEN"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="a local web app: submit jobs, follow their stages, previews and progress, get the results",
+        help=summary("serve"),
         description=(
             "Serve a web page for `synthswap run` jobs: upload (or pick) the subject's photos and a destination "
             "video, choose the settings, and follow the queued jobs' stages, training progress and previews; "
@@ -69,7 +70,6 @@ def main(args: argparse.Namespace) -> int:
         token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
     if args.media and not Path(args.media).is_dir():
         return fail(f"--media {args.media}: not a folder")
-    apply_threads(args)
     settings = Settings(data=Path(args.data).resolve(), max_upload_bytes=args.max_upload_mb * 2**20,
                         media=Path(args.media) if args.media else None, device=args.device,
                         threads=args.threads, token=token,

@@ -8,9 +8,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
-    apply_threads,
     fail,
     nonnegative_float,
     nonnegative_int,
@@ -20,13 +20,13 @@ from synthswap.cli.options import (
 )
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, written_by_synthswap
+from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.swap.color import COLOR_MODES
 from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
-from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.swap.loading import read_model_json
-from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.losses import PIXEL_LOSSES
+from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
 
@@ -80,7 +80,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         f"lighting/pose match). Default: {cfg.arch}")
     p.add_argument("--resolution", type=int,
                    help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: the size of the "
-                        f"shipped pretrained model, and a CPU-sized one)")
+                        f"shipped pretrained model); with --init of a smaller model, a whole multiple of its size "
+                        f"(its weights are grown to this size as a warm start)")
     p.add_argument("--e-dims", type=int, help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
     p.add_argument("--ae-dims", type=int, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
     p.add_argument("--d-dims", type=int, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
@@ -99,7 +100,7 @@ def register(subparsers) -> None:
     d = SwapTrainOptions(src=[], dst=[], out="")
     conv = ConvertOptions()
     swap = subparsers.add_parser(
-        "swap", help="train the face-swap model and convert videos with it",
+        "swap", help=summary("swap"),
         description="DeepFaceLab-style face swap: a shared encoder and per-identity decoders (df) or "
                     "shared decoder with split bottlenecks (liae), trained on faces of A (the subject) and "
                     "B (the destination), then used to put A's face on every frame of B's video.")
@@ -143,12 +144,17 @@ def register(subparsers) -> None:
                         f"subject's real photos and of A->A to their own photo (0: off; default {SWAP_ID_WEIGHT}, "
                         f"measured in docs/study/identity_rerun.md)")
     t.add_argument("--id-every", type=positive_int, default=d.id_every,
-                   help=f"apply the identity loss every N steps: it costs ~75 ms per face on a CPU core "
-                        f"(default {d.id_every})")
+                   help=f"apply the identity loss every N steps (its cost per face: README, \"Identity as a training signal\"; "
+                        f"default {d.id_every})")
     t.add_argument("--pose-weight", type=nonnegative_float, default=d.pose_weight,
                    help=f"with --id-weight: weight of the B->A swaps' head-pose drift from the B face (eye-line angle, "
-                        f"nose offset and height, from a small landmark regressor fitted on both facesets first, "
-                        f"~45 s on a CPU), so identity is not bought with pose. 0: off (default {d.pose_weight})")
+                        f"nose offset and height, from a small landmark regressor fitted on both facesets first), "
+                        f"so identity is not bought with pose. 0: off (default {d.pose_weight})")
+    t.add_argument("--multiscale-dssim", action="store_true",
+                   help="DSSIM at two window sizes (DeepFaceLab SAEHD's choice at 128 px and up) instead of one")
+    t.add_argument("--synthetic-resolution", type=nonnegative_int, default=d.synthetic_resolution, metavar="PX",
+                   help="synthetic faces (rendered at PX and enlarged) supervise only detail up to PX; real photos "
+                        "teach the rest (0: every face at full resolution; default 0)")
     t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
     t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
     t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
@@ -160,7 +166,7 @@ def register(subparsers) -> None:
                    help=f"preview grid every N steps (0: only at the end; default {d.preview_every})")
     t.add_argument("--log-every", type=positive_int, default=d.log_every,
                    help=f"log.csv row every N steps (default {d.log_every})")
-    add_common(t)
+    add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
     c = sub.add_parser("convert", help="swap A's face into a video (or folder of frames) of B",
@@ -201,12 +207,11 @@ def register(subparsers) -> None:
     c.add_argument("--key-dir", metavar="DIR",
                    help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")
-    add_common(c)
+    add_common(c, precision=True)
     c.set_defaults(func=run_convert)
 
 
 def run_train(args) -> int:
-    apply_threads(args)
     if not args.resume and (not args.src or not args.dst):
         return fail("give --src FACESET_A and --dst FACESET_B (or --resume an existing --out)")
     clash = overlapping(args.out, [*args.src, *args.dst, args.init])
@@ -222,12 +227,12 @@ def run_train(args) -> int:
         src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
         dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
         eyes_mouth_weight=args.eyes_mouth_weight, id_weight=args.id_weight, id_every=args.id_every,
-        pose_weight=args.pose_weight,
-        steps=args.steps, minutes=args.minutes,
+        pose_weight=args.pose_weight, multiscale_dssim=args.multiscale_dssim,
+        synthetic_resolution=args.synthetic_resolution, steps=args.steps, minutes=args.minutes,
         save_every=args.save_every, preview_every=args.preview_every, log_every=args.log_every,
-        seed=args.seed, device=args.device, resume=args.resume,
+        seed=args.seed, device=args.device, precision=args.precision, resume=args.resume,
         augment=Augment(flip=not args.no_flip, warp=not args.no_warp, colour=not args.no_color_aug),
-        progress=not args.quiet)
+        progress=args.progress)
     return train_and_report(opts)
 
 
@@ -249,9 +254,9 @@ def train_and_report(opts: SwapTrainOptions) -> int:
 
 
 def run_convert(args) -> int:
-    apply_threads(args)
     opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
-                          smooth_min_cutoff=args.smooth, device=args.device, progress=not args.quiet,
+                          smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
+                          progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
                           key_dir=args.key_dir)
     out = Path(args.out)

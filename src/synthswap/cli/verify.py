@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from synthswap.cli import summary
 from synthswap.cli.options import fail, positive_int
 from synthswap.media import MediaError
 from synthswap.provenance.verify import verify_file
@@ -22,7 +23,7 @@ exit status: 0 every file is marked, 1 some file is not, 2 a file could not be r
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="check files for synthswap's provenance marks (metadata, watermark, manifest)",
+    p = sub.add_parser("verify", help=summary("verify"),
                        description="For each file: which provenance layers it carries, the watermark's payload and "
                                    "confidence, the manifest's signature status, and a one-line verdict.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

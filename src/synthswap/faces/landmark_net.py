@@ -11,6 +11,8 @@ when the pixels nearly agree.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,12 +55,13 @@ def landmark_targets(landmarks_crop: list, crop_size: int) -> np.ndarray:
 
 def train_landmark_net(images: torch.Tensor, targets: torch.Tensor, steps: int = 400, batch: int = 32,
                        lr: float = 2e-3, seed: int = 0, device: torch.device | str = "cpu",
-                       shift_labels: bool = True) -> tuple[LandmarkNet, float]:
+                       shift_labels: bool = True, autocast=contextlib.nullcontext) -> tuple[LandmarkNet, float]:
     """Fit on uint8 images (N, 3, R, R) and targets (N, P, 2) ([0, 1] crop units for landmarks);
     returns the net and its final mean error (pixels of the R-px image for landmarks).
 
     With `shift_labels=False` the same net regresses quantities that do not move with the
-    image (head pose): the shift augmentation then leaves the labels alone."""
+    image (head pose): the shift augmentation then leaves the labels alone. `autocast` is the context
+    the forward passes run in (see synthswap.precision); the loss is fp32."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     res = images.shape[-1]
@@ -81,7 +84,9 @@ def train_landmark_net(images: torch.Tensor, targets: torch.Tensor, steps: int =
         x = x * (1 + 0.2 * (torch.rand(len(x), 1, 1, 1, generator=g).to(device) - 0.5))
         if shift_labels:
             y = y + shift.to(device)[:, None, :]
-        loss = F.smooth_l1_loss(net(x), y, beta=0.01)
+        with autocast():
+            pred = net(x)
+        loss = F.smooth_l1_loss(pred.float(), y, beta=0.01)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -71,13 +71,15 @@ def head_pose(lm: np.ndarray) -> dict[str, float]:
     }
 
 
-def sharpness(crop_bgr: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Variance of the Laplacian inside the mask, on a 128 px copy so sizes compare."""
+def sharpness(crop_bgr: np.ndarray, mask: np.ndarray | None = None, size: int = 128) -> float:
+    """Variance of the Laplacian inside the mask, on a `size` px copy so sizes compare. At half the
+    usual size (64) it measures detail that survives a 2x downscale: real detail does, added grain
+    and sharpening halos mostly do not."""
     gray = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY)
-    gray = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA)
+    gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
     lap = cv2.Laplacian(gray, cv2.CV_32F)
     if mask is not None:
-        inside = cv2.resize(mask, (128, 128), interpolation=cv2.INTER_NEAREST) > 127
+        inside = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) > 127
         if inside.any():
             return float(lap[inside].var())
     return float(lap.var())

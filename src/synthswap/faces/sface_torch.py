@@ -130,6 +130,11 @@ class SFaceIdentity(nn.Module):
         return F.normalize(feature, dim=1)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        if crops.device.type == "cpu":
+            # fp32 even inside a bf16 autocast region: oneDNN's bf16 depthwise convolutions made this
+            # network slower on the CPU (0.82x fp32 forward + backward, benchmarks/bench_precision.py).
+            with torch.autocast("cpu", enabled=False):
+                return self.embed_sface_layout(self.to_sface_layout(crops.float()))
         return self.embed_sface_layout(self.to_sface_layout(crops))
 
 

@@ -43,6 +43,7 @@ from synthswap.gan.loading import load_discriminator, load_generator, read_gan_j
 from synthswap.gan.networks import GanConfig, Generator
 from synthswap.info import read_info_json
 from synthswap.media import write_png
+from synthswap.precision import resolve_precision
 from synthswap.training import (atomic_save_tensors, library_versions, load_checkpoint, load_tensors, resolve_device,
                                 save_checkpoint)
 
@@ -81,6 +82,7 @@ class InvertOptions:
     identity_every: int = 2
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # the generator's and judges' forward passes (synthswap.precision)
     threads: int | None = None
     progress: bool = True
 
@@ -97,6 +99,7 @@ def perceptual(D, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image distance of channel-normalised discriminator features, summed over blocks."""
     total = 0.0
     for fx, fy in zip(D.features(x), D.features(y)):
+        fx, fy = fx.float(), fy.float()  # features may come out of a bf16 autocast region
         fx = fx / (fx.norm(dim=1, keepdim=True) + 1e-8)
         fy = fy / (fy.norm(dim=1, keepdim=True) + 1e-8)
         total = total + (fx - fy).square().sum(1).mean(dim=[1, 2])
@@ -198,6 +201,8 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     if any(len(f.identity) == 0 for f in faces):
         raise InversionError(f"{opts.faces}: faces have no identity embedding; re-extract them")
     device = resolve_device(opts.device)
+    precision = resolve_precision(opts.precision, device)
+    log(f"precision: {precision.describe()}")
     G, cfg = load_generator(opts.gan, ema=True, device=device)
     D, _ = load_discriminator(opts.gan, device=device)
     gan_info = read_gan_json(opts.gan)
@@ -215,7 +220,8 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     lm_net, lm_err = None, float("nan")
     if opts.landmark_steps > 0 and opts.w_landmark > 0:
         x_lm, y_lm = _landmark_data(gan_data, subject, faces, res, masked, seed=opts.seed)
-        lm_net, lm_err = train_landmark_net(x_lm, y_lm, steps=opts.landmark_steps, seed=opts.seed, device=device)
+        lm_net, lm_err = train_landmark_net(x_lm, y_lm, steps=opts.landmark_steps, seed=opts.seed, device=device,
+                                            autocast=precision.autocast)
         log(f"landmark regressor: {len(x_lm)} faces, mean error {lm_err:.2f} px at {res} px")
         with torch.no_grad():
             lm_target = lm_net(targets)
@@ -228,9 +234,12 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
 
     def losses(imgs: torch.Tensor, step: int) -> torch.Tensor:
         loss = opts.w_pixel * ((imgs - targets).abs() * pix_w).mean(dim=[1, 2, 3])
-        loss = loss + opts.w_perceptual * perceptual(D, imgs, targets)
+        with precision.autocast():
+            loss = loss + opts.w_perceptual * perceptual(D, imgs, targets)
         if lm_net is not None:
-            loss = loss + opts.w_landmark * (lm_net(imgs) - lm_target).square().sum(-1).mean(-1)
+            with precision.autocast():
+                points = lm_net(imgs)
+            loss = loss + opts.w_landmark * (points.float() - lm_target).square().sum(-1).mean(-1)
         if identity is not None and step % opts.identity_every == 0:
             bgr01 = (imgs.flip(1) + 1) / 2  # the generator's RGB in [-1, 1] -> the identity net's BGR in [0, 1]
             loss = loss + opts.w_identity * (1 - (identity(bgr01) * id_target).sum(1))
@@ -258,7 +267,8 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
         lr = opts.lr * (0.5 - 0.5 * math.cos(math.pi * ramp_down)) * min(1.0, t / 0.05 + 0.1)
         for g in opt.param_groups:
             g["lr"] = max(lr, opts.lr * 0.01)
-        imgs = G.synthesis(ws, noise_mode="const")
+        with precision.autocast():
+            imgs = G.synthesis(ws, noise_mode="const").float()
         loss = losses(imgs, step) + opts.w_layers * (ws - ws.mean(1, keepdim=True)).square().sum(-1).mean(-1).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -277,16 +287,20 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
     if opts.progress and opts.pti_steps:
         it = tqdm(it, desc="pivotal tuning", unit="step")
     for step in it:
-        loss = losses(G_t.synthesis(pivots, noise_mode="const"), step)
+        with precision.autocast():
+            imgs = G_t.synthesis(pivots, noise_mode="const").float()
+        loss = losses(imgs, step)
         if opts.locality > 0:
             with torch.no_grad():
                 w_r = G.mapping(torch.randn(4, G.z_dim, generator=gen).to(device))
                 d = w_r - centre
                 w_loc = centre + opts.locality_radius * w_spread * d / d.norm(dim=1, keepdim=True)
                 ref = G.synthesis(G.broadcast(w_loc), noise_mode="const")
-            img_loc = G_t.synthesis(G.broadcast(w_loc), noise_mode="const")
+            with precision.autocast():
+                img_loc = G_t.synthesis(G.broadcast(w_loc), noise_mode="const").float()
+                local_perceptual = perceptual(D, img_loc, ref).sum()
             loss = loss + opts.locality * ((img_loc - ref).square().mean(dim=[1, 2, 3]).sum()
-                                           + opts.w_perceptual * perceptual(D, img_loc, ref).sum())
+                                           + opts.w_perceptual * local_perceptual)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -325,6 +339,7 @@ def invert(opts: InvertOptions, log: Callable[[str], None] = print) -> dict:
                 to_uint8(pti_imgs).cpu()]
     write_png(out / "preview.png", make_grid(torch.cat(rows), cols=k))
     summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["precision"] = precision.describe()
     atomic_write_json(out / INFO_FILE, {
         "gan_dir": str(Path(opts.gan).resolve()), "gan_data": gan_data, "config": cfg.to_dict(),
         "faces": str(Path(opts.faces).resolve()), "face_ids": [f.id for f in faces], "masked": masked,

@@ -37,8 +37,9 @@ from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, read_gan_json, snapsh
 from synthswap.gan.networks import Discriminator, GanConfig, Generator, make_config
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid
+from synthswap.precision import resolve_precision
 from synthswap.training import (
-    Budget, CheckpointError, CsvLog, DistInfo, StopRequest, autocast,
+    Budget, CheckpointError, CsvLog, DistInfo, StopRequest,
     cleanup_distributed, init_distributed, library_versions, load_checkpoint, parameter_count, save_checkpoint,
 )
 
@@ -77,6 +78,7 @@ class GanTrainOptions:
     log_seconds: float = 30.0
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # G's and D's passes: bf16 where faster (synthswap.precision)
     threads: int | None = None
     resume: bool = False
     verbose: bool = True
@@ -118,6 +120,7 @@ class GanTrainer:
         self.dist, self.device = dist_info, device
         if opts.threads:
             torch.set_num_threads(opts.threads)
+        self.precision = resolve_precision(opts.precision, device)
         if opts.batch % dist_info.world_size != 0:
             raise ValueError(f"--batch {opts.batch} must divide evenly over {dist_info.world_size} processes")
         self.batch_gpu = opts.batch // dist_info.world_size
@@ -237,9 +240,9 @@ class GanTrainer:
         do_r1 = opts.r1_gamma > 0 and opts.r1_interval > 0 and self.step % opts.r1_interval == 0
         self.D.requires_grad_(True)
         real = self._real_batch().detach().requires_grad_(do_r1)
-        with torch.no_grad(), autocast(self.device):
+        with torch.no_grad(), self.precision.autocast():
             fake = self._generate(self.batch_gpu, update_w_avg=False)
-        with autocast(self.device):
+        with self.precision.autocast():
             fake_logits = self.D(self.pipe(fake.detach()))
             real_logits = self.D(self.pipe(real))
         loss_D = F.softplus(fake_logits.float()).mean() + F.softplus(-real_logits.float()).mean()
@@ -262,7 +265,7 @@ class GanTrainer:
 
         # G: non-saturating softplus(-D(G(z))), D frozen.
         self.D.requires_grad_(False)
-        with autocast(self.device):
+        with self.precision.autocast():
             fake = self._generate(self.batch_gpu, update_w_avg=True)
             logits = self.D(self.pipe(fake))
         loss_G = F.softplus(-logits.float()).mean()
@@ -344,7 +347,8 @@ class GanTrainer:
             if is_main and opts.fid_kimg else None
         self.log(f"GAN {self.cfg.resolution}px: G {parameter_count(self.G) / 1e6:.2f} M, "
                  f"D {parameter_count(self.D) / 1e6:.2f} M parameters; {self.reals.shape[0]} training faces; "
-                 f"batch {opts.batch} over {self.dist.world_size} process(es) on {self.device}")
+                 f"batch {opts.batch} over {self.dist.world_size} process(es) on {self.device}, "
+                 f"precision {self.precision.describe()}")
         if self.step == 0:
             if is_main:
                 write_png(self.out / "reals.png", make_grid(self.reals[:GRID_SEEDS].cpu(), cols=8))

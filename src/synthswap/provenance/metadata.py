@@ -20,8 +20,6 @@ import datetime
 import hashlib
 import os
 import secrets
-import struct
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from synthswap import __version__
 from synthswap.media import MediaError, is_image, is_video
+from synthswap.pngtext import png_with_text  # noqa: F401 - re-exported (callers of metadata.png_with_text)
 
 TOOL = "synthswap"
 WATERMARK_ON = "on"
@@ -90,18 +89,6 @@ def synthetic_image_tags(source: str) -> dict[str, str]:
     watermark or model hash describes."""
     return {"synthetic": "true", "description": "AI-generated face image (synthetic) made by synthswap",
             "generator": f"{TOOL} {__version__}", "synthswap_source": source}
-
-
-def png_with_text(png: bytes, text: dict[str, str]) -> bytes:
-    """`png` with one tEXt chunk per entry, inserted after the IHDR chunk."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG stream")
-    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
-    chunks = b""
-    for key, value in text.items():
-        data = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
-        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    return png[:ihdr_end] + chunks + png[ihdr_end:]
 
 
 def read_tags(path: str | os.PathLike) -> dict[str, str]:

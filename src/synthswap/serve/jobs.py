@@ -173,6 +173,7 @@ class JobStore:
             cur = self._db.execute(
                 "INSERT INTO jobs (name, state, created, options, inputs) VALUES (?, 'creating', ?, ?, '{}')",
                 (name, time.time(), json.dumps(options)))
+            assert cur.lastrowid is not None  # an INSERT always sets it
             return int(cur.lastrowid)
 
     def commit_job(self, job_id: int, inputs: dict[str, Any], used_uploads: list[str]) -> None:

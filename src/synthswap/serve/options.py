@@ -9,28 +9,25 @@ name arbitrary folders on the server, so --gan stays the shipped prior and --swa
 
 from __future__ import annotations
 
-import argparse
 import json
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from synthswap import atomic
+from synthswap.options import OptionError, convert, default_of, flag_of, kind_of, optional, problem
 from synthswap.pretrained import SHIPPED_NAME
 from synthswap.run import RunOptions
 
 # In the order the form shows them.
 WEB_OPTIONS = ("engine", "synthetic", "swap_minutes", "swap_steps", "swap_resolution", "swap_init", "batch_size",
                "size", "every_n", "subject_every_n", "subject_max_frames", "train_gan", "gan_minutes", "seed")
-CHOICES = {"swap_init": (SHIPPED_NAME, "none")}
-_TYPES = {"int": int, "float": float, "str": str}
+CHOICES = {"swap_init": (SHIPPED_NAME, "none")}  # a web form names no folder on the server
 
 JOB_FILE = "job.json"  # in the job's folder: inputs and options, what the worker runs
 OUT_NAME = "out.mp4"
 
-
-class OptionError(ValueError):
-    """A form value that is not a valid setting; the message names the setting."""
+__all__ = ["OptionError", "describe", "parse", "write_job_file", "run_options", "JOB_FILE", "OUT_NAME"]
 
 
 def _fields() -> dict[str, Any]:
@@ -43,19 +40,18 @@ def describe() -> list[dict[str, Any]]:
     all_fields = _fields()
     for name in WEB_OPTIONS:
         f = all_fields[name]
-        kind = str(f.type).replace(" | None", "")
-        out.append({"name": name, "flag": "--" + name.replace("_", "-"), "help": f.metadata["help"],
-                    "default": f.default if f.default is not MISSING else None, "kind": kind,
-                    "choices": list(CHOICES.get(name, f.metadata.get("choices", ()))),
-                    "optional": "None" in str(f.type)})
+        out.append({"name": name, "flag": flag_of(f), "help": f.metadata["help"], "default": default_of(f),
+                    "kind": kind_of(f), "choices": list(CHOICES.get(name, f.metadata.get("choices", ()))),
+                    "optional": optional(f)})
     return out
 
 
 def parse(values: dict[str, Any]) -> dict[str, Any]:
     """Form values (strings, or booleans for check boxes) -> RunOptions keyword arguments.
 
-    A missing or empty value takes the default; anything else is converted by the field's own
-    flag type (positive_int, ...), so the page refuses exactly what the CLI refuses.
+    A missing or empty value takes the default; anything else is converted and checked by the
+    field's own declaration (`synthswap.options`), so the page refuses exactly what the CLI
+    refuses, with the same message ("--size must be between 32 and 1024, not 16").
     """
     unknown = sorted(set(values) - set(WEB_OPTIONS))
     if unknown:
@@ -65,26 +61,23 @@ def parse(values: dict[str, Any]) -> dict[str, Any]:
     for name in WEB_OPTIONS:
         f = all_fields[name]
         raw = values.get(name)
-        label = "--" + name.replace("_", "-")
-        kind = str(f.type).replace(" | None", "")
-        if kind == "bool":
+        if kind_of(f) == "bool":
             if raw is not None and not isinstance(raw, bool):
-                raise OptionError(f"{label}: must be true or false")
-            out[name] = bool(raw) if raw is not None else f.default
+                raise OptionError(f"{flag_of(f)}: must be true or false")
+            out[name] = bool(raw) if raw is not None else default_of(f)
             continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            out[name] = f.default
+            out[name] = default_of(f)
             continue
-        text = str(raw).strip()
-        convert = f.metadata.get("type", _TYPES[kind])
         try:
-            value = convert(text)
-        except (argparse.ArgumentTypeError, ValueError) as exc:
-            reason = str(exc) if isinstance(exc, argparse.ArgumentTypeError) else f"'{text}' is not a {kind}"
-            raise OptionError(f"{label}: {reason}") from None
-        choices = CHOICES.get(name, f.metadata.get("choices"))
-        if choices and value not in choices:
-            raise OptionError(f"{label}: must be one of {', '.join(choices)}, not '{text}'")
+            value = convert(f, str(raw).strip())
+        except OptionError as exc:
+            raise OptionError(f"{flag_of(f)}: {exc}") from None
+        if name in CHOICES and value not in CHOICES[name]:
+            raise OptionError(f"{flag_of(f)} must be one of {', '.join(CHOICES[name])}, not {value}")
+        reason = problem(f, value)
+        if reason is not None:
+            raise OptionError(reason)
         out[name] = value
     return out
 

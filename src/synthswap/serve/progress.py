@@ -1,6 +1,6 @@
 """What a job's page shows, read from the files `synthswap run` already writes.
 
-Nothing here is reported by the job process: the stage list comes from `run.stage_plan` and
+Nothing here is reported by the job process: the stage list comes from `stages.RUN_STAGES` and
 each output's stage marker (pending or done, with its time), the training progress from the
 trainers' own log.csv and preview.png, the extraction progress from the faceset's rows. So a
 job shows the same whether it is running, interrupted or finished, and across restarts.
@@ -18,15 +18,17 @@ from typing import Any
 import cv2
 import numpy as np
 
+from synthswap.cache import stage_state
 from synthswap.media import MediaError, probe_video, read_crop
-from synthswap.run import RunOptions, stage_plan
+from synthswap.run import RunOptions
 from synthswap.serve.jobs import Job
 from synthswap.serve.worker import LOG_FILE
-from synthswap.stages import stage_state
+from synthswap.stages import STAGE, Stage, run_plan
 
 LOSS_POINTS = 200  # the loss curve is thinned to at most this many points
 LOG_TAIL_BYTES = 6000
 GRID_FACES = 48
+TRAIN_LOG = "log.csv"  # in a trainer's output folder (gan train, swap train)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -56,9 +58,9 @@ def _line_count(path: Path) -> int:
         return 0
 
 
-def _swap_progress(opts: RunOptions, work: Path) -> dict[str, Any] | None:
+def _swap_progress(opts: RunOptions, output: Path) -> dict[str, Any] | None:
     """Steps or minutes, whichever budget ends first, from the swap trainer's log.csv."""
-    rows = _csv_rows(work / "swap" / "log.csv")
+    rows = _csv_rows(output / TRAIN_LOG)
     if not rows:
         return None
     last = rows[-1]
@@ -85,8 +87,8 @@ def _swap_progress(opts: RunOptions, work: Path) -> dict[str, Any] | None:
             "loss": _float(last, "loss")}
 
 
-def _gan_progress(opts: RunOptions, work: Path) -> dict[str, Any] | None:
-    rows = _csv_rows(work / "gan" / "log.csv")
+def _gan_progress(opts: RunOptions, output: Path) -> dict[str, Any] | None:
+    rows = _csv_rows(output / TRAIN_LOG)
     if not rows:
         return None
     last = rows[-1]
@@ -113,15 +115,14 @@ def _extract_progress(output: Path, inputs: list[str], every_n: int, max_frames:
             "fraction": min(done / total, 1.0) if total else None, "rate": None, "eta_s": None}
 
 
-def _stage_progress(name: str, output: Path, opts: RunOptions, work: Path) -> dict[str, Any] | None:
-    if name == "swap train":
-        return _swap_progress(opts, work)
-    if name.startswith("gan train"):
-        return _gan_progress(opts, work)
-    if name == "extract subject":
-        return _extract_progress(output, opts.subject, opts.subject_every_n, opts.subject_max_frames)
-    if name == "extract destination":
-        return _extract_progress(output, [opts.video], opts.every_n, None)
+def _stage_progress(stage: Stage, output: Path, opts: RunOptions) -> dict[str, Any] | None:
+    """What the stage's declaration says it shows while it runs (`Stage.progress`)."""
+    if stage.progress == "swap":
+        return _swap_progress(opts, output)
+    if stage.progress == "gan":
+        return _gan_progress(opts, output)
+    if stage.progress == "faces" and stage.frames is not None:
+        return _extract_progress(output, *stage.frames(opts))
     return None  # the other stages write no progress of their own: the page shows the time spent
 
 
@@ -129,19 +130,19 @@ def stages(job: Job, opts: RunOptions) -> list[dict[str, Any]]:
     """Each planned stage with its state: done, running, interrupted (pending, not running now),
     waiting (not reached) or skipped (the job ended without it, e.g. no synthetic image kept)."""
     now = time.time()
-    work = opts.work_dir()
     out = []
     running_seen = False
-    for name, output in stage_plan(opts):
+    for stage in run_plan(opts):
+        output = stage.path(opts)
         state = stage_state(output)
-        entry: dict[str, Any] = {"name": name, "state": "waiting", "seconds": None, "progress": None}
+        entry: dict[str, Any] = {"name": stage.title(opts), "state": "waiting", "seconds": None, "progress": None}
         if state.get("done") and output.exists():
             entry.update(state="done", seconds=state.get("seconds"))
         elif state.get("pending"):
             if job.state == "running" and not running_seen:
                 running_seen = True
                 entry.update(state="running", seconds=round(now - state["since"], 1),
-                             progress=_stage_progress(name, output, opts, work))
+                             progress=_stage_progress(stage, output, opts))
             else:
                 entry["state"] = "interrupted" if job.state != "done" else "skipped"
         elif job.state == "done":
@@ -150,10 +151,10 @@ def stages(job: Job, opts: RunOptions) -> list[dict[str, Any]]:
     return out
 
 
-def loss_curve(work: Path) -> list[list[float]]:
+def loss_curve(opts: RunOptions) -> list[list[float]]:
     """[[step, loss], ...] of the swap trainer, thinned to LOSS_POINTS points."""
     points = []
-    for row in _csv_rows(work / "swap" / "log.csv"):
+    for row in _csv_rows(STAGE["swap"].path(opts) / TRAIN_LOG):
         loss = _float(row, "loss")
         if loss is not None:
             points.append([float(row["step"]), loss])
@@ -175,7 +176,7 @@ def log_tail(job_dir: Path) -> str:
 
 
 def synthetic_faces(opts: RunOptions) -> list[Path]:
-    folder = opts.work_dir() / f"synthetic_{opts.engine}" / "faces"
+    folder = STAGE["synthetic"].path(opts) / "faces"
     return sorted(folder.glob("*.png"))[:GRID_FACES] if folder.is_dir() else []
 
 

@@ -167,15 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from synthswap.cli import quiet_native_logs
+    from synthswap import quiet_native_logs
 
     quiet_native_logs()
     _interrupt_when_orphaned()
     # Heavy imports after the watch is running, so a job stopped while loading still stops.
     import torch
 
-    from synthswap.cli.run import PIPELINE_ERRORS
-    from synthswap.run import run
+    from synthswap.run import PIPELINE_ERRORS, run
     from synthswap.serve.options import run_options
 
     if args.threads:

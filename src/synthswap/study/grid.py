@@ -20,7 +20,8 @@ and a finished condition is never retrained.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,10 +33,11 @@ from synthswap.gan.train import GanTrainOptions
 from synthswap.locking import locked_output
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.metrics.evaluate import evaluate
-from synthswap.options import device_name, option
-from synthswap.pretrained import SHIPPED_NAME, resolve_model
-from synthswap.stages import fresh, run_stage
-from synthswap.steps import (
+from synthswap.options import OptionError, option, redefault
+from synthswap.pretrained import resolve_model
+from synthswap.run import PipelineOptions
+from synthswap.cache import fresh, run_stage
+from synthswap.stages import (
     FaceExtraction,
     SyntheticFaces,
     convert_stage,
@@ -47,52 +49,56 @@ from synthswap.steps import (
 from synthswap.study.report import write_study_report
 from synthswap.swap.convert import ConvertOptions
 from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainOptions
+from synthswap.swap.train import SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.synth.pipeline import REPORT_FILE
 
 
-@dataclass
-class StudyOptions:
+def _fraction(value: float) -> str | None:
+    return None if 0.1 <= value <= 0.95 else f"must be between 0.1 and 0.95, not {value}"
+
+
+@dataclass(kw_only=True)
+class StudyOptions(PipelineOptions):
+    """The grid's options: `run`'s shared ones (PipelineOptions), some with a default of their own
+    (each says why), and the grid's: which k, which engines, the time splits."""
+
     subject_video: str
     dest_video: str
     out: str
-    ks: list[int] = field(default_factory=lambda: [1, 5, 20])
-    engines: list[str] = field(default_factory=lambda: list(ENGINES))
-    generic_gan: str | None = None  # a GAN trained on a face corpus (e.g. UTKFace), or "shipped"
-    gan: str | None = None  # an already trained personal prior to use instead of training one
-    size: int = option(128, "crop size of extracted faces")
-    subject_every_n: int = option(2, "subject frames extracted (every n-th)")
-    dest_every_n: int = option(2, "destination frames extracted (every n-th)")
-    subject_train_fraction: float = option(0.8, "share of the subject video's time used for training photos")
-    dest_train_fraction: float = option(0.7, "share of the destination video's time used for training")
-    eval_max_frames: int = option(150, "frames of the destination's held-out end that are converted")
-    gan_resolution: int = option(64, "personal prior's resolution")
-    gan_minutes: float = option(30.0, "personal prior's training budget in minutes")
-    directions_n: int = option(2000, "GAN samples measured to fit the directions")
-    invert_steps: int = option(200, "projection steps")
-    pti_steps: int = option(400, "pivotal-tuning steps (see `run --help`)")
-    landmark_steps: int = option(400, "training steps of the inversion's landmark regressor")
-    synthetic: int = option(200, "synthetic images per condition")
-    swap_resolution: int = option(64, "swap model size")
-    swap_init: str = option(SHIPPED_NAME, "the swap model every condition fine-tunes: 'shipped', a `synthswap "
-                                          "pretrain` folder, or 'none' (random weights)", metavar="MODEL_DIR")
-    swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of every swap model (0: off)")
-    swap_steps: int = option(1500, "swap training steps, the same for every condition")
-    batch_size: int = option(8, "swap training batch")
-    seed: int = option(0, "seed shared by every condition")
-    device: str = option("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N", type=device_name)
-    progress: bool = True
+    ks: list[int] = option([1, 5, 20], "numbers of real photos, comma separated", minimum=1, flag="k")
+    engines: list[str] = option(list(ENGINES), "synthetic engines, comma separated", choices=tuple(ENGINES))
+    generic_gan: str | None = option(None, "also synthesise from this generic prior (e.g. trained on UTKFace); "
+                                           "'shipped' is the one inside the package", metavar="GAN_DIR")
+    gan: str | None = option(None, "use this trained personal prior instead of training one on the destination",
+                             metavar="GAN_DIR")
+    subject_every_n: int = redefault(PipelineOptions, "subject_every_n", 2,
+                                     "the subject is a whole video whose frames every condition draws from; every "
+                                     "2nd frame halves its extraction and keeps every expression")
+    dest_every_n: int = option(2, "destination frames extracted (every n-th)", minimum=1)
+    subject_train_fraction: float = option(0.8, "share of the subject video's time used for training photos",
+                                           check=_fraction)
+    dest_train_fraction: float = option(0.7, "share of the destination video's time used for training",
+                                        check=_fraction)
+    eval_max_frames: int = option(150, "frames of the destination's held-out end that are converted", minimum=1)
+    gan_minutes: float = redefault(PipelineOptions, "gan_minutes", 30.0,
+                                   "the study trains its prior on the destination's training split alone, a "
+                                   "smaller set than run's; the grid's many swap trainings need the time")
+    directions_n: int = redefault(PipelineOptions, "directions_n", 2000,
+                                  "fitted once per k and prior: several fits per study instead of one per run")
+    invert_steps: int = redefault(PipelineOptions, "invert_steps", 200,
+                                  "inverted once per k and prior; PTI (same steps as run) does the identity work")
+    synthetic: int = redefault(PipelineOptions, "synthetic", 200,
+                               "per condition, several conditions per study; the comparison needs the same number "
+                               "in each, not run's full set")
+    swap_steps: int = redefault(PipelineOptions, "swap_steps", 1500,
+                                "the conditions are compared at the same step budget; minutes would give the "
+                                "faster conditions more steps")
 
     def validate(self) -> None:
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError("--k needs positive numbers of real photos")
-        unknown = set(self.engines) - set(ENGINES)
-        if unknown:
-            raise ValueError(f"unknown engines {sorted(unknown)} ({', '.join(ENGINES)})")
-        for name in ("subject_train_fraction", "dest_train_fraction"):
-            if not 0.1 <= getattr(self, name) <= 0.95:
-                raise ValueError(f"--{name.replace('_', '-')} must be between 0.1 and 0.95")
+        if not self.ks:
+            raise OptionError("--k needs positive numbers of real photos")
+        super().validate()
 
 
 @dataclass
@@ -101,6 +107,12 @@ class Condition:
     k: int | None  # None for all-real
     synthetic: str | None  # None, an engine name, or "generic" (the GAN engine on --generic-gan)
     sources: list[str]
+
+
+def _write_subset(faceset: Faceset, faces: list, out: Path, resume: bool) -> None:
+    """A stage's build: the chosen faces of `faceset` as a faceset of their own (redone, never resumed)."""
+    fresh(out)
+    write_subset(faceset, faces, out)
 
 
 def split_by_time(faceset: Faceset, fraction: float) -> tuple[list, list]:
@@ -150,7 +162,7 @@ class Study:
             parts = split_by_time(faces, fraction)
             for part_name, part in zip(names, parts):
                 run_stage(f"split {part_name}", self.data / part_name, {"fraction": fraction}, [self.data / src],
-                          lambda out, r, p=part: (fresh(out), write_subset(faces, p, out)), self.log)
+                          partial(_write_subset, faces, part), self.log)
             return parts
 
         self.subject_train, _ = split("subject_all", o.subject_train_fraction, ("subject_train", "subject_holdout"))
@@ -163,7 +175,7 @@ class Study:
             picks = evenly_spaced(self.subject_train, k)
             subject_train = Faceset.open(self.data / "subject_train")
             run_stage(f"real-{k}", self.data / f"real_{k}", {"k": k}, [self.data / "subject_train"],
-                      lambda out, r, p=picks, s=subject_train: (fresh(out), write_subset(s, p, out)), self.log)
+                      partial(_write_subset, subject_train, picks), self.log)
 
     # -- synthetic data ---------------------------------------------------------------------
 
@@ -206,7 +218,7 @@ class Study:
             # --generic-gan the GAN engine runs a second time on the generic prior.
             synthetic_sets = [(e, self.synthesize(k, e, gan, self.engine_slug(e))) for e in o.engines]
             if o.generic_gan:
-                generic = Path(resolve_model(o.generic_gan, "gan"))  # 'shipped': the prior inside the package
+                generic = Path(str(resolve_model(o.generic_gan, "gan")))  # 'shipped': the prior inside the package
                 synthetic_sets.append(("generic", self.synthesize(k, "gan", generic, "generic")))
             for kind, path in synthetic_sets:
                 sources = [real] + ([str(path)] if path is not None else [])
@@ -262,6 +274,7 @@ class Study:
     def _synthetic_report(self, cond: Condition) -> dict[str, Any] | None:
         if cond.synthetic is None:
             return None
+        assert cond.k is not None  # a condition with synthetic data has its k photos
         slug = "generic" if cond.synthetic == "generic" else self.engine_slug(cond.synthetic)
         path = self.synthetic_dir(cond.k, slug) / REPORT_FILE
         return json.loads(path.read_text()) if path.exists() else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from synthswap.media import probe_video, write_png  # noqa: E402
-from synthswap.report import Figure, Heading, Paragraph, Table, frame_grid, write_report  # noqa: E402
+from synthswap.report import Block, Figure, Heading, Paragraph, Table, frame_grid, write_report  # noqa: E402
 
 # Q in R = (Q(k + synthetic) - Q(k)) / (Q(all real) - Q(k)), by the judge no model is trained against:
 # dlib's share of frames closer to the held-out subject than to the destination. Beside it the same R
@@ -75,7 +76,7 @@ def write_study_report(root: Path, summary: dict[str, Any]) -> tuple[Path, Path]
           root / "dlib_distance_vs_k.png")
     _plot(results, "expression_error", "expression error (L2)", root / "expression_vs_k.png")
     eval_clip = root / "data" / "dest_eval.mp4"
-    videos = {"destination": eval_clip}
+    videos: dict[str, str | os.PathLike] = {"destination": eval_clip}
     videos.update({r["name"]: root / "outputs" / f"{r['name'].replace('+', '_')}.mp4" for r in results})
     frames = probe_video(eval_clip).frame_count or 1
     picks = sorted({int(frames * f) for f in (0.1, 0.4, 0.7, 0.95)})
@@ -95,7 +96,7 @@ def write_study_report(root: Path, summary: dict[str, Any]) -> tuple[Path, Path]
     r_rows = [[g["k"], g["synthetic"], g["q_k"], g["q_k_synthetic"], g["q_all_real"], g["R"],
                *[secondary[key][(g["k"], g["synthetic"])] for key in SECONDARY],
                g["expression_error_k"], g["expression_error_k_synthetic"]] for g in gap_recovery(results)]
-    blocks = [
+    blocks: list[Block] = [
         Paragraph(f"Subject video {opts['subject_video']} (first {opts['subject_train_fraction']:.0%} of its time "
                   f"for training photos, the rest held out as the identity/FID reference); destination video "
                   f"{opts['dest_video']} (first {opts['dest_train_fraction']:.0%} trains the destination side, "

@@ -2,9 +2,10 @@
 
 Per frame: detect and landmark B's face with the extraction code, smooth the landmarks
 over time (One-Euro), align the crop from the smoothed landmarks, decode it as A
-(B->A), match the colours to B's face, build the paste mask (learned and/or landmark
-oval, eroded and feathered), warp face and mask back into the frame, and blend (feathered
-alpha, or OpenCV's seamlessClone followed by the feathered alpha). Frames are streamed in
+(B->A), bring it to the size the face has in the frame (`FaceSwapper.place_size`), match the
+colours to B's face there, build the paste mask there (learned and/or landmark oval, eroded
+and feathered), warp face and mask back into the frame 1:1, and blend (feathered alpha, or
+OpenCV's seamlessClone followed by the feathered alpha). Frames are streamed in
 and out one at a time, so memory does not grow with the video's length.
 
 Every output says it is synthetic (synthswap.provenance): container tags or PNG text, an
@@ -26,7 +27,8 @@ import torch
 from tqdm import tqdm
 
 from synthswap import atomic
-from synthswap.faces.align import invert_affine
+from synthswap.faces.align import invert_affine, warp_to_crop
+from synthswap.faces.mask import face_mask
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
@@ -36,7 +38,8 @@ from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WA
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
 from synthswap.swap.loading import CHECKPOINT_FILE, load_model
-from synthswap.training import autocast, resolve_device
+from synthswap.precision import resolve_precision
+from synthswap.training import resolve_device
 
 BLEND_MODES = ("alpha", "seamless")
 MASK_MODES = ("learned", "landmarks", "both")
@@ -47,11 +50,15 @@ class ConvertOptions:
     color: str = "rct"
     blend: str = "alpha"
     mask: str = "both"
-    erode: float = 2.0  # pixels of the model's face size
-    blur: float = 6.0  # pixels of the model's face size
+    erode: float = 2.0  # pixels of the model's face size (scaled with the face where it is placed larger)
+    blur: float = 6.0  # pixels of the model's face size (likewise)
+    # The largest size (px) the face is composed at before it is put into the frame: the size it has in
+    # the frame, so colour transfer, mask feathering and blending happen there, not at the model's size.
+    max_place_size: int = 512
     smooth_min_cutoff: float = 1.0  # One-Euro min cutoff (Hz); 0 turns smoothing off
     smooth_beta: float = 0.05
     device: str = "auto"
+    precision: str = "auto"  # the model's forward pass: bf16 where faster (synthswap.precision)
     progress: bool = True
     max_frames: int | None = None
     crf: int = 18
@@ -68,6 +75,8 @@ class ConvertOptions:
             raise ValueError(f"unknown mask mode '{self.mask}'")
         if self.erode < 0 or self.blur < 0 or self.smooth_min_cutoff < 0:
             raise ValueError("--erode, --blur and --smooth must not be negative")
+        if self.max_place_size < 16:
+            raise ValueError(f"max_place_size must be at least 16, not {self.max_place_size}")
 
 
 class FaceSwapper:
@@ -77,6 +86,7 @@ class FaceSwapper:
         opts.validate()
         self.opts = opts
         self.device = resolve_device(opts.device)
+        self.precision = resolve_precision(opts.precision, self.device)
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
@@ -96,12 +106,23 @@ class FaceSwapper:
     def _swap_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div(255)
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device):
+        with self.precision.autocast():
             image, mask = self.model.swap(x)
         image = image[0].float().permute(1, 2, 0).cpu().numpy()
         return image, mask[0, 0].float().cpu().numpy()
 
+    def place_size(self, affine: np.ndarray) -> int:
+        """The size (px) the face is composed at: its size in the frame (the crop's side over the
+        alignment's scale), rounded up to a multiple of 16, at least the model's, at most
+        `max_place_size`."""
+        scale = float(np.sqrt(abs(np.linalg.det(np.asarray(affine, np.float64)[:, :2]))))
+        in_frame = self.size / max(scale, 1e-6)
+        return int(min(max(self.size, -(-in_frame // 16) * 16), max(self.size, self.opts.max_place_size)))
+
     def _paste_mask(self, learned: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+        """The feathered paste mask at the size of `landmark_mask` (the placement size); erode and blur
+        are given in pixels of the model's face, so they scale with it."""
+        px = landmark_mask.shape[0] / self.size
         oval = landmark_mask.astype(np.float32) / 255.0
         if self.opts.mask == "learned":
             mask = learned
@@ -111,10 +132,10 @@ class FaceSwapper:
             mask = learned * oval
         mask = (mask > 0.5).astype(np.float32)
         if self.opts.erode >= 1:
-            k = int(round(self.opts.erode)) * 2 + 1
+            k = int(round(self.opts.erode * px)) * 2 + 1
             mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         if self.opts.blur > 0:
-            mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=self.opts.blur / 2)
+            mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=self.opts.blur * px / 2)
             # Pull the feathered edge inside the mask so no B skin shows beyond the oval.
             mask = np.clip(mask * 2 - 1, 0, 1) if self.opts.blur >= 2 else mask
         return mask
@@ -131,19 +152,29 @@ class FaceSwapper:
         if self.filter is not None:
             landmarks = self.filter(face.landmarks_frame, time_s)
             face = self.analyzer.from_landmarks(bgr, landmarks.astype(np.float32), face.detection_score)
-        crop = face.crop
-        generated, learned = self._swap_crop(crop)
-        mask = self._paste_mask(learned, face.mask)
+        generated, learned = self._swap_crop(face.crop)
+        # Composed at the face's size in the frame: the destination's crop, its oval and the swapped face
+        # (enlarged by bicubic interpolation) all at that size, then warped into the frame 1:1.
+        place = self.place_size(face.affine)
+        affine, crop, oval = face.affine, face.crop, face.mask
+        if place != self.size:
+            affine = face.affine * (place / self.size)
+            crop = warp_to_crop(bgr, affine, place)
+            oval = face_mask(face.landmarks_crop * (place / self.size), place)
+            generated = cv2.resize(generated, (place, place), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+            learned = cv2.resize(learned, (place, place), interpolation=cv2.INTER_LINEAR)
+        mask = self._paste_mask(learned, oval)
         generated = transfer(self.opts.color, generated, crop.astype(np.float32) / 255.0, mask)
-        out = self._blend(bgr, generated, mask, face.affine)
+        out = self._blend(bgr, generated, mask, affine)
         self.faces_swapped += 1
         return out, True
 
     def _blend(self, frame: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
+        side = face.shape[0]
         inv = invert_affine(affine)
         # Warp only the frame region the crop covers (a few hundred pixels, not the frame).
-        corners = np.array([[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]], np.float64)
+        corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float64)
         pts = corners @ inv[:, :2].T + inv[:, 2]
         x0, y0 = np.floor(pts.min(0)).astype(int) - 1
         x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
@@ -161,8 +192,8 @@ class FaceSwapper:
             face_roi = self._seamless(face_roi, frame[y0:y1, x0:x1], alpha[..., 0])
         blended = face_roi * alpha + dst * (1.0 - alpha)
         out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
-        footprint = cv2.warpAffine(np.ones((self.size, self.size), np.float32), roi_inv, size, flags=cv2.INTER_LINEAR)
-        feather = max(3, self.size // 16) | 1
+        footprint = cv2.warpAffine(np.ones((side, side), np.float32), roi_inv, size, flags=cv2.INTER_LINEAR)
+        feather = max(3, self.size // 16) | 1  # the face zone's edge, as the model's size always set it
         self.face_zone = np.zeros((h, w), np.float32)
         self.face_zone[y0:y1, x0:x1] = cv2.GaussianBlur(footprint, (feather, feather), 0)
         return out

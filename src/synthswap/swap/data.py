@@ -139,14 +139,21 @@ class FaceSource:
                                         to(self.regions)[:, None])
         return self._device_copies[key]
 
-    def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu"):
-        """(warped input, target, mask, eyes-mouth mask) float32 NCHW in 0..1, on `device`.
+    def draw(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
+        """Which faces a batch holds (by the faceset weights)."""
+        return rng.choice(len(self.images), size=batch_size, p=self.probs)
+
+    def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu",
+              idx: np.ndarray | None = None):
+        """(warped input, target, mask, eyes-mouth mask) float32 NCHW in 0..1, on `device`, of the faces
+        `idx` (drawn from `rng` when not given: `draw` first, then the augmentation).
 
         The random choices come from `rng` (so a batch is a function of the step); the pixel work
         runs as a few batched tensor ops where the model is, so a GPU is not left waiting on the CPU.
         """
-        idx = torch.from_numpy(rng.choice(len(self.images), size=batch_size, p=self.probs))
-        images, masks, regions = (x[idx.to(x.device)] for x in self.on_device(device))
+        idx = self.draw(rng, batch_size) if idx is None else idx
+        index = torch.from_numpy(idx)
+        images, masks, regions = (x[index.to(x.device)] for x in self.on_device(device))
         return augment_batch(images, masks, regions, draw_augment(rng, batch_size, self.size, augment))
 
 

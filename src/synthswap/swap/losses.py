@@ -5,6 +5,8 @@ Images are NCHW in 0..1.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from kornia.losses import ssim_loss
 from torch.nn import functional as F
@@ -15,13 +17,16 @@ PIXEL_LOSSES = ("l1", "mse")
 
 
 def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstructed: torch.Tensor,
-                  target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                  target: torch.Tensor, autocast=contextlib.nullcontext) -> tuple[torch.Tensor, dict[str, float]]:
     """1 - cosine, through the identity network `embed`: the B->A swaps against the subject's
-    centroid (their real photos), and the A->A reconstructions against their own photo."""
-    e_swap = embed(swapped.float())
-    e_rec = embed(reconstructed.float())
-    with torch.no_grad():
-        e_target = embed(target.float())
+    centroid (their real photos), and the A->A reconstructions against their own photo. The
+    network runs in `autocast` (see synthswap.precision); the cosines are fp32."""
+    with autocast():
+        e_swap = embed(swapped.float())
+        e_rec = embed(reconstructed.float())
+        with torch.no_grad():
+            e_target = embed(target.float())
+    e_swap, e_rec, e_target = e_swap.float(), e_rec.float(), e_target.float()
     id_swap = 1 - (e_swap @ centroid).mean()
     id_rec = 1 - (e_rec * e_target).sum(1).mean()
     return id_swap + id_rec, {"id_swap": float(id_swap.detach()), "id_rec": float(id_rec.detach())}
@@ -51,15 +56,33 @@ def head_pose(points: torch.Tensor) -> torch.Tensor:
     return torch.stack([roll, yaw, pitch], dim=-1)
 
 
-def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor,
+              autocast=contextlib.nullcontext) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean absolute difference of the head-pose proxies (`head_pose`) between the B->A swaps and
     the B faces they replace, through the landmark regressor `landmarks`. The identity loss alone
     turns swaps towards the subject's usual pose (pose error +51-61% in docs/swap.md); holding
     every landmark instead also held B's face shape and gave back most of the identity gain."""
-    with torch.no_grad():
-        ref = head_pose(landmarks(destination.float() * 2 - 1))
-    drift = (head_pose(landmarks(swapped.float() * 2 - 1)) - ref).abs().mean()
+    size = landmarks.resolution  # the regressor's own input size (swap.train.LANDMARK_RESOLUTION)
+    if swapped.shape[-1] != size:
+        swapped = F.interpolate(swapped.float(), size=size, mode="area")
+        destination = F.interpolate(destination.float(), size=size, mode="area")
+    with autocast():
+        with torch.no_grad():
+            ref_points = landmarks(destination.float() * 2 - 1)
+        points = landmarks(swapped.float() * 2 - 1)
+    ref = head_pose(ref_points.float())
+    drift = (head_pose(points.float()) - ref).abs().mean()
     return drift, {"pose_swap": float(drift.detach())}
+
+
+def band_limited(x: torch.Tensor, which: torch.Tensor, factor: int) -> torch.Tensor:
+    """`x` (NCHW) with the samples `which` (N bools) reduced to 1/`factor` of their resolution and
+    brought back: the detail they could not have. A synthetic face rendered by a 64 px GAN and
+    enlarged teaches a 128 px model only blur above 64 px, so its loss is taken in this band."""
+    if factor <= 1 or not bool(which.any()):
+        return x
+    low = F.interpolate(F.avg_pool2d(x.float(), factor), scale_factor=factor, mode="bilinear", align_corners=False)
+    return torch.where(which.to(x.device)[:, None, None, None], low, x.float())
 
 
 def ssim_window(resolution: int) -> int:
@@ -72,6 +95,13 @@ def dssim(x: torch.Tensor, y: torch.Tensor, window: int | None = None) -> torch.
     """Structural dissimilarity (1 - SSIM) / 2, averaged over pixels, channels and batch."""
     window = window or ssim_window(x.shape[-1])
     return ssim_loss(x.float(), y.float(), window_size=window, reduction="mean")
+
+
+def multiscale_dssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """DSSIM averaged over two windows, DeepFaceLab SAEHD's at 128 px and up: its usual window
+    (res / 11.6) for structure and one half as wide (res / 23.2) for fine detail."""
+    res = x.shape[-1]
+    return (dssim(x, y, ssim_window(res)) + dssim(x, y, ssim_window(res // 2))) / 2
 
 
 def masked_pixel_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, kind: str = "l1") -> torch.Tensor:
@@ -88,17 +118,18 @@ def blur_mask(mask: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 def swap_loss(pred, pred_mask, target, target_mask, eyes_mouth, pixel: str = "l1",
-              eyes_mouth_weight: float = 1.0, mask_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+              eyes_mouth_weight: float = 1.0, mask_weight: float = 1.0,
+              multiscale: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one identity's reconstruction, DeepFaceLab-style, on the masked face.
 
-    DSSIM and L1/MSE on the face (outside the mask counts only through the mask head),
+    DSSIM (at two windows with `multiscale`) and L1/MSE on the face (outside the mask counts only through the mask head),
     an extra pixel term on eyes and mouth, and a mask term that teaches the mask head
     the faceset's masks. Returns the total and its parts (floats) for the logs.
     """
     res = target.shape[-1]
     m = blur_mask(target_mask, res)
     pred_f, target_f = pred * m, target * m
-    d = dssim(pred_f, target_f)
+    d = multiscale_dssim(pred_f, target_f) if multiscale else dssim(pred_f, target_f)
     p = masked_pixel_loss(pred, target, m, pixel)
     em = masked_pixel_loss(pred, target, eyes_mouth, pixel) if eyes_mouth_weight else pred.new_zeros(())
     mk = F.mse_loss(pred_mask.float(), target_mask.float())

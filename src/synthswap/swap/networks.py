@@ -189,3 +189,42 @@ class SwapModel(nn.Module):
     def swap(self, b: torch.Tensor):
         """B's face with A's identity: the image and the mask decoded for it."""
         return self._decode(self.encoder(b), "A", swap=True)
+
+
+def _grid_weights_resized(weight: torch.Tensor, channels: int, old: int, new: int, axis: int) -> torch.Tensor:
+    """A dense layer's weights over a flattened (channels, old, old) grid, along `axis`, for a
+    (channels, new, new) grid: each new cell takes the weights of the old cell it lies in."""
+    shape = list(weight.shape)
+    grid = weight.reshape(shape[:axis] + [channels, old, old] + shape[axis + 1:])
+    factor = new // old
+    grid = grid.repeat_interleave(factor, axis + 1).repeat_interleave(factor, axis + 2)
+    return grid.reshape(shape[:axis] + [channels * new * new] + shape[axis + 1:])
+
+
+def resized_state(state: dict[str, torch.Tensor], old: SwapConfig, new: SwapConfig) -> dict[str, torch.Tensor]:
+    """A trained model's weights for the same architecture at a larger resolution (2x, 4x).
+
+    The convolutions do not depend on the resolution and are kept. Only the bottleneck's dense
+    layers see the res/16 grid: its input weights are spread over the finer grid (and divided by
+    the cells each old cell became, so a feature map that is the old one upsampled gives the same
+    latent code) and its output weights are copied to every finer cell, so the model starts by
+    decoding what the smaller one would, upsampled. A warm start for fine-tuning, which then has
+    to learn the detail; far better than random weights when no model of the new size exists.
+    """
+    if (old.arch, old.e_dims, old.ae_dims, old.d_dims, old.d_mask_dims) != \
+            (new.arch, new.e_dims, new.ae_dims, new.d_dims, new.d_mask_dims):
+        raise ValueError(f"only the resolution may differ: {old} vs {new}")
+    if new.resolution % old.resolution or new.resolution < old.resolution:
+        raise ValueError(f"{new.resolution} px is not a whole multiple of {old.resolution} px")
+    lo, hi = old.resolution // 16, new.resolution // 16
+    enc_ch = old.e_dims * 8
+    out = dict(state)
+    for key, value in state.items():
+        block, layer, name = (key.split(".") + ["", ""])[:3]
+        if block not in ("inter", "inter_ab", "inter_b"):
+            continue
+        if layer == "dense1" and name == "weight":
+            out[key] = _grid_weights_resized(value, enc_ch, lo, hi, axis=1) / (hi // lo) ** 2
+        elif layer == "dense2":  # weight (cells * channels, ae_dims) and bias (cells * channels)
+            out[key] = _grid_weights_resized(value, old.ae_dims, lo, hi, axis=0)
+    return out

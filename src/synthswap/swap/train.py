@@ -32,6 +32,7 @@ from synthswap.faces.landmark_net import SUBSET, train_landmark_net
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
+from synthswap.precision import Precision, resolve_precision
 from synthswap.swap.data import Augment, FaceSource, step_rng
 from synthswap.swap.loading import (
     CHECKPOINT_FILE,
@@ -40,14 +41,13 @@ from synthswap.swap.loading import (
     load_model,
     read_model_json,
 )
-from synthswap.swap.losses import PIXEL_LOSSES, identity_loss, pose_loss, swap_loss
-from synthswap.swap.networks import PARTS, SwapConfig, SwapModel
+from synthswap.swap.losses import PIXEL_LOSSES, band_limited, identity_loss, pose_loss, swap_loss
+from synthswap.swap.networks import PARTS, SwapConfig, SwapModel, resized_state
 from synthswap.training import (
     Budget,
     CheckpointError,
     CsvLog,
     StopRequest,
-    autocast,
     cleanup_distributed,
     init_distributed,
     library_versions,
@@ -66,8 +66,9 @@ LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b"
 SWAP_ID_WEIGHT = 1.0
 # The head-pose weight that goes with it (`--pose-weight`), measured in docs/swap.md.
 SWAP_POSE_WEIGHT = 3.0
-# Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU).
-LANDMARK_FACES, LANDMARK_STEPS = 1000, 400
+# Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU), and
+# the size it sees them at: head pose needs no more, and at a 128 px model's size the fit cost 2.4x more.
+LANDMARK_FACES, LANDMARK_STEPS, LANDMARK_RESOLUTION = 1000, 400, 64
 
 
 class SwapTrainError(Exception):
@@ -86,6 +87,11 @@ class SwapTrainOptions:
     lr: float = 2e-4
     pixel_loss: str = "l1"
     eyes_mouth_weight: float = 1.0
+    # DSSIM at two windows (DeepFaceLab SAEHD's choice at 128 px and up; losses.multiscale_dssim).
+    multiscale_dssim: bool = False
+    # Synthetic faces (rendered at this many px and enlarged) supervise only up to this resolution;
+    # real photos teach the detail above it (losses.band_limited). 0: every face at full resolution.
+    synthetic_resolution: int = 0
     # Identity supervision (SFace in torch): the B->A swaps pulled towards the subject's real photos
     # and the A->A reconstructions towards their own photo, every `id_every` steps (0: off).
     id_weight: float = 0.0
@@ -99,6 +105,8 @@ class SwapTrainOptions:
     log_every: int = 10
     seed: int = 0
     device: str = "auto"
+    # auto: bf16 autocast where it is faster (synthswap.precision), fp32 elsewhere.
+    precision: str = "auto"
     resume: bool = False
     augment: Augment = field(default_factory=Augment)
     # Start from a pretrained model's weights (a model folder; see `synthswap pretrain`), copying
@@ -113,16 +121,20 @@ def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(x).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device) -> torch.nn.Module:
+def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
+                     precision: Precision | None = None) -> torch.nn.Module:
     """The landmark regressor `pose_loss` measures with, fitted on both people's faces (their FaceMesh
     points from extraction) at the model's resolution, in the swap's own colour order. Deterministic
     for a seed, so a resumed run fits the same one."""
     images = np.concatenate([s.images for s in sources])
     points = np.concatenate([s.landmarks[:, SUBSET] / s.size for s in sources])
     idx = np.linspace(0, len(images) - 1, min(LANDMARK_FACES, len(images))).round().astype(int)
-    net, _ = train_landmark_net(torch.from_numpy(np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2))),
+    faces = torch.from_numpy(np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2)))
+    if faces.shape[-1] > LANDMARK_RESOLUTION:
+        faces = F.interpolate(faces.float(), size=LANDMARK_RESOLUTION, mode="area").round().to(torch.uint8)
+    net, _ = train_landmark_net(faces,
                                 torch.from_numpy(points[idx].astype(np.float32)), steps=LANDMARK_STEPS, seed=seed,
-                                device=device)
+                                device=device, autocast=(precision or resolve_precision("fp32", device)).autocast)
     return net
 
 
@@ -133,11 +145,12 @@ def preview_samples(source: FaceSource, count: int = 4) -> np.ndarray:
 
 
 @torch.no_grad()
-def preview_grid(model: SwapModel, a: np.ndarray, b: np.ndarray, device: torch.device) -> np.ndarray:
+def preview_grid(model: SwapModel, a: np.ndarray, b: np.ndarray, device: torch.device,
+                 precision: Precision | None = None) -> np.ndarray:
     """BGR uint8 grid, one row per sample: A, A->A, B, B->B, B->A."""
     model.eval()
     ta, tb = _to_tensor(a, device), _to_tensor(b, device)
-    with autocast(device):
+    with (precision or resolve_precision("fp32", device)).autocast():
         aa = model.reconstruct(ta, "A")[0]
         bb = model.reconstruct(tb, "B")[0]
         ba = model.swap(tb)[0]
@@ -170,15 +183,23 @@ def _prepare_out(opts: SwapTrainOptions) -> tuple[dict | None, SwapConfig]:
 
 
 def initialise_from(model: SwapModel, pretrained_dir: str | os.PathLike, parts: tuple[str, ...] | None) -> dict:
-    """Copy `parts` of a pretrained model's weights into `model` (same architecture and sizes);
-    returns what model.json records about it."""
+    """Copy `parts` of a pretrained model's weights into `model` (same architecture and widths; a
+    smaller resolution is grown to this one); returns what model.json records about it."""
     try:
         pretrained, meta = load_model(pretrained_dir)
     except CheckpointError as exc:
         raise SwapTrainError(f"--init: {exc}") from exc
+    digest, grown_from = weights_digest(pretrained), None
     if pretrained.config != model.config:
-        raise SwapTrainError(f"--init {pretrained_dir}: its model is {pretrained.config}, this one is {model.config}; "
-                             f"train with the same --arch, --resolution and widths, or without --init")
+        try:  # a smaller model of the same architecture is grown to this resolution (networks.resized_state)
+            state = resized_state(pretrained.state_dict(), pretrained.config, model.config)
+        except ValueError as exc:
+            raise SwapTrainError(f"--init {pretrained_dir}: its model is {pretrained.config}, this one is {model.config} "
+                                 f"({exc}); train with the same --arch and widths at a multiple of its resolution, "
+                                 f"or without --init") from exc
+        grown_from = pretrained.config.resolution
+        pretrained = SwapModel(model.config)
+        pretrained.load_state_dict(state)
     available = PARTS[model.config.arch]
     parts = available if parts is None else tuple(parts)
     unknown = [p for p in parts if p not in available]
@@ -189,7 +210,7 @@ def initialise_from(model: SwapModel, pretrained_dir: str | os.PathLike, parts: 
         for part in parts:
             getattr(model, part).load_state_dict(getattr(pretrained, part).state_dict())
     return {"from": str(Path(pretrained_dir).resolve()), "parts": list(parts), "pretrained_steps": meta.get("steps"),
-            "pretrained_sha256": weights_digest(pretrained)}
+            "pretrained_sha256": digest, "grown_from_resolution": grown_from}
 
 
 def train(opts: SwapTrainOptions) -> dict[str, Any]:
@@ -200,6 +221,8 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError(f"--loss must be one of {', '.join(PIXEL_LOSSES)}, not {opts.pixel_loss}")
     if opts.batch_size < 1:
         raise SwapTrainError("--batch-size must be at least 1")
+    if opts.synthetic_resolution < 0:
+        raise SwapTrainError("--synthetic-resolution must not be negative")
     if opts.id_weight < 0 or opts.id_every < 1 or opts.pose_weight < 0:
         raise SwapTrainError("--id-weight and --pose-weight must not be negative and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
@@ -234,6 +257,9 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
         opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
         opts.pose_weight = t.get("pose_weight", 0.0)
+        opts.multiscale_dssim = t.get("multiscale_dssim", False)
+        opts.synthetic_resolution = t.get("synthetic_resolution", 0)
+    precision = resolve_precision(opts.precision, device)
     res = config.resolution
     faces_a = FaceSource(src, res, src_w)
     faces_b = FaceSource(dst, res, dst_w)
@@ -265,7 +291,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     log = CsvLog(out / "log.csv", LOG_FIELDS) if main else None
     prev_a, prev_b = preview_samples(faces_a), preview_samples(faces_b)
     session = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-               "start_step": step, "world_size": dinfo.world_size, "device": str(device)}
+               "start_step": step, "world_size": dinfo.world_size, "device": str(device),
+               "precision": precision.describe()}
+    if main and opts.progress:
+        print(f"swap train: precision {precision.describe()}")
 
     def describe(end_step: int, extra: dict | None = None) -> dict:
         return {
@@ -273,6 +302,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
                          "id_weight": opts.id_weight, "id_every": opts.id_every, "pose_weight": opts.pose_weight,
+                         "multiscale_dssim": opts.multiscale_dssim, "synthetic_resolution": opts.synthetic_resolution,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
             "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
             "init": init,
@@ -294,9 +324,12 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         identity = sface_identity(device)
         with torch.no_grad():
             centroid = F.normalize(identity(_to_tensor(faces_a.real_images(), device)).mean(0), dim=0)
-    landmarks = fit_landmark_net([faces_a, faces_b], seed, device) if identity is not None and opts.pose_weight > 0 else None
+    landmarks = (fit_landmark_net([faces_a, faces_b], seed, device, precision)
+                 if identity is not None and opts.pose_weight > 0 else None)
     id_parts: dict[str, float] = {}
 
+    # Synthetic faces teach only the band below their own resolution (1: no limit).
+    band = res // opts.synthetic_resolution if 0 < opts.synthetic_resolution < res else 1
     budget = Budget(opts.steps, opts.minutes)
     stop = StopRequest()
     bar = tqdm(total=opts.steps, initial=step, disable=not (main and opts.progress), unit="step",
@@ -320,22 +353,26 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                 stopped_by_signal = stop.requested
                 break
             rng = step_rng(seed, step, dinfo.rank)
-            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment, device)
+            drawn_a = faces_a.draw(rng, opts.batch_size)
+            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment, device, idx=drawn_a)
             wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, opts.augment, device)
             wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last)
                                               for x in (wa, ta, ma, ra, wb, tb, mb, rb))
-            with autocast(device):
+            with precision.autocast():
                 pa, pma, pb, pmb = train_model(wa, wb)
-            loss_a, parts_a = swap_loss(pa, pma, ta, ma, ra, opts.pixel_loss, opts.eyes_mouth_weight)
-            loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight)
+            synthetic_a = torch.from_numpy(faces_a.synthetic[drawn_a])
+            loss_a, parts_a = swap_loss(band_limited(pa, synthetic_a, band), pma, band_limited(ta, synthetic_a, band), ma, ra,
+                                        opts.pixel_loss, opts.eyes_mouth_weight, multiscale=opts.multiscale_dssim)
+            loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight,
+                                        multiscale=opts.multiscale_dssim)
             loss = loss_a + loss_b
             if identity is not None and step % opts.id_every == 0:
-                with autocast(device):
+                with precision.autocast():
                     swapped = model.swap(tb)[0]
-                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta)
+                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta, precision.autocast)
                 loss = loss + opts.id_weight * id_loss
                 if landmarks is not None:
-                    drift, pose_parts = pose_loss(landmarks, swapped, tb)
+                    drift, pose_parts = pose_loss(landmarks, swapped, tb, precision.autocast)
                     loss = loss + opts.pose_weight * drift
                     id_parts.update(pose_parts)
             optimizer.zero_grad(set_to_none=True)
@@ -361,7 +398,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     row.update(id_parts)  # the latest identity losses (they run every id_every steps)
                     log.write(row)
                 if opts.preview_every and step % opts.preview_every == 0:
-                    grid = preview_grid(model, prev_a, prev_b, device)
+                    grid = preview_grid(model, prev_a, prev_b, device, precision)
                     write_png(out / "previews" / f"step_{step:07d}.png", grid)
                     write_png(out / "preview.png", grid)
             if opts.save_every and step % opts.save_every == 0:
@@ -375,7 +412,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         dist.all_gather_object(digests, weights_digest(model))
         extra["replica_sha256"] = digests
     if main:
-        grid = preview_grid(model, prev_a, prev_b, device)
+        grid = preview_grid(model, prev_a, prev_b, device, precision)
         write_png(out / "preview.png", grid)
         atomic_write_json(out / MODEL_JSON, describe(step, extra))
         log.close()
@@ -384,7 +421,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         "out": str(out), "step": step, "steps_this_run": done, "seconds": round(elapsed, 1),
         "images_per_s": round(done * images_per_step / elapsed, 2) if elapsed > 0 and done else 0.0,
         "last_loss": last_loss, "stopped_by_signal": stopped_by_signal, "world_size": dinfo.world_size,
-        "faces_a": len(faces_a), "faces_b": len(faces_b), "parameters": parameter_count(model), **extra,
+        "faces_a": len(faces_a), "faces_b": len(faces_b), "parameters": parameter_count(model),
+        "precision": precision.describe(), **extra,
     }
 
 

@@ -59,6 +59,7 @@ class SynthOptions:
     strength: float = 1.0  # scales every edit (1 = go all the way to the target)
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # the generator's passes (synthswap.precision)
     batch: int = 16
     progress: bool = True
 

@@ -7,6 +7,8 @@ choices, `run`, `study` and `synthesize` read the registry."""
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,7 @@ from synthswap.gan.data import to_bgr_images
 from synthswap.gan.directions import DirectionsError, load_directions
 from synthswap.gan.invert import InversionError, load_inversion
 from synthswap.metrics.coverage import neutral
+from synthswap.precision import resolve_precision
 from synthswap.synth.base import Candidate, Engine, SynthError, SynthOptions, open_faceset
 from synthswap.synth.warp import LIMITS, WarpEdit, warp_face
 from synthswap.training import CheckpointError, resolve_device
@@ -82,11 +85,14 @@ class GanEngine(Engine):
         if not opts.inversion:
             raise SynthError("the gan engine needs --inversion INV_DIR (from `synthswap gan invert`)")
         return cls(opts.inversion, directions=opts.directions, device=opts.device, faces=opts.faces,
-                   identity_steps=opts.identity_steps, identity_lr=opts.identity_lr)
+                   identity_steps=opts.identity_steps, identity_lr=opts.identity_lr, precision=opts.precision)
 
     def __init__(self, inversion: str | Path, directions: str | Path | None = None, device: str = "auto",
-                 faces: str | Path | None = None, identity_steps: int = 0, identity_lr: float = 0.01):
+                 faces: str | Path | None = None, identity_steps: int = 0, identity_lr: float = 0.01,
+                 precision: str = "auto"):
         self.device = resolve_device(device)
+        # The generator's passes (bf16 where faster, synthswap.precision); SFace keeps fp32 on a CPU.
+        self.precision = resolve_precision(precision, self.device)
         try:
             inv = load_inversion(inversion, device=self.device, faces=faces)
         except (InversionError, CheckpointError) as exc:
@@ -133,9 +139,9 @@ class GanEngine(Engine):
         ws = self.pivots[idx] + torch.from_numpy(dws).float().to(self.device)[:, None, :]
         if self.identity_steps > 0:
             ws = towards_identity(self.G, ws, self.identity, self.centroid, self.identity_steps, self.identity_lr,
-                                  float(self.directions.w_spread))
-        with torch.no_grad():
-            renders = to_bgr_images(self.G.synthesis(ws, noise_mode="const"))
+                                  float(self.directions.w_spread), self.precision.autocast)
+        with torch.no_grad(), self.precision.autocast():
+            renders = to_bgr_images(self.G.synthesis(ws, noise_mode="const").float())
         out = []
         for j, i in enumerate(idx):
             bgr = enlarge_render(renders[j])
@@ -172,7 +178,7 @@ def faces_in_samples(G, n: int, analyzer) -> tuple[int, float]:
 
 
 def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor, steps: int, lr: float,
-                     w_spread: float) -> torch.Tensor:
+                     w_spread: float, autocast=contextlib.nullcontext) -> torch.Tensor:
     """A few Adam steps on edited W+ latents: up the SFace cosine of their renders to the subject's
     photos (`centroid`), with an L2 pull back to the edit, so the expression it aimed at stays; the pull
     equals the identity term at a tenth of a random latent's spread from the edit."""
@@ -180,7 +186,8 @@ def towards_identity(G, ws_edit: torch.Tensor, identity, centroid: torch.Tensor,
     ws = ws_edit.clone().requires_grad_(True)
     opt = torch.optim.Adam([ws], lr=lr)
     for _ in range(steps):
-        rgb = G.synthesis(ws, noise_mode="const")
+        with autocast():
+            rgb = G.synthesis(ws, noise_mode="const").float()
         cos = identity((rgb.flip(1) + 1) / 2) @ centroid  # the generator's RGB [-1, 1] -> BGR [0, 1]
         loss = (1 - cos).sum() + pull * (ws - ws_edit).square().sum(-1).mean(-1).sum()
         opt.zero_grad(set_to_none=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthswap import stages
-from synthswap.stages import run_stage
+from synthswap import cache
+from synthswap.cache import run_stage
 
 
 def test_stage_skips_rebuilds_and_resumes(tmp_path):
@@ -53,7 +53,7 @@ def test_outputs_of_an_older_pipeline_version_are_rebuilt(tmp_path, monkeypatch)
     build = lambda o, r: (calls.append(r), o.mkdir(exist_ok=True))  # noqa: E731
     assert run_stage("s", out, {}, [photo], build, log=lambda m: None)
     assert not run_stage("s", out, {}, [photo], build, log=lambda m: None)
-    monkeypatch.setattr(stages, "PIPELINE_VERSION", stages.PIPELINE_VERSION + 1)  # code that makes other output
+    monkeypatch.setattr(cache, "PIPELINE_VERSION", cache.PIPELINE_VERSION + 1)  # code that makes other output
     assert run_stage("s", out, {}, [photo], build, log=lambda m: None)
     assert calls == [False, False]
 

@@ -1,0 +1,125 @@
+"""Submitting a job: the form's settings and inputs checked, the job's files put in place, the job
+queued. On any refusal nothing of it stays (its uploads stay available for the next try)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from synthswap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from synthswap.run import PIPELINE_ERRORS, prepare
+from synthswap.serve.jobs import JobStore
+from synthswap.serve.options import OptionError, parse, run_options, write_job_file
+from synthswap.serve.uploads import FaceChecker, UploadError, extension_for, safe_label
+
+MEDIA_LIST_LIMIT = 500
+
+# (source path, label, detail, upload id or None for a media-folder file) of one input
+Input = tuple[Path, str, str, "str | None"]
+
+
+def media_files(media: Path | None) -> list[str]:
+    """The photos and videos of the --media folder the page may pick, by relative name."""
+    if media is None:
+        return []
+    root = media.resolve()
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS and path.is_file():
+            found.append(str(path.relative_to(root)))
+            if len(found) >= MEDIA_LIST_LIMIT:
+                break
+    return found
+
+
+def media_path(media: Path | None, relative: str) -> Path:
+    """A file of the --media folder, by its relative name; nothing outside it."""
+    if media is None:
+        raise UploadError("this server has no media folder to pick from (start it with --media DIR)", 400)
+    root = media.resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents or not path.is_file():
+        raise UploadError(f"{safe_label(relative)}: not a file of the media folder", 400)
+    return path
+
+
+def _uploaded(jobs: JobStore, upload_id: Any, role: str) -> Input:
+    item = jobs.get_upload(str(upload_id)) if isinstance(upload_id, str) and upload_id.isalnum() else None
+    if item is None or item.role != role or not (jobs.uploads_dir / item.file).is_file():
+        raise UploadError("an uploaded file is no longer on the server (uploads are kept for a day): "
+                          "add it again", 400)
+    return jobs.uploads_dir / item.file, item.label, item.detail, item.id
+
+
+def _picked(checker: FaceChecker, media: Path | None, relative: str, role: str) -> Input:
+    path = media_path(media, relative)
+    extension_for(relative, role)
+    return path, relative, checker.check(path, role, relative).detail, None
+
+
+def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device: str,
+               body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Check everything, then put the job's files in place and queue it: (the job, 201), or
+    ({"error": message}, status)."""
+    try:
+        values = parse(body.get("options") or {})
+    except OptionError as exc:
+        return {"error": str(exc)}, 400
+    subject_ids, subject_media = body.get("subject") or [], body.get("subject_media") or []
+    video_id, video_media = body.get("video"), body.get("video_media")
+    if not (isinstance(subject_ids, list) and isinstance(subject_media, list)
+            and all(isinstance(v, str) for v in [*subject_ids, *subject_media])
+            and all(v is None or isinstance(v, str) for v in (video_id, video_media))):
+        return {"error": "subject and subject_media must be lists of names, video and video_media names"}, 400
+    missing = []
+    if not subject_ids and not subject_media:
+        missing.append("add at least one photo (or a video) of the subject")
+    if not video_id and not video_media:
+        missing.append("add the destination video")
+    if missing:
+        return {"error": "The form is incomplete: " + "; ".join(missing) + "."}, 400
+    try:
+        subject = [_uploaded(jobs, upload_id, "subject") for upload_id in subject_ids]
+        subject += [_picked(checker, media, str(rel), "subject") for rel in subject_media]
+        video = _uploaded(jobs, video_id, "video") if video_id else _picked(checker, media, str(video_media), "video")
+    except UploadError as exc:
+        return {"error": str(exc)}, exc.status
+    name = ", ".join(s[1] for s in subject)
+    name = (name if len(name) <= 80 else name[:77] + "...") + " → " + video[1]
+    job_id = jobs.begin_job(name, values)
+    job_dir = jobs.job_dir(job_id)
+    try:
+        inputs_dir = job_dir / "inputs"
+        inputs_dir.mkdir(parents=True)
+        paths = []
+        for i, (path, _, _, upload_id) in enumerate([*subject, video]):
+            if upload_id is None:
+                paths.append(str(path))  # a media-folder file is read where it is
+                continue
+            role = "video" if i == len(subject) else f"subject_{i}"
+            target = inputs_dir / f"{role}{path.suffix}"
+            try:
+                os.link(path, target)  # the upload itself is removed only once the job is queued
+            except OSError:  # a file system without hard links
+                shutil.copyfile(path, target)
+            paths.append(str(target))
+        write_job_file(job_dir, paths[:-1], paths[-1], values)
+        prepare(run_options(job_dir, device))  # the same checks `synthswap run` starts with
+    except PIPELINE_ERRORS as exc:
+        jobs.abandon_job(job_id)
+        return {"error": f"This job cannot run: {exc}"}, 400
+    except BaseException:
+        jobs.abandon_job(job_id)
+        raise
+    used = [s[3] for s in [*subject, video] if s[3]]
+    inputs = {"subject": [{"label": s[1], "detail": s[2]} for s in subject],
+              "video": {"label": video[1], "detail": video[2]}}
+    jobs.commit_job(job_id, inputs, used)
+    for s in [*subject, video]:
+        if s[3]:
+            s[0].unlink(missing_ok=True)
+    job = jobs.get(job_id)
+    assert job is not None  # just committed, under the store's lock
+    return job.public(), 201

@@ -1,0 +1,100 @@
+"""What a tiny `synthswap run` produced, as hashes: the check that a refactor changed no result.
+
+    python tests/run_fingerprint.py WORK_FOLDER OUT.json     # run it and write the fingerprint
+
+`tests/data/run_fingerprint.json` was written this way by the code before the options/stages
+refactor (issue 22); tests/test_options_once.py runs the same job and compares. Everything that
+a stage computes is hashed (face crops as decoded pixels, each swap-model tensor, every decoded
+output frame, the evaluation's numbers, the stages' cache parameters); what legitimately differs
+between two runs is left out: file times, the temporary folder's name, container metadata (the
+C2PA manifest and creation time) and the watermark's random run id (the job runs --no-watermark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+# A job of a few seconds of training: the warp engine (no GAN), 3 subject photos, a GRID clip.
+SUBJECT = "videos/people/d6.mp4"
+VIDEO = "videos/grid/bbaf2n.mpg"
+DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+
+
+def run_args(data: Path, folder: Path) -> list[str]:
+    return ["run", "--subject", str(data / SUBJECT), "--subject-every-n", "100", "--subject-max-frames", "3",
+            "--video", str(data / VIDEO), "--out", str(folder / "out.mp4"), "--every-n", "5", "--engine", "warp",
+            "--synthetic", "4", "--swap-steps", "6", "--batch-size", "2", "--device", "cpu", "--no-watermark",
+            "--quiet"]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:20]
+
+
+def _pixels(path: Path) -> str:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return _sha(image.tobytes() + str(image.shape).encode())
+
+
+def fingerprint(folder: Path) -> dict:
+    """Hashes of every result of the job whose output is folder/out.mp4 (work dir folder/out_work)."""
+    import av
+    from safetensors.numpy import load_file
+
+    import synthswap
+
+    work = folder / "out_work"
+    result: dict = {}
+    for faceset in ("subject", "dest", "synthetic_warp"):
+        crops = sorted((work / faceset / "faces").glob("*.png"))
+        result[f"{faceset}_faces"] = [_pixels(p) for p in crops]
+    model = load_file(work / "swap" / "model.safetensors")
+    result["swap_model"] = {name: _sha(t.tobytes()) for name, t in sorted(model.items())}
+    frames = hashlib.sha256()
+    count = 0
+    with av.open(str(folder / "out.mp4")) as container:
+        for frame in container.decode(video=0):
+            frames.update(frame.to_ndarray(format="bgr24").tobytes())
+            count += 1
+    result["output_frames"] = {"count": count, "sha": frames.hexdigest()[:20]}
+    summary = json.loads((work / "evaluation.json").read_text())["summary"]
+    result["evaluation"] = {k: v for k, v in summary.items() if not isinstance(v, str)}
+    params = {}
+    # Paths that differ between machines and checkouts: the job's folder, the data, the package.
+    places = {str(folder.resolve()): "<tmp>", str(folder): "<tmp>", str(DATA): "<data>",
+              str(Path(synthswap.__file__).resolve().parent): "<package>"}
+    for marker in sorted(list(work.glob(".*.stage.json")) + list(folder.glob(".*.stage.json"))):
+        text = marker.read_text()
+        for place, name in places.items():
+            text = text.replace(place, name)
+        params[marker.name] = json.loads(text)["params"]
+    result["stage_params"] = params
+    return result
+
+
+def environment() -> dict:
+    import torch
+
+    return {"torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version()}
+
+
+def main(argv: list[str]) -> int:
+    from synthswap.cli import main as cli
+
+    folder, out = Path(argv[0]), Path(argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    code = cli(run_args(DATA, folder))
+    if code != 0:
+        return code
+    out.write_text(json.dumps({"environment": environment(), "fingerprint": fingerprint(folder)}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
