@@ -56,7 +56,8 @@ def load_enhancer(model_dir: str | os.PathLike = SHIPPED_NAME, device: str | tor
     return net.to(device).eval()
 
 
-def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, batch: int = 8) -> np.ndarray:
+def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, batch: int = 8,
+                  precision: str = "auto") -> np.ndarray:
     """Aligned face crops (uint8 BGR, square, any size) -> (N, size, size, 3) uint8 BGR: each
     brought to `size` by bicubic, then given the detail the network restores."""
     if not 16 <= size <= MAX_SIZE:
@@ -68,7 +69,8 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
     out = np.empty((len(faces), size, size, 3), np.uint8)
     was_training = model.training
     model.eval()
-    with torch.no_grad(), autocast(device):
+    context = autocast(device, precision)  # resolved before no_grad: auto may time a backward pass
+    with torch.no_grad(), context:
         for start in range(0, len(faces), batch):
             chunk = [upscale(f, size) if f.shape[0] < size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
                      for f in faces[start:start + batch]]

@@ -26,7 +26,7 @@ from synthswap.enhance.model import CHECKPOINT, MODEL_JSON, EnhanceError, load_e
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.faceset import INFO_FILE, Faceset
 from synthswap.media import read_crop
-from synthswap.options import nonnegative_float, nonnegative_int, option, positive_float, positive_int
+from synthswap.options import option
 from synthswap.training import (
     Budget,
     CsvLog,
@@ -50,18 +50,19 @@ class EnhanceTrainOptions:
     init: str | None = None  # an enhancer folder, or 'shipped', to start from
     resume: bool = False
     config: EnhanceConfig = field(default_factory=EnhanceConfig)
-    steps: int | None = option(None, "stop at this total step count", type=positive_int)
-    minutes: float | None = option(None, "stop after this many minutes of this run", type=positive_float)
-    batch_size: int = option(12, "patches per step", type=positive_int)
-    patch: int = option(96, "training patch size in px (a multiple of 4)", type=positive_int)
+    steps: int | None = option(None, "stop at this total step count", minimum=1)
+    minutes: float | None = option(None, "stop after this many minutes of this run", above=0)
+    batch_size: int = option(12, "patches per step", minimum=1)
+    patch: int = option(96, "training patch size in px (a multiple of 4)", minimum=1)
     max_size: int = option(256, "largest face size trained for, px (photos are never upscaled past their own)",
-                           type=positive_int)
-    lr: float = option(3e-4, "AdamW learning rate", type=positive_float)
-    hf_weight: float = option(1.0, "weight of the L1 on the Laplacian (edges and texture)", type=nonnegative_float)
-    save_every: int = option(500, "checkpoint every N steps (0: only at the end)", type=nonnegative_int)
-    log_every: int = option(25, "log.csv row every N steps", type=positive_int)
+                           minimum=1)
+    lr: float = option(3e-4, "AdamW learning rate", above=0)
+    hf_weight: float = option(1.0, "weight of the L1 on the Laplacian (edges and texture)", minimum=0)
+    save_every: int = option(500, "checkpoint every N steps (0: only at the end)", minimum=0)
+    log_every: int = option(25, "log.csv row every N steps", minimum=1)
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # synthswap.precision: bf16 autocast where this machine runs it faster
     progress: bool = True
 
 
@@ -140,7 +141,7 @@ def fit(net: EnhanceNet, opt: torch.optim.Optimizer, pool: PhotoPool, budget: Bu
     net.train()
     while not budget.done(step) and not (stop and stop.requested):
         low, sharp = sample_batch(pool, rng, opts.batch_size, opts.patch, opts.max_size)
-        with autocast(device):
+        with autocast(device, opts.precision):
             terms = losses(net, low.to(device), sharp.to(device), opts.hf_weight)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -233,13 +234,14 @@ def train_enhancer(opts: EnhanceTrainOptions, log: Callable[[str], None] = print
 
 def finetune_enhancer(model: EnhanceNet, subject: str | os.PathLike | list, minutes: float = 1.5,
                       steps: int | None = None, lr: float = 1e-4, batch_size: int = 8, patch: int = 96,
-                      seed: int = 0) -> EnhanceNet:
+                      seed: int = 0, precision: str = "auto") -> EnhanceNet:
     """A copy of `model` fine-tuned on the subject's own faces (facesets or photo folders, at their
     full resolution, degraded as in training) for `minutes` (or `steps`); `model` is left as it was."""
     device = next(model.parameters()).device
     pool = PhotoPool(subject if isinstance(subject, list) else [subject], preload=True)
     net = copy.deepcopy(model)
-    opts = EnhanceTrainOptions(data=[], out="", batch_size=batch_size, patch=patch, lr=lr, seed=seed)
+    opts = EnhanceTrainOptions(data=[], out="", batch_size=batch_size, patch=patch, lr=lr, seed=seed,
+                               precision=precision)
     fit(net, _optimizer(net, lr), pool, Budget(steps, None if steps is not None else minutes), 0, opts, device)
     net.steps = getattr(model, "steps", 0)
     return net.eval()
