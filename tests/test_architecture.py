@@ -14,9 +14,9 @@ ROOT = Path(synthswap.__file__).parent
 
 # Lowest first: a module may import from its own layer and the layers below, never above.
 LAYERS = {
-    "foundation": {"synthswap", "atomic", "locking", "info", "options", "pngtext", "media", "training"},
+    "foundation": {"synthswap", "atomic", "locking", "info", "options", "pngtext", "media", "precision", "training"},
     "library": {"faces", "faceset", "extract", "gan", "swap", "synth", "metrics", "provenance", "report",
-                "pretrained", "demo_inputs"},
+                "pretrained", "export_weights", "demo_inputs", "enhance"},
     "orchestration": {"cache", "stages", "run", "study"},
     "front ends": {"serve", "cli", "__main__"},
 }

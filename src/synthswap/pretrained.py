@@ -24,12 +24,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import torch
-
-from synthswap import atomic
-from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, load_discriminator, load_generator, read_gan_json
-from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_JSON, load_model
-from synthswap.training import atomic_save_tensors
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_NAME = "shipped"  # what --gan / --swap-init accept to mean the model in the package
@@ -67,7 +61,7 @@ SHIPPED: dict[str, ShippedModel] = {
 }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -86,7 +80,7 @@ def shipped_model(kind: str) -> Path:
         if not path.is_file():
             raise PretrainedError(f"{path}: shipped {kind} model file is missing (reinstall synthswap, or rebuild "
                                   f"it with: {model.rebuild})")
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != digest:
             raise PretrainedError(f"{path}: shipped {kind} model file is corrupt (sha256 {actual[:12]}..., expected "
                                   f"{digest[:12]}...; reinstall synthswap, or rebuild it with: {model.rebuild})")
@@ -100,52 +94,4 @@ def resolve_model(value: str | None, kind: str) -> str | None:
     return value
 
 
-# -- making the shipped files ------------------------------------------------------------------
-
 MAX_SHIPPED_BYTES = 16 * 1024 * 1024  # per file, so the package stays small
-
-
-def _fp16_weights(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": (v.half() if v.is_floating_point() else v) for k, v in module.state_dict().items()}
-
-
-def _finish(out: Path, files: list[str]) -> dict[str, str]:
-    digests = {}
-    for name in files:
-        size = (out / name).stat().st_size
-        if size > MAX_SHIPPED_BYTES:
-            raise PretrainedError(f"{out / name}: {size / 2**20:.1f} MB, over the {MAX_SHIPPED_BYTES // 2**20} MB a "
-                                  f"shipped file may have; use smaller widths")
-        digests[name] = _sha256(out / name)
-    return digests
-
-
-def export_swap(model_dir: str | Path, out: str | Path) -> dict[str, str]:
-    """An inference-and-fine-tuning copy of a swap model: fp16 weights, no optimizer state, no
-    paths of the machine it was trained on. Returns each file's sha256."""
-    model, meta = load_model(model_dir)
-    out = Path(out)
-    atomic_save_tensors(_fp16_weights(model, "model.model"), out / CHECKPOINT_FILE, {"state": {"step": meta["steps"]}})
-    meta = dict(meta, data={side: [{"faces": d["faces"], "share": d["share"]} for d in meta["data"][side]]
-                            for side in ("A", "B")},
-                history=[{k: v for k, v in h.items() if k != "device"} for h in meta.get("history", [])],
-                exported={"dtype": "float16", "optimizer_state": False})
-    if meta.get("init"):  # the model it was fine-tuned from, by folder name only
-        meta["init"] = dict(meta["init"], **{"from": Path(meta["init"]["from"]).name})
-    atomic.write_json(out / MODEL_JSON, meta)
-    return _finish(out, [MODEL_JSON, CHECKPOINT_FILE])
-
-
-def export_gan(gan_dir: str | Path, out: str | Path) -> dict[str, str]:
-    """An inference copy of a GAN prior: fp16 G_ema (what sampling and inversion use) and D (the
-    inversion's perceptual loss), no optimizer state, no paths of the training machine."""
-    G, _ = load_generator(gan_dir)
-    D, _ = load_discriminator(gan_dir)
-    info = read_gan_json(gan_dir)
-    out = Path(out)
-    atomic_save_tensors({**_fp16_weights(G, "model.G_ema"), **_fp16_weights(D, "model.D")}, out / CHECKPOINT,
-                        {"state": {"kimg": info.get("kimg")}})
-    options = {k: v for k, v in info.get("options", {}).items() if k not in ("data", "out", "threads", "device")}
-    atomic.write_json(out / CONFIG_FILE, dict(info, options=options, exported={"dtype": "float16",
-                                                                                "optimizer_state": False}))
-    return _finish(out, [CONFIG_FILE, CHECKPOINT])

@@ -29,6 +29,7 @@ from synthswap.locking import LOCK_FILE, LockError, locked_output
 from synthswap.media import MediaError, probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import ComputeOptions, OptionError, check_options, option
+from synthswap.enhance.train import FINETUNE_BATCH, FINETUNE_LR, EnhanceTrainOptions
 from synthswap.pretrained import SHIPPED_NAME, PretrainedError, resolve_model
 from synthswap.provenance.metadata import read_tags
 from synthswap.report import Block, Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
@@ -42,6 +43,7 @@ from synthswap.stages import (
     FaceExtraction,
     SyntheticFaces,
     convert_stage,
+    enhancer_stage,
     extract_stage,
     gan_train_stage,
     run_plan,
@@ -95,6 +97,10 @@ class PipelineOptions(ComputeOptions):
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     minimum=1)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
+    enhance: bool = option(True, "do not restore the swapped face's detail with the face enhancer (the shipped "
+                                 "one, fine-tuned on the subject's photos first; docs/enhance.md): enlarge it by "
+                                 "bicubic interpolation instead", flag="no-enhance")
+    enhance_minutes: float = option(1.5, "minutes of the enhancer's fine-tuning on the subject's photos", above=0)
 
     def validate(self) -> None:
         """OptionError (a ValueError) naming the first setting that cannot run: each option's own
@@ -256,12 +262,19 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, precision=opts.precision, progress=opts.progress), log)
 
+    enhancer = None
+    if STAGE["enhancer"].when(opts):
+        enhancer = enhancer_stage(name("enhancer"), EnhanceTrainOptions(
+            data=[str(subject)], out=str(at("enhancer")), init=SHIPPED_NAME, minutes=opts.enhance_minutes,
+            batch_size=FINETUNE_BATCH, lr=FINETUNE_LR, seed=opts.seed,
+            device=opts.device, progress=opts.progress), log)
+
     gan_used = None
     if STAGE["inversion"].when(opts):
         gan_used = str(at("gan")) if STAGE["gan"].when(opts) else opts.gan
     out = convert_stage(name("convert"), swap, opts.video, at("convert"),
                         ConvertOptions(device=opts.device, precision=opts.precision, progress=opts.progress,
-                                       watermark=not opts.no_watermark,
+                                       enhancer=str(enhancer) if enhancer else None, watermark=not opts.no_watermark,
                                        gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir), log)
 
     evaluation_prefix = work / EVALUATION

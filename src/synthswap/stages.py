@@ -10,7 +10,8 @@ setting is declared once and every setting that changes the result reruns the st
     gan_train_stage     facesets -> GAN prior               (resumes from its checkpoint)
     synthetic_stage     subject (+ prior) -> synthetic faceset, by any registered engine
     swap_train_stage    facesets -> swap model              (resumes from its checkpoint)
-    convert_stage       swap model + video -> swapped video
+    enhancer_stage      subject's photos -> the shipped enhancer fine-tuned on them
+    convert_stage       swap model (+ enhancer) + video -> swapped video
 
 `RUN_STAGES` below is `synthswap run`'s stages in order, declared once: `run` names its stages
 and places their outputs from it, `run.stage_plan` lists it, and the web app shows each stage's
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from synthswap.cache import StageInterrupted, fresh, run_stage
+from synthswap.enhance.train import EnhanceTrainOptions, train_enhancer
 from synthswap.extract import extract
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
@@ -97,6 +99,16 @@ def swap_train_stage(name: str, opts: SwapTrainOptions, log: Log = print) -> Pat
                                    f"run the same command again to resume")
 
     run_stage(name, opts.out, stage_params(opts), [*opts.src, *opts.dst], build, log)
+    return Path(opts.out)
+
+
+def enhancer_stage(name: str, opts: EnhanceTrainOptions, log: Log = print) -> Path:
+    """The enhancer fine-tuned on the subject's photos: a minute or two, redone rather than resumed."""
+    def build(out: Path, resume: bool) -> None:
+        fresh(out)
+        train_enhancer(replace(opts, out=str(out)), log=log)
+
+    run_stage(name, opts.out, stage_params(opts), list(opts.data), build, log)
     return Path(opts.out)
 
 
@@ -255,7 +267,8 @@ RUN_STAGES = (
     Stage("synthetic", "synthesize ({engine})", "synthetic_{engine}", ("subject", "dest", "inversion", "directions"),
           when=lambda o: o.synthetic > 0),
     Stage("swap", "swap train", "swap", ("subject", "synthetic", "dest"), progress="swap"),
-    Stage("convert", "convert", OUT, ("swap",)),
+    Stage("enhancer", "enhance train (subject)", "enhancer", ("subject",), when=lambda o: o.enhance),
+    Stage("convert", "convert", OUT, ("swap", "enhancer")),
     Stage("evaluate", "evaluate", REPORT, ("convert", "subject")),
 )
 STAGE = {stage.key: stage for stage in RUN_STAGES}

@@ -17,7 +17,8 @@ from synthswap.cli.options import (
     positive_int,
 )
 from synthswap.cli.swap import add_model_flags, model_config, train_and_report
-from synthswap.pretrained import PretrainedError, export_gan, export_swap
+from synthswap.export_weights import export_gan, export_swap
+from synthswap.pretrained import PretrainedError
 from synthswap.swap.train import SwapTrainOptions
 from synthswap.training import CheckpointError
 

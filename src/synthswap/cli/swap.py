@@ -202,6 +202,13 @@ def register(subparsers) -> None:
     c.add_argument("--no-watermark", action="store_true",
                    help="do not put the invisible watermark in the frames (an explicit opt-out: the output's "
                         "metadata and manifest still say it is synthetic, and record that the watermark is off)")
+    c.add_argument("--enhancer", metavar="ENHANCER_DIR",
+                   help="restore the swapped face's detail at the size it has in the frame with this face enhancer "
+                        "(a `synthswap enhance train` folder, e.g. fine-tuned on the subject, or 'shipped'); "
+                        "default: enlarge it by bicubic interpolation")
+    c.add_argument("--max-place-size", type=positive_int, default=conv.max_place_size, metavar="PX",
+                   help=f"the largest size the face is composed at before it goes into the frame (its size in the "
+                        f"frame, up to this; default {conv.max_place_size})")
     c.add_argument("--gan", metavar="GAN_DIR",
                    help="the GAN prior whose synthetic faces trained the model: its sha256 goes into the metadata")
     c.add_argument("--key-dir", metavar="DIR",
@@ -258,7 +265,11 @@ def run_convert(args) -> int:
                           smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
                           progress=args.progress,
                           max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
-                          key_dir=args.key_dir)
+                          key_dir=args.key_dir, max_place_size=args.max_place_size)
+    try:
+        opts.enhancer = resolve_model(args.enhancer, "enhance")
+    except PretrainedError as exc:
+        return fail(f"--enhancer: {exc}")
     out = Path(args.out)
     if args.video and out.is_file() and out.resolve() != Path(args.video).resolve() and not written_by_synthswap(out):
         return fail(f"--out {out}: exists and was not written by synthswap; move it away or choose another --out")

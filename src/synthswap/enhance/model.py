@@ -69,7 +69,8 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
     out = np.empty((len(faces), size, size, 3), np.uint8)
     was_training = model.training
     model.eval()
-    context = autocast(device, precision)  # resolved before no_grad: auto may time a backward pass
+    with torch.enable_grad():  # resolving 'auto' may time a backward pass, even when the caller runs without grad
+        context = autocast(device, precision)
     with torch.no_grad(), context:
         for start in range(0, len(faces), batch):
             chunk = [upscale(f, size) if f.shape[0] < size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)

@@ -232,9 +232,13 @@ def train_enhancer(opts: EnhanceTrainOptions, log: Callable[[str], None] = print
             "minutes": round((time.monotonic() - started) / 60, 2), "stopped": stop.requested}
 
 
+# The per-subject fine-tuning's learning rate and batch (here and in `run`'s enhancer stage).
+FINETUNE_LR, FINETUNE_BATCH = 1e-4, 8
+
+
 def finetune_enhancer(model: EnhanceNet, subject: str | os.PathLike | list, minutes: float = 1.5,
-                      steps: int | None = None, lr: float = 1e-4, batch_size: int = 8, patch: int = 96,
-                      seed: int = 0, precision: str = "auto") -> EnhanceNet:
+                      steps: int | None = None, lr: float = FINETUNE_LR, batch_size: int = FINETUNE_BATCH,
+                      patch: int = 96, seed: int = 0, precision: str = "auto") -> EnhanceNet:
     """A copy of `model` fine-tuned on the subject's own faces (facesets or photo folders, at their
     full resolution, degraded as in training) for `minutes` (or `steps`); `model` is left as it was."""
     device = next(model.parameters()).device

@@ -39,7 +39,7 @@ from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
 from synthswap.swap.loading import CHECKPOINT_FILE, load_model
 from synthswap.precision import resolve_precision
-from synthswap.training import resolve_device
+from synthswap.training import CheckpointError, resolve_device
 
 BLEND_MODES = ("alpha", "seamless")
 MASK_MODES = ("learned", "landmarks", "both")
@@ -55,6 +55,9 @@ class ConvertOptions:
     # The largest size (px) the face is composed at before it is put into the frame: the size it has in
     # the frame, so colour transfer, mask feathering and blending happen there, not at the model's size.
     max_place_size: int = 512
+    # The face enhancer that brings the swapped face to that size (an enhancer folder, 'shipped', or None
+    # for bicubic enlargement): synthswap.enhance, fine-tuned on the subject by `run`.
+    enhancer: str | None = None
     smooth_min_cutoff: float = 1.0  # One-Euro min cutoff (Hz); 0 turns smoothing off
     smooth_beta: float = 0.05
     device: str = "auto"
@@ -87,6 +90,14 @@ class FaceSwapper:
         self.opts = opts
         self.device = resolve_device(opts.device)
         self.precision = resolve_precision(opts.precision, self.device)
+        self.enhancer = None
+        if opts.enhancer is not None:
+            from synthswap.enhance import EnhanceError, load_enhancer  # only where it is used
+
+            try:
+                self.enhancer = load_enhancer(opts.enhancer, self.device)
+            except EnhanceError as exc:
+                raise CheckpointError(f"--enhancer: {exc}") from exc
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
@@ -110,6 +121,15 @@ class FaceSwapper:
             image, mask = self.model.swap(x)
         image = image[0].float().permute(1, 2, 0).cpu().numpy()
         return image, mask[0, 0].float().cpu().numpy()
+
+    def _enlarge(self, face: np.ndarray, size: int) -> np.ndarray:
+        """The swapped face (float BGR 0..1) at `size` px: restored by the enhancer, or bicubic."""
+        if self.enhancer is None:
+            return cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+        from synthswap.enhance import enhance_faces
+
+        face8 = np.clip(face * 255 + 0.5, 0, 255).astype(np.uint8)
+        return enhance_faces(self.enhancer, [face8], size)[0].astype(np.float32) / 255.0
 
     def place_size(self, affine: np.ndarray) -> int:
         """The size (px) the face is composed at: its size in the frame (the crop's side over the
@@ -161,7 +181,7 @@ class FaceSwapper:
             affine = face.affine * (place / self.size)
             crop = warp_to_crop(bgr, affine, place)
             oval = face_mask(face.landmarks_crop * (place / self.size), place)
-            generated = cv2.resize(generated, (place, place), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+            generated = self._enlarge(generated, place)
             learned = cv2.resize(learned, (place, place), interpolation=cv2.INTER_LINEAR)
         mask = self._paste_mask(learned, oval)
         generated = transfer(self.opts.color, generated, crop.astype(np.float32) / 255.0, mask)
