@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--max-faces", type=int, default=40, help="held-out faces judged per set")
     ap.add_argument("--swap-model", help="also judge on this 64 px swap model's reconstructions "
                                          "(e.g. src/synthswap/weights/swap_df64)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="the enhancer's arithmetic (synthswap.precision; auto: bf16 on CPUs with AMX)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--side-by-side", metavar="DIR", help="write original, bicubic, generic, fine-tuned side by side here "
                     "(faces of real people: keep them out of the repository)")
@@ -128,17 +130,18 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 subject = write_subset(fs, train, Path(tmp) / "subject")
                 t = time.monotonic()
-                tuned = finetune_enhancer(generic, subject.root, args.finetune_minutes, lr=args.finetune_lr)
+                tuned = finetune_enhancer(generic, subject.root, args.finetune_minutes, lr=args.finetune_lr,
+                                          precision=args.precision)
                 note += (f"; fine-tuned on {len(train)} frames of the first 60% of the video for "
                          f"{(time.monotonic() - t) / 60:.1f} min")
         outputs = {}
         for degraded, small in inputs.items():
             outputs[f"{degraded}, bicubic"] = np.stack([upscale(f, size) for f in small])
             t = time.monotonic()
-            outputs[f"{degraded}, generic"] = enhance_faces(generic, small, size)
+            outputs[f"{degraded}, generic"] = enhance_faces(generic, small, size, precision=args.precision)
             per_face = (time.monotonic() - t) / len(small)
             if tuned is not None:
-                outputs[f"{degraded}, fine-tuned"] = enhance_faces(tuned, small, size)
+                outputs[f"{degraded}, fine-tuned"] = enhance_faces(tuned, small, size, precision=args.precision)
         note += f"; enhancement {per_face * 1000:.0f} ms per face"
         scores = measure(dlib, fs, held, outputs)
         lines = [f"### {Path(path).name}", "", note, "",
@@ -156,7 +159,8 @@ def main() -> None:
             rows = [np.hstack([originals[i]] + [outputs[n][i] for n in outputs if n.startswith(f"{d}, ")])
                     for d in inputs]
             cv2.imwrite(str(out / f"{Path(path).name}.png"), np.vstack(rows))
-    header = (f"# Enhancer judge\n\nmodel: {args.model} ({generic.steps} steps); faces brought to 64 px (area; "
+    header = (f"# Enhancer judge\n\nmodel: {args.model} ({generic.steps} steps, precision {args.precision}); "
+              f"faces brought to 64 px (area; "
               f"'swap 64 px': then reconstructed by {args.swap_model}) and restored to their crop size; "
               f"medians over faces\n")
     Path(args.out).write_text(header + "\n" + "\n\n".join(tables) + "\n")

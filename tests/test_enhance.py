@@ -11,7 +11,7 @@ import torch
 from synthswap.enhance import enhance_faces, finetune_enhancer, load_enhancer
 from synthswap.enhance.degrade import to_64
 from synthswap.faces.measure import sharpness
-from synthswap.pretrained import SHIPPED, _sha256, shipped_model
+from synthswap.pretrained import SHIPPED, file_sha256, shipped_model
 
 # dlib distances of the same face vary by about 0.01-0.02 with small pixel changes; an enhancer that
 # moves the face by more than this against plain bicubic is changing who it is.
@@ -21,7 +21,7 @@ DLIB_TOLERANCE = 0.03
 def test_the_shipped_enhancer_loads_and_matches_its_sha256():
     folder = shipped_model("enhance")
     for name, digest in SHIPPED["enhance"].sha256.items():
-        assert _sha256(folder / name) == digest
+        assert file_sha256(folder / name) == digest
         assert (folder / name).stat().st_size <= 4 * 2**20
     net = load_enhancer("shipped")
     assert net.steps > 0 and all(torch.isfinite(p).all() for p in net.parameters())

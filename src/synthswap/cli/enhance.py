@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthswap.cli import summary
-from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping
+from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping, positive_int
 from synthswap.enhance import (
     EnhanceConfig,
     EnhanceError,
@@ -23,7 +23,7 @@ from synthswap.enhance.model import MAX_SIZE, SHIPPED_NAME
 from synthswap.enhance.train import PhotoPool
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, write_png
-from synthswap.options import option, positive_int
+from synthswap.options import option
 from synthswap.pretrained import PretrainedError
 from synthswap.training import CheckpointError
 
@@ -49,7 +49,7 @@ each is written to OUT as a PNG of --size px, under its own name.
 
 @dataclass
 class ApplyOptions:
-    size: int = option(256, f"output face size in px (up to {MAX_SIZE})", minimum=1)
+    size: int = option(256, "output face size in px", minimum=16, maximum=MAX_SIZE)
     model: str = option(SHIPPED_NAME, "enhancer folder, or 'shipped' (the generic model in the package)")
     subject: str | None = option(None, "fine-tune on this faceset (the subject's own photos) first")
     finetune_minutes: float = option(1.5, "minutes of that fine-tuning", minimum=0)
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--width", type=positive_int, default=EnhanceConfig.width,
                    help=f"channels at half resolution (default {EnhanceConfig.width})")
     add_flags(t, EnhanceTrainOptions)
-    add_common(t)
+    add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
     a = cmds.add_parser("apply", help="enhance face crops to a given size", epilog=APPLY_EPILOG,
@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("input", metavar="INPUT", help="faceset or folder of face crops")
     a.add_argument("--out", required=True, metavar="DIR", help="new folder for the enhanced PNGs")
     add_flags(a, ApplyOptions)
-    add_common(a)
+    add_common(a, precision=True)
     a.set_defaults(func=run_apply)
 
     e = cmds.add_parser("export", help="write the fp16 copy that ships (each file at most 16 MB)")
@@ -97,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
         return fail(f"--out {args.out} overlaps the input {clash}; write the enhancer to another folder")
     opts = from_args(EnhanceTrainOptions, args, data=args.data, out=args.out, init=args.init, resume=args.resume,
                      config=EnhanceConfig(width=args.width), seed=args.seed, device=args.device,
-                     progress=not args.quiet)
+                     precision=args.precision, progress=args.progress)
     try:
         summary = train_enhancer(opts)
     except (EnhanceError, CheckpointError, FacesetError, PretrainedError, MediaError) as exc:
@@ -109,8 +109,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_apply(args: argparse.Namespace) -> int:
     apply_threads(args)
     opts = from_args(ApplyOptions, args)
-    if not 16 <= opts.size <= MAX_SIZE:
-        return fail(f"--size {opts.size} is outside 16-{MAX_SIZE} px")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         return fail(f"--out {out} exists and is not an empty folder; choose a new one (nothing is overwritten)")
@@ -122,9 +120,10 @@ def run_apply(args: argparse.Namespace) -> int:
         names = pool.names()
         net = load_enhancer(opts.model)
         if opts.subject and opts.finetune_minutes > 0:
-            net = finetune_enhancer(net, opts.subject, opts.finetune_minutes, seed=args.seed)
+            net = finetune_enhancer(net, opts.subject, opts.finetune_minutes, seed=args.seed,
+                                    precision=args.precision)
         faces = [pool.read(i) for i in range(len(pool))]
-        big = enhance_faces(net, faces, opts.size)
+        big = enhance_faces(net, faces, opts.size, precision=args.precision)
     except (EnhanceError, CheckpointError, FacesetError, PretrainedError, MediaError) as exc:
         return fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)

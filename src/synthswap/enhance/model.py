@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from synthswap import atomic
 from synthswap.enhance.degrade import upscale
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.info import read_info_json
+from synthswap.pretrained import file_sha256, shipped_model
 from synthswap.training import CheckpointError, atomic_save_tensors, autocast, load_checkpoint
 
 MODEL_JSON = "model.json"
@@ -42,8 +42,6 @@ def read_model_json(model_dir: str | os.PathLike) -> dict:
 def load_enhancer(model_dir: str | os.PathLike = SHIPPED_NAME, device: str | torch.device = "cpu") -> EnhanceNet:
     """The enhancer in `model_dir` ('shipped': the checked one in the package), in eval mode."""
     if str(model_dir) == SHIPPED_NAME:
-        from synthswap.pretrained import shipped_model
-
         model_dir = shipped_model("enhance")
     meta = read_model_json(model_dir)
     net = EnhanceNet(EnhanceConfig.from_dict(meta.get("config", {})))
@@ -56,7 +54,8 @@ def load_enhancer(model_dir: str | os.PathLike = SHIPPED_NAME, device: str | tor
     return net.to(device).eval()
 
 
-def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, batch: int = 8) -> np.ndarray:
+def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, batch: int = 8,
+                  precision: str = "auto") -> np.ndarray:
     """Aligned face crops (uint8 BGR, square, any size) -> (N, size, size, 3) uint8 BGR: each
     brought to `size` by bicubic, then given the detail the network restores."""
     if not 16 <= size <= MAX_SIZE:
@@ -68,7 +67,9 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
     out = np.empty((len(faces), size, size, 3), np.uint8)
     was_training = model.training
     model.eval()
-    with torch.no_grad(), autocast(device):
+    with torch.enable_grad():  # resolving 'auto' may time a backward pass, even when the caller runs without grad
+        context = autocast(device, precision)
+    with torch.no_grad(), context:
         for start in range(0, len(faces), batch):
             chunk = [upscale(f, size) if f.shape[0] < size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
                      for f in faces[start:start + batch]]
@@ -77,14 +78,6 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
             out[start:start + len(chunk)] = y
     model.train(was_training)
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike, max_bytes: int = 16 * 2**20) -> dict[str, str]:
@@ -106,5 +99,5 @@ def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike, max_by
         if size > max_bytes:
             raise EnhanceError(f"{out / name}: {size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB a shipped "
                                f"file may have; use a smaller --width")
-        digests[name] = _sha256(out / name)
+        digests[name] = file_sha256(out / name)
     return digests

@@ -62,6 +62,7 @@ class EnhanceTrainOptions:
     log_every: int = option(25, "log.csv row every N steps", minimum=1)
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # synthswap.precision: bf16 autocast where this machine runs it faster
     progress: bool = True
 
 
@@ -140,7 +141,7 @@ def fit(net: EnhanceNet, opt: torch.optim.Optimizer, pool: PhotoPool, budget: Bu
     net.train()
     while not budget.done(step) and not (stop and stop.requested):
         low, sharp = sample_batch(pool, rng, opts.batch_size, opts.patch, opts.max_size)
-        with autocast(device):
+        with autocast(device, opts.precision):
             terms = losses(net, low.to(device), sharp.to(device), opts.hf_weight)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -237,13 +238,14 @@ FINETUNE_LR, FINETUNE_BATCH = 1e-4, 8
 
 def finetune_enhancer(model: EnhanceNet, subject: str | os.PathLike | list, minutes: float = 1.5,
                       steps: int | None = None, lr: float = FINETUNE_LR, batch_size: int = FINETUNE_BATCH,
-                      patch: int = 96, seed: int = 0) -> EnhanceNet:
+                      patch: int = 96, seed: int = 0, precision: str = "auto") -> EnhanceNet:
     """A copy of `model` fine-tuned on the subject's own faces (facesets or photo folders, at their
     full resolution, degraded as in training) for `minutes` (or `steps`); `model` is left as it was."""
     device = next(model.parameters()).device
     pool = PhotoPool(subject if isinstance(subject, list) else [subject], preload=True)
     net = copy.deepcopy(model)
-    opts = EnhanceTrainOptions(data=[], out="", batch_size=batch_size, patch=patch, lr=lr, seed=seed)
+    opts = EnhanceTrainOptions(data=[], out="", batch_size=batch_size, patch=patch, lr=lr, seed=seed,
+                               precision=precision)
     fit(net, _optimizer(net, lr), pool, Budget(steps, None if steps is not None else minutes), 0, opts, device)
     net.steps = getattr(model, "steps", 0)
     return net.eval()
