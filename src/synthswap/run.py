@@ -281,10 +281,10 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
 
     enhancer = resolve_model(SHIPPED_NAME, "enhance") if opts.enhance else None
     if STAGE["enhancer"].when(opts):
-        enhancer = enhancer_stage(name("enhancer"), EnhanceTrainOptions(
+        enhancer = str(enhancer_stage(name("enhancer"), EnhanceTrainOptions(
             data=[str(subject)], out=str(at("enhancer")), init=SHIPPED_NAME, minutes=opts.enhance_minutes,
             batch_size=FINETUNE_BATCH, lr=FINETUNE_LR, seed=opts.seed,
-            device=opts.device, progress=opts.progress), log)
+            device=opts.device, precision=opts.precision, progress=opts.progress), log))
 
     gan_used = None
     if STAGE["inversion"].when(opts):
