@@ -28,7 +28,9 @@ MARKER_SUFFIX = ".stage.json"
 # output from the same inputs and parameters (a fixed bug, a new augmentation), so that work
 # directories made by the older code are rebuilt instead of being reported "up to date".
 # 2: swap augmentation as batched tensor ops (swap/data.augment_batch), GPU-trained shipped models.
-PIPELINE_VERSION = 2
+# 3: bf16 on CPUs with bf16 units, the face composed at its size in the frame, the enhancer, media
+#    decoded as players show it (rotation, timestamps).
+PIPELINE_VERSION = 3
 
 
 class StageError(Exception):
