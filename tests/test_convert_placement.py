@@ -1,0 +1,58 @@
+"""convert composes the swapped face at the size it has in the frame (issue 21): checked on a real frame
+of a people video with the shipped swap model and the shipped enhancer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthswap.faces.measure import sharpness
+from synthswap.media import iter_video_frames
+from synthswap.pretrained import resolve_model
+from synthswap.swap.convert import ConvertOptions, FaceSwapper
+
+
+@pytest.fixture(scope="module")
+def frame(shared_data) -> np.ndarray:
+    return next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr
+
+
+def _swap(frame: np.ndarray, **opts) -> tuple[np.ndarray, FaceSwapper, np.ndarray]:
+    """The swapped frame, the swapper (closed) and the face's alignment affine."""
+    swapper = FaceSwapper(resolve_model("shipped", "swap"), ConvertOptions(smooth_min_cutoff=0, precision="fp32", **opts))
+    try:
+        out, found = swapper.process(frame, 0.0)
+        affine = swapper.analyzer.analyze(frame).affine
+    finally:
+        swapper.close()
+    assert found
+    return out, swapper, affine
+
+
+def test_the_face_is_composed_at_its_size_in_the_frame(frame):
+    out, swapper, affine = _swap(frame)
+    scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
+    in_frame = swapper.size / scale  # the crop's side in frame pixels
+    place = swapper.place_size(affine)
+    assert place > swapper.size  # a close-up: far larger than the 64 px model
+    assert in_frame <= place < in_frame + 16 and place % 16 == 0
+    assert swapper.place_size(affine * 100) == swapper.size  # a tiny face: never below the model's size
+    capped, _, _ = _swap(frame, max_place_size=128)
+    # The same face, composed at two sizes, lands in the same place: the two outputs differ by far less
+    # than either differs from the frame (a misplaced or misscaled paste would not).
+    changed = np.abs(out.astype(int) - frame).sum(2) > 30
+    assert changed.mean() > 0.05
+    between = np.abs(out.astype(float) - capped)[changed].mean()
+    from_frame = np.abs(out.astype(float) - frame)[changed].mean()
+    assert between < 0.35 * from_frame, (between, from_frame)
+
+
+def test_the_enhancer_restores_detail_where_the_face_is_placed(frame):
+    plain, _, _ = _swap(frame)
+    enhanced, _, _ = _swap(frame, enhancer=resolve_model("shipped", "enhance"))
+    ys, xs = np.nonzero(np.abs(plain.astype(int) - frame).sum(2) > 30)
+    box = (slice(ys.min(), ys.max()), slice(xs.min(), xs.max()))
+    # Detail, not grain: compared at the box's own size and after a 2x downscale.
+    for size in (128, 64):
+        assert sharpness(enhanced[box], None, size) >= sharpness(plain[box], None, size) * 0.98
+    assert np.abs(enhanced.astype(int) - plain)[box].mean() < 8  # the same face, not another one
