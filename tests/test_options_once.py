@@ -125,8 +125,34 @@ def test_help_loads_no_heavy_module():
     assert "run" in out and all(name in out for name in COMMANDS)
 
 
+def test_one_stage_list_names_and_places_what_run_and_the_web_app_use(tmp_path):
+    from synthswap.run import STAGE_OUTPUTS
+    from synthswap.serve.pages import GAN_SAMPLES, job_file
+    from synthswap.stages import RUN_STAGES, STAGE
+
+    keys = [s.key for s in RUN_STAGES]
+    for i, stage in enumerate(RUN_STAGES):  # a stage reads only what an earlier stage wrote
+        assert set(stage.reads) <= set(keys[:i]), stage.key
+    out = tmp_path / "job" / "out.mp4"
+    opts = RunOptions(subject=["a.jpg"], video="b.mp4", out=str(out), train_gan=True)
+    assert [name for name, _ in stage_plan(opts)] == [
+        "extract subject", "extract destination", "gan train (personal prior)", "gan invert subject",
+        "gan directions inversion", "synthesize (gan)", "swap train", "convert", "evaluate"]
+    work = tmp_path / "job" / "out_work"
+    assert dict(stage_plan(opts))["swap train"] == work / "swap" == STAGE["swap"].path(opts)
+    warp = RunOptions(subject=["a.jpg"], video="b.mp4", out=str(out), engine="warp", synthetic=0)
+    assert [name for name, _ in stage_plan(warp)] == [
+        "extract subject", "extract destination", "swap train", "convert", "evaluate"]
+    # the work directory's checks cover every engine's outputs; the web app finds files where run puts them
+    assert {"synthetic_gan", "synthetic_warp", "gan", "swap", "directions.safetensors"} <= set(STAGE_OUTPUTS)
+    assert job_file(out.parent, opts, "preview.png") == work / "swap" / "preview.png"
+    assert job_file(out.parent, opts, "report.html") == out.parent / "report.html"
+    assert job_file(out.parent, opts, "evaluation.json") == work / "evaluation.json"
+    assert job_file(out.parent, opts, "secret.txt") is None and job_file(out.parent, opts, GAN_SAMPLES) is None
+
+
 @pytest.mark.slow
-def test_a_tiny_run_gives_the_results_of_the_code_before_the_refactor(shared_data, tmp_path):
+def test_a_tiny_run_gives_the_results_of_the_code_before_the_refactor(shared_data, tmp_path, capsys):
     """Bit for bit: face crops, every swap-model tensor, every output frame, the evaluation's numbers
     and the stages' cache parameters equal those the code before issue 22's refactor produced
     (tests/data/run_fingerprint.json, written by tests/run_fingerprint.py from that code)."""
@@ -143,4 +169,17 @@ def test_a_tiny_run_gives_the_results_of_the_code_before_the_refactor(shared_dat
         torch.set_num_threads(threads)
     now = run_fingerprint.fingerprint(tmp_path)
     for key, value in golden["fingerprint"].items():
-        assert now[key] == value, key
+        if key != "stage_params":
+            assert now[key] == value, key
+    # Every stage's cache parameters as recorded; an option added since (a new key, e.g. a precision
+    # whose default computes the same) may join them, an old one may not change.
+    assert set(now["stage_params"]) == set(golden["fingerprint"]["stage_params"])
+    for marker, params in golden["fingerprint"]["stage_params"].items():
+        assert {k: now["stage_params"][marker].get(k) for k in params} == params, marker
+    # the stages ran in the order and under the names the stage list declares
+    from synthswap.cli.run import options_from_args
+
+    argv = run_fingerprint.run_args(shared_data, tmp_path)
+    opts = options_from_args(build_parser("run").parse_args(argv), [argv[2]], argv[8], argv[10])
+    ran = [line[1:-len("] running")] for line in capsys.readouterr().out.splitlines() if line.endswith("] running")]
+    assert ran == [name for name, _ in stage_plan(opts)]

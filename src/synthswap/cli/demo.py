@@ -23,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "landmark-driven warping. Leaves OUT/out.mp4 and OUT/out_report.html.",
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    add_run_arguments(p)
     # Small budgets, so that the demo runs in minutes on 2 CPU cores: it inverts into the shipped GAN
     # prior and fine-tunes the shipped pretrained swap model (see README for what it measures).
-    p.set_defaults(func=run, size=128, directions_n=300, invert_steps=100, pti_steps=200,
-                   landmark_steps=100, synthetic=40, swap_minutes=3.0, swap_steps=None)
+    add_run_arguments(p, defaults=dict(size=128, directions_n=300, invert_steps=100, pti_steps=200,
+                                       landmark_steps=100, synthetic=40, swap_minutes=3.0, swap_steps=None))
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

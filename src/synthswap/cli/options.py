@@ -71,15 +71,18 @@ def _converter(f) -> Any:
     return parse
 
 
-def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[str] = frozenset()) -> None:
+def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[str] = frozenset(),
+              defaults: dict[str, Any] | None = None) -> None:
     """One flag per option of the dataclass `cls` (see `synthswap.options.option`), with its
-    default, type, choices and help; the values are checked after parsing (`check_flags`), by the
-    same declarations and with the same messages as the web form's."""
+    default (or this command's, from `defaults`), type, choices and help; the values are checked
+    after parsing (`check_flags`), by the same declarations and with the same messages as the
+    web form's."""
     checked = list(p.get_default(CHECKED) or [])
     for f in option_fields(cls):
         if f.name in skip:
             continue
-        meta, default = f.metadata, default_of(f)
+        meta = f.metadata
+        default = defaults[f.name] if defaults and f.name in defaults else default_of(f)
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
         if kind_of(f) == "bool":
             kwargs["action"] = "store_false" if default else "store_true"
@@ -92,7 +95,8 @@ def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[
         help_text = meta["help"]
         if default is not None and kind_of(f) != "bool":
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            help_text += f" (default: {shown}" + (f"; {meta['why']})" if "why" in meta else ")")
+            why = meta.get("why") if not (defaults and f.name in defaults) else None
+            help_text += f" (default: {shown}" + (f"; {why})" if why else ")")
         p.add_argument(flag_of(f), help=help_text, **kwargs)
         checked.append(f)
     p.set_defaults(**{CHECKED: checked})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from synthswap.cli import summary
 from synthswap.cli.options import add_flags, fail, from_args
@@ -14,9 +15,9 @@ from synthswap.run import PIPELINE_ERRORS, RunOptions, run
 RUN_FLAGS_SKIP = {"subject", "video", "out"}
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, defaults: dict[str, Any] | None = None) -> None:
     """The pipeline's options, generated from RunOptions; `demo` reuses them with its own small defaults."""
-    add_flags(p, RunOptions, skip=RUN_FLAGS_SKIP)
+    add_flags(p, RunOptions, skip=RUN_FLAGS_SKIP, defaults=defaults)
 
 
 def options_from_args(args: argparse.Namespace, subject: list[str], video: str, out: str) -> RunOptions:

@@ -6,13 +6,31 @@ import argparse
 import ipaddress
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from synthswap.cli import summary
-from synthswap.cli.options import add_common, fail, positive_int
+from synthswap.cli.options import add_common, add_flags, fail
 from synthswap.locking import LockError, locked_output
+from synthswap.options import option
 
 TOKEN_ENV = "SYNTHSWAP_TOKEN"
+
+
+@dataclass(kw_only=True)
+class ServeOptions:
+    """The server's own options (the jobs' device and threads are ComputeOptions' flags)."""
+
+    host: str = option("127.0.0.1", "address to listen on (127.0.0.1: this machine only)")
+    port: int = option(7860, "port", minimum=1, maximum=65535)
+    data: str = option("synthswap_data", "where jobs, uploads and results are kept", metavar="DIR")
+    media: str | None = option(None, "a folder whose photos and videos the page may pick instead of uploading them",
+                               metavar="DIR")
+    max_upload_mb: int = option(1024, "largest file the page accepts, in MB", minimum=1, metavar="MB")
+    allow_remote: bool = option(False, "allow a --host other than this machine; every request then needs the "
+                                       "printed token")
+    token: str | None = option(None, f"the token remote clients must give (default: ${TOKEN_ENV}, else a random "
+                                     f"one)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,18 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: synthswap serve --data ~/synthswap_data   (then open http://127.0.0.1:7860/)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--data", default="synthswap_data", metavar="DIR",
-                   help="where jobs, uploads and results are kept (default: ./synthswap_data)")
-    p.add_argument("--media", metavar="DIR", default=None,
-                   help="a folder whose photos and videos the page may pick instead of uploading them")
-    p.add_argument("--max-upload-mb", type=positive_int, default=1024, metavar="MB",
-                   help="largest file the page accepts, in MB (default: 1024)")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow a --host other than this machine; every request then needs the printed token")
-    p.add_argument("--token", default=None,
-                   help=f"the token remote clients must give (default: ${TOKEN_ENV}, else a random one)")
+    add_flags(p, ServeOptions)
     add_common(p, seed=False, quiet=False)
     p.set_defaults(func=main)
 
@@ -59,8 +66,6 @@ def main(args: argparse.Namespace) -> int:
 
     from synthswap.serve.app import Settings, create_app
 
-    if not 0 < args.port < 65536:
-        return fail(f"--port {args.port}: must be between 1 and 65535")
     local = is_loopback(args.host)
     if not local and not args.allow_remote:
         return fail(f"--host {args.host} would let other machines reach this server; add --allow-remote "
