@@ -27,8 +27,8 @@ DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve(
 def run_args(data: Path, folder: Path) -> list[str]:
     return ["run", "--subject", str(data / SUBJECT), "--subject-every-n", "100", "--subject-max-frames", "3",
             "--video", str(data / VIDEO), "--out", str(folder / "out.mp4"), "--every-n", "5", "--engine", "warp",
-            "--synthetic", "4", "--swap-steps", "6", "--batch-size", "2", "--device", "cpu", "--no-watermark",
-            "--quiet"]
+            "--synthetic", "4", "--swap-steps", "6", "--batch-size", "2", "--device", "cpu", "--precision", "fp32",
+            "--no-watermark", "--quiet"]
 
 
 def _sha(data: bytes) -> str:
@@ -81,7 +81,8 @@ def fingerprint(folder: Path) -> dict:
 def environment() -> dict:
     import torch
 
-    return {"torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version()}
+    return {"torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def main(argv: list[str]) -> int:
