@@ -98,6 +98,13 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(tiny_faceset, tmp_path, 
     ckpt.write_bytes(data[: len(data) // 2])  # truncated, as after a full disk
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_generator(out)
+    # A resuming trainer falls back to the checkpoint before it (kept as .prev when the new one was
+    # written), saying so; with none to fall back to, it stops with the clear error.
+    GanTrainer(tiny_options(tiny_faceset, out, resume=True))
+    assert "resuming from the checkpoint before it" in capsys.readouterr().err
+    prev = ckpt.with_name(ckpt.name + ".prev")
+    if prev.exists():
+        prev.unlink()
     with pytest.raises(CheckpointError):
         GanTrainer(tiny_options(tiny_faceset, out, resume=True))
     assert cli_main(["gan", "sample", "--gan", str(out), "--n", "2", "--out", str(tmp_path / "s")]) == 2
