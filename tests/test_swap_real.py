@@ -193,7 +193,9 @@ def test_corrupt_checkpoint_gives_clear_error_and_no_output(trained, shared_data
     assert rc == 2
     assert ("corrupt" in err or "truncated" in err) and str(model) in err
     assert not out.exists() and not list(tmp_path.glob(".out.mp4*"))
-    # Resuming training from it fails just as clearly and leaves the damaged files as they were.
+    # Without the checkpoint before it to fall back to (tests/test_model_checks.py), resuming training
+    # from it fails just as clearly and leaves the damaged files as they were.
+    (model / "model.safetensors.prev").unlink(missing_ok=True)
     damaged = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
     assert main(["swap", "train", "--out", str(model), "--resume", "--steps", "50", "--quiet"]) == 2
     assert "corrupt" in capsys.readouterr().err
