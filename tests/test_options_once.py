@@ -132,7 +132,7 @@ BAD_FLAGS = [("swap train", ["--batch-size", "0"], "--batch-size must be at leas
              ("swap convert", ["--crf", "52"], "--crf must be between 0 and 51, not 52"),
              ("swap convert", ["--erode", "-1"], "--erode must be at least 0, not -1.0"),
              ("swap convert", ["--color", "sepia"], "--color must be one of rct, hist, none, not sepia"),
-             ("synthesize", ["--engine", "magic"], "--engine must be one of gan, warp, not magic"),
+             ("synthesize", ["--eps", "0"], "--eps must be more than 0, not 0.0"),
              ("synthesize", ["--n", "0"], "--n must be at least 1, not 0"),
              ("gan train", ["--style-mixing", "1.5"], "--style-mixing must be between 0 and 1, not 1.5"),
              ("gan train", ["--resolution", "48"], "--resolution must be one of 32, 64, 128, 256, not 48"),
@@ -148,6 +148,14 @@ def test_each_generated_command_refuses_a_bad_value_with_one_error_line(command,
     assert main(argv + extra) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_synthesize_refuses_an_unknown_engine_in_one_line_before_anything_is_written(tmp_path, capsys):
+    """The engines' names live in their registry (synth.engines, above the options): the library's
+    one check refuses another name, as the CLI's parser did."""
+    assert main(["synthesize", "--engine", "magic", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == "error: unknown engine 'magic' (gan, warp)\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_and_study_share_one_base_and_say_why_a_default_differs():

@@ -35,18 +35,14 @@ class Candidate:
     latent: np.ndarray | None = None  # W+ for GAN candidates
 
 
-def _engine_problem(name: str) -> str | None:
-    from synthswap.synth.engines import ENGINES  # the one registry; imported late (it imports this module)
-
-    return None if name in ENGINES else f"must be one of {', '.join(ENGINES)}, not {name}"
-
-
 @dataclass
 class SynthOptions:
     out: str
     n: int = option(500, "number of images to keep", minimum=1)
+    # The engines are registered in synth.engines (which imports this module): synthesize refuses a
+    # name not there, before anything is read or written.
     engine: str = option("gan", "gan: edit the subject's GAN inversion; warp: warp their real photos",
-                         check=_engine_problem, metavar="ENGINE")
+                         metavar="ENGINE")
     inversion: str | None = option(None, "folder written by `gan invert` (gan engine)", metavar="INV_DIR")
     faces: str | None = option(None, "the subject's real faceset (warp engine; gan: overrides the path the "
                                      "inversion recorded)", metavar="FACESET")
