@@ -52,6 +52,112 @@ def test_parsed_cli_defaults_are_the_dataclass_defaults(tmp_path):
     assert (study.ks, study.engines, study.progress, study.threads) == ([2, 7], ["warp"], False, 1)
 
 
+class _Captured(Exception):
+    """Raised by the stand-in for a command's library call: carries the options the command built."""
+
+
+# command line (with only its required inputs), the library call the command hands its options to,
+# and the options the dataclass gives by itself: the command must build exactly these
+def _commands(tmp):
+    from synthswap.gan.directions import DirectionsOptions
+    from synthswap.gan.invert import InvertOptions
+    from synthswap.gan.train import GanTrainOptions
+    from synthswap.swap.convert import ConvertOptions
+    from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainOptions
+    from synthswap.synth.base import SynthOptions
+
+    a, b, o = str(tmp / "a"), str(tmp / "b"), str(tmp / "o")
+    return {
+        # swap train turns the identity loss on by default (the dataclass's default is off, for pretrain)
+        "swap train": (["swap", "train", "--src", a, "--dst", b, "--out", o], "synthswap.cli.swap.train",
+                       SwapTrainOptions(src=[a], dst=[b], out=o, id_weight=SWAP_ID_WEIGHT)),
+        "pretrain": (["pretrain", "--data", a, "--out", o], "synthswap.cli.swap.train",
+                     SwapTrainOptions(src=[a], dst=[a], out=o)),
+        "swap convert": (["swap", "convert", "--model", a, "--video", b, "--out", o + ".mp4"],
+                         "synthswap.cli.swap.convert_video", ConvertOptions()),
+        "synthesize": (["synthesize", "--out", o], "synthswap.cli.synth.synthesize", SynthOptions(out=o)),
+        "gan train": (["gan", "train", "--data", a, "--out", o, "--kimg", "1"], "synthswap.cli.gan.train",
+                      GanTrainOptions(data=[a], out=o, kimg=1.0)),
+        "gan invert": (["gan", "invert", "--gan", a, "--faces", b, "--out", o], "synthswap.cli.gan.invert",
+                       InvertOptions(gan=a, faces=b, out=o)),
+        "gan directions": (["gan", "directions", "--gan", a], "synthswap.cli.gan.directions_for_gan",
+                           DirectionsOptions(gan=a)),
+    }
+
+
+def _built_options(argv, target, monkeypatch):
+    """The options object the command hands to its library call (stopped there: nothing runs)."""
+    def capture(*args, **kwargs):
+        raise _Captured(next(x for x in [*args, *kwargs.values()] if hasattr(x, "__dataclass_fields__")))
+    monkeypatch.setattr(target, capture)
+    with pytest.raises(_Captured) as built:
+        main(argv)
+    return built.value.args[0]
+
+
+GENERATED = ["swap train", "pretrain", "swap convert", "synthesize", "gan train", "gan invert", "gan directions"]
+
+
+@pytest.mark.parametrize("command", GENERATED)
+def test_each_commands_parsed_defaults_are_its_dataclass_defaults(command, tmp_path, monkeypatch):
+    """Every generated command, given only its inputs, builds the options its dataclass declares."""
+    argv, target, expected = _commands(tmp_path)[command]
+    assert asdict(_built_options(argv, target, monkeypatch)) == asdict(expected)
+
+
+def test_renamed_and_negated_flags_keep_their_names_and_meaning(tmp_path, monkeypatch):
+    """The flags whose name is not the field's (--loss, --smooth, --config) and the negated booleans
+    (--no-warp, --no-flip, --no-color-aug, --no-watermark, --full-crop, --no-mirror,
+    --no-pose-regressor) are the users' flags of before, and turn the right field."""
+    cmds = _commands(tmp_path)
+    argv, target, _ = cmds["swap train"]
+    opts = _built_options(argv + ["--no-warp", "--no-color-aug", "--loss", "mse", "--multiscale-dssim",
+                                  "--src-weights", "1", "0.5"], target, monkeypatch)
+    assert (opts.augment.warp, opts.augment.flip, opts.augment.colour) == (False, True, False)
+    assert (opts.pixel_loss, opts.multiscale_dssim, opts.src_weights) == ("mse", True, [1.0, 0.5])
+    argv, target, _ = cmds["swap convert"]
+    opts = _built_options(argv + ["--no-watermark", "--smooth", "0", "--crf", "51"], target, monkeypatch)
+    assert (opts.watermark, opts.smooth_min_cutoff, opts.crf) == (False, 0.0, 51)
+    argv, target, _ = cmds["gan train"]
+    opts = _built_options(argv + ["--config", "tiny", "--full-crop", "--no-mirror", "--quiet"], target, monkeypatch)
+    assert (opts.preset, opts.masked, opts.mirror, opts.verbose) == ("tiny", False, False, False)
+    argv, target, _ = cmds["gan directions"]
+    assert _built_options(argv + ["--no-pose-regressor"], target, monkeypatch).pose_regressor is False
+
+
+BAD_FLAGS = [("swap train", ["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+             ("swap train", ["--lr", "0"], "--lr must be more than 0, not 0.0"),
+             ("swap train", ["--loss", "l3"], "--loss must be one of l1, mse, not l3"),
+             ("pretrain", ["--minutes", "0"], "--minutes must be more than 0, not 0.0"),
+             ("swap convert", ["--crf", "52"], "--crf must be between 0 and 51, not 52"),
+             ("swap convert", ["--erode", "-1"], "--erode must be at least 0, not -1.0"),
+             ("swap convert", ["--color", "sepia"], "--color must be one of rct, hist, none, not sepia"),
+             ("synthesize", ["--eps", "0"], "--eps must be more than 0, not 0.0"),
+             ("synthesize", ["--n", "0"], "--n must be at least 1, not 0"),
+             ("gan train", ["--style-mixing", "1.5"], "--style-mixing must be between 0 and 1, not 1.5"),
+             ("gan train", ["--resolution", "48"], "--resolution must be one of 32, 64, 128, 256, not 48"),
+             ("gan invert", ["--pti-steps", "-1"], "--pti-steps must be at least 0, not -1"),
+             ("gan directions", ["--radius", "0"], "--radius must be more than 0, not 0.0")]
+
+
+@pytest.mark.parametrize("command,extra,message", BAD_FLAGS, ids=[f"{c} {e[0]}" for c, e, _ in BAD_FLAGS])
+def test_each_generated_command_refuses_a_bad_value_with_one_error_line(command, extra, message, tmp_path,
+                                                                       monkeypatch, capsys):
+    argv, target, _ = _commands(tmp_path)[command]
+    monkeypatch.setattr(target, lambda *a, **k: pytest.fail("the command ran"))
+    assert main(argv + extra) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_synthesize_refuses_an_unknown_engine_in_one_line_before_anything_is_written(tmp_path, capsys):
+    """The engines' names live in their registry (synth.engines, above the options): the library's
+    one check refuses another name, as the CLI's parser did."""
+    assert main(["synthesize", "--engine", "magic", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == "error: unknown engine 'magic' (gan, warp)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_and_study_share_one_base_and_say_why_a_default_differs():
     assert issubclass(RunOptions, PipelineOptions) and issubclass(StudyOptions, PipelineOptions)
     assert issubclass(PipelineOptions, ComputeOptions)

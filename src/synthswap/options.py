@@ -232,11 +232,3 @@ def nonnegative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
     return value
-
-
-def unit_float(text: str) -> float:
-    """A probability or fraction: 0 to 1."""
-    value = finite_float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value

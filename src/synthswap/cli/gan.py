@@ -14,17 +14,15 @@ from synthswap.atomic import write_json, write_text
 from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
+    add_flags,
     fail,
+    from_args,
     finite_float,
-    nonnegative_float,
     nonnegative_int,
     overlapping,
-    positive_float,
     positive_int,
-    unit_float,
 )
 from synthswap.faceset import FacesetError
-from synthswap.gan.augment import AUGMENT_MODES
 from synthswap.gan.data import load_faces
 from synthswap.gan.directions import (
     DIRECTIONS_FILE,
@@ -36,7 +34,6 @@ from synthswap.gan.directions import (
 )
 from synthswap.gan.invert import InversionError, InvertOptions, invert
 from synthswap.gan.loading import SNAPSHOT_DIR, list_snapshots, load_generator, read_gan_json
-from synthswap.gan.networks import PRESETS, RESOLUTIONS
 from synthswap.gan.sample import (
     GRID_FILE,
     check_sample_folder,
@@ -82,7 +79,6 @@ the projection and PTI), preview.png (rows: photo, mean w, projection, PTI).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = GanTrainOptions(data=[], out="", kimg=1)
     p = sub.add_parser("gan", help=summary("gan"),
                        description="Train a StyleGAN2 on facesets, sample from it, and measure it with FID/KID.")
     gsub = p.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True)
@@ -97,48 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data", action="append", required=True, metavar="FACESET",
                    help="faceset folder to train on (repeat to combine several)")
     t.add_argument("--out", required=True, metavar="GAN_DIR", help="output folder (checkpoint, logs, samples)")
-    t.add_argument("--resolution", type=int, default=d.resolution, choices=RESOLUTIONS,
-                   help=f"image size (default {d.resolution}; facesets must be at least this large)")
-    t.add_argument("--config", default=d.preset, choices=PRESETS,
-                   help=f"channel widths: tiny (tests), cpu (16-128 channels, for CPUs), cpu-wide (4x its FLOPs), "
-                        f"gpu (StyleGAN2 config-f widths) (default {d.preset})")
-    t.add_argument("--batch", type=positive_int, default=d.batch,
-                   help=f"images per step over all processes (default {d.batch})")
-    t.add_argument("--kimg", type=positive_float, help="stop after this many thousand real images shown to D")
-    t.add_argument("--minutes", type=positive_float, help="stop after this many minutes (checkpoint saved)")
-    t.add_argument("--g-lr", type=positive_float, default=d.g_lr, help=f"generator Adam learning rate (default {d.g_lr})")
-    t.add_argument("--d-lr", type=positive_float, default=d.d_lr, help=f"discriminator Adam learning rate (default {d.d_lr})")
-    t.add_argument("--r1-gamma", type=nonnegative_float, default=d.r1_gamma, help=f"R1 weight (default {d.r1_gamma}; 0 disables R1)")
-    t.add_argument("--r1-interval", type=positive_int, default=d.r1_interval,
-                   help=f"apply R1 every N steps (lazy regularisation; default {d.r1_interval})")
-    t.add_argument("--style-mixing", type=unit_float, default=d.style_mixing,
-                   help=f"style-mixing probability (default {d.style_mixing})")
-    t.add_argument("--augment", default=d.augment, choices=AUGMENT_MODES,
-                   help=f"ada: adaptive p; fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none "
-                        f"(default {d.augment})")
-    t.add_argument("--aug-policy", default=d.aug_policy,
-                   help=f"DiffAugment ops, comma separated (default {d.aug_policy})")
-    t.add_argument("--aug-p", type=unit_float, default=d.aug_p, help="initial (ada) or constant (fixed) probability")
-    t.add_argument("--ada-target", type=unit_float, default=d.ada_target,
-                   help=f"ADA target for r_t = E[sign(D(real))]; above it p rises (default {d.ada_target})")
-    t.add_argument("--ada-kimg", type=positive_float, default=d.ada_kimg,
-                   help=f"ADA speed: kimg for p to move by 1 (default {d.ada_kimg}, for CPU runs of tens of kimg; "
-                        f"ADA used 500 for runs of thousands)")
-    t.add_argument("--full-crop", action="store_true",
-                   help="train on the whole aligned crop instead of the masked face over flat grey")
-    t.add_argument("--no-mirror", action="store_true", help="do not x-flip training images at random")
-    t.add_argument("--max-images", type=positive_int, help="use at most N faces of the facesets (a random subset)")
-    t.add_argument("--snap-kimg", type=positive_float, default=d.snap_kimg,
-                   help=f"sample grid + checkpoint every N kimg (default {d.snap_kimg})")
-    t.add_argument("--keep-snapshots", action="store_true",
-                   help="also keep G_ema (fp16) of every --snap-kimg in snapshots/, for `gan fid --snapshots`")
-    t.add_argument("--fid-kimg", type=positive_float, help="log FID/KID every N kimg (default: never during training)")
-    t.add_argument("--fid-n", type=positive_int, default=d.fid_n,
-                   help=f"generated images per FID during training (default {d.fid_n})")
-    t.add_argument("--fid-ref-n", type=positive_int, default=d.fid_ref_n,
-                   help=f"training images in the FID reference (default {d.fid_ref_n})")
-    t.add_argument("--log-seconds", type=positive_float, default=d.log_seconds,
-                   help=f"progress line every N seconds (default {d.log_seconds})")
+    add_flags(t, GanTrainOptions)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_common(t, precision=True)
     t.set_defaults(func=run_train)
@@ -186,18 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     if clash is not None:
         return fail(f"--out {args.out} overlaps the training faceset {clash}; write the GAN to another folder")
     try:
-        opts = GanTrainOptions(
-            data=args.data, out=args.out, resolution=args.resolution, preset=args.config, batch=args.batch,
-            kimg=args.kimg, minutes=args.minutes, g_lr=args.g_lr, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
-            r1_interval=args.r1_interval, style_mixing=args.style_mixing, augment=args.augment,
-            aug_policy=args.aug_policy, aug_p=args.aug_p, ada_target=args.ada_target, ada_kimg=args.ada_kimg,
-            masked=not args.full_crop, mirror=not args.no_mirror, max_images=args.max_images,
-            snap_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots, fid_kimg=args.fid_kimg,
-            fid_n=args.fid_n, fid_ref_n=args.fid_ref_n,
-            log_seconds=args.log_seconds, seed=args.seed, device=args.device, precision=args.precision,
-            threads=args.threads,
-            resume=args.resume, verbose=args.progress,
-        )
+        opts = from_args(GanTrainOptions, args, verbose=args.progress)
         summary = train(opts)
     except (FacesetError, CheckpointError, FileExistsError, ValueError) as exc:
         return fail(str(exc))
@@ -288,8 +232,6 @@ def run_fid(args: argparse.Namespace) -> int:
 def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
     """`gan invert` and `gan directions`: the subject's photos into the GAN, and the directions the
     synthesis edits them along."""
-    inv = InvertOptions(gan="", faces="", out="")
-    dirs = DirectionsOptions(gan="")
     i = gsub.add_parser(
         "invert", help="invert the subject's photos into the GAN (W+ projection + pivotal tuning)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=INVERT_EPILOG,
@@ -299,27 +241,7 @@ def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
     i.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     i.add_argument("--faces", required=True, metavar="SUBJECT_FACESET", help="the subject's real faceset")
     i.add_argument("--out", required=True, metavar="INV_DIR", help="new output folder")
-    i.add_argument("--max-photos", type=positive_int, default=inv.max_photos,
-                   help=f"invert at most the first N faces (default {inv.max_photos})")
-    i.add_argument("--steps", type=positive_int, default=inv.steps, help=f"projection steps (default {inv.steps})")
-    i.add_argument("--lr", type=positive_float, default=inv.lr, help=f"projection learning rate (default {inv.lr})")
-    i.add_argument("--pti-steps", type=nonnegative_int, default=inv.pti_steps,
-                   help=f"pivotal tuning steps (default {inv.pti_steps}; 0 = none)")
-    i.add_argument("--pti-lr", type=positive_float, default=inv.pti_lr, help=f"pivotal tuning learning rate (default {inv.pti_lr})")
-    i.add_argument("--w-perceptual", type=nonnegative_float, default=inv.w_perceptual,
-                   help=f"perceptual (D features) loss weight (default {inv.w_perceptual})")
-    i.add_argument("--w-landmark", type=nonnegative_float, default=inv.w_landmark,
-                   help=f"landmark loss weight (0: off; default {inv.w_landmark})")
-    i.add_argument("--locality", type=nonnegative_float, default=inv.locality,
-                   help=f"PTI locality regulariser weight (0: off; default {inv.locality})")
-    i.add_argument("--landmark-steps", type=nonnegative_int, default=inv.landmark_steps,
-                   help=f"training steps of the landmark regressor (default {inv.landmark_steps})")
-    i.add_argument("--w-identity", type=nonnegative_float, default=inv.w_identity,
-                   help=f"identity loss weight: 1 - SFace cosine of each render to its photo (0: off; "
-                        f"default {inv.w_identity})")
-    i.add_argument("--identity-every", type=positive_int, default=inv.identity_every,
-                   help=f"apply the identity loss every N steps (each application costs an SFace pass per photo; "
-                        f"default {inv.identity_every})")
+    add_flags(i, InvertOptions)
     add_common(i, precision=True)
     i.set_defaults(func=run_invert)
 
@@ -329,31 +251,16 @@ def register_inversion_subcommands(gsub: argparse._SubParsersAction) -> None:
                     "pitch), fit a ridge regression per attribute in W, and save unit directions (plain and "
                     "conditioned on the other attributes) with their held-out R^2.")
     dp.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
-    dp.add_argument("--n", type=positive_int, default=dirs.n, help=f"samples to render and measure (default {dirs.n})")
     dp.add_argument("--out", metavar="FILE",
                     help="output .safetensors file, new or an earlier directions file (default "
                          "GAN_DIR/directions.safetensors)")
-    dp.add_argument("--truncation", type=finite_float, default=dirs.truncation, metavar="PSI",
-                   help=f"truncation psi (default {dirs.truncation})")
-    dp.add_argument("--around", metavar="INV_DIR",
-                   help="fit local directions around this inversion's pivots, rendered by its tuned generator "
-                        "(for a prior whose own samples are rarely measurable as faces)")
-    dp.add_argument("--no-pose-regressor", action="store_true",
-                   help="measure yaw/pitch of the renders with FaceMesh instead of a small CNN trained on the "
-                        "GAN's real training faces (FaceMesh's pose is unreliable on small renders; docs/synthesis.md)")
-    dp.add_argument("--radius", type=positive_float, default=dirs.radius,
-                   help=f"with --around: how far samples stray from the pivots, in units of a random w's "
-                        f"offset from the mean w (default {dirs.radius})")
+    add_flags(dp, DirectionsOptions)
     add_common(dp)
     dp.set_defaults(func=run_directions)
 
 
 def run_invert(args: argparse.Namespace) -> int:
-    opts = InvertOptions(gan=args.gan, faces=args.faces, out=args.out, max_photos=args.max_photos, steps=args.steps,
-                         lr=args.lr, pti_steps=args.pti_steps, pti_lr=args.pti_lr, w_perceptual=args.w_perceptual,
-                         w_landmark=args.w_landmark, locality=args.locality, landmark_steps=args.landmark_steps,
-                         w_identity=args.w_identity, identity_every=args.identity_every,
-                         seed=args.seed, device=args.device, precision=args.precision, progress=args.progress)
+    opts = from_args(InvertOptions, args)
     try:
         s = invert(opts)
     except (InversionError, FacesetError, CheckpointError, ValueError) as exc:
@@ -394,9 +301,7 @@ def run_directions(args: argparse.Namespace) -> int:
     if problem is not None:
         return fail(problem)
     try:
-        d, path = directions_for_gan(DirectionsOptions(
-            gan=args.gan, out=args.out, n=args.n, truncation=args.truncation, around=args.around, radius=args.radius,
-            pose_regressor=not args.no_pose_regressor, seed=args.seed, device=args.device, progress=args.progress))
+        d, path = directions_for_gan(from_args(DirectionsOptions, args))
     except (DirectionsError, CheckpointError, InversionError, ValueError) as exc:
         return fail(str(exc))
     print(format_report(d))

@@ -27,7 +27,6 @@ from synthswap.options import (  # noqa: F401 - re-exported for the command modu
     positive_float,
     positive_int,
     problem,
-    unit_float,
 )
 
 CHECKED = "_checked_options"  # on the parsed args: the generated flags whose values `check_flags` checks

@@ -10,11 +10,11 @@ import os
 from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
+    add_flags,
     fail,
-    nonnegative_int,
+    from_args,
+    option_fields,
     overlapping,
-    positive_float,
-    positive_int,
 )
 from synthswap.cli.swap import add_model_flags, model_config, train_and_report
 from synthswap.export_weights import export_gan, export_swap
@@ -35,9 +35,10 @@ people you will swap: the point is a start that knows faces, not these faces. Ou
 of `swap train` (model.safetensors, model.json, log.csv, preview.png); Ctrl-C saves a checkpoint.
 """
 
+PRETRAIN_OPTIONS = {"batch_size", "steps", "minutes", "save_every", "preview_every"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = SwapTrainOptions(src=[], dst=[], out="")
     p = sub.add_parser("pretrain", help=summary("pretrain"),
                        description="Train the swap autoencoder with both sides drawn from a many-identity face "
                                    "corpus, so that a new pair fine-tunes from it (`swap train --init`) instead "
@@ -48,14 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     p.add_argument("--resume", action="store_true", help="continue the model in --out from its checkpoint")
     add_model_flags(p)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
-                   help=f"faces per side per step (default {d.batch_size})")
-    p.add_argument("--steps", type=positive_int, help="stop at this total step count")
-    p.add_argument("--minutes", type=positive_float, help="stop after this many minutes of this run")
-    p.add_argument("--save-every", type=nonnegative_int, default=d.save_every,
-                   help=f"checkpoint every N steps (default {d.save_every})")
-    p.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
-                   help=f"preview grid every N steps (default {d.preview_every})")
+    # of swap train's options, those a corpus run uses (both sides are the corpus; no identity loss)
+    add_flags(p, SwapTrainOptions, skip={f.name for f in option_fields(SwapTrainOptions)} - PRETRAIN_OPTIONS)
     add_common(p, precision=True)
     p.set_defaults(func=run_pretrain)
 
@@ -77,10 +72,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     clash = overlapping(args.out, args.data)
     if clash is not None:
         return fail(f"--out {args.out} overlaps the input {clash}; write the model to another folder")
-    opts = SwapTrainOptions(src=args.data, dst=args.data, out=args.out, config=model_config(args),
-                            batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
-                            save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
-                            device=args.device, precision=args.precision, resume=args.resume, progress=args.progress)
+    opts = from_args(SwapTrainOptions, args, src=args.data, dst=args.data, config=model_config(args))
     return train_and_report(opts)
 
 

@@ -11,22 +11,19 @@ from pathlib import Path
 from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
+    add_flags,
     fail,
+    from_args,
     nonnegative_float,
-    nonnegative_int,
     overlapping,
-    positive_float,
-    positive_int,
 )
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError, written_by_synthswap
 from synthswap.pretrained import PretrainedError, resolve_model
 from synthswap.provenance import manifest
-from synthswap.swap.color import COLOR_MODES
-from synthswap.swap.convert import BLEND_MODES, MASK_MODES, ConvertOptions, convert_images, convert_video
+from synthswap.swap.convert import ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
 from synthswap.swap.loading import read_model_json
-from synthswap.swap.losses import PIXEL_LOSSES
 from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
@@ -98,8 +95,6 @@ def model_config(args: argparse.Namespace, base: SwapConfig | None = None) -> Sw
 
 
 def register(subparsers) -> None:
-    d = SwapTrainOptions(src=[], dst=[], out="")
-    conv = ConvertOptions()
     swap = subparsers.add_parser(
         "swap", help=summary("swap"),
         description="DeepFaceLab-style face swap: a shared encoder and per-identity decoders (df) or "
@@ -132,41 +127,9 @@ def register(subparsers) -> None:
                    help=f"which parts to copy with --init (default: all; df: {','.join(PARTS['df'])}; liae: "
                         f"{','.join(PARTS['liae'])}); the rest start from random weights")
     add_model_flags(t)
-    t.add_argument("--batch-size", type=positive_int, default=d.batch_size,
-                   help=f"faces of A and of B per step, per process (default {d.batch_size})")
-    t.add_argument("--lr", type=positive_float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
-    t.add_argument("--loss", choices=PIXEL_LOSSES, default=d.pixel_loss,
-                   help=f"pixel loss added to DSSIM on the masked face (default {d.pixel_loss})")
-    t.add_argument("--eyes-mouth-weight", type=nonnegative_float, default=d.eyes_mouth_weight,
-                   help=f"extra weight of the eye and mouth regions (from landmarks; 0 turns it off; "
-                        f"default {d.eyes_mouth_weight})")
-    t.add_argument("--id-weight", type=nonnegative_float, default=SWAP_ID_WEIGHT,
-                   help=f"identity supervision: weight of 1 - SFace cosine of the swapped faces (B->A) to the "
-                        f"subject's real photos and of A->A to their own photo (0: off; default {SWAP_ID_WEIGHT}, "
-                        f"measured in docs/study/identity_rerun.md)")
-    t.add_argument("--id-every", type=positive_int, default=d.id_every,
-                   help=f"apply the identity loss every N steps (its cost per face: README, \"Identity as a training signal\"; "
-                        f"default {d.id_every})")
-    t.add_argument("--pose-weight", type=nonnegative_float, default=d.pose_weight,
-                   help=f"with --id-weight: weight of the B->A swaps' head-pose drift from the B face (eye-line angle, "
-                        f"nose offset and height, from a small landmark regressor fitted on both facesets first), "
-                        f"so identity is not bought with pose. 0: off (default {d.pose_weight})")
-    t.add_argument("--multiscale-dssim", action="store_true",
-                   help="DSSIM at two window sizes (DeepFaceLab SAEHD's choice at 128 px and up) instead of one")
-    t.add_argument("--synthetic-resolution", type=nonnegative_int, default=d.synthetic_resolution, metavar="PX",
-                   help="synthetic faces (rendered at PX and enlarged) supervise only detail up to PX; real photos "
-                        "teach the rest (0: every face at full resolution; default 0)")
-    t.add_argument("--no-warp", action="store_true", help="turn off the random warp of inputs (not recommended)")
-    t.add_argument("--no-flip", action="store_true", help="turn off random horizontal flips")
-    t.add_argument("--no-color-aug", action="store_true", help="turn off random colour shifts")
-    t.add_argument("--steps", type=positive_int, help="stop at this total step count")
-    t.add_argument("--minutes", type=positive_float, help="stop after this many minutes of this run")
-    t.add_argument("--save-every", type=nonnegative_int, default=d.save_every,
-                   help=f"checkpoint every N steps (0: only at the end; default {d.save_every})")
-    t.add_argument("--preview-every", type=nonnegative_int, default=d.preview_every,
-                   help=f"preview grid every N steps (0: only at the end; default {d.preview_every})")
-    t.add_argument("--log-every", type=positive_int, default=d.log_every,
-                   help=f"log.csv row every N steps (default {d.log_every})")
+    # swap train's identity loss is on by default; the dataclass's is off (pretrain, library callers)
+    add_flags(t, SwapTrainOptions, defaults={"id_weight": SWAP_ID_WEIGHT})
+    add_flags(t, Augment)
     add_common(t, precision=True)
     t.set_defaults(func=run_train)
 
@@ -181,47 +144,8 @@ def register(subparsers) -> None:
     c.add_argument("--out", required=True,
                    help="output .mp4, .mov or .mkv (for --video) or folder (for --images); an existing one is "
                         "replaced only if synthswap wrote it")
-    c.add_argument("--color", choices=COLOR_MODES, default=conv.color,
-                   help=f"colour transfer to B's skin: rct (Reinhard in LAB), hist (histogram matching) "
-                        f"or none (default {conv.color})")
-    c.add_argument("--blend", choices=BLEND_MODES, default=conv.blend,
-                   help=f"alpha: feathered mask; seamless: OpenCV seamlessClone (Poisson) then the "
-                        f"feathered mask (default {conv.blend})")
-    c.add_argument("--mask", choices=MASK_MODES, default=conv.mask,
-                   help=f"mask to paste with: the model's mask head, the landmark face oval, or their "
-                        f"product (default {conv.mask})")
-    c.add_argument("--erode", type=nonnegative_float, default=conv.erode,
-                   help=f"shrink the mask by this many pixels of the model's face size (default {conv.erode})")
-    c.add_argument("--blur", type=nonnegative_float, default=conv.blur,
-                   help=f"feather the mask edge over this many face pixels (default {conv.blur})")
-    c.add_argument("--smooth", type=nonnegative_float, default=conv.smooth_min_cutoff,
-                   help=f"One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off "
-                        f"(default {conv.smooth_min_cutoff})")
-    c.add_argument("--max-frames", type=positive_int, help="convert only the first N frames (for a quick look)")
-    c.add_argument("--crf", type=int, default=conv.crf, choices=range(0, 52), metavar="0-51",
-                   help=f"H.264 quality, lower is better (default {conv.crf})")
-    c.add_argument("--no-watermark", action="store_true",
-                   help="do not put the invisible watermark in the frames (an explicit opt-out: the output's "
-                        "metadata and manifest still say it is synthetic, and record that the watermark is off)")
-    c.add_argument("--enhancer", metavar="ENHANCER_DIR",
-                   help="restore the swapped face's detail at the size it has in the frame with this face enhancer "
-                        "(a `synthswap enhance train` folder, e.g. fine-tuned on the subject, or 'shipped'); "
-                        "default: enlarge it by bicubic interpolation")
-    c.add_argument("--max-place-size", type=positive_int, default=conv.max_place_size, metavar="PX",
-                   help=f"the largest size the face is composed at before it goes into the frame (its size in the "
-                        f"frame, up to this; default {conv.max_place_size})")
-    c.add_argument("--gan", metavar="GAN_DIR",
-                   help="the GAN prior whose synthetic faces trained the model: its sha256 goes into the metadata")
-    c.add_argument("--face", default=conv.face, metavar="largest|N|PHOTO",
-                   help="which person to replace: the largest face (default), the N-th from the left, or the one "
-                        "in PHOTO; the chosen person is followed through the video")
-    c.add_argument("--key-dir", metavar="DIR",
-                   help="folder of the C2PA signing key, made on first use (default: $SYNTHSWAP_KEY_DIR or "
-                        "~/.config/synthswap/signing)")
+    add_flags(c, ConvertOptions)
     add_common(c, precision=True)
-    c.add_argument("--sign-cert", metavar="PEM", help="sign the C2PA manifest with this certificate chain (yours, "
-                                                      "e.g. a studio's) instead of the local key; needs --sign-key")
-    c.add_argument("--sign-key", metavar="PEM", help="the private key (EC P-256, unencrypted PEM) of --sign-cert")
     c.set_defaults(func=run_convert)
 
 
@@ -237,16 +161,7 @@ def run_train(args) -> int:
     except (PretrainedError, CheckpointError) as exc:
         return fail(f"--init: {exc}")
     config = model_config(args, base)
-    opts = SwapTrainOptions(init=init, init_parts=args.init_parts,
-        src=args.src, dst=args.dst, out=args.out, config=config, src_weights=args.src_weights,
-        dst_weights=args.dst_weights, batch_size=args.batch_size, lr=args.lr, pixel_loss=args.loss,
-        eyes_mouth_weight=args.eyes_mouth_weight, id_weight=args.id_weight, id_every=args.id_every,
-        pose_weight=args.pose_weight, multiscale_dssim=args.multiscale_dssim,
-        synthetic_resolution=args.synthetic_resolution, steps=args.steps, minutes=args.minutes,
-        save_every=args.save_every, preview_every=args.preview_every, log_every=args.log_every,
-        seed=args.seed, device=args.device, precision=args.precision, resume=args.resume,
-        augment=Augment(flip=not args.no_flip, warp=not args.no_warp, colour=not args.no_color_aug),
-        progress=args.progress)
+    opts = from_args(SwapTrainOptions, args, init=init, config=config, augment=from_args(Augment, args))
     return train_and_report(opts)
 
 
@@ -268,12 +183,7 @@ def train_and_report(opts: SwapTrainOptions) -> int:
 
 
 def run_convert(args) -> int:
-    opts = ConvertOptions(color=args.color, blend=args.blend, mask=args.mask, erode=args.erode, blur=args.blur,
-                          smooth_min_cutoff=args.smooth, device=args.device, precision=args.precision,
-                          progress=args.progress,
-                          max_frames=args.max_frames, crf=args.crf, watermark=not args.no_watermark, gan=args.gan,
-                          key_dir=args.key_dir, max_place_size=args.max_place_size, face=args.face,
-                          sign_cert=args.sign_cert, sign_key=args.sign_key)
+    opts = from_args(ConvertOptions, args)
     try:
         opts.enhancer = resolve_model(args.enhancer, "enhance")
     except PretrainedError as exc:

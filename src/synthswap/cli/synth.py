@@ -10,18 +10,14 @@ import json
 from synthswap.cli import summary
 from synthswap.cli.options import (
     add_common,
+    add_flags,
     fail,
-    finite_float,
-    nonnegative_float,
-    nonnegative_int,
+    from_args,
     positive_float,
-    positive_int,
 )
-from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faceset import Faceset, FacesetError
 from synthswap.metrics.coverage import DEFAULT_EPS, coverage
 from synthswap.synth.base import SynthError, SynthOptions
-from synthswap.synth.engines import ENGINES
 from synthswap.synth.pipeline import format_summary, synthesize
 
 SYNTH_EPILOG = """\
@@ -41,7 +37,6 @@ identity cosines, expression spread, coverage). Train on it next to the real pho
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = SynthOptions(out="")
     s = sub.add_parser(
         "synthesize", help=summary("synthesize"),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SYNTH_EPILOG,
@@ -49,31 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "directions (--engine gan) or by warping their real photos (--engine warp). Every image is "
                     "re-detected, measured and kept only if its SFace identity cosine to the real photos reaches "
                     "--min-identity.")
-    s.add_argument("--engine", default=d.engine, choices=tuple(ENGINES), help=f"default: {d.engine}")
-    s.add_argument("--inversion", metavar="INV_DIR", help="folder written by `gan invert` (gan engine)")
-    s.add_argument("--faces", metavar="FACESET",
-                   help="the subject's real faceset (warp engine; gan: overrides the path the inversion recorded)")
-    s.add_argument("--n", type=positive_int, default=d.n, help=f"number of images to keep (default {d.n})")
     s.add_argument("--out", required=True, metavar="SYNTH_FACESET", help="new faceset folder to write")
-    s.add_argument("--match", metavar="DEST_FACESET",
-                   help="aim at the expressions and poses of this (destination) faceset and report its coverage")
-    s.add_argument("--coverage-of", metavar="DEST_FACESET",
-                   help="report coverage of this faceset without aiming at it")
-    s.add_argument("--directions", metavar="FILE", help="directions file (default: GAN_DIR/directions.safetensors)")
-    s.add_argument("--min-identity", type=finite_float, default=SAME_PERSON_COSINE,
-                   help=f"keep images whose SFace cosine to the real photos is at least this "
-                        f"(default {SAME_PERSON_COSINE}, SFace's same-person threshold)")
-    s.add_argument("--min-sharpness", type=nonnegative_float, default=d.min_sharpness,
-                   help=f"realism gate: keep images at least this sharp relative to the median of the real photos "
-                        f"(variance of the Laplacian in the face; 0: off; default {d.min_sharpness})")
-    s.add_argument("--identity-steps", type=nonnegative_int, default=d.identity_steps,
-                   help=f"gan engine: Adam steps on each edited latent towards the subject's identity, held near "
-                        f"the edit (0: plain direction steps; default {d.identity_steps})")
-    s.add_argument("--max-attempts", type=positive_int, help="give up after this many candidates (default 4 x N)")
-    s.add_argument("--size", type=int, help="crop size of the output (default: the subject faceset's)")
-    s.add_argument("--eps", type=positive_float, default=d.eps, help=f"coverage radius (default {d.eps})")
-    s.add_argument("--strength", type=finite_float, default=d.strength,
-                   help=f"scale of every edit: 1 aims exactly at the target, 0.5 half-way (default {d.strength})")
+    add_flags(s, SynthOptions)
     add_common(s, precision=True)
     s.set_defaults(func=run_synthesize)
 
@@ -91,12 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synthesize(args: argparse.Namespace) -> int:
-    opts = SynthOptions(out=args.out, n=args.n, engine=args.engine, inversion=args.inversion, faces=args.faces,
-                        match=args.match, coverage_of=args.coverage_of, directions=args.directions,
-                        min_identity=args.min_identity, min_sharpness=args.min_sharpness,
-                        identity_steps=args.identity_steps, max_attempts=args.max_attempts, size=args.size, eps=args.eps,
-                        strength=args.strength, seed=args.seed, device=args.device, precision=args.precision,
-                        progress=args.progress)
+    opts = from_args(SynthOptions, args)
     try:
         summary = synthesize(opts)
     except (SynthError, FacesetError, ValueError) as exc:

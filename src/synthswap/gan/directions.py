@@ -34,6 +34,7 @@ from synthswap.gan.face_meter import FaceMeter, gan_renderer, measure_renders
 from synthswap.gan.invert import load_inversion
 from synthswap.gan.loading import load_generator, read_gan_json
 from synthswap.gan.pose_net import train_pose_regressor
+from synthswap.options import option
 from synthswap.training import CheckpointError, atomic_save_tensors, load_tensors, resolve_device
 
 DIRECTIONS_FILE = "directions.safetensors"
@@ -194,12 +195,19 @@ def load_directions(path: str | Path) -> Directions:
 class DirectionsOptions:
     gan: str
     out: str | None = None  # default: GAN_DIR/directions.safetensors
-    n: int = 3000  # samples rendered and measured
-    truncation: float = 1.0
+    n: int = option(3000, "samples to render and measure", minimum=1)
+    truncation: float = option(1.0, "truncation psi", metavar="PSI")
     # An inversion folder: fit local directions around its pivots, rendered by its tuned generator.
-    around: str | None = None
-    radius: float = 0.5  # with `around`: how far samples stray, in units of a random w's offset from w_avg
-    pose_regressor: bool = True  # yaw/pitch from a CNN trained on the GAN's real faces, not FaceMesh
+    around: str | None = option(None, "fit local directions around this inversion's pivots, rendered by its tuned "
+                                      "generator (for a prior whose own samples are rarely measurable as faces)",
+                                metavar="INV_DIR")
+    # With `around`: how far samples stray, in units of a random w's offset from w_avg.
+    radius: float = option(0.5, "with --around: how far samples stray from the pivots, in units of a random w's "
+                                "offset from the mean w", above=0)
+    # Yaw/pitch from a CNN trained on the GAN's real faces, not FaceMesh.
+    pose_regressor: bool = option(True, "measure yaw/pitch of the renders with FaceMesh instead of a small CNN "
+                                        "trained on the GAN's real training faces (FaceMesh's pose is unreliable on "
+                                        "small renders; docs/synthesis.md)", flag="no-pose-regressor")
     seed: int = 0
     device: str = "auto"
     progress: bool = True

@@ -43,6 +43,7 @@ from synthswap.gan.loading import load_discriminator, load_generator, read_gan_j
 from synthswap.gan.networks import GanConfig, Generator
 from synthswap.info import read_info_json
 from synthswap.media import write_png
+from synthswap.options import option
 from synthswap.precision import resolve_precision
 from synthswap.training import (atomic_save_tensors, library_versions, load_checkpoint, load_tensors, resolve_device,
                                 save_checkpoint)
@@ -61,25 +62,27 @@ class InvertOptions:
     gan: str
     faces: str
     out: str
-    max_photos: int = 50
-    steps: int = 300  # projection steps
-    lr: float = 0.05
-    pti_steps: int = 300
-    pti_lr: float = 3e-3
+    max_photos: int = option(50, "invert at most the first N faces", minimum=1)
+    steps: int = option(300, "projection steps", minimum=1)
+    lr: float = option(0.05, "projection learning rate", above=0)
+    pti_steps: int = option(300, "pivotal tuning steps (0 = none)", minimum=0)
+    pti_lr: float = option(3e-3, "pivotal tuning learning rate", above=0)
     w_pixel: float = 1.0
-    w_perceptual: float = 0.1
-    w_landmark: float = 20.0
+    w_perceptual: float = option(0.1, "perceptual (D features) loss weight", minimum=0)
+    w_landmark: float = option(20.0, "landmark loss weight (0: off)", minimum=0)
     w_layers: float = 0.02  # pull of W+ layers towards their mean
-    locality: float = 1.0  # PTI locality regulariser weight (0 = plain PTI)
+    locality: float = option(1.0, "PTI locality regulariser weight (0: off)", minimum=0)
     locality_radius: float = 0.5  # in units of the spread of w around its mean
-    landmark_steps: int = 400  # training steps of the landmark regressor (0: no landmark loss)
+    landmark_steps: int = option(400, "training steps of the landmark regressor (0: no landmark loss)", minimum=0)
     # Identity term (SFace in torch): 1 - cosine of each render to its photo's full-resolution crop,
     # every `identity_every` steps of the projection and of pivotal tuning (0: off). Measured on 2
     # photos of d14 (32 px test prior): 0.05 took dlib's distance after PTI from 0.531 to 0.476 at
     # the same pixel error; 0.2 made it worse (0.707) and 0.5 left no render found as a face: SFace
     # is easily fooled, so the term must stay small beside the pixel loss.
-    w_identity: float = 0.05
-    identity_every: int = 2
+    w_identity: float = option(0.05, "identity loss weight: 1 - SFace cosine of each render to its photo (0: off)",
+                               minimum=0)
+    identity_every: int = option(2, "apply the identity loss every N steps (each application costs an SFace pass "
+                                    "per photo)", minimum=1)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # the generator's and judges' forward passes (synthswap.precision)

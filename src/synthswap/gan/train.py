@@ -34,9 +34,10 @@ from synthswap.gan.data import load_faces, make_grid, to_float, to_uint8
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, read_gan_json, snapshot_path
-from synthswap.gan.networks import Discriminator, GanConfig, Generator, make_config
+from synthswap.gan.networks import PRESETS, RESOLUTIONS, Discriminator, GanConfig, Generator, make_config
 from synthswap.gan.sample import generate_uint8
 from synthswap.metrics.fid import InceptionFeatures, fid_kid
+from synthswap.options import option
 from synthswap.precision import resolve_precision
 from synthswap.training import (
     Budget, CheckpointError, CsvLog, DistInfo, StopRequest,
@@ -50,32 +51,38 @@ GRID_SEEDS = 32  # the fixed latents of every sample grid (8 x 4)
 class GanTrainOptions:
     data: list[str]
     out: str
-    resolution: int = 64
-    preset: str = "cpu"
-    batch: int = 32
-    kimg: float | None = None
-    minutes: float | None = None
-    g_lr: float = 0.0025
-    d_lr: float = 0.0025
-    r1_gamma: float = 0.5
-    r1_interval: int = 16
-    style_mixing: float = 0.9
+    resolution: int = option(64, "image size (facesets must be at least this large)", choices=RESOLUTIONS)
+    preset: str = option("cpu", "channel widths: tiny (tests), cpu (16-128 channels, for CPUs), cpu-wide (4x its "
+                                "FLOPs), gpu (StyleGAN2 config-f widths)", choices=PRESETS, flag="config")
+    batch: int = option(32, "images per step over all processes", minimum=1)
+    kimg: float | None = option(None, "stop after this many thousand real images shown to D", above=0)
+    minutes: float | None = option(None, "stop after this many minutes (checkpoint saved)", above=0)
+    g_lr: float = option(0.0025, "generator Adam learning rate", above=0)
+    d_lr: float = option(0.0025, "discriminator Adam learning rate", above=0)
+    r1_gamma: float = option(0.5, "R1 weight (0 disables R1)", minimum=0)
+    r1_interval: int = option(16, "apply R1 every N steps (lazy regularisation)", minimum=1)
+    style_mixing: float = option(0.9, "style-mixing probability", minimum=0, maximum=1)
     ema_kimg: float | None = None  # default: 10 kimg per 32 images of batch, as StyleGAN2-ADA
     ema_rampup: float = 0.05
-    augment: str = "ada"  # ada | fixed | none
-    aug_policy: str = "color,translation,cutout"
-    aug_p: float = 0.0  # initial p for ada; the constant p for fixed
-    ada_target: float = 0.6
-    ada_kimg: float = 20.0
-    masked: bool = True
-    mirror: bool = True
-    max_images: int | None = None
-    snap_kimg: float = 4.0
-    keep_snapshots: bool = False
-    fid_kimg: float | None = None
-    fid_n: int = 500
-    fid_ref_n: int = 1000
-    log_seconds: float = 30.0
+    augment: str = option("ada", "ada: adaptive p; fixed: constant --aug-p (--aug-p 1 is plain DiffAugment); none",
+                          choices=AUGMENT_MODES)
+    aug_policy: str = option("color,translation,cutout", "DiffAugment ops, comma separated")
+    # The initial p for ada; the constant p for fixed.
+    aug_p: float = option(0.0, "initial (ada) or constant (fixed) probability", minimum=0, maximum=1)
+    ada_target: float = option(0.6, "ADA target for r_t = E[sign(D(real))]; above it p rises", minimum=0, maximum=1)
+    ada_kimg: float = option(20.0, "ADA speed: kimg for p to move by 1 (the default suits CPU runs of tens of kimg; "
+                                   "runs of thousands want hundreds)", above=0)
+    masked: bool = option(True, "train on the whole aligned crop instead of the masked face over flat grey",
+                          flag="full-crop")
+    mirror: bool = option(True, "do not x-flip training images at random", flag="no-mirror")
+    max_images: int | None = option(None, "use at most N faces of the facesets (a random subset)", minimum=1)
+    snap_kimg: float = option(4.0, "sample grid + checkpoint every N kimg", above=0)
+    keep_snapshots: bool = option(False, "also keep G_ema (fp16) of every --snap-kimg in snapshots/, for "
+                                         "`gan fid --snapshots`")
+    fid_kimg: float | None = option(None, "log FID/KID every N kimg (default: never during training)", above=0)
+    fid_n: int = option(500, "generated images per FID during training", minimum=1)
+    fid_ref_n: int = option(1000, "training images in the FID reference", minimum=1)
+    log_seconds: float = option(30.0, "progress line every N seconds", above=0)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # G's and D's passes: bf16 where faster (synthswap.precision)

@@ -35,6 +35,7 @@ from synthswap.faces.mask import face_mask
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
+from synthswap.options import option
 from synthswap.provenance import manifest, watermark
 from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WATERMARK_TOO_SMALL, ProvenanceRecord,
                                            file_sha256, new_run_id)
@@ -50,30 +51,49 @@ MASK_MODES = ("learned", "landmarks", "both")
 
 @dataclass
 class ConvertOptions:
-    color: str = "rct"
-    blend: str = "alpha"
-    mask: str = "both"
-    erode: float = 2.0  # pixels of the model's face size (scaled with the face where it is placed larger)
-    blur: float = 6.0  # pixels of the model's face size (likewise)
+    color: str = option("rct", "colour transfer to B's skin: rct (Reinhard in LAB), hist (histogram matching) "
+                               "or none", choices=COLOR_MODES)
+    blend: str = option("alpha", "alpha: feathered mask; seamless: OpenCV seamlessClone (Poisson) then the "
+                                 "feathered mask", choices=BLEND_MODES)
+    mask: str = option("both", "mask to paste with: the model's mask head, the landmark face oval, or their product",
+                       choices=MASK_MODES)
+    # Pixels of the model's face size (scaled with the face where it is placed larger).
+    erode: float = option(2.0, "shrink the mask by this many pixels of the model's face size", minimum=0)
+    blur: float = option(6.0, "feather the mask edge over this many face pixels", minimum=0)
     # The largest size (px) the face is composed at before it is put into the frame: the size it has in
     # the frame, so colour transfer, mask feathering and blending happen there, not at the model's size.
-    max_place_size: int = 512
+    max_place_size: int = option(512, "the largest size the face is composed at before it goes into the frame (its "
+                                      "size in the frame, up to this)", minimum=1, metavar="PX")
     # The face enhancer that brings the swapped face to that size (an enhancer folder, 'shipped', or None
     # for bicubic enlargement): synthswap.enhance, fine-tuned on the subject by `run`.
-    enhancer: str | None = None
-    smooth_min_cutoff: float = 1.0  # One-Euro min cutoff (Hz); 0 turns smoothing off
+    enhancer: str | None = option(None, "restore the swapped face's detail at the size it has in the frame with "
+                                        "this face enhancer (a `synthswap enhance train` folder, e.g. fine-tuned on "
+                                        "the subject, or 'shipped'); default: enlarge it by bicubic interpolation",
+                                  metavar="ENHANCER_DIR")
+    smooth_min_cutoff: float = option(1.0, "One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off",
+                                      minimum=0, flag="smooth")
     smooth_beta: float = 0.05
     device: str = "auto"
     precision: str = "auto"  # the model's forward pass: bf16 where faster (synthswap.precision)
     progress: bool = True
-    max_frames: int | None = None
-    crf: int = 18
-    watermark: bool = True  # the invisible watermark in every frame; off only by an explicit opt-out
-    gan: str | None = None  # the GAN prior whose synthetic faces trained the model: its hash is recorded
-    key_dir: str | None = None  # the C2PA signing key folder (default: SYNTHSWAP_KEY_DIR or ~/.config/synthswap)
-    face: str = LARGEST  # which person to replace: 'largest', a position from the left (1, 2, ...) or a photo
-    sign_cert: str | None = None  # the user's own certificate chain and key (PEM) to sign with instead
-    sign_key: str | None = None
+    max_frames: int | None = option(None, "convert only the first N frames (for a quick look)", minimum=1)
+    crf: int = option(18, "H.264 quality, lower is better", minimum=0, maximum=51, metavar="0-51")
+    # The invisible watermark in every frame; off only by an explicit opt-out.
+    watermark: bool = option(True, "do not put the invisible watermark in the frames (an explicit opt-out: the "
+                                   "output's metadata and manifest still say it is synthetic, and record that the "
+                                   "watermark is off)", flag="no-watermark")
+    # The GAN prior whose synthetic faces trained the model: its hash is recorded.
+    gan: str | None = option(None, "the GAN prior whose synthetic faces trained the model: its sha256 goes into the "
+                                   "metadata", metavar="GAN_DIR")
+    key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
+                                       "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
+    # Which person to replace: 'largest', a position from the left (1, 2, ...) or a photo.
+    face: str = option(LARGEST, "which person to replace: the largest face, the N-th from the left, or the one in "
+                                "PHOTO; the chosen person is followed through the video", metavar="largest|N|PHOTO")
+    # The user's own certificate chain and key (PEM) to sign with instead of the local key.
+    sign_cert: str | None = option(None, "sign the C2PA manifest with this certificate chain (yours, e.g. a "
+                                         "studio's) instead of the local key; needs --sign-key", metavar="PEM")
+    sign_key: str | None = option(None, "the private key (EC P-256, unencrypted PEM) of --sign-cert", metavar="PEM")
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from synthswap.faces.landmarks import LEFT_EYE_CONTOUR, LIPS_OUTER, RIGHT_EYE_CONTOUR
 from synthswap.faceset import Faceset, FacesetError
+from synthswap.options import option
 
 
 @dataclass
@@ -33,10 +34,11 @@ class Augment:
     rotation_deg: float = 10.0
     scale: float = 0.05
     shift: float = 0.05
-    flip: bool = True
-    warp: bool = True
+    # The three the user may turn off (`swap train --no-flip/--no-warp/--no-color-aug`):
+    flip: bool = option(True, "turn off random horizontal flips", flag="no-flip")
+    warp: bool = option(True, "turn off the random warp of inputs (not recommended)", flag="no-warp")
     warp_strength: float = 0.04  # std of the warp grid's offsets, as a fraction of the size
-    colour: bool = True
+    colour: bool = option(True, "turn off random colour shifts", flag="no-color-aug")
 
 
 def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from synthswap.faces.landmark_net import SUBSET, train_landmark_net
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
+from synthswap.options import option
 from synthswap.precision import Precision, resolve_precision
 from synthswap.swap.data import Augment, FaceSource, step_rng
 from synthswap.swap.loading import (
@@ -81,28 +82,39 @@ class SwapTrainOptions:
     dst: list[str]
     out: str
     config: SwapConfig = field(default_factory=SwapConfig)
+    # Sampling weight per --src / --dst faceset (space-separated after the flag, one per faceset: the
+    # CLI declares these two beside --src and --dst, which they pair with).
     src_weights: list[float] | None = None
     dst_weights: list[float] | None = None
-    batch_size: int = 8
-    lr: float = 2e-4
-    pixel_loss: str = "l1"
-    eyes_mouth_weight: float = 1.0
+    batch_size: int = option(8, "faces of A and of B per step, per process", minimum=1)
+    lr: float = option(2e-4, "AdamW learning rate", above=0)
+    pixel_loss: str = option("l1", "pixel loss added to DSSIM on the masked face", choices=PIXEL_LOSSES, flag="loss")
+    eyes_mouth_weight: float = option(1.0, "extra weight of the eye and mouth regions (from landmarks; 0 turns it "
+                                           "off)", minimum=0)
     # DSSIM at two windows (DeepFaceLab SAEHD's choice at 128 px and up; losses.multiscale_dssim).
-    multiscale_dssim: bool = False
+    multiscale_dssim: bool = option(False, "DSSIM at two window sizes (DeepFaceLab SAEHD's choice at 128 px and up) "
+                                           "instead of one")
     # Synthetic faces (rendered at this many px and enlarged) supervise only up to this resolution;
     # real photos teach the detail above it (losses.band_limited). 0: every face at full resolution.
-    synthetic_resolution: int = 0
+    synthetic_resolution: int = option(0, "synthetic faces (rendered at PX and enlarged) supervise only detail up to "
+                                          "PX; real photos teach the rest (0: every face at full resolution)",
+                                       minimum=0, metavar="PX")
     # Identity supervision (SFace in torch): the B->A swaps pulled towards the subject's real photos
     # and the A->A reconstructions towards their own photo, every `id_every` steps (0: off).
-    id_weight: float = 0.0
-    id_every: int = 4
+    id_weight: float = option(0.0, "identity supervision: weight of 1 - SFace cosine of the swapped faces (B->A) to "
+                                   "the subject's real photos and of A->A to their own photo (0: off; docs/swap.md)",
+                              minimum=0)
+    id_every: int = option(4, "apply the identity loss every N steps", minimum=1)
     # With the identity loss, the B->A swaps' head pose is held to the B face's (see losses.pose_loss).
-    pose_weight: float = SWAP_POSE_WEIGHT
-    steps: int | None = None
-    minutes: float | None = None
-    save_every: int = 500
-    preview_every: int = 250
-    log_every: int = 10
+    pose_weight: float = option(SWAP_POSE_WEIGHT, "with --id-weight: weight of the B->A swaps' head-pose drift from "
+                                                  "the B face (eye-line angle, nose offset and height, from a small "
+                                                  "landmark regressor fitted on both facesets first), so identity "
+                                                  "is not bought with pose; 0: off", minimum=0)
+    steps: int | None = option(None, "stop at this total step count", minimum=1)
+    minutes: float | None = option(None, "stop after this many minutes of this run", above=0)
+    save_every: int = option(500, "checkpoint every N steps (0: only at the end)", minimum=0)
+    preview_every: int = option(250, "preview grid every N steps (0: only at the end)", minimum=0)
+    log_every: int = option(10, "log.csv row every N steps", minimum=1)
     seed: int = 0
     device: str = "auto"
     # auto: bf16 autocast where it is faster (synthswap.precision), fp32 elsewhere.

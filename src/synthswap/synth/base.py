@@ -20,6 +20,7 @@ import numpy as np
 from synthswap.faces.identity import SAME_PERSON_COSINE
 from synthswap.faceset import Faceset
 from synthswap.metrics.coverage import DEFAULT_EPS
+from synthswap.options import option
 
 
 class SynthError(Exception):
@@ -37,26 +38,36 @@ class Candidate:
 @dataclass
 class SynthOptions:
     out: str
-    n: int = 500
-    engine: str = "gan"  # gan | warp
-    inversion: str | None = None  # INV_DIR, for the gan engine
-    faces: str | None = None  # the subject's real faceset, for the warp engine (gan: from the inversion)
-    match: str | None = None  # destination faceset whose expressions to aim at
-    coverage_of: str | None = None  # destination faceset to report coverage of, without aiming at it
-    directions: str | None = None  # directions file (default: GAN_DIR/directions.safetensors)
-    min_identity: float = SAME_PERSON_COSINE
+    n: int = option(500, "number of images to keep", minimum=1)
+    # The engines are registered in synth.engines (which imports this module): synthesize refuses a
+    # name not there, before anything is read or written.
+    engine: str = option("gan", "gan: edit the subject's GAN inversion; warp: warp their real photos",
+                         metavar="ENGINE")
+    inversion: str | None = option(None, "folder written by `gan invert` (gan engine)", metavar="INV_DIR")
+    faces: str | None = option(None, "the subject's real faceset (warp engine; gan: overrides the path the "
+                                     "inversion recorded)", metavar="FACESET")
+    match: str | None = option(None, "aim at the expressions and poses of this (destination) faceset and report its "
+                                     "coverage", metavar="DEST_FACESET")
+    coverage_of: str | None = option(None, "report coverage of this faceset without aiming at it",
+                                     metavar="DEST_FACESET")
+    directions: str | None = option(None, "directions file (default: GAN_DIR/directions.safetensors)",
+                                    metavar="FILE")
+    min_identity: float = option(SAME_PERSON_COSINE, "keep images whose SFace cosine to the real photos is at least "
+                                                     "this (the default is SFace's same-person threshold)")
     # Realism gate: a kept face must be at least this sharp, relative to the median sharpness of the
     # subject's real photos (variance of the Laplacian in the face mask). A blur can pass an identity
     # filter (a 10-minute CPU prior's 13 kept images were one blurred blob at SFace 0.37-0.41).
-    min_sharpness: float = 0.35
+    min_sharpness: float = option(0.35, "realism gate: keep images at least this sharp relative to the median of the "
+                                        "real photos (variance of the Laplacian in the face; 0: off)", minimum=0)
     # GAN engine: Adam steps on each edited latent towards the subject's identity (SFace in torch),
     # held near the edit so the expression stays (0: plain direction steps).
-    identity_steps: int = 10
+    identity_steps: int = option(10, "gan engine: Adam steps on each edited latent towards the subject's identity, "
+                                     "held near the edit (0: plain direction steps)", minimum=0)
     identity_lr: float = 0.01
-    max_attempts: int | None = None  # default 4 * n
-    size: int | None = None  # crop size (default: the subject faceset's)
-    eps: float = DEFAULT_EPS
-    strength: float = 1.0  # scales every edit (1 = go all the way to the target)
+    max_attempts: int | None = option(None, "give up after this many candidates (default 4 x N)", minimum=1)
+    size: int | None = option(None, "crop size of the output (default: the subject faceset's)")
+    eps: float = option(DEFAULT_EPS, "coverage radius", above=0)
+    strength: float = option(1.0, "scale of every edit: 1 aims exactly at the target, 0.5 half-way")
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # the generator's passes (synthswap.precision)
