@@ -252,7 +252,7 @@ def test_one_stage_list_names_and_places_what_run_and_the_web_app_use(tmp_path):
     # the work directory's checks cover every engine's outputs; the web app finds files where run puts them
     assert {"synthetic_gan", "synthetic_warp", "gan", "swap", "directions.safetensors"} <= set(STAGE_OUTPUTS)
     assert job_file(out.parent, opts, "preview.png") == work / "swap" / "preview.png"
-    assert job_file(out.parent, opts, "report.html") == out.parent / "report.html"
+    assert job_file(out.parent, opts, "out_report.html") == out.parent / "out_report.html"  # named after OUT
     assert job_file(out.parent, opts, "evaluation.json") == work / "evaluation.json"
     assert job_file(out.parent, opts, "secret.txt") is None and job_file(out.parent, opts, GAN_SAMPLES) is None
 
