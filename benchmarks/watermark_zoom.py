@@ -5,7 +5,7 @@ enlarged 4x with nearest-neighbour: unmarked, marked, and the difference times 1
 128. The flat region is the 96 px square with the lowest picture std, the textured one the
 highest.
 
-    .venv/bin/python benchmarks/watermark_zoom.py --video ../shared/data/videos/people/d6.mp4 \\
+    .venv/bin/python benchmarks/watermark_zoom.py --video demo_out/inputs/grace_hopper.mp4 \\
         --out docs/provenance/watermark_zoom.png
 """
 
