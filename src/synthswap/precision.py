@@ -5,8 +5,8 @@ On CUDA, bf16 autocast is the rule wherever the GPU supports it. On a CPU it dep
 Xeons with AMX tiles or AVX-512 BF16 run oneDNN's bf16 convolutions and matmuls 2-7x faster than
 fp32 (docs/benchmarks.md), while on a CPU without them bf16 is emulated and slower. So `auto` on a
 CPU looks for those units and then confirms with a short calibration (a convolution forward and
-backward in both precisions on one thread, about 0.3 s) that bf16 really is faster on this machine, with these
-threads. Only the networks' forward passes run under autocast: callers cast outputs to fp32 before
+backward in both precisions on one thread, about 0.3 s) that bf16 really is faster on this machine.
+Only the networks' forward passes run under autocast: callers cast outputs to fp32 before
 losses, metrics and colour work, and parameters, gradients and optimiser state stay fp32.
 """
 
