@@ -69,6 +69,7 @@ def _losses(model_dir) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 def test_short_bf16_training_learns_like_fp32(extracted, tmp_path):
     """60 steps of the same seed and data: both precisions bring the loss down by a similar amount,
     and end within 10% of each other."""

@@ -95,6 +95,7 @@ def test_the_watermark_survives_reencoding_downscale_crop_and_brightness(convert
     assert code == 0 and out.count("SYNTHETIC") == len(EDITS), out + err
 
 
+@pytest.mark.slow
 def test_unmarked_real_videos_read_as_unmarked(shared_data, key_dir, capsys):
     for rel in UNMARKED:
         result = verify_file(shared_data / rel, max_frames=60)
@@ -231,6 +232,7 @@ def test_the_watermark_survives_a_mirror_a_rotation_and_a_reframing_crop(marked_
     assert found.mirrored == edit.flip, found
 
 
+@pytest.mark.slow
 def test_unmarked_real_videos_are_not_flagged_after_the_geometric_edits(shared_data, tmp_path):
     for rel in ("videos/people/d20.mp4", "videos/grid/lbax4n.mpg"):
         for edit in GEOMETRIC_EDITS:
