@@ -20,6 +20,7 @@ from synthswap import atomic
 from synthswap.enhance.degrade import upscale
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.info import read_info_json
+from synthswap.precision import Precision
 from synthswap.pretrained import file_sha256, shipped_model
 from synthswap.training import CheckpointError, atomic_save_tensors, autocast, load_checkpoint
 
@@ -55,9 +56,10 @@ def load_enhancer(model_dir: str | os.PathLike = SHIPPED_NAME, device: str | tor
 
 
 def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, batch: int = 8,
-                  precision: str = "auto") -> np.ndarray:
+                  precision: str | Precision = "auto") -> np.ndarray:
     """Aligned face crops (uint8 BGR, square, any size) -> (N, size, size, 3) uint8 BGR: each
-    brought to `size` by bicubic, then given the detail the network restores."""
+    brought to `size` by bicubic, then given the detail the network restores. A caller that
+    enhances frame after frame passes its resolved Precision, so nothing is resolved per call."""
     if not 16 <= size <= MAX_SIZE:
         raise EnhanceError(f"size {size} is outside 16-{MAX_SIZE} px")
     for i, face in enumerate(faces):
@@ -67,9 +69,7 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
     out = np.empty((len(faces), size, size, 3), np.uint8)
     was_training = model.training
     model.eval()
-    with torch.enable_grad():  # resolving 'auto' may time a backward pass, even when the caller runs without grad
-        context = autocast(device, precision)
-    with torch.no_grad(), context:
+    with torch.no_grad(), autocast(device, precision):
         for start in range(0, len(faces), batch):
             chunk = [upscale(f, size) if f.shape[0] < size else cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
                      for f in faces[start:start + batch]]

@@ -164,7 +164,7 @@ class FaceSwapper:
         from synthswap.enhance import enhance_faces
 
         face8 = np.clip(face * 255 + 0.5, 0, 255).astype(np.uint8)
-        return enhance_faces(self.enhancer, [face8], size, precision=self.opts.precision)[0].astype(np.float32) / 255.0
+        return enhance_faces(self.enhancer, [face8], size, precision=self.precision)[0].astype(np.float32) / 255.0
 
     def place_size(self, affine: np.ndarray) -> int:
         """The size (px) the face is composed at: its size in the frame (the crop's side over the
