@@ -11,24 +11,13 @@ import torch
 
 from synthswap import atomic
 from synthswap.gan.loading import CHECKPOINT, CONFIG_FILE, load_discriminator, load_generator, read_gan_json
-from synthswap.pretrained import MAX_SHIPPED_BYTES, PretrainedError, file_sha256
+from synthswap.pretrained import shipped_digests
 from synthswap.swap.loading import CHECKPOINT_FILE, MODEL_JSON, load_model
 from synthswap.training import atomic_save_tensors
 
 
 def _fp16_weights(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": (v.half() if v.is_floating_point() else v) for k, v in module.state_dict().items()}
-
-
-def _finish(out: Path, files: list[str]) -> dict[str, str]:
-    digests = {}
-    for name in files:
-        size = (out / name).stat().st_size
-        if size > MAX_SHIPPED_BYTES:
-            raise PretrainedError(f"{out / name}: {size / 2**20:.1f} MB, over the {MAX_SHIPPED_BYTES // 2**20} MB a "
-                                  f"shipped file may have; use smaller widths")
-        digests[name] = file_sha256(out / name)
-    return digests
 
 
 def export_swap(model_dir: str | Path, out: str | Path) -> dict[str, str]:
@@ -44,7 +33,7 @@ def export_swap(model_dir: str | Path, out: str | Path) -> dict[str, str]:
     if meta.get("init"):  # the model it was fine-tuned from, by folder name only
         meta["init"] = dict(meta["init"], **{"from": Path(meta["init"]["from"]).name})
     atomic.write_json(out / MODEL_JSON, meta)
-    return _finish(out, [MODEL_JSON, CHECKPOINT_FILE])
+    return shipped_digests(out, [MODEL_JSON, CHECKPOINT_FILE], "smaller widths")
 
 
 def export_gan(gan_dir: str | Path, out: str | Path) -> dict[str, str]:
@@ -59,4 +48,4 @@ def export_gan(gan_dir: str | Path, out: str | Path) -> dict[str, str]:
     options = {k: v for k, v in info.get("options", {}).items() if k not in ("data", "out", "threads", "device")}
     atomic.write_json(out / CONFIG_FILE, dict(info, options=options, exported={"dtype": "float16",
                                                                                 "optimizer_state": False}))
-    return _finish(out, [CONFIG_FILE, CHECKPOINT])
+    return shipped_digests(out, [CONFIG_FILE, CHECKPOINT], "smaller widths")

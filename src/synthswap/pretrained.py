@@ -95,3 +95,16 @@ def resolve_model(value: str | None, kind: str) -> str | None:
 
 
 MAX_SHIPPED_BYTES = 16 * 1024 * 1024  # per file, so the package stays small
+
+
+def shipped_digests(out: Path, files: list[str], smaller: str) -> dict[str, str]:
+    """sha256 of each exported file in `out`, after checking it is no larger than a shipped file may
+    be; PretrainedError otherwise, saying what to make `smaller` (every exporter's one check)."""
+    digests = {}
+    for name in files:
+        size = (out / name).stat().st_size
+        if size > MAX_SHIPPED_BYTES:
+            raise PretrainedError(f"{out / name}: {size / 2**20:.1f} MB, over the {MAX_SHIPPED_BYTES // 2**20} MB a "
+                                  f"shipped file may have; use {smaller}")
+        digests[name] = file_sha256(out / name)
+    return digests

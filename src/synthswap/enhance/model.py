@@ -21,7 +21,7 @@ from synthswap.enhance.degrade import upscale
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.info import read_info_json
 from synthswap.precision import Precision
-from synthswap.pretrained import file_sha256, shipped_model
+from synthswap.pretrained import PretrainedError, shipped_digests, shipped_model
 from synthswap.training import CheckpointError, atomic_save_tensors, autocast, load_checkpoint
 
 MODEL_JSON = "model.json"
@@ -80,7 +80,7 @@ def enhance_faces(model: EnhanceNet, faces: Sequence[np.ndarray], size: int, bat
     return out
 
 
-def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike, max_bytes: int = 16 * 2**20) -> dict[str, str]:
+def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike) -> dict[str, str]:
     """An inference-and-fine-tuning copy: fp16 weights, no optimizer state, no paths of the
     training machine. Returns each file's sha256 (what synthswap/pretrained.py records)."""
     net = load_enhancer(model_dir)
@@ -93,11 +93,7 @@ def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike, max_by
                 exported={"dtype": "float16", "optimizer_state": False})
     meta.pop("out", None)
     atomic.write_json(out / MODEL_JSON, meta)
-    digests = {}
-    for name in (MODEL_JSON, WEIGHTS):
-        size = (out / name).stat().st_size
-        if size > max_bytes:
-            raise EnhanceError(f"{out / name}: {size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB a shipped "
-                               f"file may have; use a smaller --width")
-        digests[name] = file_sha256(out / name)
-    return digests
+    try:
+        return shipped_digests(out, [MODEL_JSON, WEIGHTS], "a smaller --width")
+    except PretrainedError as exc:
+        raise EnhanceError(str(exc)) from exc
