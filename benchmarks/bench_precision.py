@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from common import matmul_gflops  # benchmarks/ is on sys.path when a script runs
+from common import matmul_gflops, train_flops_per_image, write_results  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data").resolve()
@@ -141,16 +140,6 @@ class SwapStep:
         self._timed("optimizer", self.opt.step)
 
 
-def swap_flops_per_image(res: int, batch: int) -> float:
-    from synthswap.swap.networks import SwapConfig, SwapModel
-
-    model = SwapModel(SwapConfig(resolution=res)).to(memory_format=torch.channels_last)
-    x = torch.rand(batch, 3, res, res).contiguous(memory_format=torch.channels_last)
-    with FlopCounterMode(display=False) as fc:
-        sum(o.float().mean() for o in model(x, x)).backward()
-    return fc.get_total_flops() / (2 * batch)
-
-
 def bench_swap(a: Path, b: Path, res: int, batch: int, steps: int, with_identity: bool) -> dict:
     rows = {}
     for name, dtype in PRECISIONS.items():
@@ -184,6 +173,7 @@ def main() -> None:
     from synthswap.gan.loading import load_discriminator, load_generator
     from synthswap.precision import cpu_bf16_units, resolve_precision
     from synthswap.pretrained import shipped_model
+    from synthswap.swap.networks import SwapConfig, SwapModel
 
     auto = resolve_precision("auto", torch.device("cpu"))
     results: dict = {"cpu": cpu_name(), "bf16_units": cpu_bf16_units(), "threads": args.threads,
@@ -218,7 +208,8 @@ def main() -> None:
         extract([DATA / "videos/people/d9.mp4"], a, size=128, max_frames=60, every_n=8, progress=False)
         extract([DATA / "videos/people/d6.mp4"], b, size=128, max_frames=60, every_n=8, progress=False)
         for res in args.resolutions:
-            flops = swap_flops_per_image(res, args.batch_size)
+            model = SwapModel(SwapConfig(resolution=res)).to(memory_format=torch.channels_last)
+            flops = train_flops_per_image(model, res, args.batch_size)
             for with_identity in (False, True):
                 rows = bench_swap(a, b, res, args.batch_size, args.steps, with_identity)
                 row = {"resolution": res, "identity_loss": with_identity, "gflop_per_image": round(flops / 1e9, 3), **rows,
@@ -229,10 +220,7 @@ def main() -> None:
                     rows[name]["of_matmul_peak"] = round(achieved / peaks[name], 3)
                 results["swap_train"].append(row)
                 print(json.dumps(row), flush=True)
-    results["load_average_end"] = os.getloadavg()[0]
-    print(json.dumps(results, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.json)
 
 
 if __name__ == "__main__":

@@ -27,19 +27,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import matmul_gflops  # benchmarks/ is on sys.path when a script runs
+from common import matmul_gflops, train_flops_per_image, write_results  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data").resolve()
-
-
-def train_flops_per_image(model, res: int, batch: int) -> float:
-    x = torch.rand(batch, 3, res, res).contiguous(memory_format=torch.channels_last)
-    with FlopCounterMode(display=False) as fc:
-        out = model(x, x)
-        sum(o.float().mean() for o in out).backward()
-    model.zero_grad(set_to_none=True)
-    return fc.get_total_flops() / (2 * batch)
 
 
 def swap_flops_per_image(model, res: int) -> float:
@@ -109,10 +100,7 @@ def main() -> None:
     mm = (results["matmul_gflop_s_before"] + results["matmul_gflop_s_after"]) / 2
     for row in results["runs"]:
         row["train_vs_matmul"] = round(row["train_achieved_gflop_s"] / mm, 3)
-    results["load_average_end"] = os.getloadavg()[0]
-    print(json.dumps(results, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.json)
 
 
 if __name__ == "__main__":
