@@ -14,7 +14,8 @@ ROOT = Path(synthswap.__file__).parent
 
 # Lowest first: a module may import from its own layer and the layers below, never above.
 LAYERS = {
-    "foundation": {"synthswap", "atomic", "locking", "info", "options", "pngtext", "media", "precision", "training"},
+    "foundation": {"synthswap", "atomic", "locking", "info", "options", "overlap", "pngtext", "media", "precision",
+                   "training"},
     "library": {"faces", "faceset", "extract", "gan", "swap", "synth", "metrics", "provenance", "report",
                 "pretrained", "export_weights", "demo_inputs", "enhance"},
     "orchestration": {"cache", "stages", "run", "study"},

@@ -30,7 +30,9 @@ MARKER_SUFFIX = ".stage.json"
 # 2: swap augmentation as batched tensor ops (swap/data.augment_batch), GPU-trained shipped models.
 # 3: bf16 on CPUs with bf16 units, the face composed at its size in the frame, the enhancer, media
 #    decoded as players show it (rotation, timestamps).
-PIPELINE_VERSION = 3
+# 4: convert tracks the face from frame to frame (the detector every few frames, as extraction does),
+#    colour statistics in one OpenCV pass, encoding on its own thread.
+PIPELINE_VERSION = 4
 
 
 class StageError(Exception):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from tqdm import tqdm
 from synthswap.faces.align import template_info
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import FacesetWriter
+from synthswap.overlap import read_ahead
 from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
                              check_video_whole, is_image, is_video, iter_video_frames, probe_video, read_image)
 
@@ -115,41 +114,6 @@ def check_out(out: str | Path, inputs: Iterable[str | Path]) -> None:
             raise UsageError(f"--out {out} overlaps the input {raw}; write the faceset to another folder")
 
 
-def _prefetch(frames: Iterator[VideoFrame], depth: int = 8) -> Iterator[VideoFrame]:
-    """Decode in a background thread so decoding overlaps with face analysis (FFmpeg drops the GIL)."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def worker() -> None:
-        try:
-            for frame in frames:
-                if stop.is_set():
-                    break
-                q.put(frame)
-            q.put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(exc)
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a worker waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
-
-
 def reference_embedding(photo: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     analyzer = FaceAnalyzer(size=128)
     try:
@@ -219,7 +183,7 @@ def _extract_one(path: Path, writer: FacesetWriter, analyzer: FaceAnalyzer, summ
         total = -(-info.frame_count // every_n) if info.frame_count else None
         if max_frames is not None:
             total = min(total or max_frames, max_frames)
-        frames = _prefetch(iter_video_frames(path, every_n, max_frames, max_pixels))
+        frames = read_ahead(iter_video_frames(path, every_n, max_frames, max_pixels), depth=8)
     bar = tqdm(frames, total=total, desc=path.name, unit="frame", disable=not progress or total == 1, leave=False)
     for frame in bar:
         summary.frames += 1

@@ -6,7 +6,8 @@ over time (One-Euro), align the crop from the smoothed landmarks, decode it as A
 colours to B's face there, build the paste mask there (learned and/or landmark oval, eroded
 and feathered), warp face and mask back into the frame 1:1, and blend (feathered alpha, or
 OpenCV's seamlessClone followed by the feathered alpha). Frames are streamed in
-and out one at a time, so memory does not grow with the video's length.
+and out (decoded a few ahead and encoded a few behind, on threads), so memory does not grow with
+the video's length.
 
 Every output says it is synthetic (synthswap.provenance): container tags or PNG text, an
 invisible watermark in every frame (unless `watermark=False`, which the tags then record),
@@ -15,6 +16,7 @@ and for MP4/MOV a signed C2PA manifest.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -36,6 +38,7 @@ from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
 from synthswap.options import option
+from synthswap.overlap import Behind, read_ahead
 from synthswap.provenance import manifest, watermark
 from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WATERMARK_TOO_SMALL, ProvenanceRecord,
                                            file_sha256, new_run_id)
@@ -195,9 +198,11 @@ class FaceSwapper:
             mask = np.clip(mask * 2 - 1, 0, 1) if self.opts.blur >= 2 else mask
         return mask
 
-    def process(self, bgr: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
-        """The swapped frame (a new array) and whether a face was found; unchanged otherwise."""
-        face = self.analyzer.analyze(bgr)
+    def process(self, bgr: np.ndarray, time_s: float, video: bool = False) -> tuple[np.ndarray, bool]:
+        """The swapped frame (a new array) and whether a face was found; unchanged otherwise.
+        In a `video`, the face is tracked from the previous frame's landmarks and the detector runs
+        only every few frames (as in extraction); separate images are each detected."""
+        face = self.analyzer.analyze(bgr, track=video)
         self.frames_with_several_faces += self.analyzer.faces_in_frame > 1
         self.face_zone = None
         if face is None:
@@ -319,6 +324,11 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | Non
     return bgr
 
 
+def _mark_and_write(writer: VideoWriter, frame: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None,
+                    time_s: float) -> None:
+    writer.write(_mark(frame, record, face_zone), time_s)
+
+
 def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: ConvertOptions) -> str:
     """Attach the C2PA manifest; what happened, for the summary (a failure does not lose the video)."""
     if out.suffix.lower() not in manifest.FORMATS:
@@ -351,15 +361,19 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     total = opts.max_frames or info.frame_count or None
     try:
         # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
+        # Decoding runs ahead and watermarking + encoding behind the face pipeline, each on its own thread,
+        # so the cores overlap them with the model; frames stay in order and the output is the same.
         with VideoWriter(out, info.width, info.height, info.fps, audio_source=video, crf=opts.crf,
                          metadata=record.tags()) as writer, \
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
-            for frame in iter_video_frames(video, max_frames=opts.max_frames):
-                result, _ = swapper.process(frame.bgr, frame.time_s)
-                writer.write(_mark(result, record, swapper.face_zone), frame.time_s)
-                frames += 1
-                last_time = frame.time_s
-                bar.update(1)
+            with Behind(name="watermark+encode") as encode:
+                for frame in read_ahead(iter_video_frames(video, max_frames=opts.max_frames)):
+                    result, _ = swapper.process(frame.bgr, frame.time_s, video=True)
+                    encode.submit(functools.partial(_mark_and_write, writer, result, record, swapper.face_zone,
+                                                    frame.time_s))
+                    frames += 1
+                    last_time = frame.time_s
+                    bar.update(1)
             if opts.max_frames is not None and frames >= opts.max_frames:
                 writer.audio_until_s = last_time + 1.0 / float(info.fps)
     finally:
