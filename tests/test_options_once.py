@@ -4,6 +4,7 @@ changed no result (a tiny real `run` compared with the fingerprint of the code b
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -123,6 +124,154 @@ def test_renamed_and_negated_flags_keep_their_names_and_meaning(tmp_path, monkey
     assert (opts.preset, opts.masked, opts.mirror, opts.verbose) == ("tiny", False, False, False)
     argv, target, _ = cmds["gan directions"]
     assert _built_options(argv + ["--no-pose-regressor"], target, monkeypatch).pose_regressor is False
+
+
+def test_swap_trains_model_flags_left_unset_come_from_the_init_model(tmp_path, monkeypatch):
+    """The model's shape flags are SwapConfig's fields; unset, swap train takes --init's shape (here
+    the shipped model's), and a flag given replaces only its own field."""
+    from dataclasses import replace
+
+    from synthswap.pretrained import shipped_model
+    from synthswap.swap.loading import read_model_json
+    from synthswap.swap.networks import SwapConfig
+
+    shipped = SwapConfig.from_dict(read_model_json(shipped_model("swap"))["config"])
+    argv, target, _ = _commands(tmp_path)["swap train"]
+    opts = _built_options(argv + ["--init", "shipped"], target, monkeypatch)
+    assert opts.config == shipped and opts.init_parts is None
+    opts = _built_options(argv + ["--init", "shipped", "--resolution", "128", "--init-parts", "encoder,inter"],
+                          target, monkeypatch)
+    assert opts.config == replace(shipped, resolution=128) and opts.init_parts == ["encoder", "inter"]
+    argv, target, _ = _commands(tmp_path)["pretrain"]
+    opts = _built_options(argv + ["--arch", "liae", "--ae-dims", "64"], target, monkeypatch)
+    assert opts.config == SwapConfig(arch="liae", ae_dims=64)
+
+
+def _tool_options():
+    """The commands whose library call takes plain values: their declaration and their parsed flags."""
+    from synthswap.cli.gan import FidOptions, SampleOptions
+    from synthswap.cli.synth import CoverageOptions
+    from synthswap.cli.verify import VerifyOptions
+    from synthswap.enhance.network import EnhanceConfig
+    from synthswap.extract import ExtractOptions
+    from synthswap.metrics.evaluate import EvaluateOptions
+
+    return {"extract": (["extract", "a.jpg", "--out", "o"], ExtractOptions),
+            "evaluate": (["evaluate", "--video", "a", "--source", "b", "--subject", "c"], EvaluateOptions),
+            "gan sample": (["gan", "sample", "--gan", "g", "--out", "o"], SampleOptions),
+            "gan fid": (["gan", "fid", "--gan", "g", "--data", "d"], FidOptions),
+            "coverage": (["coverage", "--dest", "d", "--train", "t"], CoverageOptions),
+            "verify": (["verify", "a.mp4"], VerifyOptions),
+            "enhance train": (["enhance", "train", "--data", "d", "--out", "o"], EnhanceConfig)}
+
+
+@pytest.mark.parametrize("command", ["extract", "evaluate", "gan sample", "gan fid", "coverage", "verify",
+                                     "enhance train"])
+def test_each_small_commands_flags_default_to_its_declaration(command):
+    from synthswap.cli.options import from_args
+
+    argv, cls = _tool_options()[command]
+    assert asdict(from_args(cls, _parse(argv))) == asdict(cls())
+
+
+def test_the_small_commands_flags_keep_their_names_and_meaning():
+    """--no-fid, --full-crop, --snapshots and --video are the users' flags of before."""
+    args = _parse(["evaluate", "--video", "a", "--source", "b", "--subject", "c", "--no-fid", "--dlib-every", "0",
+                   "--max-frames", "7"])
+    assert (args.fid, args.dlib_every, args.max_frames) == (False, 0, 7)
+    args = _parse(["gan", "fid", "--gan", "g", "--data", "d", "--full-crop", "--snapshots", "--max-ref", "9"])
+    assert (args.full_crop, args.snapshots, args.max_ref) == (True, True, 9)
+    args = _parse(["gan", "sample", "--gan", "g", "--out", "o", "--video", "--truncation", "0.5"])
+    assert (args.video, args.truncation, args.interp_rows) == (True, 0.5, 4)
+    args = _parse(["extract", "a.jpg", "--out", "o", "--every-n", "3", "--max-pixels", "1000"])
+    assert (args.every_n, args.max_pixels, args.size, args.max_frames) == (3, 1000, 256, None)
+
+
+# Flags written by hand although they are store_true: they choose where a result goes or how it is
+# shown, not how the work is done (README, "Adding an option"). Everything else that converts or
+# switches is generated from a declaration.
+IO_FLAGS = {"--resume": "continue the folder --out names instead of starting one",
+            "--json": "print the result as JSON (verify, coverage); gan fid --json FILE is a path"}
+
+
+def _subparsers(parser, path=()):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, (*path, name))
+
+
+def test_every_tunable_flag_is_generated_from_a_declaration():
+    """Walks every command's parser: a flag with a type converter or choices, or one that switches
+    (store_true/false), is generated by add_flags from an option field, unless it is an I/O flag
+    of the short allow-list. Paths and positional inputs (no converter) may be written by hand."""
+    from synthswap.cli.options import CHECKED
+
+    handwritten, used = [], set()
+    for path, parser in _subparsers(build_parser()):
+        generated = {f.name for f in parser.get_default(CHECKED) or ()}
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+                continue
+            switches = action.nargs == 0  # store_true/false/const, count, append_const
+            if (action.type is None and action.choices is None and not switches) or action.dest in generated:
+                continue
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            if flag in IO_FLAGS and switches:
+                used.add(flag)
+            else:
+                handwritten.append(f"synthswap {' '.join(path)} {flag}")
+    assert handwritten == [], "declare these as option fields (synthswap.options.option) and add_flags them"
+    assert used == set(IO_FLAGS)  # the allow-list holds only flags that exist
+
+
+TOOL_BAD_FLAGS = [("extract", ["--size", "-5"], "--size must be between 32 and 1024, not -5"),
+                  ("extract", ["--every-n", "0"], "--every-n must be at least 1, not 0"),
+                  ("extract", ["--max-frames", "0"], "--max-frames must be at least 1, not 0"),
+                  ("extract", ["--max-pixels", "-1"], "--max-pixels must be at least 1, not -1"),
+                  ("evaluate", ["--max-frames", "0"], "--max-frames must be at least 1, not 0"),
+                  ("evaluate", ["--dlib-every", "-1"], "--dlib-every must be at least 0, not -1"),
+                  ("gan sample", ["--n", "0"], "--n must be at least 1, not 0"),
+                  ("gan sample", ["--interp-rows", "-1"], "--interp-rows must be at least 0, not -1"),
+                  ("gan sample", ["--interp-steps", "0"], "--interp-steps must be at least 1, not 0"),
+                  ("gan fid", ["--n", "0"], "--n must be at least 2, not 0"),
+                  ("gan fid", ["--n", "-3"], "--n must be at least 2, not -3"),
+                  ("gan fid", ["--max-ref", "0"], "--max-ref must be at least 1, not 0"),
+                  ("coverage", ["--eps", "0"], "--eps must be more than 0, not 0.0"),
+                  ("verify", ["--frames", "0"], "--frames must be at least 1, not 0"),
+                  ("swap train", ["--resolution", "72"], "--resolution must be a multiple of 16, not 72"),
+                  ("swap train", ["--resolution", "512"], "--resolution must be between 64 and 256, not 512"),
+                  ("swap train", ["--arch", "sae"], "--arch must be one of df, liae, not sae"),
+                  ("swap train", ["--e-dims", "0"], "--e-dims must be between 1 and 256, not 0"),
+                  ("swap train", ["--src-weights", "1", "-1"], "--src-weights must be at least 0, not -1.0"),
+                  ("swap train", ["--init-parts", "encoder,brain"],
+                   "--init-parts must be one of encoder, inter, decoder_a, decoder_b, inter_ab, inter_b, decoder, "
+                   "not brain"),
+                  ("pretrain", ["--d-mask-dims", "1000"], "--d-mask-dims must be between 1 and 128, not 1000"),
+                  ("enhance train", ["--width", "0"], "--width must be at least 1, not 0")]
+
+
+@pytest.mark.parametrize("command,extra,message", TOOL_BAD_FLAGS,
+                         ids=[f"{c} {' '.join(e)}" for c, e, _ in TOOL_BAD_FLAGS])
+def test_the_small_commands_refuse_a_bad_value_in_one_line_before_anything_is_written(
+        command, extra, message, shared_data, extracted, tmp_path, capsys):
+    """On real inputs (a video, a faceset of it): the value is refused, nothing is read or written."""
+    video, faceset, out = shared_data / "videos/people/d0.mp4", extracted("videos/people/d0.mp4", size=64,
+                                                                            max_frames=4), tmp_path / "out"
+    argv = {"extract": ["extract", video, "--out", out],
+            "evaluate": ["evaluate", "--video", video, "--source", video, "--subject", faceset, "--out", out],
+            "gan sample": ["gan", "sample", "--gan", "shipped", "--out", out],
+            "gan fid": ["gan", "fid", "--gan", "shipped", "--data", faceset, "--json", out],
+            "coverage": ["coverage", "--dest", faceset, "--train", faceset],
+            "verify": ["verify", video],
+            "swap train": ["swap", "train", "--src", faceset, "--dst", faceset, "--out", out, "--steps", "1"],
+            "pretrain": ["pretrain", "--data", faceset, "--out", out, "--steps", "1"],
+            "enhance train": ["enhance", "train", "--data", faceset, "--out", out, "--steps", "1"]}[command]
+    assert main([str(a) for a in argv] + extra) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n" and captured.out == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 BAD_FLAGS = [("swap train", ["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
