@@ -8,17 +8,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from synthswap.faces.align import template_info
-from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import FacesetWriter
 from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
                              check_video_whole, is_image, is_video, iter_video_frames, probe_video, read_image)
 from synthswap.options import option, problems
+
+if TYPE_CHECKING:  # MediaPipe loads where faces are analysed: `extract --help` and its checks need none
+    from synthswap.faces.pipeline import FaceAnalyzer
 
 
 class ExtractError(Exception):
@@ -159,6 +160,8 @@ def _prefetch(frames: Iterator[VideoFrame], depth: int = 8) -> Iterator[VideoFra
 
 
 def reference_embedding(photo: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    from synthswap.faces.pipeline import FaceAnalyzer
+
     analyzer = FaceAnalyzer(size=128)
     try:
         face = analyzer.analyze(read_image(photo, max_pixels))
@@ -185,6 +188,9 @@ def extract(
     Re-running into the same faceset adds only faces not already there. Raises
     ExtractError when no input gave a face; unreadable inputs are reported in the summary.
     """
+    from synthswap.faces.align import template_info
+    from synthswap.faces.pipeline import FaceAnalyzer
+
     check_arguments(size, every_n, max_frames, max_pixels)
     inputs = list(inputs)
     files = collect_inputs(inputs)
