@@ -380,6 +380,17 @@ def test_help_loads_no_heavy_module():
     assert "run" in out and all(name in out for name in COMMANDS)
 
 
+def test_extracts_help_and_option_checks_load_no_mediapipe(tmp_path):
+    """`extract`'s flags come from extract.py's ExtractOptions; MediaPipe still loads only where faces
+    are analysed, so a refused value answers at once (and writes nothing)."""
+    code = ("import sys\nfrom synthswap.cli import main\n"
+            f"code = main(['extract', 'a.jpg', '--out', {str(tmp_path / 'o')!r}, '--size', '-5'])\n"
+            "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "2 []" and done.stderr == "error: --size must be between 32 and 1024, not -5\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_one_stage_list_names_and_places_what_run_and_the_web_app_use(tmp_path):
     from synthswap.run import STAGE_OUTPUTS
     from synthswap.serve.pages import GAN_SAMPLES, job_file
