@@ -324,6 +324,8 @@ def user_files(tmp_path, d0) -> Path:
     (["d0.mp4", "--out", "fs", "--max-frames", "-3"], "--max-frames must be at least 1"),
     (["d0.mp4", "--out", "fs", "--every-n", "0"], "--every-n must be at least 1"),
     (["d0.mp4", "--out", "fs", "--size", "16"], "--size must be between 32 and 1024"),
+    (["d0.mp4", "--out", "fs", "--size", "-5"], "--size must be between 32 and 1024, not -5"),
+    (["d0.mp4", "--out", "fs", "--every-n", "-2"], "--every-n must be at least 1, not -2"),
     (["d0.mp4", "--out", "fs", "--size", "4096"], "--size must be between 32 and 1024"),
     (["d0.mp4", "--out", "fs", "--max-pixels", "0"], "--max-pixels must be at least 1"),
 ])

@@ -6,17 +6,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from synthswap.faces.align import template_info
-from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import FacesetWriter
 from synthswap.overlap import read_ahead
 from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
                              check_video_whole, is_image, is_video, iter_video_frames, probe_video, read_image)
+from synthswap.options import option, problems
+
+if TYPE_CHECKING:  # MediaPipe loads where faces are analysed: `extract --help` and its checks need none
+    from synthswap.faces.pipeline import FaceAnalyzer
 
 
 class ExtractError(Exception):
@@ -93,15 +95,22 @@ def check_readable(inputs: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_P
 CROP_SIZES = (32, 1024)  # the aligned crop sizes a faceset may be made at (smallest, largest)
 
 
+@dataclass(kw_only=True)
+class ExtractOptions:
+    """`extract`'s settings (its inputs, --out and --reference are paths, given apart)."""
+
+    size: int = option(256, "aligned crop size in pixels", minimum=CROP_SIZES[0], maximum=CROP_SIZES[1])
+    every_n: int = option(1, "keep every N-th video frame", minimum=1, metavar="N")
+    max_frames: int | None = option(None, "at most N frames per video (after --every-n; default: every frame)",
+                                    minimum=1, metavar="N")
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse images larger than N pixels", minimum=1, metavar="N")
+
+
 def check_arguments(size: int, every_n: int, max_frames: int | None, max_pixels: int) -> None:
-    if not CROP_SIZES[0] <= size <= CROP_SIZES[1]:
-        raise UsageError(f"--size must be between {CROP_SIZES[0]} and {CROP_SIZES[1]}, not {size}")
-    if every_n < 1:
-        raise UsageError(f"--every-n must be at least 1, not {every_n}")
-    if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, not {max_frames} (leave it out for every frame)")
-    if max_pixels < 1:
-        raise UsageError(f"--max-pixels must be at least 1, not {max_pixels}")
+    """UsageError unless the settings are valid (by ExtractOptions' declarations, as the CLI checks them)."""
+    reason = problems(ExtractOptions(size=size, every_n=every_n, max_frames=max_frames, max_pixels=max_pixels))
+    if reason is not None:
+        raise UsageError(reason)
 
 
 def check_out(out: str | Path, inputs: Iterable[str | Path]) -> None:
@@ -115,6 +124,8 @@ def check_out(out: str | Path, inputs: Iterable[str | Path]) -> None:
 
 
 def reference_embedding(photo: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    from synthswap.faces.pipeline import FaceAnalyzer
+
     analyzer = FaceAnalyzer(size=128)
     try:
         face = analyzer.analyze(read_image(photo, max_pixels))
@@ -141,6 +152,9 @@ def extract(
     Re-running into the same faceset adds only faces not already there. Raises
     ExtractError when no input gave a face; unreadable inputs are reported in the summary.
     """
+    from synthswap.faces.align import template_info
+    from synthswap.faces.pipeline import FaceAnalyzer
+
     check_arguments(size, every_n, max_frames, max_pixels)
     inputs = list(inputs)
     files = collect_inputs(inputs)

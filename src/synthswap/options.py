@@ -13,7 +13,6 @@ needs another default than its base says why (`redefault`). This module imports 
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from dataclasses import MISSING, Field, dataclass, field, fields
@@ -29,13 +28,16 @@ class OptionError(ValueError):
 def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,  # noqa: A002
            above: float | None = None, choices: tuple | None = None,
            check: Callable[[Any], str | None] | None = None, flag: str | None = None, metavar: str | None = None,
-           why: str | None = None) -> Any:
+           why: str | None = None, spaced: bool | None = None) -> Any:
     """A dataclass field that is an option: `help` says what it does (no measured figures: those
     belong in the docs), `minimum`/`maximum` (inclusive), `above` (exclusive), `choices` and
-    `check` (value -> message or None) say what it accepts, `flag` names it on the command line
-    when that is not `--name-with-dashes`, and `why` says why a default differs from its base's."""
+    `check` (value -> message or None) say what it accepts (each item's, for a list), `flag`
+    names it on the command line when that is not `--name-with-dashes`, `why` says why a default
+    differs from its base's, and `spaced` makes a list's flag take its items as separate words
+    (`--src-weights 1 0.5`) instead of comma-separated."""
     meta = {k: v for k, v in dict(help=help, minimum=minimum, maximum=maximum, above=above, choices=choices,
-                                  check=check, flag=flag, metavar=metavar, why=why).items() if v is not None}
+                                  check=check, flag=flag, metavar=metavar, why=why, spaced=spaced).items()
+            if v is not None}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -99,6 +101,11 @@ def convert(f: Field, text: str) -> Any:
     return _scalar(text, kind)
 
 
+def convert_item(f: Field, text: str) -> Any:
+    """One item of the list option `f` (a `spaced` flag's word)."""
+    return _scalar(text, kind_of(f)[5:-1])
+
+
 def _value_problem(meta: Mapping[str, Any], value: Any) -> str | None:
     low, high, above = meta.get("minimum"), meta.get("maximum"), meta.get("above")
     if low is not None and high is not None and not low <= value <= high:
@@ -148,13 +155,6 @@ def check_options(opts: Any) -> None:
         raise OptionError(reason)
 
 
-def device_problem(text: str) -> str | None:
-    """Why `text` is not a device name torch and `training.resolve_device` accept, or None."""
-    if not _DEVICE.fullmatch(text):
-        return f"'{text}' is not a device: use auto, cpu, cuda or cuda:N"
-    return None
-
-
 @dataclass(kw_only=True)
 class ComputeOptions:
     """What every command that computes shares. A setting of the same kind (a numeric precision,
@@ -178,57 +178,3 @@ def apply_threads(opts: Any) -> None:
         import torch  # only where it is used: `--help` loads no torch
 
         torch.set_num_threads(opts.threads)
-
-
-# --- flag types of the hand-written flags (the commands whose options are not dataclass fields yet) ---
-
-def device_name(text: str) -> str:
-    """A device name torch and `training.resolve_device` accept: auto, cpu, cuda or cuda:N.
-    (The error type is argparse's, so a flag of this type prints the message as it is.)"""
-    reason = device_problem(text)
-    if reason is not None:
-        raise argparse.ArgumentTypeError(reason)
-    return text
-
-
-def _whole_number(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _whole_number(text, 1)
-
-
-def nonnegative_int(text: str) -> int:
-    return _whole_number(text, 0)
-
-
-def finite_float(text: str) -> float:
-    """A number that is not nan or infinite (a nan weight or radius silently poisons every result)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = finite_float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
-    return value

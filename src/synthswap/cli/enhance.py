@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthswap.cli import summary
-from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping, positive_int
+from synthswap.cli.options import add_common, add_flags, apply_threads, fail, from_args, overlapping
 from synthswap.enhance import (
     EnhanceConfig,
     EnhanceError,
@@ -68,8 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="enhancer folder to create (or to resume)")
     t.add_argument("--init", metavar="MODEL", help="start from this enhancer folder, or 'shipped'")
     t.add_argument("--resume", action="store_true", help="continue the enhancer in --out from its checkpoint")
-    t.add_argument("--width", type=positive_int, default=EnhanceConfig.width,
-                   help=f"channels at half resolution (default {EnhanceConfig.width})")
+    add_flags(t, EnhanceConfig)  # the network's shape
     add_flags(t, EnhanceTrainOptions)
     add_common(t, precision=True)
     t.set_defaults(func=run_train)
@@ -96,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
     if clash is not None:
         return fail(f"--out {args.out} overlaps the input {clash}; write the enhancer to another folder")
     opts = from_args(EnhanceTrainOptions, args, data=args.data, out=args.out, init=args.init, resume=args.resume,
-                     config=EnhanceConfig(width=args.width), seed=args.seed, device=args.device,
+                     config=from_args(EnhanceConfig, args), seed=args.seed, device=args.device,
                      precision=args.precision, progress=args.progress)
     try:
         summary = train_enhancer(opts)

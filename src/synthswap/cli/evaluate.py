@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from synthswap.cli import summary
-from synthswap.cli.options import add_common, fail, nonnegative_int, positive_int
+from synthswap.cli.options import add_common, add_flags, fail, from_args
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError
-from synthswap.metrics.evaluate import EvaluateError, evaluate
+from synthswap.metrics.evaluate import EvaluateError, EvaluateOptions, evaluate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", metavar="FACESET",
                    help="real faces of the subject not used in training, for FID/KID (default: --subject)")
     p.add_argument("--out", metavar="PREFIX", help="write PREFIX.json and PREFIX.md (default: next to --video)")
-    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="evaluate the first N frames only")
-    p.add_argument("--dlib-every", type=nonnegative_int, default=5, metavar="N",
-                   help="run the slower dlib judge on every N-th frame; 0 turns it off (default: 5)")
-    p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+    add_flags(p, EvaluateOptions)
     add_common(p, device=False, seed=False, threads=False)
     p.set_defaults(func=run)
 
@@ -65,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"{path}: exists and was not written by synthswap evaluate; move it away or choose "
                         f"another --out", 1)
     try:
-        result = evaluate(args.video, args.source, args.subject, holdout=args.holdout, max_frames=args.max_frames,
-                          dlib_every=args.dlib_every, fid=not args.no_fid, progress=args.progress)
+        result = evaluate(args.video, args.source, args.subject, holdout=args.holdout,
+                          **asdict(from_args(EvaluateOptions, args)), progress=args.progress)
     except (EvaluateError, MediaError, FacesetError) as exc:
         return fail(str(exc), 1)
     try:

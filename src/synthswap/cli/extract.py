@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import asdict
 
 from synthswap.cli import summary
-from synthswap.cli.options import add_common
-from synthswap.media import DEFAULT_MAX_PIXELS, MediaError
+from synthswap.cli.options import add_common, add_flags, from_args
+from synthswap.extract import ExtractError, ExtractOptions, UsageError, extract
+from synthswap.faceset import FacesetError
+from synthswap.media import MediaError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,14 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image files, folders of images/videos (searched recursively), or videos "
                         "(mp4, mov, mkv, avi, flv, mpg, webm)")
     p.add_argument("--out", required=True, metavar="FACESET", help="faceset folder to create or extend")
-    p.add_argument("--size", type=int, default=256, help="aligned crop size in pixels (default: 256)")
-    p.add_argument("--every-n", type=int, default=1, metavar="N", help="keep every N-th video frame (default: 1)")
-    p.add_argument("--max-frames", type=int, default=None, metavar="N",
-                   help="at most N frames per video (after --every-n)")
     p.add_argument("--reference", metavar="PHOTO",
                    help="pick, in each frame, the face matching the person in PHOTO (default: the largest face)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                   help=f"refuse images larger than N pixels (default: {DEFAULT_MAX_PIXELS:,})")
+    add_flags(p, ExtractOptions)
     add_common(p, device=False, seed=False, threads=False)
     p.set_defaults(func=run)
 
@@ -44,14 +42,11 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001 - signal API
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthswap.extract import ExtractError, UsageError, extract
-    from synthswap.faceset import FacesetError
-
     # Ctrl-C and SIGTERM both unwind through the faceset writer, which flushes the manifest.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        summary = extract(args.inputs, args.out, size=args.size, every_n=args.every_n, max_frames=args.max_frames,
-                          reference=args.reference, max_pixels=args.max_pixels, progress=args.progress)
+        summary = extract(args.inputs, args.out, **asdict(from_args(ExtractOptions, args)), reference=args.reference,
+                          progress=args.progress)
     except (ExtractError, MediaError, FacesetError, OSError) as exc:  # OSError: a full disk, a folder gone read-only
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1

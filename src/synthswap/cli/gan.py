@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,10 +18,7 @@ from synthswap.cli.options import (
     add_flags,
     fail,
     from_args,
-    finite_float,
-    nonnegative_int,
     overlapping,
-    positive_int,
 )
 from synthswap.faceset import FacesetError
 from synthswap.gan.data import load_faces
@@ -44,6 +42,7 @@ from synthswap.gan.sample import (
 )
 from synthswap.gan.train import GanTrainOptions, train
 from synthswap.metrics.fid import FidError, InceptionFeatures, fid_kid
+from synthswap.options import option
 from synthswap.training import CheckpointError, resolve_device
 
 TRAIN_EPILOG = """\
@@ -78,6 +77,30 @@ the projection and PTI), preview.png (rows: photo, mean w, projection, PTI).
 """
 
 
+@dataclass(kw_only=True)
+class SampleOptions:
+    """`gan sample`'s settings (--gan and --out are paths)."""
+
+    n: int = option(16, "number of images", minimum=1)
+    truncation: float = option(1.0, "truncation psi: 1 = full variety, 0.5-0.7 = more typical faces, 0 = the "
+                                    "average face", metavar="PSI")
+    interp_rows: int = option(4, "rows of the interpolation grid (0: none)", minimum=0)
+    interp_steps: int = option(8, "steps per interpolation row", minimum=1)
+    video: bool = option(False, "also write interpolation.mp4 (H.264 loop through W)")
+
+
+@dataclass(kw_only=True)
+class FidOptions:
+    """`gan fid`'s settings (--gan, --data and --json are paths)."""
+
+    n: int = option(1000, "generated images", minimum=2)  # a covariance needs two samples
+    max_ref: int = option(5000, "reference faces, at most", minimum=1)
+    truncation: float = option(1.0, "truncation psi", metavar="PSI")
+    full_crop: bool = option(False, "compare with full crops (default: what the GAN was trained on)")
+    snapshots: bool = option(False, "score every G_ema snapshot that `train --keep-snapshots` kept, then the "
+                                    "checkpoint; writes GAN_DIR/fid_snapshots.csv (FID against kimg)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gan", help=summary("gan"),
                        description="Train a StyleGAN2 on facesets, sample from it, and measure it with FID/KID.")
@@ -103,14 +126,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "are made, and grid.png of the first 64), a W-space interpolation grid "
                                     "(interpolation.png) and optionally a video.")
     s.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
-    s.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
     s.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: new, empty, or written by an earlier `gan sample`")
-    s.add_argument("--truncation", type=finite_float, default=1.0, metavar="PSI",
-                   help="truncation psi: 1 = full variety, 0.5-0.7 = more typical faces, 0 = the average face")
-    s.add_argument("--interp-rows", type=nonnegative_int, default=4, help="rows of the interpolation grid (0: none)")
-    s.add_argument("--interp-steps", type=positive_int, default=8, help="steps per interpolation row (default 8)")
-    s.add_argument("--video", action="store_true", help="also write interpolation.mp4 (H.264 loop through W)")
+    add_flags(s, SampleOptions)
     add_common(s, threads=False, quiet=False)
     s.set_defaults(func=run_sample)
 
@@ -121,15 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "counts: compare only numbers measured with the same --n and faceset.")
     f.add_argument("--gan", required=True, metavar="GAN_DIR", help="folder written by `gan train`")
     f.add_argument("--data", action="append", required=True, metavar="FACESET", help="reference faceset(s)")
-    f.add_argument("--n", type=int, default=1000, help="generated images (default 1000)")
-    f.add_argument("--max-ref", type=positive_int, default=5000, help="reference faces, at most (default 5000)")
-    f.add_argument("--truncation", type=finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
-    f.add_argument("--full-crop", action="store_true",
-                   help="compare with full crops (default: what the GAN was trained on)")
-    f.add_argument("--snapshots", action="store_true",
-                   help="score every G_ema snapshot that `train --keep-snapshots` kept, then the checkpoint; "
-                        "writes GAN_DIR/fid_snapshots.csv (FID against kimg)")
     f.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    add_flags(f, FidOptions)
     add_common(f, quiet=False)
     f.set_defaults(func=run_fid)
 
@@ -179,8 +190,6 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_fid(args: argparse.Namespace) -> int:
-    if args.n < 2:
-        return fail("--n must be at least 2")
     if args.json:  # checked now, not after minutes of FID
         folder = Path(args.json).resolve().parent
         if Path(args.json).is_dir():

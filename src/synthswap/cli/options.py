@@ -16,16 +16,11 @@ from synthswap.options import (  # noqa: F401 - re-exported for the command modu
     OptionError,
     apply_threads,
     convert,
+    convert_item,
     default_of,
-    device_name,
-    finite_float,
     flag_of,
     kind_of,
-    nonnegative_float,
-    nonnegative_int,
     option_fields,
-    positive_float,
-    positive_int,
     problem,
 )
 
@@ -60,10 +55,10 @@ def overlapping(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | Non
     return None
 
 
-def _converter(f) -> Any:
+def _converter(f, item: bool = False) -> Any:
     def parse(text: str) -> Any:
         try:
-            return convert(f, text)
+            return convert_item(f, text) if item else convert(f, text)
         except OptionError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     parse.__name__ = kind_of(f)  # what argparse names in "invalid ... value"
@@ -71,22 +66,25 @@ def _converter(f) -> Any:
 
 
 def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[str] = frozenset(),
-              defaults: dict[str, Any] | None = None) -> None:
+              defaults: dict[str, Any] | None = None, unset: str | None = None) -> None:
     """One flag per option of the dataclass `cls` (see `synthswap.options.option`), with its
     default (or this command's, from `defaults`), type, choices and help; the values are checked
     after parsing (`check_flags`), by the same declarations and with the same messages as the
-    web form's."""
+    web form's. With `unset` (where an unset flag's value comes from, e.g. "--init's model"),
+    every flag defaults to None, which the command replaces from there."""
     checked = list(p.get_default(CHECKED) or [])
     for f in option_fields(cls):
         if f.name in skip:
             continue
         meta = f.metadata
         default = defaults[f.name] if defaults and f.name in defaults else default_of(f)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None if unset else default}
         if kind_of(f) == "bool":
             kwargs["action"] = "store_false" if default else "store_true"
         else:
-            kwargs["type"] = _converter(f)
+            kwargs["type"] = _converter(f, item=bool(meta.get("spaced")))
+            if meta.get("spaced"):
+                kwargs["nargs"] = "+"
             if "metavar" in meta:
                 kwargs["metavar"] = meta["metavar"]
             elif "choices" in meta:
@@ -95,6 +93,7 @@ def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[
         if default is not None and kind_of(f) != "bool":
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             why = meta.get("why") if not (defaults and f.name in defaults) else None
+            shown = f"{unset}, else {shown}" if unset else shown
             help_text += f" (default: {shown}" + (f"; {why})" if why else ")")
         p.add_argument(flag_of(f), help=help_text, **kwargs)
         checked.append(f)
@@ -102,9 +101,11 @@ def add_flags(p: argparse.ArgumentParser, cls: type, skip: set[str] | frozenset[
 
 
 def check_flags(args: argparse.Namespace) -> str | None:
-    """The first generated flag whose value its declaration refuses, as a message, or None."""
+    """The first generated flag whose value its declaration refuses, as a message, or None (an
+    unset flag, None, is left to the command: see `add_flags`' `unset`)."""
     for f in getattr(args, CHECKED, ()):
-        reason = problem(f, getattr(args, f.name))
+        value = getattr(args, f.name)
+        reason = problem(f, value) if value is not None else None
         if reason is not None:
             return reason
     return None

@@ -16,9 +16,10 @@ from synthswap.cli.options import (
     option_fields,
     overlapping,
 )
-from synthswap.cli.swap import add_model_flags, model_config, train_and_report
+from synthswap.cli.swap import model_config, train_and_report
 from synthswap.export_weights import export_gan, export_swap
 from synthswap.pretrained import PretrainedError
+from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainOptions
 from synthswap.training import CheckpointError
 
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="faceset(s) of the corpus (repeat to combine); not needed with --resume")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     p.add_argument("--resume", action="store_true", help="continue the model in --out from its checkpoint")
-    add_model_flags(p)
+    add_flags(p, SwapConfig)  # the model's shape
     # of swap train's options, those a corpus run uses (both sides are the corpus; no identity loss)
     add_flags(p, SwapTrainOptions, skip={f.name for f in option_fields(SwapTrainOptions)} - PRETRAIN_OPTIONS)
     add_common(p, precision=True)

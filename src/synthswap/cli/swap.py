@@ -14,7 +14,7 @@ from synthswap.cli.options import (
     add_flags,
     fail,
     from_args,
-    nonnegative_float,
+    option_fields,
     overlapping,
 )
 from synthswap.faceset import FacesetError
@@ -24,7 +24,7 @@ from synthswap.provenance import manifest
 from synthswap.swap.convert import ConvertOptions, convert_images, convert_video
 from synthswap.swap.data import Augment
 from synthswap.swap.loading import read_model_json
-from synthswap.swap.networks import ARCHITECTURES, PARTS, SwapConfig
+from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions, train
 from synthswap.training import CheckpointError
 
@@ -66,32 +66,11 @@ and MOV, a signed C2PA manifest. Check a file with `synthswap verify FILE`.
 """
 
 
-def _parts(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """The swap model's shape; unset flags come from --init's model, else from SwapConfig."""
-    cfg = SwapConfig()
-    p.add_argument("--arch", choices=ARCHITECTURES,
-                   help=f"df: one decoder per identity (stronger likeness); liae: shared decoder (better "
-                        f"lighting/pose match). Default: {cfg.arch}")
-    p.add_argument("--resolution", type=int,
-                   help=f"face size in pixels, multiple of 16 in 64..256 (default {cfg.resolution}: the size of the "
-                        f"shipped pretrained model); with --init of a smaller model, a whole multiple of its size "
-                        f"(its weights are grown to this size as a warm start)")
-    p.add_argument("--e-dims", type=int, help=f"encoder width (default {cfg.e_dims}; DeepFaceLab uses 64+ on GPU)")
-    p.add_argument("--ae-dims", type=int, help=f"latent size (default {cfg.ae_dims}; 256+ on GPU)")
-    p.add_argument("--d-dims", type=int, help=f"decoder width (default {cfg.d_dims}; 64 on GPU)")
-    p.add_argument("--d-mask-dims", type=int, help=f"mask-head width (default {cfg.d_mask_dims}; 22 on GPU)")
-
-
 def model_config(args: argparse.Namespace, base: SwapConfig | None = None) -> SwapConfig:
-    """SwapConfig from the model flags; flags left unset keep `base`'s value (the --init model's)."""
-    base = base or SwapConfig()
-    given = {name: getattr(args, name) for name in ("arch", "resolution", "e_dims", "ae_dims", "d_dims", "d_mask_dims")
-             if getattr(args, name) is not None}
-    return replace(base, **given)
+    """SwapConfig from the model flags (SwapConfig's fields); flags left unset keep `base`'s value
+    (the --init model's)."""
+    given = {f.name: getattr(args, f.name) for f in option_fields(SwapConfig) if getattr(args, f.name) is not None}
+    return replace(base or SwapConfig(), **given)
 
 
 def register(subparsers) -> None:
@@ -109,11 +88,8 @@ def register(subparsers) -> None:
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--src", action="append", default=[], metavar="FACESET_A",
                    help="faceset of the subject A (repeat to combine, e.g. real + synthetic)")
-    t.add_argument("--src-weights", type=nonnegative_float, nargs="+", metavar="W",
-                   help="sampling weight per --src faceset, in order (default: equal per faceset)")
     t.add_argument("--dst", action="append", default=[], metavar="FACESET_B",
                    help="faceset of the destination person B, whose video will be converted (repeatable)")
-    t.add_argument("--dst-weights", type=nonnegative_float, nargs="+", metavar="W", help="sampling weight per --dst faceset")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     t.add_argument("--resume", action="store_true",
                    help="continue the model in --out; its architecture, facesets, seed, batch size, "
@@ -123,10 +99,7 @@ def register(subparsers) -> None:
                         "`swap train`), or 'shipped' for the one inside the package; the architecture and sizes "
                         "come from it. Fine-tuning from it needs several times fewer steps than training from "
                         "scratch (see docs/swap.md)")
-    t.add_argument("--init-parts", type=_parts, metavar="PART,...",
-                   help=f"which parts to copy with --init (default: all; df: {','.join(PARTS['df'])}; liae: "
-                        f"{','.join(PARTS['liae'])}); the rest start from random weights")
-    add_model_flags(t)
+    add_flags(t, SwapConfig, unset="as --init's model")  # the model's shape
     # swap train's identity loss is on by default; the dataclass's is off (pretrain, library callers)
     add_flags(t, SwapTrainOptions, defaults={"id_weight": SWAP_ID_WEIGHT})
     add_flags(t, Augment)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass
 
 from synthswap.cli import summary
 from synthswap.cli.options import (
@@ -13,10 +14,10 @@ from synthswap.cli.options import (
     add_flags,
     fail,
     from_args,
-    positive_float,
 )
 from synthswap.faceset import Faceset, FacesetError
 from synthswap.metrics.coverage import DEFAULT_EPS, coverage
+from synthswap.options import option
 from synthswap.synth.base import SynthError, SynthOptions
 from synthswap.synth.pipeline import format_summary, synthesize
 
@@ -34,6 +35,13 @@ latents.safetensors holds the W+ of each GAN face) plus synthesis.json (acceptan
 identity cosines, expression spread, coverage). Train on it next to the real photos:
   synthswap swap train --src subject --src subject_synth ...
 """
+
+
+@dataclass(kw_only=True)
+class CoverageOptions:
+    """`coverage`'s settings (--dest and --train are paths)."""
+
+    eps: float = option(DEFAULT_EPS, "coverage radius", above=0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dest", required=True, metavar="FACESET", help="destination faceset")
     c.add_argument("--train", required=True, action="append", metavar="FACESET",
                    help="training faceset (repeat to pool several, e.g. real + synthetic)")
-    c.add_argument("--eps", type=positive_float, default=DEFAULT_EPS, help=f"coverage radius (default {DEFAULT_EPS})")
+    add_flags(c, CoverageOptions)
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     c.set_defaults(func=run_coverage)
 
@@ -74,7 +82,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
 def run_coverage(args: argparse.Namespace) -> int:
     try:
-        result = coverage(Faceset.open(args.dest), [Faceset.open(p) for p in args.train], eps=args.eps)
+        result = coverage(Faceset.open(args.dest), [Faceset.open(p) for p in args.train],
+                          **asdict(from_args(CoverageOptions, args)))
     except (FacesetError, ValueError) as exc:
         return fail(str(exc))
     if args.json:

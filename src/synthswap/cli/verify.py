@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from synthswap.cli import summary
-from synthswap.cli.options import fail, positive_int
+from synthswap.cli.options import add_flags, fail
 from synthswap.media import MediaError
+from synthswap.options import option
 from synthswap.provenance.verify import verify_file
 
 EPILOG = """\
@@ -25,14 +27,20 @@ exit status: 0 every file is marked, 1 some file is not, 2 a file could not be r
 """
 
 
+@dataclass(kw_only=True)
+class VerifyOptions:
+    """`verify`'s settings (the files, --key-dir and --manifests are paths; --json is the output's form)."""
+
+    frames: int = option(120, "video frames read for the watermark, spread over the video", minimum=1)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help=summary("verify"),
                        description="For each file: which provenance layers it carries, the watermark's payload and "
                                    "confidence, the manifest's signature status, and a one-line verdict.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="videos or images to check")
-    p.add_argument("--frames", type=positive_int, default=120,
-                   help="video frames read for the watermark, spread over the video (default 120)")
+    add_flags(p, VerifyOptions)
     p.add_argument("--key-dir", metavar="DIR",
                    help="the signing key folder to recognise as this machine's (default: $SYNTHSWAP_KEY_DIR or "
                         "~/.config/synthswap/signing)")

@@ -15,10 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthswap.options import option
+
 
 @dataclass(frozen=True)
 class EnhanceConfig:
-    width: int = 32  # channels at half resolution; twice this at a quarter
+    """The network's shape; `width` is also a flag of `enhance train`."""
+
+    width: int = option(32, "channels at half resolution (twice this at a quarter)", minimum=1)
     blocks_half: int = 2  # residual blocks at half resolution, before and after the quarter-resolution stage
     blocks_quarter: int = 4
 

@@ -27,6 +27,7 @@ from synthswap.faces.pipeline import AnalyzedFace, FaceAnalyzer
 from synthswap.faceset import Faceset
 from synthswap.media import iter_video_frames, probe_video
 from synthswap.metrics.fid import InceptionFeatures, fid_kid
+from synthswap.options import option
 
 # A face counts as swapped when the output differs from the source by more than this
 # mean absolute grey level inside the source's face mask (H.264 re-encoding alone stays ~1-2).
@@ -171,6 +172,16 @@ def _landmark_motion(face: AnalyzedFace, previous: AnalyzedFace | None) -> float
     iod = float(np.linalg.norm(np.subtract(*eye_centres(face.landmarks_frame))))
     step = np.linalg.norm(face.landmarks_frame[:, :2] - previous.landmarks_frame[:, :2], axis=1).mean()
     return float(step / iod)
+
+
+@dataclass(kw_only=True)
+class EvaluateOptions:
+    """`evaluate`'s settings (the videos, facesets and --out are paths, given apart)."""
+
+    max_frames: int | None = option(None, "evaluate the first N frames only", minimum=1, metavar="N")
+    dlib_every: int = option(5, "run the slower dlib judge on every N-th frame; 0 turns it off", minimum=0,
+                             metavar="N")
+    fid: bool = option(True, "skip FID/KID", flag="no-fid")
 
 
 def evaluate(

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synthswap.options import option
+
 ARCHITECTURES = ("df", "liae")
 # The parts of each architecture, by attribute name: what `swap train --init` can copy from a
 # pretrained model (DeepFaceLab keeps encoder and decoders and re-initialises the bottleneck).
@@ -30,14 +32,27 @@ PARTS = {"df": ("encoder", "inter", "decoder_a", "decoder_b"), "liae": ("encoder
 MAX_DIMS = {"e_dims": 256, "ae_dims": 1024, "d_dims": 256, "d_mask_dims": 128}
 
 
+def _multiple_of_16(value: int) -> str | None:
+    return None if value % 16 == 0 else f"must be a multiple of 16, not {value}"
+
+
 @dataclass
 class SwapConfig:
-    arch: str = "df"
-    resolution: int = 64  # the shipped pretrained model's size; 96 trains ~1.5x slower on a CPU
-    e_dims: int = 32  # encoder width of the first stage (doubles each stage)
-    ae_dims: int = 128  # bottleneck (latent) size
-    d_dims: int = 16  # decoder width of the last stage
-    d_mask_dims: int = 8  # mask-head width of the last stage
+    """The model's shape; each field is also a flag of `swap train` and `pretrain`."""
+
+    arch: str = option("df", "df: one decoder per identity (stronger likeness); liae: shared decoder (better "
+                             "lighting/pose match)", choices=ARCHITECTURES)
+    # 64: the shipped pretrained model's size; 96 trains ~1.5x slower on a CPU
+    resolution: int = option(64, "face size in pixels, a multiple of 16 from 64 to 256 (the default is the shipped "
+                                 "pretrained model's size); with --init of a smaller model, a whole multiple of its "
+                                 "size (its weights are grown to this size as a warm start)",
+                             minimum=64, maximum=256, check=_multiple_of_16)
+    e_dims: int = option(32, "encoder width of the first stage, doubled at each stage (DeepFaceLab uses 64+ on GPU)",
+                         minimum=1, maximum=MAX_DIMS["e_dims"])
+    ae_dims: int = option(128, "bottleneck (latent) size (256+ on GPU)", minimum=1, maximum=MAX_DIMS["ae_dims"])
+    d_dims: int = option(16, "decoder width of the last stage (64 on GPU)", minimum=1, maximum=MAX_DIMS["d_dims"])
+    d_mask_dims: int = option(8, "mask-head width of the last stage (22 on GPU)", minimum=1,
+                              maximum=MAX_DIMS["d_mask_dims"])
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:

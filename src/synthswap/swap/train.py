@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -82,10 +82,10 @@ class SwapTrainOptions:
     dst: list[str]
     out: str
     config: SwapConfig = field(default_factory=SwapConfig)
-    # Sampling weight per --src / --dst faceset (space-separated after the flag, one per faceset: the
-    # CLI declares these two beside --src and --dst, which they pair with).
-    src_weights: list[float] | None = None
-    dst_weights: list[float] | None = None
+    src_weights: list[float] | None = option(None, "sampling weight per --src faceset, in order (default: equal per "
+                                                   "faceset)", minimum=0, spaced=True, metavar="W")
+    dst_weights: list[float] | None = option(None, "sampling weight per --dst faceset, in order (default: equal per "
+                                                   "faceset)", minimum=0, spaced=True, metavar="W")
     batch_size: int = option(8, "faces of A and of B per step, per process", minimum=1)
     lr: float = option(2e-4, "AdamW learning rate", above=0)
     pixel_loss: str = option("l1", "pixel loss added to DSSIM on the masked face", choices=PIXEL_LOSSES, flag="loss")
@@ -124,7 +124,10 @@ class SwapTrainOptions:
     # Start from a pretrained model's weights (a model folder; see `synthswap pretrain`), copying
     # these parts (networks.PARTS names; None: every part). Ignored when resuming.
     init: str | None = None
-    init_parts: tuple[str, ...] | None = None
+    init_parts: list[str] | None = option(
+        None, f"which parts to copy with --init (default: all; df: {','.join(PARTS['df'])}; liae: "
+              f"{','.join(PARTS['liae'])}); the rest start from random weights",
+        choices=tuple(dict.fromkeys(p for parts in PARTS.values() for p in parts)), metavar="PART,...")
     progress: bool = True
 
 
@@ -194,7 +197,7 @@ def _prepare_out(opts: SwapTrainOptions) -> tuple[dict | None, SwapConfig]:
     return None, opts.config
 
 
-def initialise_from(model: SwapModel, pretrained_dir: str | os.PathLike, parts: tuple[str, ...] | None) -> dict:
+def initialise_from(model: SwapModel, pretrained_dir: str | os.PathLike, parts: Sequence[str] | None) -> dict:
     """Copy `parts` of a pretrained model's weights into `model` (same architecture and widths; a
     smaller resolution is grown to this one); returns what model.json records about it."""
     try:
