@@ -21,13 +21,13 @@ state and progress from it.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from synthswap.cache import StageInterrupted, fresh, run_stage
 from synthswap.enhance.train import EnhanceTrainOptions, train_enhancer
-from synthswap.extract import extract
+from synthswap.extract import ExtractOptions, extract
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan
@@ -55,14 +55,11 @@ def stage_params(opts: Any) -> dict[str, Any]:
 
 
 @dataclass
-class FaceExtraction:
-    """Options of `extract` as a stage."""
+class FaceExtraction(ExtractOptions):
+    """`extract` as a stage: its declared settings (ExtractOptions) and what it reads and writes."""
 
-    inputs: list[str]
-    out: str
-    size: int = 256
-    every_n: int = 1
-    max_frames: int | None = None
+    inputs: list[str] = field(kw_only=True)
+    out: str = field(kw_only=True)
     progress: bool = True
 
 
@@ -70,7 +67,8 @@ def extract_stage(name: str, opts: FaceExtraction, log: Log = print) -> Path:
     """Extraction appends and skips faces it already has, so an interrupted stage simply runs again."""
     run_stage(name, opts.out, stage_params(opts), list(opts.inputs),
               lambda out, resume: extract(opts.inputs, out, size=opts.size, every_n=opts.every_n,
-                                          max_frames=opts.max_frames, progress=opts.progress), log)
+                                          max_frames=opts.max_frames, max_pixels=opts.max_pixels,
+                                          progress=opts.progress), log)
     return Path(opts.out)
 
 
