@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -9,6 +10,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from synthswap import pretrained
 from synthswap.gan.loading import load_generator
@@ -118,3 +121,33 @@ def test_a_damaged_shipped_file_gives_one_clear_error_naming_it_and_the_rebuild(
     message = str(info.value)
     assert str(target) in message and ("corrupt" if damage == "corrupt" else "missing") in message
     assert "MODEL_CARD.md" in message and "synthswap pretrain" in message
+
+
+def test_weights_over_the_file_limit_are_exported_in_shards_that_load_whole(tmp_path):
+    """The shipped swap model, exported with a 5 MB limit: several files, each within it, that load
+    as the same model; the first names the others, and a missing or foreign shard is one clear error."""
+    from synthswap.export_weights import export_swap
+    from synthswap.training import CheckpointError, load_tensors, shard_names
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("synthswap.export_weights.MAX_SHIPPED_BYTES", 5_000_000)
+        digests = export_swap(shipped_model("swap"), tmp_path / "sharded")
+    files = sorted(p.name for p in (tmp_path / "sharded").glob("*.safetensors"))
+    assert len(files) >= 3 and files == sorted(shard_names("model.safetensors", len(files)))
+    assert set(digests) == {"model.json", *files}
+    assert all((tmp_path / "sharded" / f).stat().st_size <= 5_000_000 for f in files)
+    whole, _ = load_model(shipped_model("swap"))
+    sharded, _ = load_model(tmp_path / "sharded")
+    for (name, a), (_, b) in zip(whole.state_dict().items(), sharded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+    (tmp_path / "sharded" / "model-3.safetensors").unlink()  # a shard lost
+    with pytest.raises(CheckpointError, match="model-3.safetensors: checkpoint not found"):
+        load_model(tmp_path / "sharded")
+    main = tmp_path / "sharded" / "model.safetensors"
+    with safe_open(str(main), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["synthswap"])
+    meta["shards"] = ["../model.safetensors"]  # a shard must be a file beside the checkpoint
+    save_file(load_file(str(main)), str(main), metadata={"synthswap": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="is not a file name beside it"):
+        load_tensors(main)

@@ -68,8 +68,20 @@ def _verify_written(tmp: Path, tensors: dict[str, torch.Tensor]) -> None:
         raise OSError(errno.EIO, "the checkpoint read back differs from what was written", str(tmp))
 
 
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any]) -> None:
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any],
+                        max_bytes: int | None = None) -> list[str]:
+    """Write the tensors to `path` atomically; with `max_bytes`, in as many files as keep each under it
+    (`shard_names`; `path` names the others in its metadata and is written last). Returns the files."""
     path = Path(path)
+    parts = _split(tensors, max_bytes) if max_bytes else [tensors]
+    names = shard_names(path, len(parts))
+    for name, part in list(zip(names, parts))[1:]:
+        _atomic_save_one(part, path.parent / name, {})
+    _atomic_save_one(parts[0], path, dict(metadata, **({SHARDS: names[1:]} if len(parts) > 1 else {})))
+    return names
+
+
+def _atomic_save_one(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -96,8 +108,10 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLik
         raise
 
 
-def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    path = Path(path)
+SHARDS = "shards"  # in a checkpoint's metadata: the files beside it that hold the rest of its tensors
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -107,6 +121,50 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     except (SafetensorError, OSError, json.JSONDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
     return tensors, meta
+
+
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint's tensors and metadata; a checkpoint saved in shards (`atomic_save_tensors` with
+    `max_bytes`) is read whole, its other files named in its metadata and found beside it."""
+    path = Path(path)
+    tensors, meta = _read_tensors(path)
+    for name in meta.get(SHARDS, []):
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
+            raise CheckpointError(f"{path}: corrupt checkpoint (shard {name!r} is not a file name beside it)")
+        part, _ = _read_tensors(path.parent / name)
+        if part.keys() & tensors.keys():
+            raise CheckpointError(f"{path}: corrupt checkpoint (shard {name} repeats tensors of another file)")
+        tensors.update(part)
+    return tensors, meta
+
+
+def shard_names(path: str | os.PathLike, count: int) -> list[str]:
+    """The files a checkpoint saved in `count` parts is made of: NAME.safetensors, NAME-2.safetensors..."""
+    path = Path(path)
+    return [path.name] + [f"{path.stem}-{i}{path.suffix}" for i in range(2, count + 1)]
+
+
+def _split(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
+    """The tensors in as few parts as keep each under `max_bytes` (less room for the file's header),
+    of about equal size, in their order."""
+    sizes = {k: v.numel() * v.element_size() for k, v in tensors.items()}
+    room = max_bytes - 64 * 1024  # the JSON header: names, shapes, offsets, metadata
+    if max(sizes.values(), default=0) > room:
+        raise ValueError(f"a single tensor is larger than {max_bytes} bytes; it cannot be sharded")
+    count = max(1, -(-sum(sizes.values()) // room))
+    while True:
+        target = -(-sum(sizes.values()) // count)
+        parts: list[dict[str, torch.Tensor]] = [{}]
+        filled = 0
+        for key, value in tensors.items():
+            if filled + sizes[key] > target and parts[-1]:
+                parts.append({})
+                filled = 0
+            parts[-1][key] = value
+            filled += sizes[key]
+        if all(sum(sizes[k] for k in part) <= room for part in parts):
+            return parts
+        count += 1
 
 
 def parameter_count(module: torch.nn.Module) -> int:

@@ -21,7 +21,7 @@ from synthswap.enhance.degrade import upscale
 from synthswap.enhance.network import EnhanceConfig, EnhanceNet
 from synthswap.info import read_info_json
 from synthswap.precision import Precision
-from synthswap.pretrained import PretrainedError, shipped_digests, shipped_model
+from synthswap.pretrained import MAX_SHIPPED_BYTES, PretrainedError, shipped_digests, shipped_model
 from synthswap.training import CheckpointError, atomic_save_tensors, autocast, load_checkpoint
 
 MODEL_JSON = "model.json"
@@ -86,14 +86,14 @@ def export_enhancer(model_dir: str | os.PathLike, out: str | os.PathLike) -> dic
     net = load_enhancer(model_dir)
     meta = read_model_json(model_dir)
     out = Path(out)
-    atomic_save_tensors({f"model.net.{k}": v.half() for k, v in net.state_dict().items()}, out / WEIGHTS,
-                        {"state": {"step": meta.get("steps", 0)}})
+    files = atomic_save_tensors({f"model.net.{k}": v.half() for k, v in net.state_dict().items()}, out / WEIGHTS,
+                                {"state": {"step": meta.get("steps", 0)}}, max_bytes=MAX_SHIPPED_BYTES)
     meta = dict(meta, data=[Path(d).name for d in meta.get("data", [])],
                 history=[{k: v for k, v in h.items() if k not in ("device", "out")} for h in meta.get("history", [])],
                 exported={"dtype": "float16", "optimizer_state": False})
     meta.pop("out", None)
     atomic.write_json(out / MODEL_JSON, meta)
     try:
-        return shipped_digests(out, [MODEL_JSON, WEIGHTS], "a smaller --width")
+        return shipped_digests(out, [MODEL_JSON, *files], "a smaller --width")
     except PretrainedError as exc:
         raise EnhanceError(str(exc)) from exc
