@@ -360,9 +360,8 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     last_time = 0.0
     total = opts.max_frames or info.frame_count or None
     try:
-        # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
         # Decoding runs ahead and watermarking + encoding behind the face pipeline, each on its own thread,
-        # so the cores overlap them with the model; frames stay in order and the output is the same.
+        # so the cores overlap them with the model (OpenCV, numpy and FFmpeg release the GIL); frames stay in order.
         with VideoWriter(out, info.width, info.height, info.fps, audio_source=video, crf=opts.crf,
                          metadata=record.tags()) as writer, \
                 tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
@@ -374,6 +373,7 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
                     frames += 1
                     last_time = frame.time_s
                     bar.update(1)
+            # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
             if opts.max_frames is not None and frames >= opts.max_frames:
                 writer.audio_until_s = last_time + 1.0 / float(info.fps)
     finally:
