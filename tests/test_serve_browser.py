@@ -62,7 +62,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
-    page.goto(server.url + "/")
+    page.goto(f"{server.url}/?token={server.token}")  # the printed link: the token goes into a cookie
     expect(page.locator("#option-fields .option").first).to_be_attached()  # options loaded
 
     # An empty form, a file that is not an image, a video over the (test's) 1 MB limit.

@@ -26,11 +26,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from synthswap.serve import pages, routes
-from synthswap.serve.guard import Guard
+from synthswap.serve.guard import Guard, Refused, handle_exception
 from synthswap.serve.jobs import JobStore
 from synthswap.serve.uploads import FaceChecker
 from synthswap.serve.worker import Worker
@@ -40,11 +41,14 @@ from synthswap.serve.worker import Worker
 class Settings:
     data: Path
     max_upload_bytes: int = 1024 * 2**20
+    upload_quota_bytes: int = 4096 * 2**20  # all uploads not yet taken by a job, together
+    upload_max_age_s: float = 24 * 3600  # an upload no job took is removed after this
     media: Path | None = None  # a folder whose files the page may pick instead of uploading
     device: str = "auto"
     threads: int | None = None
-    token: str | None = None  # required on every request when set (binding beyond localhost)
+    token: str | None = None  # required on every request when set (`synthswap serve` always sets one)
     allowed_hosts: tuple[str, ...] | None = ("127.0.0.1", "localhost", "::1")  # Host header check
+    port: int = 7860  # names the token's cookie
     run_worker: bool = True
 
 
@@ -89,7 +93,9 @@ def create_app(settings: Settings) -> Guard:
             print("synthswap serve: stopped" + (f"; job {running} goes back to the queue and resumes at the next "
                                                 f"start" if running else ""), flush=True)
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    # One handler for every route: whatever a request raised becomes {"error": ...} with its status.
+    handlers = {exc: handle_exception for exc in (Refused, ClientDisconnect, OSError, Exception)}
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=handlers)
     app.state.jobs, app.state.worker, app.state.settings = jobs, worker, settings
     app.state.checker = FaceChecker()
-    return Guard(app, settings.token, settings.allowed_hosts)
+    return Guard(app, settings.token, settings.allowed_hosts, settings.port)

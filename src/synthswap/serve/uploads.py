@@ -20,13 +20,16 @@ from typing import AsyncIterator
 
 from synthswap.faces.detect import FaceDetector
 from synthswap.media import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     MediaError,
+    check_image_size,
     iter_video_frames,
     probe_video,
     read_image,
 )
+from synthswap.serve.guard import Refused
 from synthswap.serve.jobs import Upload
 
 ROLES = ("subject", "video")  # the subject's photos or video; the destination video
@@ -34,14 +37,15 @@ ROLES = ("subject", "video")  # the subject's photos or video; the destination v
 # on a poster behind them: extraction would take the largest face, which may be the wrong one.
 SECOND_FACE_AREA = 0.25
 VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its length
+MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
+LABEL_LENGTH = 120
 
 
-class UploadError(Exception):
+class UploadError(Refused):
     """A file refused, with the message the page shows; `status` is the HTTP status."""
 
     def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
 
 
 @dataclass
@@ -54,7 +58,10 @@ def safe_label(name: str) -> str:
     """The client's file name, for display only: its last path component, printable, bounded."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(c for c in base if c.isprintable()).strip()
-    return base[:120] or "unnamed"
+    if len(base) > LABEL_LENGTH:  # shortened in the middle: the extension says what the file is
+        suffix = Path(base).suffix[:10]
+        base = base[:LABEL_LENGTH - len(suffix) - 3] + "..." + suffix
+    return base or "unnamed"
 
 
 def extension_for(label: str, role: str) -> str:
@@ -71,13 +78,14 @@ async def receive(chunks: AsyncIterator[bytes], folder: Path, ext: str, limit: i
     partial = folder / f".incoming-{uuid.uuid4().hex}{ext}"
     size = 0
     try:
-        with open(partial, "xb") as fh:
+        # Only this account may read it (0600), whatever the umask: uploads are people's faces.
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
                     raise UploadError(f"the file is larger than the limit of {limit / 2**20:.0f} MB", 413)
                 fh.write(chunk)
-    except BaseException:  # refused, client gone, disk full: no partial file stays
+    except BaseException:  # refused, client gone, too slow, disk full: no partial file stays
         partial.unlink(missing_ok=True)
         raise
     if size == 0:
@@ -100,7 +108,8 @@ class FaceChecker:
 
     def check(self, path: Path, role: str, label: str) -> Checked:
         """Raise UploadError (naming `label`, never the server's path) unless the file is a
-        readable image or video with a face in it, and a photo shows one person."""
+        readable image or video with a face in it, and a photo shows one person. The picture's size
+        is checked from its header (synthswap.media's pixel limit, and MIN_SIDE) before any decoding."""
         try:
             if path.suffix.lower() in IMAGE_EXTENSIONS:
                 return self._check_image(path, label)
@@ -108,8 +117,15 @@ class FaceChecker:
         except MediaError as exc:  # its message names the file: name the client's, not ours
             raise UploadError(str(exc).replace(str(path), label)) from None
 
+    @staticmethod
+    def _check_sides(label: str, width: int, height: int) -> None:
+        if min(width, height) < MIN_SIDE:
+            raise UploadError(f"{label}: the picture is {width}x{height}, too small to hold a face "
+                              f"(at least {MIN_SIDE} px a side)")
+
     def _check_image(self, path: Path, label: str) -> Checked:
-        bgr = read_image(path)
+        self._check_sides(label, *check_image_size(path, DEFAULT_MAX_PIXELS))
+        bgr = read_image(path, DEFAULT_MAX_PIXELS)
         with self._lock:
             faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
         if not faces:
@@ -122,10 +138,12 @@ class FaceChecker:
         return Checked("image", f"photo {bgr.shape[1]}x{bgr.shape[0]}, 1 face")
 
     def _check_video(self, path: Path, label: str) -> Checked:
-        info = probe_video(path)
+        info = probe_video(path, DEFAULT_MAX_PIXELS)
+        self._check_sides(label, info.width, info.height)
         every = max(1, info.frame_count // VIDEO_SAMPLES) if info.frame_count else 10
         found = False
-        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES):
+        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES,
+                                       max_pixels=DEFAULT_MAX_PIXELS):
             with self._lock:
                 if self._faces(frame.bgr):
                     found = True

@@ -1,4 +1,5 @@
-// The synthswap page: the new-job form, the job list and one job's details, polled every second.
+// The synthswap page: the new-job form, the job list and one job's details, polled every second
+// (the list is fetched again only when it changed: the server answers 304 to the ETag it sent).
 // Every string from the server or the user goes in with textContent (never innerHTML), and every
 // request that changes something carries the X-Synthswap header the server requires.
 "use strict";
@@ -14,6 +15,7 @@ const state = {
   shown: {}, // URLs currently in the media elements, so they are only reloaded when they change
 };
 
+let listTag = null; // the ETag of the job list shown: polls get 304 and no body until it changes
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -23,21 +25,23 @@ function el(tag, text, cls) {
   return node;
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, etag) {
   const init = { method, headers: {} };
   if (method !== "GET") init.headers["X-Synthswap"] = "1";
+  if (etag) init.headers["If-None-Match"] = etag;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
   let data = {};
+  if (response.status === 304) return { ok: true, status: 304, data, etag };
   try {
     data = await response.json();
   } catch (err) {
     data = { error: `the server answered ${response.status} ${response.statusText}` };
   }
-  return { ok: response.ok, status: response.status, data };
+  return { ok: response.ok, status: response.status, data, etag: response.headers.get("ETag") };
 }
 
 function duration(seconds) {
@@ -226,6 +230,7 @@ async function submitJob(event) {
 function select(id) {
   state.selected = id;
   state.shown = {};
+  listTag = null; // the list shows which job is selected: draw it again
   history.replaceState(null, "", id ? `#job-${id}` : "#");
 }
 
@@ -381,9 +386,12 @@ async function poll() {
   if (polling) return;
   polling = true;
   try {
-    const list = await api("GET", "/api/jobs");
+    const list = await api("GET", "/api/jobs", undefined, listTag);
     $("conn").hidden = true;
-    renderJobs(list.data.jobs || []);
+    if (list.status !== 304) {
+      listTag = list.ok ? list.etag : null;
+      renderJobs(list.data.jobs || []);
+    }
     if (state.selected) {
       const job = await api("GET", `/api/jobs/${state.selected}`);
       if (job.ok) renderJob(job.data);

@@ -1,0 +1,59 @@
+"""Listening for connections: uvicorn, with the limits that an ASGI app cannot set itself.
+
+uvicorn waits for a request's headers as long as a client cares to trickle them, so one
+client could hold connections open forever before any check of ours runs. Here a connection
+must finish each request's headers within HEADER_TIMEOUT_S (from its opening, or from the end
+of the previous answer), and at most MAX_CONNECTIONS are served at once (the rest get 503). A
+body's pace is the guard's to bound (guard.BODY_TIMEOUT_S), as the app sees it arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT_S = 20.0
+MAX_CONNECTIONS = 64
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers are not all in
+    within HEADER_TIMEOUT_S."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        # IDLE: no complete request line and headers since the timer started (a request being
+        # received or answered has moved on to SEND_BODY or DONE).
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+
+def serve(app, host: str, port: int) -> None:
+    """Serve `app` until SIGINT or SIGTERM. No access log: nothing of a request (its query may hold
+    the token) is written anywhere."""
+    uvicorn.run(app, host=host, port=port, http=HeaderTimeoutProtocol, limit_concurrency=MAX_CONNECTIONS,
+                timeout_keep_alive=5, log_level="warning", access_log=False)
