@@ -30,6 +30,7 @@ class ServeOptions:
     max_upload_mb: int = option(1024, "largest file the page accepts, in MB", minimum=1, metavar="MB")
     upload_quota_mb: int = option(4096, "room for uploads no job has used yet, all together, in MB (they expire "
                                         "after a day)", minimum=1, metavar="MB")
+    max_queued: int = option(20, "jobs that may wait in the queue at once", minimum=1, metavar="N")
     allow_remote: bool = option(False, "allow a --host other than this machine (plain HTTP: a trusted network "
                                        "only)")
     token: str | None = option(None, f"the token every request needs, at least {MIN_TOKEN_LENGTH} characters "
@@ -83,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     # Host names a page may use: those of this machine, and the very address given (127.0.0.2 too).
     hosts = tuple(dict.fromkeys(("127.0.0.1", "localhost", "::1", args.host))) if local else None
     settings = Settings(data=Path(args.data).resolve(), max_upload_bytes=args.max_upload_mb * 2**20,
-                        upload_quota_bytes=args.upload_quota_mb * 2**20,
+                        upload_quota_bytes=args.upload_quota_mb * 2**20, max_waiting=args.max_queued,
                         media=Path(args.media) if args.media else None, device=args.device,
                         threads=args.threads, token=token, allowed_hosts=hosts, port=args.port)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host

@@ -43,6 +43,7 @@ class Settings:
     max_upload_bytes: int = 1024 * 2**20
     upload_quota_bytes: int = 4096 * 2**20  # all uploads not yet taken by a job, together
     upload_max_age_s: float = 24 * 3600  # an upload no job took is removed after this
+    max_waiting: int = 20  # jobs queued at once; beyond, a submission is refused (429) until one finishes
     media: Path | None = None  # a folder whose files the page may pick instead of uploading
     device: str = "auto"
     threads: int | None = None

@@ -85,7 +85,7 @@ async def new_job(request: Request) -> Response:
     state = request.app.state
     body = await read_json(request)
     data, status = await run_in_threadpool(create_job, state.jobs, state.checker, state.settings.media,
-                                           state.settings.device, body)
+                                           state.settings.device, body, state.settings.max_waiting)
     if status == 201:
         state.worker.wake()
     return json_answer(data, status)

@@ -16,7 +16,6 @@ from synthswap.serve.options import OptionError, parse, run_options, write_job_f
 from synthswap.serve.uploads import FaceChecker, UploadError, extension_for, safe_label
 
 MEDIA_LIST_LIMIT = 500
-MAX_WAITING = 20  # jobs queued at once: beyond it a submission is refused (429) until one finishes
 
 # (source path, label, detail, upload id or None for a media-folder file) of one input
 Input = tuple[Path, str, str, "str | None"]
@@ -65,10 +64,10 @@ def _picked(checker: FaceChecker, media: Path | None, relative: str, role: str) 
     return path, relative, checker.check(path, role, relative).detail, None
 
 
-def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device: str,
-               body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device: str, body: dict[str, Any],
+               max_waiting: int | None = None) -> tuple[dict[str, Any], int]:
     """Check everything, then put the job's files in place and queue it: (the job, 201), or
-    ({"error": message}, status)."""
+    ({"error": message}, status); 429 when `max_waiting` jobs already wait."""
     options = body.get("options") or {}
     if not isinstance(options, dict):
         return {"error": "options must be a JSON object of settings"}, 422
@@ -98,7 +97,7 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
     name = ", ".join(s[1] for s in subject)
     name = (name if len(name) <= 80 else name[:77] + "...") + " → " + video[1]
     try:
-        job_id = jobs.begin_job(name, values, MAX_WAITING)
+        job_id = jobs.begin_job(name, values, max_waiting)
     except QueueFull as exc:
         return {"error": f"The queue is full: {exc}."}, 429
     job_dir = jobs.job_dir(job_id)
