@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 MIN_TOKEN_LENGTH = 16  # 16 URL-safe characters: 96 bits, beyond guessing at one try a second
 CSRF_HEADER = "x-synthswap"  # fetch() from our page sets it; a cross-site form or image cannot
@@ -141,7 +141,7 @@ class Guard:
         """The answer to a request refused before the app, or None."""
         hosts = self.allowed_hosts
         if hosts is not None and request.url.hostname not in hosts:
-            return PlainTextResponse("this server only answers requests for the address it printed", 403)
+            return error("this server only answers requests for the address it printed", 403)
         if self.token:
             link = request.query_params.get("token")
             if link is not None and self._matches(link):
@@ -155,7 +155,7 @@ class Guard:
                 if given:  # a wrong guess: wait, one at a time, so guessing goes at one try a second
                     async with self._guessing:
                         await asyncio.sleep(self.guess_pause_s)
-                return PlainTextResponse("a token is required: open the link `synthswap serve` printed", 401)
+                return error("a token is required: open the link `synthswap serve` printed", 401)
         if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
             return error("refused: requests that change something must come from the synthswap page", 403)
         length = request.headers.get("content-length", "")

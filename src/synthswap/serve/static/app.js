@@ -16,6 +16,8 @@ const state = {
 };
 
 let listTag = null; // the ETag of the job list shown: polls get 304 and no body until it changes
+let listBefore = null; // null: the newest page of jobs; else the page of jobs older than this id
+let nextBefore = null; // the server's next page, if there are older jobs
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -234,10 +236,19 @@ function select(id) {
   history.replaceState(null, "", id ? `#job-${id}` : "#");
 }
 
+function showJobPage(before) {
+  listBefore = before;
+  listTag = null;
+  poll();
+}
+
 function renderJobs(jobs) {
   const list = $("jobs");
   list.replaceChildren();
   $("no-jobs").hidden = jobs.length > 0;
+  $("job-pages").hidden = nextBefore === null && listBefore === null;
+  $("jobs-newest").hidden = listBefore === null;
+  $("jobs-older").hidden = nextBefore === null;
   for (const job of jobs) {
     const li = el("li", null, job.id === state.selected ? "selected" : "");
     const link = el("a", `#${job.id} ${job.name}`);
@@ -386,10 +397,12 @@ async function poll() {
   if (polling) return;
   polling = true;
   try {
-    const list = await api("GET", "/api/jobs", undefined, listTag);
+    const page = listBefore === null ? "/api/jobs" : `/api/jobs?before=${listBefore}`;
+    const list = await api("GET", page, undefined, listTag);
     $("conn").hidden = true;
     if (list.status !== 304) {
       listTag = list.ok ? list.etag : null;
+      nextBefore = list.data.next_before ?? null;
       renderJobs(list.data.jobs || []);
     }
     if (state.selected) {
@@ -449,6 +462,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("d-cancel").addEventListener("click", () => jobAction("cancel"));
   $("d-retry").addEventListener("click", () => jobAction("retry"));
   $("d-delete").addEventListener("click", () => jobAction("delete"));
+  $("jobs-newest").addEventListener("click", () => showJobPage(null));
+  $("jobs-older").addEventListener("click", () => showJobPage(nextBefore));
   await loadOptions();
   poll();
   setInterval(poll, POLL_MS);
