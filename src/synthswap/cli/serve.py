@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "resumes from its last finished stage. Every request needs the token of the printed link (as "
             "Jupyter does); binds to 127.0.0.1, and another address needs --allow-remote."
         ),
-        epilog="example: synthswap serve --data ~/synthswap_data   (then open http://127.0.0.1:7860/)",
+        epilog="example: synthswap serve --data ~/synthswap_data   (then open the link it prints, "
+               "http://127.0.0.1:7860/?token=...)",
     )
     add_flags(p, ServeOptions)
     add_common(p, seed=False, quiet=False)

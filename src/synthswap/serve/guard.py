@@ -140,7 +140,11 @@ class Guard:
     async def _check(self, request: Request) -> Response | None:
         """The answer to a request refused before the app, or None."""
         hosts = self.allowed_hosts
-        if hosts is not None and request.url.hostname not in hosts:
+        try:
+            hostname = request.url.hostname
+        except ValueError:  # a Host header that is no host ("[", "a]b")
+            hostname = None
+        if hosts is not None and hostname not in hosts:
             return error("this server only answers requests for the address it printed", 403)
         if self.token:
             link = request.query_params.get("token")
@@ -199,10 +203,10 @@ class Guard:
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
-        response = await self._check(Request(scope))
-        if response is not None:
-            return await response(scope, receive, send_with_headers)
         try:
+            response = await self._check(Request(scope))
+            if response is not None:
+                return await response(scope, receive, send_with_headers)
             await self.app(scope, self._bounded(scope, receive), send_with_headers)
         except Exception as exc:  # the app's handler answered and logged it (Starlette re-raises a 500)
             if not started:
