@@ -151,6 +151,16 @@ def test_hostile_requests_get_a_json_error_with_its_status_and_leave_nothing(sha
     expect(s.upload(long_png, "subject"), 422, "long.png: the picture is 40000x1, too small to hold a face")
     expect(s.upload(huge_video(shared_data, files / "huge.avi"), "video"), 422,
            "huge.avi: video frames are 8000x8000 = 64 megapixels, over the limit of 50")
+    # three 49-megapixel photos at once (a phone's largest): checked one at a time, each decoded small
+    big = files / "big.jpg"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(photo)), (7000, 7000)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    answers: list[tuple[int, dict]] = []
+    threads = [threading.Thread(target=lambda: answers.append(s.upload(big, "subject"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [(code, a["detail"]) for code, a in answers] == [(200, "photo 7000x7000, 1 face")] * 3, answers
     peak = _vm_hwm_mb(s.proc.pid)
     print(f"pixel bombs refused in {time.monotonic() - t0:.1f} s; the server's peak memory: {peak:.0f} MB")
     assert peak < 1024, f"the server peaked at {peak:.0f} MB"
@@ -305,6 +315,28 @@ def test_a_full_disk_during_an_upload_is_507_and_leaves_nothing(shared_data, tmp
         s.stop()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_look_at_a_photo_decodes_it_small_and_upright(shared_data, tmp_path):
+    """read_image(max_side=...), what the upload check uses: the same picture as a whole decode
+    scaled down, turned by its EXIF orientation, for a JPEG (decoded at a reduced scale) and a PNG."""
+    from PIL import Image
+
+    from synthswap.media import read_image
+
+    frame = next(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1)).bgr
+    wide = cv2.resize(frame, (3000, 1600))
+    for name in ("side.jpg", "side.png"):
+        path = tmp_path / name
+        img = Image.fromarray(wide[:, :, ::-1])
+        exif = img.getexif()
+        exif[0x0112] = 6  # stored sideways: players turn it a quarter clockwise
+        img.save(path, exif=exif.tobytes(), **({"quality": 95} if name.endswith(".jpg") else {}))
+        whole = read_image(path)
+        small = read_image(path, max_side=500)
+        assert whole.shape == (3000, 1600, 3) and small.shape == (500, 267, 3), (name, small.shape)
+        expected = cv2.resize(whole, (267, 500), interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - expected).mean() < 3, name
 
 
 def test_a_corrupt_database_is_moved_aside_not_deleted(tmp_path, capsys):

@@ -38,6 +38,7 @@ ROLES = ("subject", "video")  # the subject's photos or video; the destination v
 SECOND_FACE_AREA = 0.25
 VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its length
 MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
+CHECK_SIDE = 1280  # a photo is searched at most this large (the detector itself works at 640)
 LABEL_LENGTH = 120
 
 
@@ -95,7 +96,9 @@ async def receive(chunks: AsyncIterator[bytes], folder: Path, ext: str, limit: i
 
 
 class FaceChecker:
-    """Decodes a file and counts its faces; one YuNet net, used by one thread at a time."""
+    """Decodes a file and counts its faces; one YuNet net. One file is checked at a time, and a photo
+    is decoded no larger than CHECK_SIDE: three 49-megapixel photos at once took the server to
+    2.9 GB when each was decoded whole, side by side."""
 
     def __init__(self) -> None:
         self._detector: FaceDetector | None = None
@@ -111,9 +114,10 @@ class FaceChecker:
         readable image or video with a face in it, and a photo shows one person. The picture's size
         is checked from its header (synthswap.media's pixel limit, and MIN_SIDE) before any decoding."""
         try:
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                return self._check_image(path, label)
-            return self._check_video(path, label)
+            with self._lock:
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    return self._check_image(path, label)
+                return self._check_video(path, label)
         except MediaError as exc:  # its message names the file: name the client's, not ours
             raise UploadError(str(exc).replace(str(path), label)) from None
 
@@ -124,10 +128,12 @@ class FaceChecker:
                               f"(at least {MIN_SIDE} px a side)")
 
     def _check_image(self, path: Path, label: str) -> Checked:
-        self._check_sides(label, *check_image_size(path, DEFAULT_MAX_PIXELS))
-        bgr = read_image(path, DEFAULT_MAX_PIXELS)
-        with self._lock:
-            faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
+        width, height = check_image_size(path, DEFAULT_MAX_PIXELS)  # as stored
+        self._check_sides(label, width, height)
+        bgr = read_image(path, DEFAULT_MAX_PIXELS, max_side=CHECK_SIDE)
+        if (bgr.shape[1] >= bgr.shape[0]) != (width >= height):
+            width, height = height, width  # turned upright by its EXIF orientation
+        faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
         if not faces:
             raise UploadError(f"{label}: no face found in this photo; use a photo where the subject's face is "
                               f"clearly visible")
@@ -135,7 +141,7 @@ class FaceChecker:
         if len(people) > 1:
             raise UploadError(f"{label}: this photo shows {len(people)} faces; use photos of the subject alone "
                               f"(or crop the others out)")
-        return Checked("image", f"photo {bgr.shape[1]}x{bgr.shape[0]}, 1 face")
+        return Checked("image", f"photo {width}x{height}, 1 face")
 
     def _check_video(self, path: Path, label: str) -> Checked:
         info = probe_video(path, DEFAULT_MAX_PIXELS)
@@ -144,10 +150,9 @@ class FaceChecker:
         found = False
         for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES,
                                        max_pixels=DEFAULT_MAX_PIXELS):
-            with self._lock:
-                if self._faces(frame.bgr):
-                    found = True
-                    break
+            if self._faces(frame.bgr):
+                found = True
+                break
         if not found:
             raise UploadError(f"{label}: no face found in this video (searched {VIDEO_SAMPLES} frames across it)")
         return Checked("video", f"video {info.width}x{info.height}, {info.duration_s:.1f} s, "
