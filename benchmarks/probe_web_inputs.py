@@ -123,6 +123,16 @@ def _huge_video(m: Materials) -> bytes:
     return path.read_bytes()
 
 
+def _big_photo(m: Materials) -> bytes:
+    """A 49-megapixel JPEG (a phone's largest) of d0's face: a file to accept, checked small."""
+    import cv2
+
+    path = m.root / "big_photo.jpg"
+    if not path.exists():
+        cv2.imwrite(str(path), cv2.resize(m._frames(1)[0], (7000, 7000)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path.read_bytes()
+
+
 def _break_a_row(data: Path) -> None:
     db = sqlite3.connect(data / "synthswap.sqlite")
     for i in range(3):
@@ -166,6 +176,7 @@ PROBES: list[WebProbe] = [
              422),
     WebProbe("a 40000x1 PNG", Call("POST", _upload("long.png"), _long_png), 422),
     WebProbe("a 2 MB video of two 8000x8000 frames", Call("POST", _upload("huge.avi", "video"), _huge_video), 422),
+    WebProbe("a 49-megapixel JPEG photo (accepted)", Call("POST", _upload("big_photo.jpg"), _big_photo), 200),
     WebProbe("a 2 GB upload announced", Call("POST", _upload("film.mp4", "video"),
                                               headers={"Content-Length": str(2 * 2**30)}), 413),
     WebProbe("an upload whose client leaves half-way", Call("POST", _upload("cut.mpg", "video"),
