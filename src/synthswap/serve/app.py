@@ -5,7 +5,8 @@
     POST   /api/uploads?role=&name=   one file as the raw request body -> {id, label, detail} or {error}
     POST   /api/jobs                  {"subject": [upload ids], "video": upload id, "subject_media": [...],
                                        "video_media": ..., "options": {...}} -> the queued job
-    GET    /api/jobs, /api/jobs/ID    the queue; one job with its stages, progress, previews, log
+    GET    /api/jobs?limit=&before=   a page of the queue, newest first (304 to its ETag while unchanged)
+    GET    /api/jobs/ID               one job with its stages, progress, previews, log
     POST   /api/jobs/ID/cancel|retry
     DELETE /api/jobs/ID               the job and every file of it
     GET    /api/jobs/ID/synthetic.png the kept synthetic faces as a grid
@@ -14,7 +15,7 @@
 
 The API is routes.py (submitting a job: submit.py), the page and the files pages.py, and the
 request guard guard.py. Every answer about a refused request is {"error": message}, shown as it
-is on the page. Files are only ever served from that fixed list, by job id; no request names a
+is on the page, with its status; so is whatever a request raised (guard.handle_exception). Files are only ever served from that fixed list, by job id; no request names a
 path on the server except a file picked from the --media folder, which must resolve inside it.
 """
 
