@@ -168,5 +168,8 @@ def test_page_opens_from_the_printed_link_and_pages_through_the_jobs(tmp_path, b
         assert 304 in statuses  # unchanged lists are not sent again
         page.click("#jobs-newest")
         expect(page.locator("#jobs li")).to_have_count(50)
+        page.context.clear_cookies()  # as after a restart with a new token: the page says what to do
+        expect(page.locator("#no-token")).to_be_visible()
+        expect(page.locator("#jobs li")).to_have_count(50)  # and keeps what it showed
     finally:
         server.crash()

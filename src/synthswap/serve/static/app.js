@@ -400,6 +400,8 @@ async function poll() {
     const page = listBefore === null ? "/api/jobs" : `/api/jobs?before=${listBefore}`;
     const list = await api("GET", page, undefined, listTag);
     $("conn").hidden = true;
+    $("no-token").hidden = list.status !== 401;
+    if (list.status === 401) return;
     if (list.status !== 304) {
       listTag = list.ok ? list.etag : null;
       nextBefore = list.data.next_before ?? null;
