@@ -6,8 +6,10 @@ Real servers (`python -m synthswap serve`) on real faces and clips of ../shared,
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import shutil
 import socket
 import sqlite3
 import stat
@@ -337,6 +339,31 @@ def test_a_look_at_a_photo_decodes_it_small_and_upright(shared_data, tmp_path):
         assert whole.shape == (3000, 1600, 3) and small.shape == (500, 267, 3), (name, small.shape)
         expected = cv2.resize(whole, (267, 500), interpolation=cv2.INTER_AREA)
         assert np.abs(small.astype(int) - expected).mean() < 3, name
+
+
+def test_unused_uploads_expire_without_a_restart(shared_data, tmp_path):
+    """The app's sweep removes an upload no job took once it is older than upload_max_age_s, file
+    and row, while the server runs; a fresh one stays."""
+    from synthswap.serve.jobs import Upload
+
+    app = create_app(Settings(data=tmp_path / "data", run_worker=False, upload_max_age_s=60, sweep_every_s=0.2))
+    store = app.app.state.jobs
+    photo = subject_photos(shared_data, tmp_path / "photos", 1)[0]
+    size = photo.stat().st_size
+
+    async def serve_a_while() -> list[str]:
+        async with app.app.router.lifespan_context(app.app):  # the server has started: no restart from here
+            for name, age in (("old", 3600), ("new", 0)):
+                shutil.copyfile(photo, store.uploads_dir / f"{name}.jpg")
+                store.add_upload(Upload(id=name, file=f"{name}.jpg", label="me.jpg", role="subject", kind="image",
+                                        detail="photo", size=size, created=time.time() - age))
+            assert store.uploads_size() == 2 * size
+            await asyncio.sleep(1.0)
+            assert store.get_upload("old") is None and store.get_upload("new") is not None
+            assert store.uploads_size() == size
+            return [p.name for p in store.uploads_dir.iterdir()]
+
+    assert asyncio.run(serve_a_while()) == ["new.jpg"]
 
 
 def test_a_corrupt_database_is_moved_aside_not_deleted(tmp_path, capsys):

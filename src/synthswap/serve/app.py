@@ -21,6 +21,7 @@ path on the server except a file picked from the --media folder, which must reso
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class Settings:
     max_upload_bytes: int = 1024 * 2**20
     upload_quota_bytes: int = 4096 * 2**20  # all uploads not yet taken by a job, together
     upload_max_age_s: float = 24 * 3600  # an upload no job took is removed after this
+    sweep_every_s: float = 600  # how often old uploads are looked for (also at start and at each upload)
     max_waiting: int = 20  # jobs queued at once; beyond, a submission is refused (429) until one finishes
     media: Path | None = None  # a folder whose files the page may pick instead of uploading
     device: str = "auto"
@@ -77,17 +79,24 @@ def create_app(settings: Settings) -> Guard:
     jobs = JobStore(settings.data)
     worker = Worker(jobs, device=settings.device, threads=settings.threads)
 
+    async def sweep_uploads() -> None:
+        while True:  # unused uploads expire even when nobody uploads or restarts the server
+            await asyncio.sleep(settings.sweep_every_s)
+            await run_in_threadpool(jobs.expire_uploads, settings.upload_max_age_s)
+
     @asynccontextmanager
     async def lifespan(app):
-        resumed = jobs.recover()
+        resumed = jobs.recover(settings.upload_max_age_s)
         if resumed:
             print(f"synthswap serve: resuming job(s) {', '.join(map(str, resumed))} from their last finished stage",
                   flush=True)
         if settings.run_worker:
             worker.start()
+        sweeper = asyncio.create_task(sweep_uploads())
         try:
             yield
         finally:
+            sweeper.cancel()
             running = worker.current
             if settings.run_worker:
                 await run_in_threadpool(worker.stop)
