@@ -218,6 +218,7 @@ def test_hostile_requests_get_a_json_error_with_its_status_and_leave_nothing(sha
     assert s.get("/api/options")["max_upload_bytes"] == 8 * 2**20
 
 
+@pytest.mark.slow  # a server of its own: 10-20 s
 def test_the_token_guards_localhost_too(shared_data, tmp_path, server, capsys):
     # a short token is refused before anything starts
     assert main(["serve", "--data", str(tmp_path / "d0"), "--token", "x" * 15]) == 2
@@ -261,6 +262,7 @@ def test_the_token_guards_localhost_too(shared_data, tmp_path, server, capsys):
     assert TOKEN not in "\n".join(s.server_log().splitlines()[1:])
 
 
+@pytest.mark.slow  # a server of its own: 10-20 s
 def test_private_folders_upload_quota_and_queue_limit(shared_data, tmp_path, server):
     data = tmp_path / "data"
     s = server(data, "--upload-quota-mb", "1", "--max-queued", "1")
@@ -300,6 +302,7 @@ def test_private_folders_upload_quota_and_queue_limit(shared_data, tmp_path, ser
     assert "Traceback" not in s.server_log()
 
 
+@pytest.mark.slow  # a server of its own: 10-20 s
 def test_a_full_disk_during_an_upload_is_507_and_leaves_nothing(shared_data, tmp_path, server):
     disk = tmp_path / "disk"
     disk.mkdir()
