@@ -152,6 +152,7 @@ PROBES: list[WebProbe] = [
     WebProbe("a change without the page's header (cross-site form)",
              Call("DELETE", "/api/jobs/1", headers={"X-Synthswap": ""}), 403),
     WebProbe("the token link pointing off-site", Call("GET", f"//evil.example/x?token={TOKEN}", token=False), 303),
+    WebProbe("a Content-Length of 30 digits", Call("POST", "/api/jobs", headers={"Content-Length": "9" * 30}), 400),
     WebProbe("a job id beyond 64 bits", Call("GET", "/api/jobs/18446744073709551616"), 404),
     WebProbe("a job id of 5000 digits", Call("DELETE", "/api/jobs/" + "9" * 5000), 404),
     WebProbe("a job id in Arabic-Indic digits", Call("POST", "/api/jobs/%D9%A3/cancel"), 404),

@@ -416,7 +416,7 @@ def _uvicorn_thread(app, port: int, header_timeout_s: float):
     return srv, thread
 
 
-def test_slow_headers_and_stalled_bodies_are_cut_off(tmp_path):
+def test_slow_headers_stalled_bodies_and_unreadable_requests_are_cut_off(tmp_path):
     from serve_helpers import free_port
 
     app = create_app(Settings(data=tmp_path / "data", token=TOKEN, run_worker=False))
@@ -437,6 +437,14 @@ def test_slow_headers_and_stalled_bodies_are_cut_off(tmp_path):
             answer = _read_answer(sock)
         assert answer.startswith("HTTP/1.1 408") and "body stopped arriving for 1 s" in answer
         assert _no_partial_uploads(tmp_path / "data")
+        # a request uvicorn cannot parse is answered as the app answers: JSON, with the security headers
+        for bad in (b"GARBAGE\r\n\r\n", b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 30 + b"\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(bad)
+                answer = _read_answer(sock)
+            head, _, body = answer.partition("\r\n\r\n")
+            assert head.startswith("HTTP/1.1 400") and "cross-origin-resource-policy: same-origin" in head.lower()
+            assert json.loads(body)["error"].startswith("not an HTTP request this server can read")
         # a request in good time is answered
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(f"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"

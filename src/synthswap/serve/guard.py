@@ -69,6 +69,15 @@ def error(message: str, status: int = 400) -> JSONResponse:
     return json_answer({"error": message}, status)
 
 
+def declared_length(request: Request) -> int | None:
+    """The body's length as its Content-Length header declares it (None: not declared); a number
+    too long to be a length declares more than any limit."""
+    length = request.headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit()):
+        return None
+    return int(length) if len(length) <= 18 else 10**18
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     """The request's body as a JSON object (its size is bounded by the guard), or Refused."""
     body = await request.body()
@@ -162,8 +171,8 @@ class Guard:
                 return error("a token is required: open the link `synthswap serve` printed", 401)
         if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
             return error("refused: requests that change something must come from the synthswap page", 403)
-        length = request.headers.get("content-length", "")
-        if request.url.path != UPLOAD_PATH and length.isdigit() and int(length) > JSON_BODY_LIMIT:
+        length = declared_length(request)
+        if request.url.path != UPLOAD_PATH and length is not None and length > JSON_BODY_LIMIT:
             return error(f"the request is larger than the limit of {JSON_BODY_LIMIT // 1024} KB", 413)
         return None
 

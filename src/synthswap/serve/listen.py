@@ -4,16 +4,21 @@ uvicorn waits for a request's headers as long as a client cares to trickle them,
 client could hold connections open forever before any check of ours runs. Here a connection
 must finish each request's headers within HEADER_TIMEOUT_S (from its opening, or from the end
 of the previous answer), and at most MAX_CONNECTIONS are served at once (the rest get 503). A
-body's pace is the guard's to bound (guard.BODY_TIMEOUT_S), as the app sees it arrive.
+body's pace is the guard's to bound (guard.BODY_TIMEOUT_S), as the app sees it arrive. A request
+uvicorn cannot parse (a malformed line or header, a Content-Length of 30 digits) is answered here,
+before the app, as the app answers: a JSON error with the security headers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from synthswap.serve.guard import SECURITY_HEADERS
 
 HEADER_TIMEOUT_S = 20.0
 MAX_CONNECTIONS = 64
@@ -45,6 +50,15 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_header_timer()
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": f"not an HTTP request this server can read ({msg})"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *SECURITY_HEADERS]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:

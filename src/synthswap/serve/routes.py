@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from synthswap.serve import progress
-from synthswap.serve.guard import Refused, error, json_answer, read_json
+from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
 from synthswap.serve.jobs import BROKEN, Job
 from synthswap.serve.options import OUT_NAME, describe, run_options
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
@@ -53,8 +53,8 @@ async def upload(request: Request) -> Response:
         # Uploads no job has taken yet share a quota: nobody can fill the disk with them.
         used = await run_in_threadpool(jobs.uploads_size)
         limit = max(0, min(settings.max_upload_bytes, settings.upload_quota_bytes - used))
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
+        length = declared_length(request)
+        if length is not None and length > limit:
             if limit < settings.max_upload_bytes:
                 raise UploadError(f"{label}: uploads no job has used yet take {used / 2**20:.0f} MB of the "
                                   f"{settings.upload_quota_bytes / 2**20:.0f} MB they may; submit a job with them "
