@@ -421,6 +421,7 @@ def test_slow_headers_stalled_bodies_and_unreadable_requests_are_cut_off(tmp_pat
 
     app = create_app(Settings(data=tmp_path / "data", token=TOKEN, run_worker=False))
     app.body_timeout_s = 1.0
+    app.max_requests = 1
     port = free_port()
     srv, thread = _uvicorn_thread(app, port, header_timeout_s=1.0)
     try:
@@ -434,6 +435,13 @@ def test_slow_headers_stalled_bodies_and_unreadable_requests_are_cut_off(tmp_pat
             query = urlencode({"role": "video", "name": "slow.mp4"})
             sock.sendall(f"POST /api/uploads?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Synthswap: 1\r\n"
                          f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
+            # meanwhile, with one request at a time allowed, another one is turned away: JSON, headers
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as other:
+                other.sendall(f"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                              .encode())
+                busy = _read_answer(other)
+            assert busy.startswith("HTTP/1.1 503") and "the server is busy" in busy
+            assert "cross-origin-resource-policy: same-origin" in busy
             answer = _read_answer(sock)
         assert answer.startswith("HTTP/1.1 408") and "body stopped arriving for 1 s" in answer
         assert _no_partial_uploads(tmp_path / "data")

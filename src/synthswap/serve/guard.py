@@ -22,6 +22,7 @@ UPLOAD_PATH = "/api/uploads"  # its body is a file: bounded by --max-upload-mb a
 JSON_BODY_LIMIT = 64 * 1024  # every other body is a small JSON object: a job's form is under 2 KB
 BODY_TIMEOUT_S = 60.0  # longest wait for the next piece of a request body
 GUESS_PAUSE_S = 1.0  # a wrong token is answered after this pause, one at a time: one guess a second
+MAX_REQUESTS = 64  # answered at once; beyond, 503 (a page makes a few at a time, uploads one per file)
 
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -137,6 +138,8 @@ class Guard:
         self.body_timeout_s = body_timeout_s
         self.guess_pause_s = guess_pause_s
         self._guessing = asyncio.Lock()
+        self.max_requests = MAX_REQUESTS
+        self._active = 0  # requests being answered (one event loop: no lock needed)
 
     def _matches(self, given: str) -> bool:
         assert self.token is not None
@@ -212,6 +215,9 @@ class Guard:
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
+        if self._active >= self.max_requests:
+            return await error("the server is busy: try again in a moment", 503)(scope, receive, send_with_headers)
+        self._active += 1
         try:
             response = await self._check(Request(scope))
             if response is not None:
@@ -222,3 +228,5 @@ class Guard:
                 message, status = refusal(exc)
                 _log(scope, exc, status)
                 await error(message, status)(scope, receive, send_with_headers)
+        finally:
+            self._active -= 1

@@ -3,8 +3,8 @@
 uvicorn waits for a request's headers as long as a client cares to trickle them, so one
 client could hold connections open forever before any check of ours runs. Here a connection
 must finish each request's headers within HEADER_TIMEOUT_S (from its opening, or from the end
-of the previous answer), and at most MAX_CONNECTIONS are served at once (the rest get 503). A
-body's pace is the guard's to bound (guard.BODY_TIMEOUT_S), as the app sees it arrive. A request
+of the previous answer). How many requests are answered at once (guard.MAX_REQUESTS, a JSON
+503 beyond) and a body's pace (guard.BODY_TIMEOUT_S) are the guard's to bound. A request
 uvicorn cannot parse (a malformed line or header, a Content-Length of 30 digits) is answered here,
 before the app, as the app answers: a JSON error with the security headers.
 """
@@ -21,7 +21,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from synthswap.serve.guard import SECURITY_HEADERS
 
 HEADER_TIMEOUT_S = 20.0
-MAX_CONNECTIONS = 64
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -69,5 +68,5 @@ class HeaderTimeoutProtocol(H11Protocol):
 def serve(app, host: str, port: int) -> None:
     """Serve `app` until SIGINT or SIGTERM. No access log: nothing of a request (its query may hold
     the token) is written anywhere."""
-    uvicorn.run(app, host=host, port=port, http=HeaderTimeoutProtocol, limit_concurrency=MAX_CONNECTIONS,
-                timeout_keep_alive=5, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, http=HeaderTimeoutProtocol, timeout_keep_alive=5, log_level="warning",
+                access_log=False)
