@@ -242,7 +242,7 @@ def test_the_token_guards_localhost_too(shared_data, tmp_path, server, capsys):
     status, headers, _ = _raw(s, "GET", f"//evil.example/x?token={TOKEN}", token=False)
     assert status == 303 and headers["location"] == "/evil.example/x"
 
-    # wrong guesses are answered one at a time, after a pause each: three take three seconds
+    # a wrong guess is answered after a one-second pause; guesses meanwhile are refused at once (not queued)
     answers: list[tuple[int, float]] = []
 
     def guess(i: int) -> None:
@@ -250,12 +250,15 @@ def test_the_token_guards_localhost_too(shared_data, tmp_path, server, capsys):
         code = s.request("GET", "/api/jobs", headers={"Authorization": f"Bearer wrong-guess-{i:08d}"})[0]
         answers.append((code, time.monotonic() - t0))
 
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [code for code, _ in answers] == [401] * 3 and max(t for _, t in answers) >= 2.8, answers
+    first = threading.Thread(target=guess, args=(0,))
+    first.start()
+    time.sleep(0.3)
+    guess(1)
+    guess(2)
+    first.join()
+    guess(3)
+    codes = [code for code, _ in answers]
+    assert codes == [429, 429, 401, 401] and [t >= 0.9 for _, t in answers] == [False, False, True, True], answers
     t0 = time.monotonic()
     assert s.request("GET", "/api/jobs", headers={"Cookie": cookie})[0] == 200  # the right token is not held up
     assert time.monotonic() - t0 < 1.0

@@ -21,7 +21,7 @@ CSRF_HEADER = "x-synthswap"  # fetch() from our page sets it; a cross-site form 
 UPLOAD_PATH = "/api/uploads"  # its body is a file: bounded by --max-upload-mb and the quota (uploads.py)
 JSON_BODY_LIMIT = 64 * 1024  # every other body is a small JSON object: a job's form is under 2 KB
 BODY_TIMEOUT_S = 60.0  # longest wait for the next piece of a request body
-GUESS_PAUSE_S = 1.0  # a wrong token is answered after this pause, one at a time: one guess a second
+GUESS_PAUSE_S = 1.0  # a wrong token is answered after this pause; others meanwhile get 429 at once
 MAX_REQUESTS = 64  # answered at once; beyond, 503 (a page makes a few at a time, uploads one per file)
 
 SECURITY_HEADERS = [
@@ -168,7 +168,9 @@ class Guard:
                 return response
             given = link if link is not None else self._given_token(request)
             if not given or not self._matches(given):
-                if given:  # a wrong guess: wait, one at a time, so guessing goes at one try a second
+                if given and self._guessing.locked():  # not queued: guesses must not tie up the server
+                    return error("too many wrong tokens: wait a second", 429)
+                if given:  # a wrong guess: answered after a pause, so guessing goes at one try a second
                     async with self._guessing:
                         await asyncio.sleep(self.guess_pause_s)
                 return error("a token is required: open the link `synthswap serve` printed", 401)
