@@ -20,6 +20,8 @@ from synthswap.media import VideoWriter, iter_video_frames, write_png
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+TOKEN = "test-token-0123456789abcdef"  # every server of the tests; requests carry it as a Bearer token
+
 # The tiny job of tests/test_run_study.py: 3 subject photos, the 75-frame GRID clip, the warp engine.
 TINY = {"engine": "warp", "synthetic": "6", "swap_steps": "16", "batch_size": "4", "swap_resolution": "64",
         "swap_init": "none", "every_n": "5"}
@@ -33,18 +35,22 @@ def free_port() -> int:
 
 class Server:
     """`python -m synthswap serve` on a data folder; start(), stop() (SIGTERM: a graceful
-    shutdown), crash() (SIGKILL), and JSON calls to it."""
+    shutdown), crash() (SIGKILL), and JSON calls to it with the token (`token=None`: without)."""
 
-    def __init__(self, data: Path, port: int | None = None, *extra: str):
+    def __init__(self, data: Path, port: int | None = None, *extra: str, host: str = "127.0.0.1"):
         self.data, self.port, self.extra = data, port or free_port(), extra
         self.proc: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host
+        self.url = f"http://{host}:{self.port}"
+        self.token: str | None = TOKEN
 
     def start(self, timeout: float = 180) -> "Server":
-        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "SYNTHSWAP_TOKEN": TOKEN}
         self.log = open(self.data.parent / f"server_{self.port}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "synthswap", "serve", "--data", str(self.data),
-                                      "--port", str(self.port), "--threads", "2", *self.extra],
+                                      "--host", self.host, "--port", str(self.port), "--threads", "2",
+                                      *self.extra],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -74,7 +80,10 @@ class Server:
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         """(status, headers, body bytes); HTTP errors are answers too."""
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        headers = dict(headers or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
                 return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
@@ -107,10 +116,11 @@ class Server:
         import http.client
         from urllib.parse import urlencode
 
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         try:
             conn.putrequest("POST", "/api/uploads?" + urlencode({"role": role, "name": name}))
             conn.putheader("X-Synthswap", "1")
+            conn.putheader("Authorization", f"Bearer {self.token}")
             conn.putheader("Content-Length", str(size))
             conn.endheaders()
             resp = conn.getresponse()

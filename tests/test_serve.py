@@ -100,14 +100,25 @@ def test_guard_checks_host_token_and_csrf_header(tmp_path):
     status, headers = _asgi(local, "GET", "/", {"host": "localhost"})
     assert status == 200 and "default-src 'self'" in headers["content-security-policy"]
 
-    remote = create_app(Settings(data=tmp_path / "remote", token="s3cret", allowed_hosts=None, run_worker=False))
-    assert _asgi(remote, "GET", "/api/jobs", {"host": "10.0.0.5:7860"})[0] == 401
-    assert _asgi(remote, "GET", "/api/jobs?token=wrong", {"host": "10.0.0.5:7860"})[0] == 401
-    status, headers = _asgi(remote, "GET", "/?token=s3cret", {"host": "10.0.0.5:7860"})
-    assert status == 303 and headers["location"] == "/" and "synthswap_token=s3cret" in headers["set-cookie"]
+    token = "s3cret-s3cret-s3cret"
+    remote = create_app(Settings(data=tmp_path / "remote", token=token, allowed_hosts=None, run_worker=False,
+                                 port=7861))
+    assert _asgi(remote, "GET", "/api/jobs", {"host": "10.0.0.5:7861"})[0] == 401
+    assert _asgi(remote, "GET", "/api/jobs?token=wrong", {"host": "10.0.0.5:7861"})[0] == 401
+    status, headers = _asgi(remote, "GET", f"/?token={token}", {"host": "10.0.0.5:7861"})
+    # the cookie is named after the port: another server on this machine keeps its own
+    assert status == 303 and headers["location"] == "/" and f"synthswap_token_7861={token}" in headers["set-cookie"]
     assert "httponly" in headers["set-cookie"].lower()
-    assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "cookie": "synthswap_token=s3cret"})[0] == 200
-    assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "authorization": "Bearer s3cret"})[0] == 200
+    assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "cookie": f"synthswap_token_7861={token}"})[0] == 200
+    assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "cookie": f"synthswap_token_7860={token}"})[0] == 401
+    assert _asgi(remote, "GET", "/api/jobs", {"host": "x", "authorization": f"Bearer {token}"})[0] == 200
+    # the redirect that drops the token from the address stays on this site
+    for path in ("//evil.example/", "/\\evil.example/", "///evil.example/x"):
+        status, headers = _asgi(remote, "GET", f"{path}?token={token}", {"host": "x"})
+        location = headers["location"]
+        assert status == 303 and location.startswith("/") and not location.startswith(("//", "/\\"))
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        create_app(Settings(data=tmp_path / "short", token="x", run_worker=False))
 
 
 def _job(state: str) -> Job:
@@ -156,7 +167,7 @@ def test_the_queue_recovers_after_a_restart_and_removes_half_made_jobs(tmp_path)
 
     store = JobStore(tmp_path)  # the server starts again
     assert store.recover() == [first]
-    assert [(j.id, j.state) for j in store.list()] == [(second, "queued"), (first, "queued")]
+    assert [(j.id, j.state) for j in store.list()[0]] == [(second, "queued"), (first, "queued")]
     assert "resuming" in store.get(first).message
     assert not store.job_dir(half).exists() and store.get(half) is None
     assert list(store.uploads_dir.iterdir()) == []
@@ -276,7 +287,7 @@ def test_one_server_per_data_directory(tmp_path, server, capsys):
     s = server(data)
     assert main(["serve", "--data", str(data), "--port", str(s.port + 1)]) == 1
     assert f"this data directory is locked by pid {s.proc.pid}" in capsys.readouterr().err
-    assert s.get("/api/jobs") == {"jobs": [], "running": None}
+    assert s.get("/api/jobs") == {"jobs": [], "running": None, "next_before": None}
 
 
 def _markers(job_dir: Path) -> set[Path]:

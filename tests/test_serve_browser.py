@@ -62,7 +62,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
-    page.goto(server.url + "/")
+    page.goto(f"{server.url}/?token={server.token}")  # the printed link: the token goes into a cookie
     expect(page.locator("#option-fields .option").first).to_be_attached()  # options loaded
 
     # An empty form, a file that is not an image, a video over the (test's) 1 MB limit.
@@ -136,3 +136,40 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     assert report.locator("img").first.evaluate("i => i.naturalWidth") > 0
     screenshot(report, tmp_path, "report")
     assert dialogs == []  # the HTML in a file name never ran
+
+
+def test_page_opens_from_the_printed_link_and_pages_through_the_jobs(tmp_path, browser):
+    """The token link sets the cookie and leaves the address; the list shows 50 jobs a page, and polls
+    that find it unchanged get 304 (the page keeps what it drew)."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        db = sqlite3.connect(data / "synthswap.sqlite")
+        db.executemany("INSERT INTO jobs (name, state, created, options, inputs) VALUES (?, 'done', 0, '{}', '{}')",
+                       [(f"old job {i}",) for i in range(1, 61)])
+        db.commit()
+        db.close()
+        page = browser.new_page()
+        statuses = []
+        page.on("response", lambda r: statuses.append(r.status) if "/api/jobs" in r.url else None)
+        page.goto(f"{server.url}/")
+        assert "a token is required" in page.content()  # no token, no page: localhost too
+        page.goto(f"{server.url}/?token={server.token}")
+        assert page.url == f"{server.url}/"  # the token left the address for the cookie
+        expect = sync_api.expect
+        expect(page.locator("#jobs li")).to_have_count(50)
+        expect(page.locator("#jobs li").first).to_contain_text("#60 old job 60")
+        page.click("#jobs-older")
+        expect(page.locator("#jobs li")).to_have_count(10)
+        expect(page.locator("#jobs li").first).to_contain_text("#10 old job 10")
+        page.wait_for_timeout(2500)
+        assert 304 in statuses  # unchanged lists are not sent again
+        page.click("#jobs-newest")
+        expect(page.locator("#jobs li")).to_have_count(50)
+        page.context.clear_cookies()  # as after a restart with a new token: the page says what to do
+        expect(page.locator("#no-token")).to_be_visible()
+        expect(page.locator("#jobs li")).to_have_count(50)  # and keeps what it showed
+    finally:
+        server.crash()

@@ -114,18 +114,33 @@ def check_image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXE
         return img.size
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA", "CMYK", "I", "F")  # the modes PIL's Image.reduce takes
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_side: int | None = None) -> np.ndarray:
     """Decode an image file to an 8-bit BGR array (OpenCV's channel order).
 
     EXIF orientation is applied, grayscale is expanded to three channels, 16-bit
     images are scaled to 8 bits, and transparency is composited over mid-grey.
     The pixel count is checked from the header before anything is decoded.
+    `max_side`: no side longer than this, for a look rather than the pixels (a face search):
+    a JPEG is decoded at a reduced scale by the decoder itself, other formats are reduced right
+    after decoding, so a 49-megapixel photo costs 50 (JPEG) to 300 MB (PNG) instead of 0.8 to 1.4 GB.
     """
     path = Path(path)
     with _open_checked(path, max_pixels) as img:
+        if max_side is not None:
+            img.draft(img.mode, (max_side, max_side))  # JPEG only: 1/2 to 1/8 scale, at least max_side
         img.load()  # raises on truncated or corrupt data
         img = ImageOps.exif_transpose(img)
+        if max_side is not None and max(img.size) >= 2 * max_side and img.mode in _REDUCIBLE:
+            img = img.reduce(max(img.size) // max_side)  # other formats: before the conversions copy it
         rgb = _to_rgb8(img)
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        scale = max_side / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 

@@ -13,6 +13,7 @@ from synthswap.cli import summary
 from synthswap.cli.options import add_common, add_flags, fail
 from synthswap.locking import LockError, locked_output
 from synthswap.options import option
+from synthswap.serve.guard import MIN_TOKEN_LENGTH
 
 TOKEN_ENV = "SYNTHSWAP_TOKEN"
 
@@ -27,10 +28,13 @@ class ServeOptions:
     media: str | None = option(None, "a folder whose photos and videos the page may pick instead of uploading them",
                                metavar="DIR")
     max_upload_mb: int = option(1024, "largest file the page accepts, in MB", minimum=1, metavar="MB")
-    allow_remote: bool = option(False, "allow a --host other than this machine; every request then needs the "
-                                       "printed token")
-    token: str | None = option(None, f"the token remote clients must give (default: ${TOKEN_ENV}, else a random "
-                                     f"one)")
+    upload_quota_mb: int = option(4096, "room for uploads no job has used yet, all together, in MB (they expire "
+                                        "after a day)", minimum=1, metavar="MB")
+    max_queued: int = option(20, "jobs that may wait in the queue at once", minimum=1, metavar="N")
+    allow_remote: bool = option(False, "allow a --host other than this machine (plain HTTP: a trusted network "
+                                       "only)")
+    token: str | None = option(None, f"the token every request needs, at least {MIN_TOKEN_LENGTH} characters "
+                                     f"(default: ${TOKEN_ENV}, else a random one); the printed link carries it")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,10 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Serve a web page for `synthswap run` jobs: upload (or pick) the subject's photos and a destination "
             "video, choose the settings, and follow the queued jobs' stages, training progress and previews; "
             "the output video, its report and downloads appear when a job is done. Jobs are kept in DATA "
-            "(SQLite + one folder per job) and a job cut off by a restart resumes from its last finished stage. "
-            "Binds to 127.0.0.1: another address needs --allow-remote, and then every request needs a token."
+            "(SQLite + one folder per job, readable by this account only) and a job cut off by a restart "
+            "resumes from its last finished stage. Every request needs the token of the printed link (as "
+            "Jupyter does); binds to 127.0.0.1, and another address needs --allow-remote."
         ),
-        epilog="example: synthswap serve --data ~/synthswap_data   (then open http://127.0.0.1:7860/)",
+        epilog="example: synthswap serve --data ~/synthswap_data   (then open the link it prints, "
+               "http://127.0.0.1:7860/?token=...)",
     )
     add_flags(p, ServeOptions)
     add_common(p, seed=False, quiet=False)
@@ -62,32 +68,34 @@ def is_loopback(host: str) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here: the server's stack is only needed by this command.
-    import uvicorn
-
     from synthswap.serve.app import Settings, create_app
+    from synthswap.serve.listen import serve
 
     local = is_loopback(args.host)
     if not local and not args.allow_remote:
         return fail(f"--host {args.host} would let other machines reach this server; add --allow-remote "
-                    f"(every request then needs a token), or keep the default 127.0.0.1")
-    token = None
-    if not local:
-        token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+                    f"(plain HTTP: a trusted network only), or keep the default 127.0.0.1")
+    # A token on localhost too: on a machine with several accounts, every one of them can reach 127.0.0.1.
+    token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    if len(token) < MIN_TOKEN_LENGTH:
+        return fail(f"--token (or ${TOKEN_ENV}) must be at least {MIN_TOKEN_LENGTH} characters long, not "
+                    f"{len(token)}; leave it out for a random one")
     if args.media and not Path(args.media).is_dir():
         return fail(f"--media {args.media}: not a folder")
+    # Host names a page may use: those of this machine, and the very address given (127.0.0.2 too).
+    hosts = tuple(dict.fromkeys(("127.0.0.1", "localhost", "::1", args.host))) if local else None
     settings = Settings(data=Path(args.data).resolve(), max_upload_bytes=args.max_upload_mb * 2**20,
+                        upload_quota_bytes=args.upload_quota_mb * 2**20, max_waiting=args.max_queued,
                         media=Path(args.media) if args.media else None, device=args.device,
-                        threads=args.threads, token=token,
-                        allowed_hosts=("127.0.0.1", "localhost", "::1") if local else None)
+                        threads=args.threads, token=token, allowed_hosts=hosts, port=args.port)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     link = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}/"
+    os.umask(0o077)  # whatever the server and its jobs write (uploads, faces, videos) is this account's only
     try:
         # One server per data directory: two would both take the same queued job.
         with locked_output(settings.data, "data directory"):
-            print(f"synthswap serve: {link}{'?token=' + token if token else ''}   (data: {settings.data})",
-                  flush=True)
-            uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
-                        access_log=False)
+            print(f"synthswap serve: {link}?token={token}   (data: {settings.data})", flush=True)
+            serve(create_app(settings), args.host, args.port)
     except LockError as exc:
         return fail(str(exc), 1)  # another `synthswap serve` uses this data directory
     return 0

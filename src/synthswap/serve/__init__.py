@@ -4,7 +4,8 @@
     routes.py    the JSON API: form settings, uploads, the job queue, one job's stages and progress
     submit.py    checking a submitted job (the same checks as `synthswap run`) and queueing it
     pages.py     the page and the files a job made (a fixed list, placed by the stage declarations)
-    guard.py     the request guard (host, token, CSRF) and the security headers
+    guard.py     the request guard (host, token, CSRF, body size and pace), the security headers, errors as JSON
+    listen.py    uvicorn with a header timeout and a connection limit
     jobs.py      the job queue and uploads in SQLite, one folder per job
     uploads.py   receiving and checking one uploaded file
     options.py   the form's settings (RunOptions' fields, checked by their declarations) and job.json

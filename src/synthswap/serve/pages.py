@@ -47,11 +47,11 @@ def job_file(job_dir: Path, opts: RunOptions, name: str) -> Path | None:
 
 
 def job_or_404(request: Request) -> Job | Response:
-    try:
-        job_id = int(request.path_params["job_id"])
-    except ValueError:
+    raw = request.path_params["job_id"]
+    # Ids are SQLite's 64-bit integers: anything else names no job (and must not reach the query).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < 2**63):
         return error("no such job", 404)
-    job = request.app.state.jobs.get(job_id)
+    job = request.app.state.jobs.get(int(raw))
     return job if job is not None else error("no such job", 404)
 
 

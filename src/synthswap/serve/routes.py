@@ -1,5 +1,6 @@
 """The JSON API: the form's settings, uploads, and the job queue (list, one job with its stages
-and progress, submit, cancel, retry, delete). Every refusal is {"error": message}."""
+and progress, submit, cancel, retry, delete). Every refusal is {"error": message}; what a request
+raises becomes one too (guard.handle_exception)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from synthswap.serve import progress
-from synthswap.serve.guard import error, json_answer
-from synthswap.serve.jobs import Job
+from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
+from synthswap.serve.jobs import BROKEN, Job
 from synthswap.serve.options import OUT_NAME, describe, run_options
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
 from synthswap.serve.submit import create_job, media_files
@@ -21,6 +22,16 @@ from synthswap.stages import report_files
 
 REPORT_HTML, REPORT_MD = (report_files(OUT_NAME)[kind].name for kind in ("html", "md"))
 DOWNLOADS = (OUT_NAME, REPORT_HTML, REPORT_MD, "evaluation.json", "log.txt")
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200  # jobs per answer of GET /api/jobs
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high):
+        raise Refused(f"{name} must be a whole number from {low} to {high}", 422)
+    return int(raw)
 
 
 async def options(request: Request) -> Response:
@@ -31,15 +42,23 @@ async def options(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     state = request.app.state
-    jobs, limit = state.jobs, state.settings.max_upload_bytes
+    jobs, settings = state.jobs, state.settings
     role = request.query_params.get("role", "")
     if role not in ROLES:
         return error(f"role must be one of {', '.join(ROLES)}")
     label = safe_label(request.query_params.get("name", ""))
     try:
         ext = extension_for(label, role)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
+        await run_in_threadpool(jobs.expire_uploads, settings.upload_max_age_s)
+        # Uploads no job has taken yet share a quota: nobody can fill the disk with them.
+        used = await run_in_threadpool(jobs.uploads_size)
+        limit = max(0, min(settings.max_upload_bytes, settings.upload_quota_bytes - used))
+        length = declared_length(request)
+        if length is not None and length > limit:
+            if limit < settings.max_upload_bytes:
+                raise UploadError(f"{label}: uploads no job has used yet take {used / 2**20:.0f} MB of the "
+                                  f"{settings.upload_quota_bytes / 2**20:.0f} MB they may; submit a job with them "
+                                  f"or wait until they expire", 413)
             raise UploadError(f"{label}: the file is larger than the limit of {limit / 2**20:.0f} MB", 413)
         try:
             partial, size = await receive(request.stream(), jobs.uploads_dir, ext, limit)
@@ -64,23 +83,27 @@ async def upload(request: Request) -> Response:
 
 async def new_job(request: Request) -> Response:
     state = request.app.state
-    try:
-        body = await request.json()
-    except ValueError:
-        return error("the request is not JSON")
-    if not isinstance(body, dict):
-        return error("the request must be a JSON object")
+    body = await read_json(request)
     data, status = await run_in_threadpool(create_job, state.jobs, state.checker, state.settings.media,
-                                           state.settings.device, body)
+                                           state.settings.device, body, state.settings.max_waiting)
     if status == 201:
         state.worker.wake()
     return json_answer(data, status)
 
 
 async def list_jobs(request: Request) -> Response:
+    """A page of the queue, newest first: ?limit=N (default 50) and ?before=ID (the jobs older than
+    ID; the answer's `next_before` names the next page). Its ETag changes with the job list only: a
+    page that sends it back in If-None-Match gets 304 and no body while nothing has changed."""
     state = request.app.state
-    return json_answer({"jobs": [j.public() for j in await run_in_threadpool(state.jobs.list)],
-                        "running": state.worker.current})
+    limit = _int_param(request, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    before = _int_param(request, "before", None, 1, 2**63 - 1)
+    tag = f'"{state.jobs.version}.{state.worker.current}.{limit}.{before}"'
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"etag": tag, "cache-control": "no-cache"})
+    jobs, more = await run_in_threadpool(state.jobs.list, limit, before)
+    return json_answer({"jobs": [j.public() for j in jobs], "running": state.worker.current,
+                        "next_before": jobs[-1].id if more else None}, headers={"etag": tag})
 
 
 def job_detail(request: Request, job: Job) -> dict[str, Any]:
@@ -110,6 +133,10 @@ async def get_job(request: Request) -> Response:
     job = job_or_404(request)
     if isinstance(job, Response):
         return job
+    if job.state == BROKEN:  # its record cannot be read: nothing more to show than that
+        return json_answer({**job.public(), "stages": [], "loss": [], "preview": None, "gan_samples": None,
+                            "synthetic": {"count": 0, "url": None}, "video": None, "report": None,
+                            "downloads": [], "log": "", "now": time.time()})
     try:
         return json_answer(await run_in_threadpool(job_detail, request, job))
     except FileNotFoundError:  # deleted while we looked

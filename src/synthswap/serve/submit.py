@@ -10,7 +10,8 @@ from typing import Any
 
 from synthswap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from synthswap.run import PIPELINE_ERRORS, prepare
-from synthswap.serve.jobs import JobStore
+from synthswap.serve.guard import refusal
+from synthswap.serve.jobs import JobStore, QueueFull
 from synthswap.serve.options import OptionError, parse, run_options, write_job_file
 from synthswap.serve.uploads import FaceChecker, UploadError, extension_for, safe_label
 
@@ -39,8 +40,12 @@ def media_path(media: Path | None, relative: str) -> Path:
     if media is None:
         raise UploadError("this server has no media folder to pick from (start it with --media DIR)", 400)
     root = media.resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents or not path.is_file():
+    try:
+        path = (root / relative).resolve()
+        inside = root in path.parents and path.is_file()
+    except (OSError, ValueError):  # a NUL in the name, a name too long for the file system
+        inside = False
+    if not inside:
         raise UploadError(f"{safe_label(relative)}: not a file of the media folder", 400)
     return path
 
@@ -59,12 +64,15 @@ def _picked(checker: FaceChecker, media: Path | None, relative: str, role: str) 
     return path, relative, checker.check(path, role, relative).detail, None
 
 
-def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device: str,
-               body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device: str, body: dict[str, Any],
+               max_waiting: int | None = None) -> tuple[dict[str, Any], int]:
     """Check everything, then put the job's files in place and queue it: (the job, 201), or
-    ({"error": message}, status)."""
+    ({"error": message}, status); 429 when `max_waiting` jobs already wait."""
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        return {"error": "options must be a JSON object of settings"}, 422
     try:
-        values = parse(body.get("options") or {})
+        values = parse(options)
     except OptionError as exc:
         return {"error": str(exc)}, 400
     subject_ids, subject_media = body.get("subject") or [], body.get("subject_media") or []
@@ -72,7 +80,7 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
     if not (isinstance(subject_ids, list) and isinstance(subject_media, list)
             and all(isinstance(v, str) for v in [*subject_ids, *subject_media])
             and all(v is None or isinstance(v, str) for v in (video_id, video_media))):
-        return {"error": "subject and subject_media must be lists of names, video and video_media names"}, 400
+        return {"error": "subject and subject_media must be lists of names, video and video_media names"}, 422
     missing = []
     if not subject_ids and not subject_media:
         missing.append("add at least one photo (or a video) of the subject")
@@ -88,11 +96,15 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
         return {"error": str(exc)}, exc.status
     name = ", ".join(s[1] for s in subject)
     name = (name if len(name) <= 80 else name[:77] + "...") + " → " + video[1]
-    job_id = jobs.begin_job(name, values)
+    try:
+        job_id = jobs.begin_job(name, values, max_waiting)
+    except QueueFull as exc:
+        return {"error": f"The queue is full: {exc}."}, 429
     job_dir = jobs.job_dir(job_id)
     try:
         inputs_dir = job_dir / "inputs"
-        inputs_dir.mkdir(parents=True)
+        job_dir.mkdir(mode=0o700)
+        inputs_dir.mkdir(mode=0o700)
         paths = []
         for i, (path, _, _, upload_id) in enumerate([*subject, video]):
             if upload_id is None:
@@ -109,6 +121,8 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
         prepare(run_options(job_dir, device))  # the same checks `synthswap run` starts with
     except PIPELINE_ERRORS as exc:
         jobs.abandon_job(job_id)
+        if refusal(exc)[1] == 507:
+            raise  # a full disk is the server's trouble, not the job's: the app answers 507
         return {"error": f"This job cannot run: {exc}"}, 400
     except BaseException:
         jobs.abandon_job(job_id)

@@ -20,13 +20,16 @@ from typing import AsyncIterator
 
 from synthswap.faces.detect import FaceDetector
 from synthswap.media import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     MediaError,
+    check_image_size,
     iter_video_frames,
     probe_video,
     read_image,
 )
+from synthswap.serve.guard import Refused
 from synthswap.serve.jobs import Upload
 
 ROLES = ("subject", "video")  # the subject's photos or video; the destination video
@@ -34,14 +37,16 @@ ROLES = ("subject", "video")  # the subject's photos or video; the destination v
 # on a poster behind them: extraction would take the largest face, which may be the wrong one.
 SECOND_FACE_AREA = 0.25
 VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its length
+MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
+CHECK_SIDE = 1280  # a photo is searched at most this large (the detector itself works at 640)
+LABEL_LENGTH = 120
 
 
-class UploadError(Exception):
+class UploadError(Refused):
     """A file refused, with the message the page shows; `status` is the HTTP status."""
 
     def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
 
 
 @dataclass
@@ -54,7 +59,10 @@ def safe_label(name: str) -> str:
     """The client's file name, for display only: its last path component, printable, bounded."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(c for c in base if c.isprintable()).strip()
-    return base[:120] or "unnamed"
+    if len(base) > LABEL_LENGTH:  # shortened in the middle: the extension says what the file is
+        suffix = Path(base).suffix[:10]
+        base = base[:LABEL_LENGTH - len(suffix) - 3] + "..." + suffix
+    return base or "unnamed"
 
 
 def extension_for(label: str, role: str) -> str:
@@ -71,13 +79,14 @@ async def receive(chunks: AsyncIterator[bytes], folder: Path, ext: str, limit: i
     partial = folder / f".incoming-{uuid.uuid4().hex}{ext}"
     size = 0
     try:
-        with open(partial, "xb") as fh:
+        # Only this account may read it (0600), whatever the umask: uploads are people's faces.
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
                     raise UploadError(f"the file is larger than the limit of {limit / 2**20:.0f} MB", 413)
                 fh.write(chunk)
-    except BaseException:  # refused, client gone, disk full: no partial file stays
+    except BaseException:  # refused, client gone, too slow, disk full: no partial file stays
         partial.unlink(missing_ok=True)
         raise
     if size == 0:
@@ -87,7 +96,9 @@ async def receive(chunks: AsyncIterator[bytes], folder: Path, ext: str, limit: i
 
 
 class FaceChecker:
-    """Decodes a file and counts its faces; one YuNet net, used by one thread at a time."""
+    """Decodes a file and counts its faces; one YuNet net. One file is checked at a time, and a photo
+    is decoded no larger than CHECK_SIDE: three 49-megapixel photos at once took the server to
+    2.9 GB when each was decoded whole, side by side."""
 
     def __init__(self) -> None:
         self._detector: FaceDetector | None = None
@@ -100,18 +111,29 @@ class FaceChecker:
 
     def check(self, path: Path, role: str, label: str) -> Checked:
         """Raise UploadError (naming `label`, never the server's path) unless the file is a
-        readable image or video with a face in it, and a photo shows one person."""
+        readable image or video with a face in it, and a photo shows one person. The picture's size
+        is checked from its header (synthswap.media's pixel limit, and MIN_SIDE) before any decoding."""
         try:
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                return self._check_image(path, label)
-            return self._check_video(path, label)
+            with self._lock:
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    return self._check_image(path, label)
+                return self._check_video(path, label)
         except MediaError as exc:  # its message names the file: name the client's, not ours
             raise UploadError(str(exc).replace(str(path), label)) from None
 
+    @staticmethod
+    def _check_sides(label: str, width: int, height: int) -> None:
+        if min(width, height) < MIN_SIDE:
+            raise UploadError(f"{label}: the picture is {width}x{height}, too small to hold a face "
+                              f"(at least {MIN_SIDE} px a side)")
+
     def _check_image(self, path: Path, label: str) -> Checked:
-        bgr = read_image(path)
-        with self._lock:
-            faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
+        width, height = check_image_size(path, DEFAULT_MAX_PIXELS)  # as stored
+        self._check_sides(label, width, height)
+        bgr = read_image(path, DEFAULT_MAX_PIXELS, max_side=CHECK_SIDE)
+        if (bgr.shape[1] >= bgr.shape[0]) != (width >= height):
+            width, height = height, width  # turned upright by its EXIF orientation
+        faces = sorted(self._faces(bgr), key=lambda d: d.area, reverse=True)
         if not faces:
             raise UploadError(f"{label}: no face found in this photo; use a photo where the subject's face is "
                               f"clearly visible")
@@ -119,17 +141,18 @@ class FaceChecker:
         if len(people) > 1:
             raise UploadError(f"{label}: this photo shows {len(people)} faces; use photos of the subject alone "
                               f"(or crop the others out)")
-        return Checked("image", f"photo {bgr.shape[1]}x{bgr.shape[0]}, 1 face")
+        return Checked("image", f"photo {width}x{height}, 1 face")
 
     def _check_video(self, path: Path, label: str) -> Checked:
-        info = probe_video(path)
+        info = probe_video(path, DEFAULT_MAX_PIXELS)
+        self._check_sides(label, info.width, info.height)
         every = max(1, info.frame_count // VIDEO_SAMPLES) if info.frame_count else 10
         found = False
-        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES):
-            with self._lock:
-                if self._faces(frame.bgr):
-                    found = True
-                    break
+        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES,
+                                       max_pixels=DEFAULT_MAX_PIXELS):
+            if self._faces(frame.bgr):
+                found = True
+                break
         if not found:
             raise UploadError(f"{label}: no face found in this video (searched {VIDEO_SAMPLES} frames across it)")
         return Checked("video", f"video {info.width}x{info.height}, {info.duration_s:.1f} s, "

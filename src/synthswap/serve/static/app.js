@@ -1,4 +1,5 @@
-// The synthswap page: the new-job form, the job list and one job's details, polled every second.
+// The synthswap page: the new-job form, the job list and one job's details, polled every second
+// (the list is fetched again only when it changed: the server answers 304 to the ETag it sent).
 // Every string from the server or the user goes in with textContent (never innerHTML), and every
 // request that changes something carries the X-Synthswap header the server requires.
 "use strict";
@@ -14,6 +15,9 @@ const state = {
   shown: {}, // URLs currently in the media elements, so they are only reloaded when they change
 };
 
+let listTag = null; // the ETag of the job list shown: polls get 304 and no body until it changes
+let listBefore = null; // null: the newest page of jobs; else the page of jobs older than this id
+let nextBefore = null; // the server's next page, if there are older jobs
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -23,21 +27,23 @@ function el(tag, text, cls) {
   return node;
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, etag) {
   const init = { method, headers: {} };
   if (method !== "GET") init.headers["X-Synthswap"] = "1";
+  if (etag) init.headers["If-None-Match"] = etag;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
   let data = {};
+  if (response.status === 304) return { ok: true, status: 304, data, etag };
   try {
     data = await response.json();
   } catch (err) {
     data = { error: `the server answered ${response.status} ${response.statusText}` };
   }
-  return { ok: response.ok, status: response.status, data };
+  return { ok: response.ok, status: response.status, data, etag: response.headers.get("ETag") };
 }
 
 function duration(seconds) {
@@ -226,13 +232,23 @@ async function submitJob(event) {
 function select(id) {
   state.selected = id;
   state.shown = {};
+  listTag = null; // the list shows which job is selected: draw it again
   history.replaceState(null, "", id ? `#job-${id}` : "#");
+}
+
+function showJobPage(before) {
+  listBefore = before;
+  listTag = null;
+  poll();
 }
 
 function renderJobs(jobs) {
   const list = $("jobs");
   list.replaceChildren();
   $("no-jobs").hidden = jobs.length > 0;
+  $("job-pages").hidden = nextBefore === null && listBefore === null;
+  $("jobs-newest").hidden = listBefore === null;
+  $("jobs-older").hidden = nextBefore === null;
   for (const job of jobs) {
     const li = el("li", null, job.id === state.selected ? "selected" : "");
     const link = el("a", `#${job.id} ${job.name}`);
@@ -381,9 +397,16 @@ async function poll() {
   if (polling) return;
   polling = true;
   try {
-    const list = await api("GET", "/api/jobs");
+    const page = listBefore === null ? "/api/jobs" : `/api/jobs?before=${listBefore}`;
+    const list = await api("GET", page, undefined, listTag);
     $("conn").hidden = true;
-    renderJobs(list.data.jobs || []);
+    $("no-token").hidden = list.status !== 401;
+    if (list.status === 401) return;
+    if (list.status !== 304) {
+      listTag = list.ok ? list.etag : null;
+      nextBefore = list.data.next_before ?? null;
+      renderJobs(list.data.jobs || []);
+    }
     if (state.selected) {
       const job = await api("GET", `/api/jobs/${state.selected}`);
       if (job.ok) renderJob(job.data);
@@ -441,6 +464,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("d-cancel").addEventListener("click", () => jobAction("cancel"));
   $("d-retry").addEventListener("click", () => jobAction("retry"));
   $("d-delete").addEventListener("click", () => jobAction("delete"));
+  $("jobs-newest").addEventListener("click", () => showJobPage(null));
+  $("jobs-older").addEventListener("click", () => showJobPage(nextBefore));
   await loadOptions();
   poll();
   setInterval(poll, POLL_MS);
