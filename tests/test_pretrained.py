@@ -151,3 +151,15 @@ def test_weights_over_the_file_limit_are_exported_in_shards_that_load_whole(tmp_
     save_file(load_file(str(main)), str(main), metadata={"synthswap": json.dumps(meta)})
     with pytest.raises(CheckpointError, match="is not a file name beside it"):
         load_tensors(main)
+
+
+def test_export_weights_names_the_folder_by_architecture_and_size(tmp_path, capsys):
+    from synthswap.cli import main
+
+    assert main(["export-weights", "--swap", str(shipped_model("swap")), "--out", str(tmp_path)]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert list(written) == ["swap_df64"] and set(written["swap_df64"]) == {"model.json", "model.safetensors"}
+    model, meta = load_model(tmp_path / "swap_df64")
+    assert meta["config"]["resolution"] == 64 and meta["exported"]["dtype"] == "float16"
+    assert main(["export-weights", "--out", str(tmp_path / "none")]) == 2  # nothing to export
+    assert not (tmp_path / "none").exists()

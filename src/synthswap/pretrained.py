@@ -38,6 +38,7 @@ class ShippedModel:
     folder: str  # under WEIGHTS_DIR
     sha256: dict[str, str]  # file name -> sha256 of its bytes
     rebuild: str  # the command that makes the folder again (see MODEL_CARD.md)
+    resolution: int | None = None  # a swap model's face size, px
 
     @property
     def path(self) -> Path:
@@ -49,7 +50,7 @@ SHIPPED: dict[str, ShippedModel] = {
     "swap": ShippedModel("swap_df64", {
         "model.json": "63d3fd30c1c7be7842bf2356fb9c2578dfcf7093639faadcc0c9dc12b6086a50",
         "model.safetensors": "f7b3e1c97d59ecbef97dd6c92301c183ac65e0f478543bcec174651561dac551",
-    }, REBUILD),
+    }, REBUILD, resolution=64),
     "gan": ShippedModel("gan_utk64", {
         "gan.json": "b7ce86133f2a741e6613793afb6a016eec0f7c805b1334cec7d515b73b2e2a44",
         "checkpoint.safetensors": "c12f2049b0f1c44332d2633b5544f2e96e39196151a84da38a6cf00df50a53b9",
@@ -87,10 +88,19 @@ def shipped_model(kind: str) -> Path:
     return model.path
 
 
-def resolve_model(value: str | None, kind: str) -> str | None:
-    """A --gan / --swap-init value as a folder: 'shipped' is the checked shipped model, None stays None."""
+def shipped_swap_kind(resolution: int | None) -> str:
+    """The shipped swap model a `resolution` px model starts from: the largest whose size divides it
+    (it is grown to that size when smaller), the 64 px one when no size is asked for."""
+    fits = [(model.resolution, kind) for kind, model in SHIPPED.items()
+            if kind.startswith("swap") and model.resolution and resolution and resolution % model.resolution == 0]
+    return max(fits)[1] if fits else "swap"
+
+
+def resolve_model(value: str | None, kind: str, resolution: int | None = None) -> str | None:
+    """A --gan / --swap-init value as a folder: 'shipped' is the checked shipped model (for a swap
+    model, the one for `resolution`: shipped_swap_kind), None stays None."""
     if value == SHIPPED_NAME:
-        return str(shipped_model(kind))
+        return str(shipped_model(shipped_swap_kind(resolution) if kind == "swap" else kind))
     return value
 
 

@@ -232,7 +232,7 @@ def prepare(opts: RunOptions) -> RunOptions:
     if ENGINES[opts.engine].needs_inversion and opts.synthetic > 0 and not opts.train_gan:
         gan = resolve_model(opts.gan, "gan")
         load_generator(str(gan))
-    swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap")
+    swap_init = None if opts.swap_init == "none" else resolve_model(opts.swap_init, "swap", opts.swap_resolution)
     if swap_init is not None:
         init_config = SwapConfig.from_dict(read_model_json(swap_init)["config"])
         if opts.swap_resolution % init_config.resolution:

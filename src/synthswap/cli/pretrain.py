@@ -19,6 +19,7 @@ from synthswap.cli.options import (
 from synthswap.cli.swap import model_config, train_and_report
 from synthswap.export_weights import export_gan, export_swap
 from synthswap.pretrained import PretrainedError
+from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SwapTrainOptions
 from synthswap.training import CheckpointError
@@ -57,9 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("export-weights", help=summary("export-weights"),
                        description="Write inference copies (fp16 weights, no optimizer state, no paths of this "
-                                   "machine; each file at most 16 MB) of a swap model and/or a GAN prior into "
-                                   "OUT/swap_df64 and OUT/gan_utk64, and print their sha256, which "
-                                   "synthswap/pretrained.py records and checks on load.")
+                                   "machine; split into files of at most 16 MB) of a swap model and/or a GAN prior "
+                                   "into OUT/swap_ARCHRES (e.g. swap_df64, swap_df128) and OUT/gan_utk64, and print "
+                                   "their sha256, which synthswap/pretrained.py records and checks on load.")
     e.add_argument("--swap", metavar="MODEL_DIR", help="a pretrained swap model folder")
     e.add_argument("--gan", metavar="GAN_DIR", help="a GAN prior folder")
     e.add_argument("--out", required=True, metavar="DIR", help="where the folders go (the package: "
@@ -83,7 +84,9 @@ def run_export(args: argparse.Namespace) -> int:
     written = {}
     try:
         if args.swap:
-            written["swap_df64"] = export_swap(args.swap, os.path.join(args.out, "swap_df64"))
+            config = read_model_json(args.swap)["config"]
+            folder = f"swap_{config['arch']}{config['resolution']}"
+            written[folder] = export_swap(args.swap, os.path.join(args.out, folder))
         if args.gan:
             written["gan_utk64"] = export_gan(args.gan, os.path.join(args.out, "gan_utk64"))
     except (CheckpointError, PretrainedError) as exc:

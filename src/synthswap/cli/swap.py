@@ -129,7 +129,7 @@ def run_train(args) -> int:
     if clash is not None:
         return fail(f"--out {args.out} overlaps the input {clash}; write the model to another folder")
     try:
-        init = resolve_model(args.init, "swap")
+        init = resolve_model(args.init, "swap", args.resolution)
         base = SwapConfig.from_dict(read_model_json(init)["config"]) if init else None
     except (PretrainedError, CheckpointError) as exc:
         return fail(f"--init: {exc}")

@@ -239,7 +239,8 @@ class Study:
         model = swap_train_stage(f"swap train {cond.name}", SwapTrainOptions(
             src=cond.sources, dst=[dest_train], out=str(self.models / f"swap_{slug}"),
             config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
-            init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap"), id_weight=o.swap_id_weight,
+            init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap", o.swap_resolution),
+            id_weight=o.swap_id_weight,
             seed=o.seed, device=o.device, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
         video = convert_stage(f"convert {cond.name}", model, eval_clip, self.outputs / f"{slug}.mp4",
