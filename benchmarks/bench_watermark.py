@@ -47,8 +47,9 @@ CLIPS = ["people/d6.mp4", "people/d9.mp4", "people/d20.mp4", "people/d0.mp4", "g
          "cremad/1001_DFA_HAP_XX.flv"]
 
 
-def read_planes(path: Path, max_frames: int) -> list[np.ndarray]:
-    return [watermark.luma(f.bgr) for f in iter_video_frames(path, max_frames=max_frames)]
+def read_planes(path: Path, max_frames: int) -> tuple[list[np.ndarray], list[int]]:
+    frames = list(iter_video_frames(path, max_frames=max_frames))
+    return [watermark.luma(f.bgr) for f in frames], [f.index for f in frames]
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -71,9 +72,10 @@ def block_energy(plain: np.ndarray, marked: np.ndarray, flat: list, textured: li
                 (flat if std < 2 else textured).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
 
 
-def timed_detect(planes: list[np.ndarray]) -> tuple[watermark.Detection, float]:
+def timed_detect(read: tuple[list[np.ndarray], list[int]]) -> tuple[watermark.Detection, float]:
+    planes, indices = read
     t = time.process_time()
-    found = watermark.detect(planes)
+    found = watermark.detect(planes, indices=indices)
     return found, (time.process_time() - t) / max(len(planes), 1)
 
 
@@ -108,7 +110,7 @@ def bench_clip(clip: Path, frames: int, work: Path, model: str | None = None) ->
         with VideoWriter(marked_path, info.width, info.height, info.fps, crf=18) as writer:
             for frame in iter_video_frames(clip, max_frames=frames):
                 t = time.process_time()
-                marked = watermark.embed(frame.bgr, run_id)
+                marked = watermark.embed(frame.bgr, run_id, index=frame.index)
                 embed_s.append(time.process_time() - t)
                 psnr.append(cv2.PSNR(frame.bgr, marked))
                 ssims.append(ssim(watermark.luma(frame.bgr), watermark.luma(marked)))
