@@ -62,7 +62,8 @@ TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
-MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame (PSNR 39.6-39.9 dB after rounding)
+MAX_RMS = 1.45  # grey levels: the mark's RMS over a video frame (PSNR 44.5-45 dB after rounding)
+STILL_MAX_RMS = 2.6  # an image's (PSNR about 39.8 dB): one frame alone has no others to add up with
 MAX_AMPLITUDE = 10.0  # grey levels where the mask is 1, at most, on a frame with little texture
 MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
 FLAT_STD = 0.5  # local contrast (grey levels) under which the mark is off: the eye sees grain there
@@ -277,11 +278,13 @@ def _tile(run_id: bytes) -> np.ndarray:
     return AMPLITUDE * signs * _PATTERN
 
 
-def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None, index: int = 0) -> np.ndarray:
+def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None, index: int = 0,
+          rms: float | None = None) -> np.ndarray:
     """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side.
     `weight` (frame-sized, 0-1) scales the mark per pixel on top of the perceptual mask, e.g.
     fainter on a face. `index`: the frame's index in its video, which sets the mark's sign
-    (SEQUENCE), so that over a still background the grain changes from frame to frame."""
+    (SEQUENCE), so that over a still background the grain changes from frame to frame. `rms`: the
+    frame's budget (default MAX_RMS; a still image, with no frames to add up, takes STILL_MAX_RMS)."""
     if not can_mark(bgr.shape):
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
@@ -292,8 +295,8 @@ def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None, inde
     added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w] * sign(index)
     # Every frame spends the same budget: its mark brought to MAX_RMS, fainter on a busy picture,
     # stronger (up to MAX_AMPLITUDE where the mask is 1) where little of the picture can hide it.
-    rms = float(np.sqrt(np.mean(added * added)))
-    added *= min(MAX_RMS / max(rms, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
+    actual = float(np.sqrt(np.mean(added * added)))
+    added *= min((MAX_RMS if rms is None else rms) / max(actual, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
     return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
 
 
@@ -525,6 +528,8 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
     sample, sample_index = planes[::step][:search_frames], index[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
     thin = max(1, len(sample) // GEOMETRY_FRAMES)  # the costly search: fewer frames
+    if len({i % PERIOD for i in sample_index[::thin]}) == 1:  # of several phases, so that the still picture cancels
+        thin += 1
     few, few_index = sample[::thin][:GEOMETRY_FRAMES], sample_index[::thin][:GEOMETRY_FRAMES]
 
     def attempt(geometry: Geometry) -> tuple[float, Geometry, int, int, tuple[int, int]]:

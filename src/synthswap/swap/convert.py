@@ -309,10 +309,11 @@ def provenance_record(model_dir: str | os.PathLike, source: str | os.PathLike | 
                             gan_sha256=gan_sha, source_sha256=file_sha256(source) if source else None)
 
 
-def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None = None, index: int = 0) -> np.ndarray:
-    """The watermarked frame (frame `index` of its video), left out of the face zone (`face_zone`), where its grain would perturb
-    face landmarks and expression (docs/benchmarks.md, "Does the watermark change what evaluate
-    measures?")."""
+def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None = None, index: int = 0,
+          rms: float | None = None) -> np.ndarray:
+    """The watermarked frame (frame `index` of a video; `rms`: the mark's budget, see `watermark.embed`),
+    fainter in the face zone (`face_zone`), where its grain would perturb face landmarks and
+    expression (docs/benchmarks.md, "Does the watermark change what evaluate measures?")."""
     if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
         weight = None
         if face_zone is not None:
@@ -320,7 +321,7 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | Non
             # close-up the face zone is half the frame, and the run id would not survive CRF 28.
             boost = min(MAX_BOOST, 1.0 / np.sqrt(max(1.0 - float(face_zone.mean()), 1e-6)))
             weight = boost * (1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_zone)
-        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight, index)
+        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight, index, rms)
     return bgr
 
 
@@ -426,7 +427,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
             result, _ = swapper.process(read_image(path), i / fps)
             image_record = replace(record, source_sha256=file_sha256(path))  # each image names its own source
             png = out / f"{path.stem}.png"
-            write_png(png, _mark(result, record, swapper.face_zone), text=image_record.tags())
+            write_png(png, _mark(result, record, swapper.face_zone, rms=watermark.STILL_MAX_RMS), text=image_record.tags())
             outcome = _sign(png, image_record, path, opts)
             signed[outcome] = signed.get(outcome, 0) + 1
     finally:
