@@ -64,10 +64,10 @@ CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
 MAX_RMS = 1.45  # grey levels: the mark's RMS over a video frame (PSNR 44.5-45 dB after rounding)
 STILL_MAX_RMS = 2.6  # an image's (PSNR about 39.8 dB): one frame alone has no others to add up with
-MAX_AMPLITUDE = 10.0  # grey levels where the mask is 1, at most, on a frame with little texture
+MAX_AMPLITUDE = 18.0  # grey levels where the mask is 1, at most, on a frame with little texture
 MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
 FLAT_STD = 0.5  # local contrast (grey levels) under which the mark is off: the eye sees grain there
-TEXTURE_STD = 4.0  # local contrast at which the mark has its full amplitude
+TEXTURE_STD = 24.0  # local contrast at which the mark has its full amplitude (below: in proportion; SSIM >= 0.995)
 WHITEN_SIGMA, WHITEN_FLOOR = 3.0, 1.5  # detection divides the residual by its local RMS (+ floor)
 DARK, BRIGHT = (16.0, 48.0), (232.0, 250.0)  # brightness ramps: off below 16 / above 250
 SATURATED = (120.0, 200.0)  # colour saturation (max - min of B, G, R) over which the mark fades out
@@ -77,7 +77,6 @@ MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to ha
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
 SEARCH_FRAMES = 120  # frames folded for the geometry as it is (verify reads 120): a static picture cancels
 # over the sign sequence, so more frames keep adding to the mark (GRID after CRF 23 needs them at PSNR 44)
-GEOMETRY_FRAMES = 8  # frames folded for each geometry tried beyond the identity
 SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
 COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
 REFINED = 2  # of all these guesses, the best this many are refined
@@ -397,12 +396,14 @@ def _refine(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
     return best
 
 
-def _undo(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """The residual of a frame brought back to the marked orientation and size (about its
-    centre), zero outside the picture."""
+def _undo(residual: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A residual (`_highpass`) brought back to the marked orientation and size (about its
+    centre), zero outside the picture. The residual is warped rather than the frame, so that a
+    sum of residuals (the frames of one phase) is warped once: the search costs the same for any
+    number of frames (the high-pass is isotropic, and at the scales searched keeps the chips)."""
     if geometry.identity:
-        return _highpass(plane)
-    h, w = plane.shape
+        return residual
+    h, w = residual.shape
     s, a = geometry.scale, np.radians(geometry.angle)
     c, sn = abs(np.cos(a)), abs(np.sin(a))
     out_w, out_h = int(np.ceil((w * c + h * sn) / s)), int(np.ceil((w * sn + h * c) / s))
@@ -410,11 +411,8 @@ def _undo(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
     rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     centre_in, centre_out = np.array([(w - 1) / 2, (h - 1) / 2]), np.array([(out_w - 1) / 2, (out_h - 1) / 2])
     m = np.hstack([rot, (centre_in - rot @ centre_out)[:, None]])
-    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    back = cv2.warpAffine(plane, m, (out_w, out_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones_like(plane), m, (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
-    return _highpass(back) * inside
+    return cv2.warpAffine(residual, m, (out_w, out_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
 def _fold(residual: np.ndarray) -> np.ndarray:
@@ -473,14 +471,22 @@ class Detection:
                 "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
 
 
-def _phases(folds: Iterable[np.ndarray], indices: Iterable[int]) -> np.ndarray:
-    """(PERIOD, TILE, TILE): the folds summed by their frame's phase in the sign sequence, less
-    the frames' mean (what stands still: the static picture, and a seventh of the mark)."""
-    out = np.zeros((PERIOD, TILE, TILE), np.float32)
+def _by_phase(residuals: list[np.ndarray], indices: list[int]) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """The residuals summed by their frame's phase in the sign sequence (None: no frame of that
+    phase), and how many frames each sum holds."""
+    sums: list[np.ndarray | None] = [None] * PERIOD
     count = np.zeros(PERIOD, np.float32)
-    for f, i in zip(folds, indices):
-        out[i % PERIOD] += f
-        count[i % PERIOD] += 1
+    for r, i in zip(residuals, indices):
+        j = i % PERIOD
+        sums[j] = r.copy() if sums[j] is None else sums[j] + r
+        count[j] += 1
+    return sums, count
+
+
+def _phases(sums: list[np.ndarray | None], count: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(PERIOD, TILE, TILE): each phase's sum undone by `geometry` and folded, less its share of
+    the frames' mean (what stands still: the static picture, and a seventh of the mark)."""
+    out = np.stack([np.zeros((TILE, TILE), np.float32) if r is None else _fold(_undo(r, geometry)) for r in sums])
     if np.count_nonzero(count) > 1:  # one phase alone (an image) has no still part to tell apart
         out -= count[:, None, None] * (out.sum(axis=0) / count.sum())
     return out
@@ -527,15 +533,10 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
     step = max(1, len(planes) // search_frames)
     sample, sample_index = planes[::step][:search_frames], index[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
-    thin = max(1, len(sample) // GEOMETRY_FRAMES)  # the costly search: fewer frames
-    if len({i % PERIOD for i in sample_index[::thin]}) == 1:  # of several phases, so that the still picture cancels
-        thin += 1
-    few, few_index = sample[::thin][:GEOMETRY_FRAMES], sample_index[::thin][:GEOMETRY_FRAMES]
+    sums, count = _by_phase(plain, sample_index)
 
     def attempt(geometry: Geometry) -> tuple[float, Geometry, int, int, tuple[int, int]]:
-        if geometry.identity:
-            return _best_orientation(_phases(map(_fold, plain), sample_index), geometry)
-        return _best_orientation(_phases((_fold(_undo(p, geometry)) for p in few), few_index), geometry)
+        return _best_orientation(_phases(sums, count, geometry), geometry)
 
     best = attempt(Geometry())
     if best[0] < Z_FOUND:
@@ -543,9 +544,10 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
         # the lattice gives angle and scale to about a pixel of the tile, and a small search brings
         # the frame's far corners back onto the pattern's 4 px chips.
         # Where the lattice is too faint to see (a small copy), the common resize ratios are guesses too.
-        groups = [sum(r for r, i in zip(plain, sample_index) if i % PERIOD == j) for j in range(PERIOD)]
-        groups = [g for g in groups if isinstance(g, np.ndarray)]  # the frames of each sign summed
-        candidates = [*synchronise(groups, SYNC_CANDIDATES), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        # A faint lattice gives a rotation's angle better than its scale (a sub-multiple of the tile
+        # can win): each guess's angle at scale 1 is tried as well, a rotation without a resize.
+        lattice = synchronise([r for r in sums if r is not None], SYNC_CANDIDATES)
+        candidates = [*lattice, *(Geometry(g.angle, 1.0) for g in lattice), *(Geometry(0.0, s) for s in COMMON_SCALES)]
         guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
         for found in guesses:
             for step_angle, step_scale in REFINE_STEPS:
@@ -558,9 +560,9 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
     z, geometry, k, shift, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
-    done = dict(zip(range(0, step * len(plain), step), plain)) if geometry.identity else {}  # no second high-pass
+    done = dict(zip(range(0, step * len(plain), step), plain))  # no second high-pass
     single = len({i % PERIOD for i in index}) == 1
-    folds = [_orient(_fold(done[n] if n in done else _undo(p, geometry)), k) for n, p in enumerate(planes)]
+    folds = [_orient(_fold(_undo(done[n] if n in done else _highpass(p), geometry)), k) for n, p in enumerate(planes)]
     if not single:  # each frame less what stands still in all of them (as in _phases), then its sign undone
         still = sum(folds) / len(folds)
         folds = [f - still for f in folds]
