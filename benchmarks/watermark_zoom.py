@@ -59,7 +59,8 @@ def main() -> None:
     gap = np.full((8, rows[0].shape[1], 3), 255, np.uint8)
     image = np.vstack([rows[0], *([gap, rows[1]] if len(rows) > 1 else [])])
     atomic.write_bytes(args.out, cv2.imencode(".png", image)[1].tobytes())
-    print(f"wrote {args.out} (rows: flat, textured; columns: unmarked, marked, 10x difference)")
+    print(f"wrote {args.out} (rows: flat{'' if args.flat_only else ', textured'}; columns: unmarked, marked, "
+          f"10x difference)")
 
 
 if __name__ == "__main__":
