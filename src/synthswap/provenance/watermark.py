@@ -26,16 +26,19 @@ adds the marks coherently while the static picture, which folding used to add up
 as the mark, now mostly cancels. A change of frame rate breaks the sequence (see docs).
 
 Detection undoes geometry first. The tiling is its own synchronisation template: the
-autocorrelation of the high-passed brightness (frames summed) has peaks at the tile's lattice
+autocorrelation of the high-passed brightness (frames of each sign summed) has peaks at the tile's lattice
 vectors, wherever the mark is; their angle and length give the rotation and scale that an edit
 applied (a rotation, a resize, a letterbox). Where they are too faint (a small copy) the common
-resize ratios are guesses too, and the best guesses are refined by a small search. A mirror, a
+resize ratios are guesses too, and the best guesses are refined by a small search (each guess
+warps the phases' summed residuals, not every frame). A mirror, a
 turn by 90 degrees and a crop leave the lattice square: the folded tile (every tile of the frame
 summed onto one) is then a mirror, turn and roll of the marked one, and all eight mirrors/turns
 are tried, each at every roll at once (FFT cross-correlation with the marker). The residual read
 is whitened (divided by its local RMS) and weighted by the mask as this frame shows it: a
 matched filter. The marker is found when the correlation peak stands Z_FOUND standard deviations
-above the correlation at the other rolls; the payload cells are then read at that roll.
+above the correlation at the other rolls; the payload cells are then read at that roll, from
+every frame warped back before its high-pass. At MAX_RMS one frame alone seldom decodes; the
+frames together do.
 
 invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength that
 survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show they are
