@@ -60,7 +60,7 @@ def frame_effect(video: str, frames: int | None, tmp: Path) -> dict[str, dict[st
             VideoWriter(marked, info.width, info.height, info.fps) as b:
         for f in iter_video_frames(video, max_frames=frames):
             a.write(f.bgr)
-            b.write(watermark.embed(f.bgr, b"\x00\x01\x02"))
+            b.write(watermark.embed(f.bgr, b"\x00\x01\x02", index=f.index))
     base = _analyse(plain, frames)
     crf23 = apply_edit(Edit("CRF 23", crf=23), plain, tmp / "plain_crf23.mp4")
     return {"watermarked": _compare(_analyse(marked, frames), base),

@@ -40,8 +40,8 @@ def main() -> None:
             run_id = secrets.token_bytes(watermark.RUN_ID_BYTES)
             marked = Path(tmp) / f"marked{i}.mp4"
             with VideoWriter(marked, info.width, info.height, info.fps, crf=18) as writer:
-                for frame in frames:
-                    writer.write(watermark.embed(frame, run_id))
+                for n, frame in enumerate(frames):
+                    writer.write(watermark.embed(frame, run_id, index=n))
             edited = apply_edit(edit, marked, Path(tmp) / f"edited{i}.mp4")
             found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
             read += found.run_id == run_id.hex()

@@ -71,7 +71,8 @@ def test_convert_writes_every_layer_and_verify_finds_all_three(converted, model,
 
     result = verify_file(converted)
     assert result.layers == ["metadata", "watermark", "manifest"]
-    assert result.watermark.run_id == tags["synthswap_run_id"] and result.watermark.confidence >= 0.95
+    # At PSNR 44 dB a frame alone rarely carries enough to decode (the confidence); the frames together do.
+    assert result.watermark.run_id == tags["synthswap_run_id"] and result.watermark.frames == 75
     m = result.manifest
     assert m.status == "valid" and m.ai_generated and m.own_key and m.generator.startswith("synthswap")
     assert m.assertions["org.synthswap.provenance"]["run_id"] == tags["synthswap_run_id"]
@@ -223,7 +224,7 @@ def marked_clip(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("marked") / "marked.mp4"
     with VideoWriter(out, 480, 480, 30, crf=18) as writer:
         for f in iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=20):
-            writer.write(watermark.embed(f.bgr, b"\xa1\xb2\xc3"))
+            writer.write(watermark.embed(f.bgr, b"\xa1\xb2\xc3", index=f.index))
     return out
 
 
@@ -244,18 +245,47 @@ def test_unmarked_real_videos_are_not_flagged_after_the_geometric_edits(shared_d
             assert not found.found and found.z < watermark.Z_FOUND, (rel, edit.name, found)
 
 
-def test_the_mark_stays_off_flat_areas(shared_data):
-    frame = next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr
-    marked = watermark.embed(frame, b"\x01\x02\x03")
-    grey, diff = watermark.luma(frame), marked.astype(np.float32) - frame
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two grey planes (8-bit constants, Gaussian window sigma 1.5), as bench_watermark.py measures it."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    ma, mb = (cv2.GaussianBlur(x, (11, 11), 1.5) for x in (a, b))
+    va, vb = cv2.GaussianBlur(a * a, (11, 11), 1.5) - ma * ma, cv2.GaussianBlur(b * b, (11, 11), 1.5) - mb * mb
+    cov = cv2.GaussianBlur(a * b, (11, 11), 1.5) - ma * mb
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return float((((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))).mean())
+
+
+@pytest.mark.parametrize("rel", ["videos/people/d6.mp4", GRID_CLIP])
+def test_the_mark_is_invisible_by_measure_and_off_flat_areas(shared_data, rel):
+    """PSNR and SSIM against the unmarked frames at the issue's levels, the mark near zero in flat
+    blocks (picture std < 2) and stronger in textured ones (std > 8)."""
     flat, textured = [], []
-    for y in range(0, grey.shape[0] - 15, 16):
-        for x in range(0, grey.shape[1] - 15, 16):
-            std = grey[y:y + 16, x:x + 16].std()
-            (flat if std < 2 else textured if std > 8 else []).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
-    assert len(flat) > 50 and len(textured) > 50  # d6 has both: a plain wall and a face
-    assert np.sqrt(np.mean(flat)) <= 0.3 < np.sqrt(np.mean(textured))
-    assert cv2.PSNR(frame, marked) >= 39.0
+    for f in iter_video_frames(shared_data / rel, max_frames=3):
+        marked = watermark.embed(f.bgr, b"\x01\x02\x03", index=f.index)
+        assert cv2.PSNR(f.bgr, marked) >= 44.5 and _ssim(watermark.luma(f.bgr), watermark.luma(marked)) >= 0.995
+        grey, diff = watermark.luma(f.bgr), marked.astype(np.float32) - f.bgr
+        for y in range(0, grey.shape[0] - 15, 16):
+            for x in range(0, grey.shape[1] - 15, 16):
+                std = grey[y:y + 16, x:x + 16].std()
+                (flat if std < 2 else textured if std > 8 else []).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
+    assert len(flat) > 50 and len(textured) > 50  # both clips have a plain background and a face
+    assert np.sqrt(np.mean(flat)) <= 0.3 and 4 * np.sqrt(np.mean(flat)) < np.sqrt(np.mean(textured))
+
+
+def test_the_mark_changes_from_frame_to_frame_over_a_still_picture(shared_data):
+    """The same still frame marked as frames 0-6 of a video: the grain is not a fixed pattern (its
+    sign follows the frame index), its average over the 7 frames is a seventh of one frame's, and
+    detection still reads it from any 5 consecutive frames, wherever they start."""
+    frame = next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr
+    marked = [watermark.embed(frame, b"\x01\x02\x03", index=i) for i in range(7)]
+    marks = np.stack([m.astype(np.float32) - frame for m in marked])
+    one = float(np.sqrt(np.mean(marks[0] ** 2)))
+    assert one > 0.5 and np.sqrt(np.mean(marks.mean(axis=0) ** 2)) < 0.2 * one
+    assert np.mean(marks[2] * marks[3]) < -0.5 * one ** 2  # consecutive frames of opposite sign
+    planes = [watermark.luma(m) for m in marked]
+    for start in (0, 2):  # read as frames 0-4 both times: the detector tries every shift of the sequence
+        found = watermark.detect(planes[start:start + 5])
+        assert found.found and found.run_id == "010203", (start, found)
 
 
 def test_a_stripped_copy_leads_back_to_its_manifest(converted, tmp_path, capsys):

@@ -32,7 +32,8 @@ MARKER_SUFFIX = ".stage.json"
 #    decoded as players show it (rotation, timestamps).
 # 4: convert tracks the face from frame to frame (the detector every few frames, as extraction does),
 #    colour statistics in one OpenCV pass, encoding on its own thread.
-PIPELINE_VERSION = 4
+# 5: convert's watermark at PSNR 44 dB, its sign changing with the frame index (issue 27).
+PIPELINE_VERSION = 5
 
 
 class StageError(Exception):

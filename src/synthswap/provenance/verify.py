@@ -97,11 +97,13 @@ class Verification:
                 "bound_manifests": [{"path": p, **c.to_dict()} for p, c in self.bound]}
 
 
-def read_planes(path: Path, max_frames: int) -> list:
-    """Luma planes of up to `max_frames` frames spread over the video (all of it, when shorter)."""
+def read_planes(path: Path, max_frames: int) -> tuple[list, list[int]]:
+    """Luma planes of up to `max_frames` frames spread over the video (all of it, when shorter),
+    and their frame indices (the watermark's sign follows the index)."""
     info = probe_video(path)
     every_n = max(1, info.frame_count // max_frames) if info.frame_count else 1
-    return [watermark.luma(f.bgr) for f in iter_video_frames(path, every_n=every_n, max_frames=max_frames)]
+    frames = list(iter_video_frames(path, every_n=every_n, max_frames=max_frames))
+    return [watermark.luma(f.bgr) for f in frames], [f.index for f in frames]
 
 
 def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | None = None,
@@ -117,8 +119,8 @@ def verify_file(path: str | os.PathLike, max_frames: int = 120, key_dir: str | N
     # The pixel limit, from the header, before anything is decoded (a few KB of PNG can declare gigapixels).
     check_image_size(path) if is_image(path) else probe_video(path)
     tags = metadata.read_tags(path)
-    planes = [watermark.luma(read_image(path))] if is_image(path) else read_planes(path, max_frames)
-    result = Verification(str(path), tags, watermark.detect(planes), manifest.check(path, key_dir))
+    planes, indices = ([watermark.luma(read_image(path))], [0]) if is_image(path) else read_planes(path, max_frames)
+    result = Verification(str(path), tags, watermark.detect(planes, indices=indices), manifest.check(path, key_dir))
     if manifests is not None:
         result.looked_up = str(manifests)
         if result.watermark.run_id:

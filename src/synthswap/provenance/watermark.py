@@ -12,23 +12,33 @@ at the same energy per cell it corrects far more than version 2's 4 repeats per 
 Strength: a perceptual mask. The eye sees a faint grain on flat areas, hardly at all in texture
 and on edges, nor in dark, clipped or strongly coloured pixels. So the pattern is multiplied per
 pixel by a just-noticeable-difference style mask: zero where the picture's local contrast is
-under FLAT_STD grey levels, rising to 1 at TEXTURE_STD, cut in dark (< DARK), near-white and
-saturated pixels; the frame's mark is then capped at MAX_RMS. The mask follows the picture, so
-the mark moves with what moves and has nothing to show on a still flat background. (Host
-interference cancellation, which version 2 used, was measured to spend the masked budget on
-cancelling rather than on the bit, and was dropped.)
+under FLAT_STD grey levels, rising in proportion to the contrast up to TEXTURE_STD (so the mark
+sits in strong texture and on edges, where SSIM and the eye tolerate it, rather than on faint
+texture), cut in dark (< DARK), near-white and saturated pixels; every frame's mark is then
+brought to MAX_RMS (PSNR about 44.8 dB). (Host interference cancellation, which version 2 used,
+was measured to spend the masked budget on cancelling rather than on the bit, and was dropped.)
+
+Time. The mark's sign follows the frame index through a 7-long m-sequence (SEQUENCE), so the
+grain changes from frame to frame instead of sitting still over a static background, and its
+average over any 7 frames is a seventh of one frame's. Detection sums the frames by phase and
+tries the sequence's seven shifts (a clip cut from the middle starts anywhere): the right shift
+adds the marks coherently while the static picture, which folding used to add up as coherently
+as the mark, now mostly cancels. A change of frame rate breaks the sequence (see docs).
 
 Detection undoes geometry first. The tiling is its own synchronisation template: the
-autocorrelation of the high-passed brightness (frames summed) has peaks at the tile's lattice
+autocorrelation of the high-passed brightness (frames of each sign summed) has peaks at the tile's lattice
 vectors, wherever the mark is; their angle and length give the rotation and scale that an edit
 applied (a rotation, a resize, a letterbox). Where they are too faint (a small copy) the common
-resize ratios are guesses too, and the best guesses are refined by a small search. A mirror, a
+resize ratios are guesses too, and the best guesses are refined by a small search (each guess
+warps the phases' summed residuals, not every frame). A mirror, a
 turn by 90 degrees and a crop leave the lattice square: the folded tile (every tile of the frame
 summed onto one) is then a mirror, turn and roll of the marked one, and all eight mirrors/turns
 are tried, each at every roll at once (FFT cross-correlation with the marker). The residual read
 is whitened (divided by its local RMS) and weighted by the mask as this frame shows it: a
 matched filter. The marker is found when the correlation peak stands Z_FOUND standard deviations
-above the correlation at the other rolls; the payload cells are then read at that roll.
+above the correlation at the other rolls; the payload cells are then read at that roll, from
+every frame warped back before its high-pass. At MAX_RMS one frame alone seldom decodes; the
+frames together do.
 
 invisible-watermark's DWT-DCT(-SVD) methods were measured first and rejected: at a strength that
 survives CRF 23 their 8-16 px chroma blocks show on skin, and at one that does not show they are
@@ -55,11 +65,12 @@ TILE = 128  # pixels; the pattern repeats every TILE pixels in both directions
 CELL = 8  # pixels per bit cell; TILE // CELL = 16 cells a side, 256 in a tile
 CHIP = 4  # pixels per random +-1 chip of the pattern, before smoothing
 AMPLITUDE = 6.0  # grey levels where the mask is 1 (times the pattern, which has unit standard deviation)
-MAX_RMS = 2.6  # grey levels: the mark's RMS over a frame (PSNR 39.6-39.9 dB after rounding)
-MAX_AMPLITUDE = 10.0  # grey levels where the mask is 1, at most, on a frame with little texture
+MAX_RMS = 1.45  # grey levels: the mark's RMS over a video frame (PSNR 44.5-45 dB after rounding)
+STILL_MAX_RMS = 2.6  # an image's (PSNR about 39.8 dB): one frame alone has no others to add up with
+MAX_AMPLITUDE = 18.0  # grey levels where the mask is 1, at most, on a frame with little texture
 MASK_SIGMA = 2.0  # the neighbourhood (Gaussian sigma, pixels) whose contrast masks the mark
 FLAT_STD = 0.5  # local contrast (grey levels) under which the mark is off: the eye sees grain there
-TEXTURE_STD = 4.0  # local contrast at which the mark has its full amplitude
+TEXTURE_STD = 24.0  # local contrast at which the mark has its full amplitude (below: in proportion; SSIM >= 0.995)
 WHITEN_SIGMA, WHITEN_FLOOR = 3.0, 1.5  # detection divides the residual by its local RMS (+ floor)
 DARK, BRIGHT = (16.0, 48.0), (232.0, 250.0)  # brightness ramps: off below 16 / above 250
 SATURATED = (120.0, 200.0)  # colour saturation (max - min of B, G, R) over which the mark fades out
@@ -67,13 +78,18 @@ HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this si
 MIN_SIDE = 128  # the smallest frame that is marked (one tile)
 MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
-GEOMETRY_FRAMES = 8  # frames folded for each geometry tried beyond the identity
+SEARCH_FRAMES = 120  # frames folded for the geometry as it is (verify reads 120): a static picture cancels
+# over the sign sequence, so more frames keep adding to the mark (GRID after CRF 23 needs them at PSNR 44)
 SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
 COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
 REFINED = 2  # of all these guesses, the best this many are refined
 REFINE_STEPS = ((0.25, 0.006), (0.1, 0.002))  # degrees and relative scale: rounds of 8 around each guess
 Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
 Z_FRAME = 3.0  # one frame at the geometry already found (a single test; its run id must match too)
+# The mark's sign by frame index (mod 7): an m-sequence, so that its seven shifts are nearly orthogonal (the
+# right one sums the frames' marks coherently, a wrong one to -1/7) and the mark does not sit still.
+SEQUENCE = np.array([1.0, 1.0, 1.0, -1.0, 1.0, -1.0, -1.0], np.float32)
+PERIOD = len(SEQUENCE)
 
 _N = TILE // CELL
 assert CODED_BITS <= _N * _N // 2  # half the cells are the marker's, the other half the coded payload
@@ -184,6 +200,13 @@ _MARKER_SIGNS = 2.0 * _bits(MARKER) - 1.0
 _PIXEL_CELL = np.kron(np.arange(_N * _N).reshape(_N, _N), np.ones((CELL, CELL), np.int64))  # (TILE, TILE)
 _TEMPLATE = _PATTERN * np.kron(np.where(_IS_MARKER, _MARKER_SIGNS[_INDEX], 0.0), np.ones((CELL, CELL)))
 _TEMPLATE_FFT = np.conj(np.fft.rfft2(_TEMPLATE))
+# Per shift o of the sequence (rows) the sign of each phase (index mod PERIOD, columns).
+_SHIFTS = np.array([[SEQUENCE[(j + o) % PERIOD] for j in range(PERIOD)] for o in range(PERIOD)], np.float32)
+
+
+def sign(index: int) -> float:
+    """The mark's sign on frame `index` of a video (an image is frame 0)."""
+    return float(SEQUENCE[index % PERIOD])
 
 
 def _highpass(plane: np.ndarray) -> np.ndarray:
@@ -219,7 +242,8 @@ def luma(bgr: np.ndarray) -> np.ndarray:
 
 
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    out = (x - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    return np.minimum(np.maximum(out, 0.0, out=out), 1.0, out=out)  # in place: np.clip is several times slower
 
 
 def _visibility(y: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -257,10 +281,13 @@ def _tile(run_id: bytes) -> np.ndarray:
     return AMPLITUDE * signs * _PATTERN
 
 
-def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> np.ndarray:
+def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None, index: int = 0,
+          rms: float | None = None) -> np.ndarray:
     """The frame with the watermark (a new uint8 array); WatermarkError under 128 px a side.
     `weight` (frame-sized, 0-1) scales the mark per pixel on top of the perceptual mask, e.g.
-    fainter on a face."""
+    fainter on a face. `index`: the frame's index in its video, which sets the mark's sign
+    (SEQUENCE), so that over a still background the grain changes from frame to frame. `rms`: the
+    frame's budget (default MAX_RMS; a still image, with no frames to add up, takes STILL_MAX_RMS)."""
     if not can_mark(bgr.shape):
         raise WatermarkError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small to watermark "
                              f"(at least {MIN_SIDE} px on each side)")
@@ -268,12 +295,15 @@ def embed(bgr: np.ndarray, run_id: bytes, weight: np.ndarray | None = None) -> n
     mask = perceptual_mask(bgr)
     if weight is not None:
         mask = mask * weight.astype(np.float32)
-    added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w]
+    added = mask * np.tile(_tile(bytes(run_id)), (-(-h // TILE), -(-w // TILE)))[:h, :w] * sign(index)
     # Every frame spends the same budget: its mark brought to MAX_RMS, fainter on a busy picture,
     # stronger (up to MAX_AMPLITUDE where the mask is 1) where little of the picture can hide it.
-    rms = float(np.sqrt(np.mean(added * added)))
-    added *= min(MAX_RMS / max(rms, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
-    return np.clip(np.rint(bgr.astype(np.float32) + added[..., None]), 0, 255).astype(np.uint8)
+    actual = float(np.sqrt(np.mean(added * added)))
+    added *= min((MAX_RMS if rms is None else rms) / max(actual, 1e-6), MAX_AMPLITUDE / AMPLITUDE)
+    # The same whole grey levels to B, G and R, in 16-bit integers (cheaper than floats on three channels).
+    out = bgr.astype(np.int16)
+    out += np.rint(added).astype(np.int16)[..., None]
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,14 +323,18 @@ class Geometry:
 
 
 def _autocorrelation(residuals: list[np.ndarray]) -> np.ndarray:
-    """The summed residuals' circular autocorrelation on a twice-padded grid, centred, with the
+    """The circular autocorrelation of the residuals (each the sum of frames of one sign: the
+    autocorrelation does not care which), summed, on a twice-padded grid, centred, with the
     picture's own smooth autocorrelation removed and each lag expressed in local standard
     deviations: lattice peaks stand out as z-scores."""
     h, w = residuals[0].shape
-    total = np.zeros((2 * h, 2 * w), np.float32)
-    total[:h, :w] = sum(residuals)
-    spectrum = np.fft.rfft2(total)
-    ac = np.fft.fftshift(np.fft.irfft2(spectrum * np.conj(spectrum), s=total.shape)).astype(np.float32)
+    power = 0.0
+    for r in residuals:
+        padded = np.zeros((2 * h, 2 * w), np.float32)
+        padded[:h, :w] = r
+        spectrum = np.fft.rfft2(padded)
+        power = power + (spectrum * np.conj(spectrum)).real
+    ac = np.fft.fftshift(np.fft.irfft2(power, s=(2 * h, 2 * w))).astype(np.float32)
     ac -= cv2.GaussianBlur(ac, (0, 0), 4.0)
     spread = np.sqrt(cv2.GaussianBlur(ac * ac, (0, 0), 24.0)) + 1e-6
     return ac / spread
@@ -369,24 +403,41 @@ def _refine(ac: np.ndarray, v: np.ndarray) -> np.ndarray:
     return best
 
 
-def _undo(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """The residual of a frame brought back to the marked orientation and size (about its
-    centre), zero outside the picture."""
-    if geometry.identity:
-        return _highpass(plane)
-    h, w = plane.shape
+def _warp_back(geometry: Geometry, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The inverse affine map (marked coordinates -> the frame's, about the centres) of `geometry`
+    for an h x w frame, and the marked picture's size (width, height) that holds all of it."""
     s, a = geometry.scale, np.radians(geometry.angle)
     c, sn = abs(np.cos(a)), abs(np.sin(a))
     out_w, out_h = int(np.ceil((w * c + h * sn) / s)), int(np.ceil((w * sn + h * c) / s))
     # Output (marked) coordinates -> input: x_in = s R(angle) (x_out - centre_out) + centre_in.
     rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     centre_in, centre_out = np.array([(w - 1) / 2, (h - 1) / 2]), np.array([(out_w - 1) / 2, (out_h - 1) / 2])
-    m = np.hstack([rot, (centre_in - rot @ centre_out)[:, None]])
+    return np.hstack([rot, (centre_in - rot @ centre_out)[:, None]]), (out_w, out_h)
+
+
+def _undo_frame(plane: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The residual of a frame brought back to the marked geometry, the frame warped first and
+    high-passed there (zero outside the picture): slower than `_undo` of its residual, and on a
+    downscaled copy it reads more of the mark (d3 at 0.5x: the run id, which `_undo` missed)."""
+    if geometry.identity:
+        return _highpass(plane)
+    m, size = _warp_back(geometry, *plane.shape)
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    back = cv2.warpAffine(plane, m, (out_w, out_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones_like(plane), m, (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    inside = cv2.erode(inside, np.ones((5, 5), np.uint8))
-    return _highpass(back) * inside
+    back = cv2.warpAffine(plane, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones_like(plane), m, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    return _highpass(back) * cv2.erode(inside, np.ones((5, 5), np.uint8))
+
+
+def _undo(residual: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A residual (`_highpass`) brought back to the marked orientation and size (about its
+    centre), zero outside the picture. The residual is warped rather than the frame, so that a
+    sum of residuals (the frames of one phase) is warped once: the search costs the same for any
+    number of frames (the high-pass is isotropic, and at the scales searched keeps the chips)."""
+    if geometry.identity:
+        return residual
+    m, size = _warp_back(geometry, *residual.shape)
+    return cv2.warpAffine(residual, m, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
 def _fold(residual: np.ndarray) -> np.ndarray:
@@ -405,12 +456,6 @@ def _orient(fold: np.ndarray, k: int) -> np.ndarray:
 def _correlation(fold: np.ndarray) -> np.ndarray:
     """Correlation of the fold with the marker's pattern at every roll (dy, dx) of the tile."""
     return np.fft.irfft2(np.fft.rfft2(fold) * _TEMPLATE_FFT, s=fold.shape)
-
-
-def _peak(fold: np.ndarray) -> tuple[float, tuple[int, int]]:
-    corr = _correlation(fold)
-    at = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    return _z(corr, at), (int(at[0]), int(at[1]))
 
 
 def _z(corr: np.ndarray, at: tuple[int, int]) -> float:
@@ -451,35 +496,76 @@ class Detection:
                 "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
 
 
-def _best_orientation(fold: np.ndarray, geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
-    """(z, geometry, orientation, roll) of the fold's best mirror/turn."""
-    return max(((z, geometry, k, roll) for k in range(8) for z, roll in [_peak(_orient(fold, k))]),
-               key=lambda t: t[0])
+def _by_phase(residuals: list[np.ndarray], indices: list[int]) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """The residuals summed by their frame's phase in the sign sequence (None: no frame of that
+    phase), and how many frames each sum holds."""
+    sums: list[np.ndarray | None] = [None] * PERIOD
+    count = np.zeros(PERIOD, np.float32)
+    for r, i in zip(residuals, indices):
+        j = i % PERIOD
+        total = sums[j]
+        if total is None:
+            sums[j] = r.copy()
+        else:
+            total += r  # in place: these are frame-sized
+        count[j] += 1
+    return sums, count
 
 
-def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
+def _phases(sums: list[np.ndarray | None], count: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(PERIOD, TILE, TILE): each phase's sum undone by `geometry` and folded, less its share of
+    the frames' mean (what stands still: the static picture, and a seventh of the mark)."""
+    out = np.stack([np.zeros((TILE, TILE), np.float32) if r is None else _fold(_undo(r, geometry)) for r in sums])
+    if np.count_nonzero(count) > 1:  # one phase alone (an image) has no still part to tell apart
+        out -= count[:, None, None] * (out.sum(axis=0) / count.sum())
+    return out
+
+
+def _best_orientation(phases: np.ndarray, geometry: Geometry) -> tuple[float, Geometry, int, int, tuple[int, int]]:
+    """(z, geometry, orientation, shift, roll) of the best mirror/turn of the tile and shift of the
+    sign sequence (a clip cut from the middle starts at any phase): every shift's signed sum of
+    the phases, correlated with the marker at every roll at once."""
+    best: tuple[float, Geometry, int, int, tuple[int, int]] = (-np.inf, geometry, 0, 0, (0, 0))
+    used = np.flatnonzero(np.abs(phases).sum(axis=(1, 2)) > 0)
+    shifts = range(PERIOD) if len(used) > 1 else range(1)  # one phase: a single sign, the same at every shift
+    for k in range(8):
+        spectra = np.fft.rfft2(np.stack([_orient(phases[j], k) for j in used]))
+        for o in shifts:
+            corr = np.fft.irfft2(np.tensordot(_SHIFTS[o, used], spectra, 1) * _TEMPLATE_FFT, s=(TILE, TILE))
+            if len(used) == 1:
+                corr *= np.sign(corr.flat[np.argmax(np.abs(corr))])  # a single frame: either sign
+            at = np.unravel_index(int(np.argmax(corr)), corr.shape)
+            z = _z(corr, at)
+            if z > best[0]:
+                best = (z, geometry, k, o, (int(at[0]), int(at[1])))
+    return best
+
+
+def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, indices: Iterable[int] | None = None) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
+    `indices`: each plane's frame index in the video (default 0, 1, 2, ...), for the mark's sign.
     On `search_frames` frames spread over the list: the geometry (as is, and the lattice's best
-    guesses), then for each the folded residuals in all eight mirrors/turns, until the marker
-    stands out. Then the payload is read from all frames folded together at that geometry, and
-    each frame alone gives the confidence.
+    guesses), then for each the folded residuals in all eight mirrors/turns and every shift of
+    the sign sequence, until the marker stands out. Then the payload is read from all frames
+    folded together at that geometry, each with its sign, and each frame alone gives the confidence.
     """
-    planes = [p for p in planes if min(p.shape[:2]) >= MIN_DETECT_SIDE]
+    planes = list(planes)
+    index = list(range(len(planes))) if indices is None else list(indices)
+    keep = [i for i, p in enumerate(planes) if min(p.shape[:2]) >= MIN_DETECT_SIDE]
+    shapes = [planes[i].shape for i in keep]
+    if len(set(shapes)) > 1:  # one video has one size; an odd frame out is left out
+        keep = [i for i in keep if planes[i].shape == max(set(shapes), key=shapes.count)]
+    planes, index = [planes[i] for i in keep], [index[i] for i in keep]
     if not planes:
         return Detection(False, None, 0.0, 0, 0, None)
-    shapes = {p.shape for p in planes}
-    if len(shapes) > 1:  # one video has one size; an odd frame out is left out
-        common = max(shapes, key=[p.shape for p in planes].count)
-        planes = [p for p in planes if p.shape == common]
     step = max(1, len(planes) // search_frames)
-    sample = planes[::step][:search_frames]
+    sample, sample_index = planes[::step][:search_frames], index[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
-    few = sample[::max(1, len(sample) // GEOMETRY_FRAMES)][:GEOMETRY_FRAMES]  # the costly search: fewer frames
+    sums, count = _by_phase(plain, sample_index)
 
-    def attempt(geometry: Geometry) -> tuple[float, Geometry, int, tuple[int, int]]:
-        fold = sum(_fold(r) for r in (plain if geometry.identity else [_undo(p, geometry) for p in few]))
-        return _best_orientation(fold, geometry)
+    def attempt(geometry: Geometry) -> tuple[float, Geometry, int, int, tuple[int, int]]:
+        return _best_orientation(_phases(sums, count, geometry), geometry)
 
     best = attempt(Geometry())
     if best[0] < Z_FOUND:
@@ -487,7 +573,10 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
         # the lattice gives angle and scale to about a pixel of the tile, and a small search brings
         # the frame's far corners back onto the pattern's 4 px chips.
         # Where the lattice is too faint to see (a small copy), the common resize ratios are guesses too.
-        candidates = [*synchronise(plain, SYNC_CANDIDATES), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        # A faint lattice gives a rotation's angle better than its scale (a sub-multiple of the tile
+        # can win): each guess's angle at scale 1 is tried as well, a rotation without a resize.
+        lattice = synchronise([r for r in sums if r is not None], SYNC_CANDIDATES)
+        candidates = [*lattice, *(Geometry(g.angle, 1.0) for g in lattice), *(Geometry(0.0, s) for s in COMMON_SCALES)]
         guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
         for found in guesses:
             for step_angle, step_scale in REFINE_STEPS:
@@ -497,19 +586,27 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = 16) -> Detection:
             best = max(best, found, key=lambda t: t[0])
             if best[0] >= Z_FOUND:
                 break
-    z, geometry, k, roll = best
+    z, geometry, k, shift, roll = best
     if z < Z_FOUND:
         return Detection(False, None, z, len(planes), 0, None)
     done = dict(zip(range(0, step * len(plain), step), plain)) if geometry.identity else {}  # no second high-pass
-    folds = [_orient(_fold(done[i] if i in done else _undo(p, geometry)), k) for i, p in enumerate(planes)]
+    single = len({i % PERIOD for i in index}) == 1
+    # The payload is read from every frame warped back before its high-pass (`_undo_frame`).
+    folds = [_orient(_fold(done[n] if n in done else _undo_frame(p, geometry)), k) for n, p in enumerate(planes)]
+    if not single:  # each frame less what stands still in all of them (as in _phases), then its sign undone
+        still = sum(folds) / len(folds)
+        folds = [f - still for f in folds]
+    folds = [f * SEQUENCE[(i + shift) % PERIOD] for f, i in zip(folds, index)]
     total = sum(folds)
+    if single and _correlation(total)[roll] < 0:  # one sign only, which the search took either way
+        folds, total = [-f for f in folds], -total
     corr = _correlation(total)  # the peak again on every frame: the sample's may sit a pixel off
     near = [((roll[0] + dy) % TILE, (roll[1] + dx) % TILE) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     roll = max(near, key=lambda r: corr[r])
     z = max(z, _z(corr, roll))
     run_id = _run_id(total, roll)
-    decoded = sum(1 for f in folds if run_id is not None and _run_id(f, roll) == run_id
-                  and _z(_correlation(f), roll) >= Z_FRAME)
+    decoded = sum(1 for f in folds if run_id is not None and _z(_correlation(f), roll) >= Z_FRAME
+                  and _run_id(f, roll) == run_id)  # the cheap test first: few frames pass it
     angle = geometry.angle + 90.0 * (k % 4)
     return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(geometry.scale, 4),
                      round((angle + 180.0) % 360.0 - 180.0, 2), k >= 4)

@@ -309,10 +309,11 @@ def provenance_record(model_dir: str | os.PathLike, source: str | os.PathLike | 
                             gan_sha256=gan_sha, source_sha256=file_sha256(source) if source else None)
 
 
-def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None = None) -> np.ndarray:
-    """The watermarked frame, left out of the face zone (`face_zone`), where its grain would perturb
-    face landmarks and expression (docs/benchmarks.md, "Does the watermark change what evaluate
-    measures?")."""
+def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None = None, index: int = 0,
+          rms: float | None = None) -> np.ndarray:
+    """The watermarked frame (frame `index` of a video; `rms`: the mark's budget, see `watermark.embed`),
+    fainter in the face zone (`face_zone`), where its grain would perturb face landmarks and
+    expression (docs/benchmarks.md, "Does the watermark change what evaluate measures?")."""
     if record.watermark != WATERMARK_OPTED_OUT and watermark.can_mark(bgr.shape):
         weight = None
         if face_zone is not None:
@@ -320,13 +321,13 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | Non
             # close-up the face zone is half the frame, and the run id would not survive CRF 28.
             boost = min(MAX_BOOST, 1.0 / np.sqrt(max(1.0 - float(face_zone.mean()), 1e-6)))
             weight = boost * (1.0 - (1.0 - FACE_WATERMARK_WEIGHT) * face_zone)
-        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight)
+        return watermark.embed(bgr, bytes.fromhex(record.run_id), weight, index, rms)
     return bgr
 
 
 def _mark_and_write(writer: VideoWriter, frame: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None,
-                    time_s: float) -> None:
-    writer.write(_mark(frame, record, face_zone), time_s)
+                    index: int, time_s: float) -> None:
+    writer.write(_mark(frame, record, face_zone, index), time_s)
 
 
 def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: ConvertOptions) -> str:
@@ -369,7 +370,7 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
                 for frame in read_ahead(iter_video_frames(video, max_frames=opts.max_frames)):
                     result, _ = swapper.process(frame.bgr, frame.time_s, video=True)
                     encode.submit(functools.partial(_mark_and_write, writer, result, record, swapper.face_zone,
-                                                    frame.time_s))
+                                                    frame.index, frame.time_s))
                     frames += 1
                     last_time = frame.time_s
                     bar.update(1)
@@ -426,7 +427,7 @@ def convert_images(model_dir: str | os.PathLike, folder: str | os.PathLike, out:
             result, _ = swapper.process(read_image(path), i / fps)
             image_record = replace(record, source_sha256=file_sha256(path))  # each image names its own source
             png = out / f"{path.stem}.png"
-            write_png(png, _mark(result, record, swapper.face_zone), text=image_record.tags())
+            write_png(png, _mark(result, record, swapper.face_zone, rms=watermark.STILL_MAX_RMS), text=image_record.tags())
             outcome = _sign(png, image_record, path, opts)
             signed[outcome] = signed.get(outcome, 0) + 1
     finally:
