@@ -5,6 +5,9 @@
       swap_df64/               the swap model pretrained on a face corpus (`synthswap pretrain`),
         model.json             fp16 weights only; `swap train --init shipped` starts from it
         model.safetensors
+      swap_df128/              the same at 128 px (in shards of at most 16 MB), where a 128 px (or
+        model.json             256 px) model starts from: `--init shipped --resolution 128`
+        model.safetensors, model-2.safetensors, model-3.safetensors
       gan_utk64/               the generic GAN prior (`gan train` on the same corpus);
         gan.json               `run` inverts the subject into it unless --gan names another
         checkpoint.safetensors
@@ -51,6 +54,13 @@ SHIPPED: dict[str, ShippedModel] = {
         "model.json": "63d3fd30c1c7be7842bf2356fb9c2578dfcf7093639faadcc0c9dc12b6086a50",
         "model.safetensors": "f7b3e1c97d59ecbef97dd6c92301c183ac65e0f478543bcec174651561dac551",
     }, REBUILD, resolution=64),
+    "swap128": ShippedModel("swap_df128", {  # the same architecture at 128 px, in three shards
+        "model.json": "dea35162b0423d1e9cb0de6563b418ebd7765124c1eecf66f32c55454bacb169",
+        "model.safetensors": "1a2af77699df9aa54bb485d6432c0ff5effc6515f4ca2c5e3ee5736c4033df8f",
+        "model-2.safetensors": "1473dcfa52c5ac9013805026324ac3fd51d15226f306319d00b8973998f30ef9",
+        "model-3.safetensors": "e372126c16088d6eade3e9f446781725a212af1e1081f26975e0cc9e57114275",
+    }, "see src/synthswap/weights/swap_df128/MODEL_CARD.md (swap train --init shipped --resolution 128 on the "
+       "corpus, then synthswap export-weights)", resolution=128),
     "gan": ShippedModel("gan_utk64", {
         "gan.json": "b7ce86133f2a741e6613793afb6a016eec0f7c805b1334cec7d515b73b2e2a44",
         "checkpoint.safetensors": "c12f2049b0f1c44332d2633b5544f2e96e39196151a84da38a6cf00df50a53b9",

@@ -96,9 +96,10 @@ class PipelineOptions(ComputeOptions):
     swap_init: str = option(SHIPPED_NAME, "the swap model to fine-tune: 'shipped' (pretrained on a face corpus, "
                                           "inside the package), a `synthswap pretrain` folder, or 'none' to train "
                                           "from random weights", metavar="MODEL_DIR")
-    swap_resolution: int = option(64, "swap model face size in pixels (the shipped pretrained model is 64 px; "
-                                      "a whole multiple of it grows that model as a warm start, another size "
-                                      "needs --swap-init none or a pretrained model it is a multiple of)",
+    swap_resolution: int = option(64, "swap model face size in pixels ('shipped' starts a 128 or 256 px model from "
+                                      "the shipped 128 px one, other multiples of 64 from the 64 px one grown to "
+                                      "that size; another size needs --swap-init none or a pretrained model it is "
+                                      "a multiple of)",
                                   check=_swap_resolution_problem)
     swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
                                                    "SFace pulls the swapped faces towards the subject's photos "

@@ -145,8 +145,9 @@ def shard_names(path: str | os.PathLike, count: int) -> list[str]:
 
 
 def _split(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
-    """The tensors in as few parts as keep each under `max_bytes` (less room for the file's header),
-    of about equal size, in their order."""
+    """The tensors, in their order, in parts that each stay under `max_bytes` (less room for the
+    file's header): aiming at equal parts, a part closes before the tensor that would take it past
+    its share, so a large tensor can add a part."""
     sizes = {k: v.numel() * v.element_size() for k, v in tensors.items()}
     room = max_bytes - 64 * 1024  # the JSON header: names, shapes, offsets, metadata
     if max(sizes.values(), default=0) > room:
