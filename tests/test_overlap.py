@@ -58,47 +58,35 @@ def test_a_consumer_that_stops_early_stops_and_closes_the_producer():
     assert not _threads_named("read-ahead")
 
 
-def test_behind_runs_calls_in_order_and_finish_waits_for_them():
-    done: list[int] = []
+def test_behind_hands_results_back_in_order_on_the_callers_thread():
+    worker_threads: set[str] = set()
+
+    def square(i: int) -> int:
+        worker_threads.add(threading.current_thread().name)
+        return i * i
+
+    got = []
     with Behind(depth=2, name="test-behind") as work:
         for i in range(50):
-            work.submit(lambda i=i: done.append(i))
-    assert done == list(range(50))
-    assert not _threads_named("test-behind")
+            due = work.submit(lambda i=i: square(i), tag=i)
+            assert len(due) == (1 if i >= 2 else 0)  # each result once two later calls are in
+            got += due
+        got += work.drain()
+    assert got == [(i * i, i) for i in range(50)]
+    assert all(name.startswith("test-behind") for name in worker_threads)
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-behind")]
 
 
-def test_behind_reports_a_failed_call_to_the_caller_and_runs_no_more():
-    ran: list[int] = []
-
-    def call(i: int) -> None:
+def test_behind_raises_a_failed_calls_error_where_its_result_is_handed_back():
+    def call(i: int) -> int:
         if i == 3:
             raise OSError(28, "No space left on device")
-        ran.append(i)
+        return i
 
+    handed = []
     with pytest.raises(OSError, match="No space left"):
         with Behind(depth=1, name="test-behind") as work:
             for i in range(100):
-                work.submit(lambda i=i: call(i))
-    assert ran == [0, 1, 2]  # nothing after the failure
-    assert not _threads_named("test-behind")
-
-
-def test_leaving_behind_on_an_error_does_not_run_what_is_queued():
-    started = threading.Event()
-    release = threading.Event()
-    ran: list[int] = []
-
-    def slow(i: int) -> None:
-        started.set()
-        release.wait(5)
-        ran.append(i)
-
-    with pytest.raises(KeyError):
-        with Behind(depth=4, name="test-behind") as work:
-            for i in range(4):
-                work.submit(lambda i=i: slow(i))
-            started.wait(5)
-            threading.Timer(0.3, release.set).start()  # the running call ends after the caller has failed
-            raise KeyError("caller failed")
-    assert ran == [0]
-    assert not _threads_named("test-behind")
+                handed += [r for r, _ in work.submit(lambda i=i: call(i))]
+    assert handed == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-behind")]

@@ -365,6 +365,9 @@ def _codec_ids(names: set[str]) -> set[int]:
 TIME_SCALE = 90_000  # ticks per second of the written video's timestamps (MPEG's clock)
 
 
+X264_THREADS = 4
+
+
 class VideoWriter:
     """H.264 writer that copies the audio and subtitle streams of a source video packet for packet
     (and writes `metadata` as container tags).
@@ -408,6 +411,9 @@ class VideoWriter:
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = fractions.Fraction(1, TIME_SCALE)
         self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # x264's output depends on its thread count, which by default follows the CPUs the calling thread
+        # may use: a fixed count makes the same frames the same file on every machine and in every thread.
+        self.stream.codec_context.thread_count = X264_THREADS
         self.frames_written = 0
         self._last_pts: int | None = None
         self.audio_until_s = audio_until_s

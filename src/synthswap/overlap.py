@@ -1,8 +1,8 @@
-"""Overlapping a stream's stages on threads: reading ahead of the consumer, and doing the last
-stage of each item (e.g. watermark and encode) behind it.
+"""Overlapping a stream's stages on threads: reading ahead of the consumer, and doing a stage of
+each item (e.g. the watermark) behind it, its results handed back in order.
 
 Decoding, OpenCV and numpy release the GIL, so on a 2-core machine a frame can be decoded and
-the previous one encoded while the current one goes through the face pipeline. Items stay in
+the previous one watermarked while the current one goes through the face pipeline. Items stay in
 order, memory is bounded by `depth`, and an error on a worker thread is raised in the caller.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -66,53 +68,38 @@ def read_ahead(items: Iterable[T], depth: int = 4) -> Iterator[T]:
 
 
 class Behind:
-    """Runs submitted calls in order on one background thread, at most `depth` waiting.
+    """Runs calls on one background thread and hands their results back to the caller's thread in
+    order, each once `depth` later calls have been submitted (the rest at `drain`).
 
-    `submit` raises the first error a call raised (so the caller stops feeding a failed stage),
-    and `finish` waits for every call and raises it too. Use as a context manager: leaving it on an
-    error stops the thread without running what is still queued."""
+    `submit(call, tag)` returns the (result, tag) pairs that are due, so the caller does the next stage
+    (e.g. encoding, whose output depends on the thread it runs on) itself. An error a call raised is
+    raised by the `submit` or `drain` that hands its result back. Leaving the `with` block waits for
+    the calls still running and drops their results."""
 
-    def __init__(self, depth: int = 4, name: str = "behind"):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+    def __init__(self, depth: int = 2, name: str = "behind"):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: deque[tuple[Future, Any]] = deque()
+        self._depth = depth
 
-    def _work(self) -> None:
-        while True:
-            call = self._queue.get()
-            if call is _END or self._stop.is_set():
-                return
-            if self._error is not None:
-                continue  # a failed stage does no more work; the caller is told on its next submit
-            try:
-                call()
-            except BaseException as exc:
-                self._error = exc
+    def submit(self, call: Callable[[], T], tag: Any = None) -> list[tuple[T, Any]]:
+        self._pending.append((self._pool.submit(call), tag))
+        due = []
+        while len(self._pending) > self._depth:
+            future, done_tag = self._pending.popleft()
+            due.append((future.result(), done_tag))
+        return due
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def submit(self, call: Callable[[], Any]) -> None:
-        self._raise_error()
-        self._queue.put(call)  # blocks while `depth` calls wait: the worker always drains the queue
-
-    def finish(self) -> None:
-        """Wait until every submitted call has run; raise the first error one raised."""
-        self._queue.put(_END)
-        self._thread.join()
-        self._raise_error()
+    def drain(self) -> list[tuple[Any, Any]]:
+        due = []
+        while self._pending:
+            future, tag = self._pending.popleft()
+            due.append((future.result(), tag))
+        return due
 
     def __enter__(self) -> Behind:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.finish()
-            return
-        self._stop.set()  # the worker returns at the next call it takes, without running it
-        if not self._queue.full():  # only this thread puts, so the queue cannot fill up in between
-            self._queue.put(_END)
-        self._thread.join()
+        for future, _ in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)

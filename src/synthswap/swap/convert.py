@@ -325,11 +325,6 @@ def _mark(bgr: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | Non
     return bgr
 
 
-def _mark_and_write(writer: VideoWriter, frame: np.ndarray, record: ProvenanceRecord, face_zone: np.ndarray | None,
-                    index: int, time_s: float) -> None:
-    writer.write(_mark(frame, record, face_zone, index), time_s)
-
-
 def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: ConvertOptions) -> str:
     """Attach the C2PA manifest; what happened, for the summary (a failure does not lose the video)."""
     if out.suffix.lower() not in manifest.FORMATS:
@@ -361,19 +356,23 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     last_time = 0.0
     total = opts.max_frames or info.frame_count or None
     try:
-        # Decoding runs ahead and watermarking + encoding behind the face pipeline, each on its own thread,
-        # so the cores overlap them with the model (OpenCV, numpy and FFmpeg release the GIL); frames stay in order.
+        # Decoding runs ahead and watermarking behind the face pipeline, each on a thread of its own, so the
+        # cores overlap them with the model (OpenCV, numpy and FFmpeg release the GIL). Encoding stays on
+        # this thread: x264 writes different (valid) bits for the same frames on another thread.
         with VideoWriter(out, info.width, info.height, info.fps, audio_source=video, crf=opts.crf,
                          metadata=record.tags()) as writer, \
-                tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar:
-            with Behind(name="watermark+encode") as encode:
-                for frame in read_ahead(iter_video_frames(video, max_frames=opts.max_frames)):
-                    result, _ = swapper.process(frame.bgr, frame.time_s, video=True)
-                    encode.submit(functools.partial(_mark_and_write, writer, result, record, swapper.face_zone,
-                                                    frame.index, frame.time_s))
-                    frames += 1
-                    last_time = frame.time_s
-                    bar.update(1)
+                tqdm(total=total, unit="frame", desc="swap convert", disable=not opts.progress) as bar, \
+                Behind(depth=2, name="watermark") as marking:
+            for frame in read_ahead(iter_video_frames(video, max_frames=opts.max_frames)):
+                result, _ = swapper.process(frame.bgr, frame.time_s, video=True)
+                mark = functools.partial(_mark, result, record, swapper.face_zone, frame.index)
+                for marked, time_s in marking.submit(mark, frame.time_s):
+                    writer.write(marked, time_s)
+                frames += 1
+                last_time = frame.time_s
+                bar.update(1)
+            for marked, time_s in marking.drain():
+                writer.write(marked, time_s)
             # A cut video (--max-frames) keeps the sound up to its last frame only: the file must not outlast its picture.
             if opts.max_frames is not None and frames >= opts.max_frames:
                 writer.audio_until_s = last_time + 1.0 / float(info.fps)
