@@ -6,7 +6,7 @@ the functions that do it (the product code carries no timers): decoding, face de
 landmarks, the swap model, enlarging the face to its size in the frame (bicubic or the enhancer),
 colour transfer, mask and blending, the invisible watermark, encoding, and the C2PA signature at
 the end. Stage seconds are summed over the run, whichever thread spent them: decoding runs ahead
-and watermarking + encoding behind the face pipeline on threads of their own, so the stages can
+and the watermark behind the face pipeline on threads of their own, so the stages can
 add up to more than the wall time ("other", the wall time less the stages, is then negative).
 
     .venv/bin/python benchmarks/bench_convert.py --threads 2 --frames 150 --json bench_convert.json
