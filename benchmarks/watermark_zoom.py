@@ -3,12 +3,14 @@
 One frame of a clip, marked as `swap convert` marks it, and three panels per region, each
 enlarged 4x with nearest-neighbour: unmarked, marked, and the difference times 10 around grey
 128. The flat region is the 96 px square with the lowest picture std, the textured one the
-highest; `--flat-only` keeps the flat one alone (a wall, with no person in it).
+highest; `--flat-only` keeps the flat one alone.
 
     .venv/bin/python benchmarks/watermark_zoom.py --video demo_out/inputs/grace_hopper.mp4 \\
         --out docs/provenance/watermark_zoom.png
-    .venv/bin/python benchmarks/watermark_zoom.py --video ../shared/data/videos/people/d6.mp4 \
+    .venv/bin/python benchmarks/watermark_zoom.py --video demo_out/inputs/grace_hopper.mp4 \\
         --flat-only --out docs/provenance/watermark_zoom_flat.png
+
+The docs' zooms are of the demo's public-domain clip: frames of ../shared's videos may not be committed.
 """
 
 from __future__ import annotations
