@@ -39,6 +39,7 @@ import torch
 
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.provenance import watermark
+from synthswap.metrics.picture import block_energy, ssim
 from synthswap.provenance.edits import EDITS, GEOMETRIC_EDITS, Edit, apply_edit
 from synthswap.swap.convert import ConvertOptions, convert_video
 
@@ -50,26 +51,6 @@ CLIPS = ["people/d6.mp4", "people/d9.mp4", "people/d20.mp4", "people/d0.mp4", "g
 def read_planes(path: Path, max_frames: int) -> tuple[list[np.ndarray], list[int]]:
     frames = list(iter_video_frames(path, max_frames=max_frames))
     return [watermark.luma(f.bgr) for f in frames], [f.index for f in frames]
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two grey planes (the usual constants for 8 bits, Gaussian window sigma 1.5)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
-    ma, mb = blur(a), blur(b)
-    va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return float((((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))).mean())
-
-
-def block_energy(plain: np.ndarray, marked: np.ndarray, flat: list, textured: list) -> None:
-    """Mean squared mark per 16 px block, sorted by the plain picture's std (flat < 2 < 8 < textured)."""
-    grey, diff = watermark.luma(plain), marked.astype(np.float32) - plain
-    for y in range(0, grey.shape[0] - 15, 16):
-        for x in range(0, grey.shape[1] - 15, 16):
-            std = grey[y:y + 16, x:x + 16].std()
-            if std < 2 or std > 8:
-                (flat if std < 2 else textured).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
 
 
 def timed_detect(read: tuple[list[np.ndarray], list[int]]) -> tuple[watermark.Detection, float]:
@@ -114,7 +95,9 @@ def bench_clip(clip: Path, frames: int, work: Path, model: str | None = None) ->
                 embed_s.append(time.process_time() - t)
                 psnr.append(cv2.PSNR(frame.bgr, marked))
                 ssims.append(ssim(watermark.luma(frame.bgr), watermark.luma(marked)))
-                block_energy(frame.bgr, marked, flat, textured)
+                flat_energy, textured_energy = block_energy(frame.bgr, marked)
+                flat += flat_energy
+                textured += textured_energy
                 writer.write(marked)
     rows = {}
     box = face_box(marked_path)

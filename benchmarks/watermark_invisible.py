@@ -29,32 +29,16 @@ import numpy as np
 
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.provenance import watermark
+from synthswap.metrics.picture import block_energy, ssim
 from synthswap.provenance.edits import Edit, apply_edit
+
+from bench_watermark import read_planes, timed_detect  # benchmarks/ is on sys.path
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 CLIPS = ["people/d0.mp4", "people/d3.mp4", "people/d6.mp4", "people/d9.mp4", "grid/bbaf2n.mpg"]
 EDITS = [Edit("CRF 23"), Edit("horizontal flip", flip=True), Edit("rotation +5 deg", rotate=5.0),
          Edit("0.5x downscale", scale=0.5), Edit("centre crop 0.71", crop=0.29)]
 RUN_ID = b"\xa1\xb2\xc3"
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two grey planes (8-bit constants, Gaussian window sigma 1.5)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    ma, mb = (cv2.GaussianBlur(x, (11, 11), 1.5) for x in (a, b))
-    va, vb = cv2.GaussianBlur(a * a, (11, 11), 1.5) - ma * ma, cv2.GaussianBlur(b * b, (11, 11), 1.5) - mb * mb
-    cov = cv2.GaussianBlur(a * b, (11, 11), 1.5) - ma * mb
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return float((((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))).mean())
-
-
-def detect_file(path: Path, frames: int) -> tuple[watermark.Detection, float]:
-    """The detection of a video's first `frames` frames, and its CPU time per frame."""
-    read = list(iter_video_frames(path, max_frames=frames))
-    planes = [watermark.luma(f.bgr) for f in read]
-    t = time.process_time()
-    found = watermark.detect(planes, indices=[f.index for f in read])
-    return found, (time.process_time() - t) / max(len(planes), 1)
 
 
 def bench_clip(clip: str, frames: int, work: Path) -> None:
@@ -66,19 +50,17 @@ def bench_clip(clip: str, frames: int, work: Path) -> None:
             t = time.process_time()
             out = watermark.embed(f.bgr, RUN_ID, index=f.index)
             seconds.append(time.process_time() - t)
-            grey, diff = watermark.luma(f.bgr), out.astype(np.float32) - f.bgr
             psnr.append(cv2.PSNR(f.bgr, out))
-            ssims.append(ssim(grey, watermark.luma(out)))
-            for y in range(0, grey.shape[0] - 15, 16):
-                for x in range(0, grey.shape[1] - 15, 16):
-                    std = grey[y:y + 16, x:x + 16].std()
-                    (flat if std < 2 else textured if std > 8 else []).append(float((diff[y:y + 16, x:x + 16] ** 2).mean()))
+            ssims.append(ssim(watermark.luma(f.bgr), watermark.luma(out)))
+            flat_energy, textured_energy = block_energy(f.bgr, out)
+            flat += flat_energy
+            textured += textured_energy
             writer.write(out)
     print(f"| {clip} | {info.width}x{info.height} | {np.mean(psnr):.2f} (min {np.min(psnr):.2f}) | {np.mean(ssims):.4f} "
           f"| {np.sqrt(np.mean(flat)) if flat else float('nan'):.2f} / {np.sqrt(np.mean(textured)):.2f} "
           f"| {1000 * np.mean(seconds[1:]):.1f} |", flush=True)
     for edit in EDITS:
-        found, per_frame = detect_file(apply_edit(edit, marked, work / "edited.mp4"), frames)
+        found, per_frame = timed_detect(read_planes(apply_edit(edit, marked, work / "edited.mp4"), frames))
         vote = "missed" if not found.found else "ok" if found.run_id == RUN_ID.hex() else (
             "marker, id unreadable" if found.run_id is None else "WRONG ID")
         print(f"|   {edit.name} | {vote} | z {found.z:.1f} | {100 * found.confidence:.0f}% alone | "
@@ -90,7 +72,7 @@ def unmarked(frames: int, work: Path) -> None:
     for video in sorted(p for p in DATA.rglob("*") if p.is_file()):
         for edit in (None, *EDITS):
             path = video if edit is None else apply_edit(edit, video, work / "edited.mp4", max_frames=frames)
-            found, _ = detect_file(path, frames)
+            found, _ = timed_detect(read_planes(path, frames))
             count, top = count + 1, max(top, found.z)
             if found.found:
                 flagged.append(f"{video.name} ({edit.name if edit else 'as it is'})")
