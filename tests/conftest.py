@@ -54,3 +54,22 @@ def extracted(shared_data, tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture()
+def server():
+    """`server(data, *flags, host=...)` starts `synthswap serve` on a data folder (serve_helpers.Server);
+    whichever are still running at the end are killed."""
+    from serve_helpers import Server
+
+    servers = []
+
+    def start(data: Path, *extra: str, host: str = "127.0.0.1") -> Server:
+        s = Server(data, None, *extra, host=host).start()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        if s.proc and s.proc.poll() is None:
+            s.crash()

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from serve_helpers import (
     TINY,
-    Server,
     blank_png,
     faceless_video,
     not_media,
@@ -198,21 +197,6 @@ def test_job_files_are_served_by_name_from_a_fixed_list(tmp_path):
     assert _asgi(app, "GET", f"/jobs/{job_id}/files/out.mp4", host)[0] == 404  # not made yet
     assert _asgi(app, "GET", f"/jobs/{job_id + 1}/files/log.txt", host)[0] == 404
     assert _asgi(app, "GET", f"/api/jobs/{job_id}", host)[0] == 200
-
-
-@pytest.fixture()
-def server(tmp_path):
-    servers = []
-
-    def start(data: Path, *extra: str) -> Server:
-        s = Server(data, None, *extra).start()
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        if s.proc and s.proc.poll() is None:
-            s.crash()
 
 
 def _leftovers(data: Path) -> list[str]:

@@ -34,21 +34,6 @@ from synthswap.serve.jobs import DB_NAME, JobStore
 from synthswap.serve.listen import HeaderTimeoutProtocol
 
 
-@pytest.fixture()
-def server(tmp_path):
-    servers = []
-
-    def start(data: Path, *extra: str, host: str = "127.0.0.1") -> Server:
-        s = Server(data, None, *extra, host=host).start()
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        if s.proc and s.proc.poll() is None:
-            s.crash()
-
-
 def declared_png(path: Path, width: int, height: int) -> Path:
     """A few hundred bytes of PNG whose header declares `width` x `height` pixels (a decompression bomb)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
