@@ -101,8 +101,8 @@ def shipped_model(kind: str) -> Path:
 def shipped_swap_kind(resolution: int | None) -> str:
     """The shipped swap model a `resolution` px model starts from: the largest whose size divides it
     (it is grown to that size when smaller), the 64 px one when no size is asked for."""
-    fits = [(model.resolution, kind) for kind, model in SHIPPED.items()
-            if kind.startswith("swap") and model.resolution and resolution and resolution % model.resolution == 0]
+    fits = [(model.resolution, kind) for kind, model in SHIPPED.items()  # only swap models have a resolution
+            if model.resolution and resolution and resolution % model.resolution == 0]
     return max(fits)[1] if fits else "swap"
 
 
