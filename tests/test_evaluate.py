@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from synthswap.cli import main
@@ -73,3 +74,20 @@ def test_an_output_of_another_length_is_refused_not_scored(shared_data, d9_clip,
     err = capsys.readouterr().err
     assert code == 1 and "has 1 frames" in err and err.count("error:") == 1
     assert not list(tmp_path.glob("eval*"))
+
+
+def test_grain_inflates_the_sharpness_ratio_and_much_less_its_half_size_twin(shared_data, extracted, tmp_path):
+    """Grain is not detail: added to the destination's own frames it raises the full-size sharpness
+    ratio far above 1, while the ratio on half-size copies (what survives a 2x downscale) stays low."""
+    source = shared_data / "videos/people/d9.mp4"
+    info = probe_video(source)
+    grainy = tmp_path / "grainy.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(grainy, info.width, info.height, info.fps, crf=0) as writer:
+        for frame in iter_video_frames(source, max_frames=6):
+            noise = rng.normal(0.0, 12.0, frame.bgr.shape[:2])[..., None]
+            writer.write(np.clip(frame.bgr + noise, 0, 255).astype(np.uint8))
+    s = evaluate(grainy, source, extracted("videos/people/d9.mp4", size=128, max_frames=20, every_n=10),
+                 max_frames=6, dlib_every=0, fid=False, progress=False).summary()
+    assert s["swap_rate"] == 1.0  # the grain changes the face by more than SWAPPED_MIN_DIFFERENCE
+    assert s["sharpness_ratio"] > 2.0 and s["sharpness_ratio_half"] < 0.5 * s["sharpness_ratio"], s

@@ -4,7 +4,7 @@ the saved options and the checks (`problems`) are all generated from it.
 
     @dataclass(kw_only=True)
     class RunOptions(PipelineOptions):
-        swap_minutes: float = option(60.0, "swap training budget in minutes", above=0)
+        swap_minutes: float = option(15.0, "swap training budget in minutes", above=0)
 
 A field without help is not an option (an input path, a value the caller sets). A subclass that
 needs another default than its base says why (`redefault`). This module imports nothing heavy:

@@ -96,10 +96,10 @@ class PipelineOptions(ComputeOptions):
     swap_init: str = option(SHIPPED_NAME, "the swap model to fine-tune: 'shipped' (pretrained on a face corpus, "
                                           "inside the package), a `synthswap pretrain` folder, or 'none' to train "
                                           "from random weights", metavar="MODEL_DIR")
-    swap_resolution: int = option(64, "swap model face size in pixels ('shipped' starts a 128 or 256 px model from "
-                                      "the shipped 128 px one, other multiples of 64 from the 64 px one grown to "
-                                      "that size; another size needs --swap-init none or a pretrained model it is "
-                                      "a multiple of)",
+    swap_resolution: int = option(128, "swap model face size in pixels ('shipped' starts a 128 or 256 px model from "
+                                       "the shipped 128 px one, other multiples of 64 from the 64 px one grown to "
+                                       "that size; another size needs --swap-init none or a pretrained model it is "
+                                       "a multiple of)",
                                   check=_swap_resolution_problem)
     swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
                                                    "SFace pulls the swapped faces towards the subject's photos "
@@ -143,7 +143,8 @@ class RunOptions(PipelineOptions):
                                     "faces blurred; docs/gan.md has the figures)")
     engine: str = option("gan", "how to synthesise extra subject images: the GAN or the warp control",
                          choices=tuple(ENGINES))
-    swap_minutes: float = option(60.0, "swap training budget in minutes", above=0)
+    swap_minutes: float = option(15.0, "swap training budget in minutes (a whole default run took 31 minutes on 2 "
+                                       "cores; more minutes keep improving the face, see docs/swap.md)", above=0)
     no_watermark: bool = option(False, "do not put the invisible watermark in the output's frames (an explicit "
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "

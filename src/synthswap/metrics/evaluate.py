@@ -32,6 +32,7 @@ from synthswap.options import option
 # A face counts as swapped when the output differs from the source by more than this
 # mean absolute grey level inside the source's face mask (H.264 re-encoding alone stays ~1-2).
 SWAPPED_MIN_DIFFERENCE = 6.0
+HALF_SIZE = 64  # px: sharpness_ratio_half compares the faces on copies half the size of sharpness's own (128)
 
 
 class EvaluateError(Exception):
@@ -49,6 +50,7 @@ class FrameMetrics:
     dlib_subject: float | None = None  # dlib L2 distance to the subject's mean descriptor
     dlib_destination: float | None = None
     sharpness_ratio: float | None = None  # output face's sharpness / the source face's, same box (a blur fools identity)
+    sharpness_ratio_half: float | None = None  # the same on 64 px copies: detail that survives a 2x downscale
     expression_error: float | None = None  # L2 between output and source expression vectors
     pose_error: float | None = None  # mean |yaw, pitch, roll| difference, degrees
     landmark_motion_output: float | None = None  # mean landmark change from the previous frame / IOD
@@ -98,6 +100,10 @@ class Evaluation:
                                          if dlib_rows else None),
             "sharpness_ratio": (float(np.median([f.sharpness_ratio for f in swapped if f.sharpness_ratio is not None]))
                                 if any(f.sharpness_ratio is not None for f in swapped) else None),
+            # At half the size: real detail survives a 2x downscale, added grain and sharpening halos do not.
+            "sharpness_ratio_half": (float(np.median([f.sharpness_ratio_half for f in swapped
+                                                      if f.sharpness_ratio_half is not None]))
+                                     if any(f.sharpness_ratio_half is not None for f in swapped) else None),
             "expression_error": mean("expression_error", both),
             "pose_error_deg": mean("pose_error", both),
             "landmark_jitter_output": mean("landmark_motion_output"),
@@ -146,7 +152,8 @@ the subject than to the destination face of the same frame (dlib_subject_closer_
 cosine (same person above {SAME_PERSON_COSINE}; SFace can be a training signal, so it may flatter) to the
 subject's mean embedding and to the destination face (identity leakage). Sharpness ratio: variance of the
 Laplacian of the output face over the source face's, same box, same frame (a blur can fool identity
-networks; median over swapped frames). Expression
+networks; median over swapped frames); sharpness_ratio_half: the same on copies half the size, which
+keeps the detail that survives a 2x downscale and drops added grain and sharpening halos. Expression
 error: L2 distance between the 6-D expression vectors of output and source faces; pose error: mean
 absolute yaw/pitch/roll difference in degrees. Jitter: mean frame-to-frame landmark motion (over the
 inter-ocular distance) and pixel change in the face box, output against source (ratio 1 = as stable as
@@ -238,6 +245,8 @@ def evaluate(
                                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 m.swapped = float(np.abs(out_crop.astype(np.float32) - src_crop)[region].mean()) > SWAPPED_MIN_DIFFERENCE
                 m.sharpness_ratio = sharpness(out_crop, s.mask) / max(sharpness(s.crop, s.mask), 1e-6)
+                m.sharpness_ratio_half = (sharpness(out_crop, s.mask, HALF_SIZE)
+                                          / max(sharpness(s.crop, s.mask, HALF_SIZE), 1e-6))
             if o is not None and s is not None:
                 m.id_subject = float(o.identity @ subject_sface)
                 m.id_destination = float(o.identity @ s.identity)

@@ -83,7 +83,7 @@ def write_study_report(root: Path, summary: dict[str, Any]) -> tuple[Path, Path]
     write_png(root / "frames.png", frame_grid(videos, picks, height=96))
 
     columns = ["dlib_subject_closer_rate", "dlib_distance_to_subject", "dlib_subject_match_rate", "sharpness_ratio",
-               "identity_to_subject", "subject_match_rate", "identity_to_destination",
+               "sharpness_ratio_half", "identity_to_subject", "subject_match_rate", "identity_to_destination",
                "expression_error", "pose_error_deg", "fid", "kid", "landmark_jitter_ratio", "swap_rate"]
     rows = []
     for r in results:
