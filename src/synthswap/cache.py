@@ -33,7 +33,8 @@ MARKER_SUFFIX = ".stage.json"
 # 4: convert tracks the face from frame to frame (the detector every few frames, as extraction does),
 #    colour statistics in one OpenCV pass, encoding on its own thread.
 # 5: convert's watermark at PSNR 44 dB, its sign changing with the frame index (issue 27).
-PIPELINE_VERSION = 5
+# 6: evaluate reports sharpness_ratio_half (an older evaluation.json lacks it).
+PIPELINE_VERSION = 6
 
 
 class StageError(Exception):
