@@ -17,7 +17,7 @@ LAYERS = {
     "foundation": {"synthswap", "atomic", "locking", "info", "options", "overlap", "pngtext", "media", "precision",
                    "training"},
     "library": {"faces", "faceset", "extract", "gan", "swap", "synth", "metrics", "provenance", "report",
-                "pretrained", "export_weights", "demo_inputs", "enhance"},
+                "pretrained", "export_weights", "demo_inputs", "enhance", "space"},
     "orchestration": {"cache", "stages", "run", "study"},
     "front ends": {"serve", "cli", "__main__"},
 }

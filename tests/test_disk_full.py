@@ -52,18 +52,26 @@ def test_a_full_disk_in_convert_is_one_line_and_leaves_nothing(shared_data, tmp_
     assert left == []  # no half video, no hidden temporary file keeping the disk full
 
 
-def test_a_full_disk_in_run_names_the_stage_and_the_path(shared_data, tmp_path):
+def test_a_stage_the_disk_cannot_hold_is_refused_before_it_writes(shared_data, tmp_path):
+    """Each stage estimates its space (synthswap.space): on a 17 MB disk the subject's faceset (one photo)
+    fits and is kept, the destination's (75 frames of GRID at 128 px, about 20 MB) is refused before
+    anything of it is written, in one line naming the stage, the folder, the space needed and free."""
     from synthswap.media import iter_video_frames, write_png
 
     write_png(tmp_path / "me.png", next(iter(iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=1))).bgr)
-    rc, err, _ = _on_a_full_disk(tmp_path, "150k", [
+    rc, err, left = _on_a_full_disk(tmp_path, "17m", [
         "run", "--subject", "me.png", "--video", str(shared_data / GRID_CLIP), "--out", "out/o.mp4", "--quiet",
         "--engine", "warp", "--synthetic", "0", "--swap-init", "none", "--swap-steps", "2", "--batch-size", "2",
         "--swap-id-weight", "0"])
     assert rc == 1
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in err
-    assert errors[0].startswith("error: [extract destination] the disk is full (0 MB free) writing out/o_work/dest")
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("error: [extract destination] needs about 20 MB more in out/o_work and 1"), errors
+    assert errors[0].endswith("MB are free; free some space (or choose another --work) and run the same command "
+                              "again: finished stages are kept")
+    # The subject's stage finished (its faceset and marker are kept); nothing of the destination's was written.
+    assert {"out/o_work/subject/faceset.json", "out/o_work/.subject.stage.json"} <= set(left), left
+    assert not any(p.startswith(("out/o_work/dest", "out/o_work/.dest")) for p in left), left
 
 
 def _convert_until_it_writes(shared_data: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from synthswap import atomic
+from synthswap import atomic, space
 
 MARKER_SUFFIX = ".stage.json"
 # Part of every stage's key. Bump it when a change to synthswap makes some stage produce different
@@ -55,6 +55,14 @@ def disk_full_message(name: str, output: Path, exc: OSError) -> str:
         free = "free space unknown"
     return (f"[{name}] the disk is full ({free}) writing {where}; free some space and run the same command "
             f"again: finished stages are kept and this one resumes")
+
+
+def _check_space(name: str, output: Path, needed: int) -> None:
+    free = space.free_bytes(output.parent)
+    if needed > free:
+        raise StageError(f"[{name}] needs about {space.megabytes(needed)} more in {output.parent} and "
+                         f"{space.megabytes(free)} are free; free some space (or choose another --work) and run "
+                         f"the same command again: finished stages are kept")
 
 
 def fresh(path: Path) -> None:
@@ -117,11 +125,14 @@ def run_stage(
     inputs: list[str | os.PathLike],
     build: Callable[[Path, bool], Any],
     log: Callable[[str], None] = print,
+    needs: Callable[[], int] | None = None,
 ) -> bool:
     """Run `build(output, resume)` unless `output` is up to date; returns True if it ran.
 
     `resume` is True when an earlier run of the same stage with the same key was
     interrupted, so `build` should continue from what it left rather than start over.
+    `needs()`: the bytes the stage will have on the disk when done (`synthswap.space`); a stage
+    the disk cannot hold is refused before it writes anything (what it already has counts).
     """
     output = Path(output)
     marker = _marker(output)
@@ -131,11 +142,13 @@ def run_stage(
         log(f"[{name}] up to date, skipped")
         return False
     resume = state.get("pending") == key and output.exists()
+    if not resume and output.exists() and not state:
+        # No marker: not made by this stage (a user's file or folder), so it is never removed.
+        raise StageError(f"{output}: exists and was not made by synthswap's [{name}] stage; move it away "
+                         f"or choose another --out / --work")
+    if needs is not None:  # what the stage has already (resumed) or will remove (rerun) is space for it
+        _check_space(name, output, needs() - space.used_bytes(output))
     if not resume:
-        if output.exists() and not state:
-            # No marker: not made by this stage (a user's file or folder), so it is never removed.
-            raise StageError(f"{output}: exists and was not made by synthswap's [{name}] stage; move it away "
-                             f"or choose another --out / --work")
         fresh(output)  # inputs or parameters changed: the old output would mislead the stages after it
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(marker, {"pending": key, "params": params})

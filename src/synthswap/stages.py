@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from synthswap import space
 from synthswap.cache import StageInterrupted, fresh, run_stage
 from synthswap.enhance.train import EnhanceTrainOptions, train_enhancer
-from synthswap.extract import ExtractOptions, extract
+from synthswap.extract import ExtractOptions, collect_inputs, extract
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan
@@ -37,6 +38,7 @@ from synthswap.gan.train import GanTrainOptions
 from synthswap.gan.train import train as train_gan
 from synthswap.swap.convert import ConvertOptions, convert_video
 from synthswap.swap.loading import CHECKPOINT_FILE as SWAP_CHECKPOINT
+from synthswap.swap.networks import SwapModel, SwapConfig
 from synthswap.swap.train import SwapTrainOptions
 from synthswap.swap.train import train as train_swap
 from synthswap.synth.base import SynthError, SynthOptions
@@ -68,7 +70,9 @@ def extract_stage(name: str, opts: FaceExtraction, log: Log = print) -> Path:
     run_stage(name, opts.out, stage_params(opts), list(opts.inputs),
               lambda out, resume: extract(opts.inputs, out, size=opts.size, every_n=opts.every_n,
                                           max_frames=opts.max_frames, max_pixels=opts.max_pixels,
-                                          progress=opts.progress), log)
+                                          progress=opts.progress), log,
+              needs=lambda: space.extraction_bytes(collect_inputs(opts.inputs), opts.size, opts.every_n,
+                                                   opts.max_frames))
     return Path(opts.out)
 
 
@@ -96,8 +100,17 @@ def swap_train_stage(name: str, opts: SwapTrainOptions, log: Log = print) -> Pat
             raise StageInterrupted(f"[{name}] interrupted at step {summary['step']}; its checkpoint is saved: "
                                    f"run the same command again to resume")
 
-    run_stage(name, opts.out, stage_params(opts), [*opts.src, *opts.dst], build, log)
+    run_stage(name, opts.out, stage_params(opts), [*opts.src, *opts.dst], build, log,
+              needs=lambda: space.checkpoint_bytes(swap_parameters(opts.config)))
     return Path(opts.out)
+
+
+def swap_parameters(config: SwapConfig) -> int:
+    """The swap model's parameter count, from its shape alone (built on the meta device: no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in SwapModel(config).parameters())
 
 
 def enhancer_stage(name: str, opts: EnhanceTrainOptions, log: Log = print) -> Path:
@@ -113,7 +126,7 @@ def enhancer_stage(name: str, opts: EnhanceTrainOptions, log: Log = print) -> Pa
 def convert_stage(name: str, model: Path, video: str | Path, out: Path, opts: ConvertOptions,
                   log: Log = print) -> Path:
     run_stage(name, out, stage_params(opts), [model, video],
-              lambda o, resume: convert_video(model, video, o, opts), log)
+              lambda o, resume: convert_video(model, video, o, opts), log, needs=lambda: space.video_bytes(video))
     return out
 
 
@@ -172,7 +185,8 @@ def synthetic_stage(name: str, opts: SyntheticFaces, log: Log = print) -> Path |
         synthesize(replace(synth, out=str(out)), log=log)
 
     try:
-        run_stage(name, opts.out, stage_params(synth), inputs, build, log)
+        run_stage(name, opts.out, stage_params(synth), inputs, build, log,
+                  needs=lambda: space.faceset_bytes(opts.n, Faceset.open(opts.subject).size))
     except SynthError as exc:
         log(f"[{name}] no synthetic images: {exc}")
         return None
@@ -187,8 +201,9 @@ def _invert_stage(name: str | None, opts: InvertOptions, log: Log) -> None:
         fresh(out)  # a few minutes at most: simpler to redo than to resume
         invert(replace(opts, out=str(out)), log=log)
 
+    # The inversion keeps a tuned copy of the generator: at most the prior's folder, and the pivots.
     run_stage(name or f"gan invert {Path(opts.faces).name}", opts.out, stage_params(opts), [opts.gan, opts.faces], build,
-              log)
+              log, needs=lambda: space.used_bytes(opts.gan) + space.SLACK)
 
 
 def _directions_stage(name: str | None, opts: DirectionsOptions, log: Log) -> bool:
