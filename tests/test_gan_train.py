@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 
 from synthswap.cli import main as cli_main
 from synthswap.gan.loading import CHECKPOINT, load_discriminator, load_generator
-from synthswap.gan.train import GanTrainer, train
-from synthswap.training import CheckpointError
+from synthswap.gan.train import GanTrainer, GanTrainError, train
+from synthswap.training import CheckpointError, load_tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +183,21 @@ def test_ddp_two_gloo_processes_keep_replicas_identical(tiny_faceset, tmp_path):
     for key in r0:
         if key != "seen_reals":
             assert torch.equal(r0[key], r1[key]), key
+
+
+def test_a_nan_loss_stops_gan_training_and_keeps_the_last_good_checkpoint(tiny_faceset, tmp_path, monkeypatch):
+    """The third step's real faces go NaN (as a diverging run's logits would): training stops there, in one
+    message, before the NaN reaches a weight; the checkpoint on disk is the last good one (step 0's)."""
+    real_batch, calls = GanTrainer._real_batch, {"n": 0}
+
+    def going_nan(self):
+        calls["n"] += 1
+        batch = real_batch(self)
+        return batch * float("nan") if calls["n"] >= 3 else batch
+
+    monkeypatch.setattr(GanTrainer, "_real_batch", going_nan)
+    with pytest.raises(GanTrainError, match=r"training diverged at step 3 \(the discriminator's loss is nan\); "
+                                            r"the last good checkpoint in .* is kept"):
+        train(tiny_options(tiny_faceset, tmp_path / "gan", kimg=0.032))
+    tensors, meta = load_tensors(tmp_path / "gan" / CHECKPOINT)
+    assert meta["state"]["step"] == 0 and all(torch.isfinite(v).all() for v in tensors.values())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 # A faceset face: its crop PNG, its mask PNG and its manifest row. Measured 2.1-2.5 bytes per crop
-# pixel on real 128 px facesets (448 destination faces of d10: 18 MB; 500 synthetic faces: 17 MB).
+# pixel on real 128 px facesets (448 destination faces of d10: 17 MB; 500 synthetic faces: 15 MB).
 FACE_BYTES_PER_PIXEL = 3.0
 # A trainer's checkpoint holds fp32 weights and AdamW's two moments: 12 bytes per parameter (the
 # 128 px swap model's 8.29 M parameters: 99.5 MB). While one is written, the previous one and its

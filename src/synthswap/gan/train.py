@@ -116,6 +116,10 @@ def _broadcast_module(module: torch.nn.Module) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
+class GanTrainError(ValueError):
+    """Training that cannot go on (a loss that went NaN or infinite): the CLI prints it in one line."""
+
+
 class GanTrainer:
     """Holds the networks, optimizers, data and counters; `run()` trains until the budget ends."""
 
@@ -258,6 +262,7 @@ class GanTrainer:
             r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
             loss_D = loss_D + r1 * (opts.r1_gamma / 2) * opts.r1_interval
             stats["r1"] = r1.detach()
+        self._stop_if_diverged("discriminator", loss_D)
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         if self.dist.enabled:
@@ -276,6 +281,7 @@ class GanTrainer:
             fake = self._generate(self.batch_gpu, update_w_avg=True)
             logits = self.D(self.pipe(fake))
         loss_G = F.softplus(-logits.float()).mean()
+        self._stop_if_diverged("generator", loss_G)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         if self.dist.enabled:
@@ -291,6 +297,17 @@ class GanTrainer:
         stats["aug_p"] = self.pipe.p
         stats["rt"] = self.ada.rt if self.ada is not None else float("nan")
         return stats
+
+    def _stop_if_diverged(self, what: str, loss: torch.Tensor) -> None:
+        """Stop before a non-finite loss reaches the weights (the checkpoint on disk is the last good
+        one). On a CPU the check costs nothing. On a GPU it would wait for the device every step, and
+        with several processes one alone would stop while the others wait for it: there the log line
+        checks instead (in `train`), and `save` refuses NaN weights."""
+        if self.device.type == "cuda" or self.dist.enabled or torch.isfinite(loss.detach()):
+            return
+        raise GanTrainError(f"training diverged at step {self.step + 1} (the {what}'s loss is "
+                            f"{float(loss.detach())}); the last good checkpoint in {self.out} is kept: lower "
+                            f"--g-lr/--d-lr and run again with --resume")
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -387,6 +404,10 @@ class GanTrainer:
                     img_s = (self.cur_nimg - nimg_log) / max(now - t_log, 1e-9)
                     row = {k: float(np.nanmean([float(x) for x in v])) if v else float("nan") for k, v in acc.items()}
                     row.update(step=self.step, kimg=round(kimg, 3), seconds=round(now - t_start, 1), img_s=round(img_s, 2))
+                    if not all(math.isfinite(row[k]) for k in ("loss_D", "loss_G")):  # a GPU's check (above)
+                        raise GanTrainError(f"training diverged before step {self.step} (losses G {row['loss_G']}, "
+                                            f"D {row['loss_D']}); the last good checkpoint in {self.out} is kept: "
+                                            f"lower --g-lr/--d-lr and run again with --resume")
                     if log is not None:
                         log.write(row)
                     eta = ""
