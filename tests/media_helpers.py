@@ -26,9 +26,10 @@ def source_frames(clip: Path, n: int) -> list[np.ndarray]:
 
 def make_video(clip: Path, out: Path, n: int = 6, *, rotation: int = 0, times: list[float] | None = None,
                size: tuple[int, int] | None = None, audio_tracks: int = 0, subtitles: bool = False,
-               faststart: bool = False) -> list[np.ndarray]:
+               faststart: bool = False, matrix: list[int] | None = None) -> list[np.ndarray]:
     """Write the first `n` frames of `clip` to `out` (H.264) as a phone or a careless tool would:
-    `rotation` stored as a display matrix (degrees counter-clockwise), frames shown at `times`
+    `rotation` stored as a display matrix (degrees counter-clockwise), or any display `matrix`
+    (FFmpeg's 9 integers, e.g. a mirror), frames shown at `times`
     seconds, resized to `size` (width, height), `audio_tracks` copies of the clip's audio, an SRT
     subtitle stream (Matroska), moov first (`faststart`). Returns the frames written."""
     frames = source_frames(clip, n)
@@ -45,6 +46,8 @@ def make_video(clip: Path, out: Path, n: int = 6, *, rotation: int = 0, times: l
         stream.options = {"threads": "1"}
         if rotation:
             stream.set_display_rotation(rotation)
+        if matrix is not None:
+            stream.set_display_matrix(matrix)
         audio_in = src.streams.audio[0] if audio_tracks else None
         audio_out = [dst.add_stream_from_template(audio_in) for _ in range(audio_tracks)]
         subs = dst.add_mux_stream("subrip") if subtitles else None  # SRT needs no encoder

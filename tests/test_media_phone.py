@@ -55,6 +55,33 @@ def test_a_phone_video_stored_sideways_is_read_and_written_upright(shared_data, 
     assert np.abs(written[:40, :40] - frames[0].bgr[:40, :40]).mean() < 6.0  # same way up: corners agree
 
 
+# FFmpeg display matrices (16.16 fixed point): a mirror, and a phone's -90 degree tag then mirrored
+# (av_display_matrix_flip negates the first column), as some editors and front cameras store them.
+MIRROR = [-65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]
+MIRRORED_QUARTER_TURN = [0, 65536, 0, 65536, 0, 0, 0, 0, 1 << 30]
+
+
+def test_a_mirrored_display_matrix_is_undone_as_players_do(shared_data, tmp_path, shipped_swap, capsys):
+    """A mirror in the display matrix used to read as a half turn: the face came out upside down."""
+    for name, matrix, shown in (("mirror", MIRROR, lambda f: f[:, ::-1]),
+                                ("turned", MIRRORED_QUARTER_TURN, lambda f: np.rot90(f, -1)[:, ::-1])):
+        video = tmp_path / f"{name}.mp4"
+        make_video(shared_data / GRID_CLIP, video, 3, matrix=matrix)
+        info = probe_video(video)
+        assert info.mirrored and info.rotation == (0 if name == "mirror" else 3), name
+        assert np.array_equal(next(iter(iter_video_frames(video))).bgr, shown(source_frames(video, 1)[0])), name
+    out = tmp_path / "out.mp4"
+    assert _convert(shipped_swap, tmp_path / "mirror.mp4", out) == 0
+    summary = capsys.readouterr().out
+    assert '"rotation_applied": 0,' in summary
+    assert '"mirror_applied": true' in summary and '"faces_swapped": 3' in summary
+    out_info = probe_video(out)
+    assert not out_info.mirrored and out_info.rotation == 0  # plays the same way round in any player
+    written = next(iter(iter_video_frames(out))).bgr.astype(np.float32)
+    shown_first = next(iter(iter_video_frames(tmp_path / "mirror.mp4"))).bgr.astype(np.float32)
+    assert np.abs(written[:40, :40] - shown_first[:40, :40]).mean() < 6.0  # the corners agree: not mirrored back
+
+
 def test_variable_frame_rate_keeps_every_frame_time_and_the_sound(shared_data, tmp_path, shipped_swap):
     video = tmp_path / "vfr.mp4"
     times = [0.0, 0.04, 0.2, 0.23, 0.5, 0.52, 0.9]

@@ -191,6 +191,7 @@ class VideoInfo:
     duration_s: float
     has_audio: bool
     rotation: int = 0  # quarter turns counter-clockwise that make a decoded frame upright (0-3)
+    mirrored: bool = False  # the display matrix then mirrors it left to right
     streams: list[StreamInfo] = field(default_factory=list)  # every stream but the picture
 
 
@@ -201,14 +202,31 @@ class VideoFrame:
     bgr: np.ndarray
 
 
-def _quarter_turns(frame: av.VideoFrame) -> int:
-    """How the display matrix turns this frame, in quarter turns counter-clockwise (phones store
-    portrait video sideways with a rotation tag; players turn it)."""
-    return int(round((frame.rotation or 0) / 90.0)) % 4
+def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """How the display matrix shows this frame: quarter turns counter-clockwise, then whether it is
+    mirrored left to right (phones store portrait video sideways with a rotation tag, some editors
+    and front cameras store a mirror; players apply both). FFmpeg's matrix [a b u; c d v; x y w]
+    maps (p, q) to (a p + c q, b p + d q); a mirror is a negative determinant, the rotation matrix
+    with its first column negated (av_display_matrix_flip), which `frame.rotation` would read as a
+    half turn."""
+    data = frame.side_data.get("DISPLAYMATRIX")
+    if data is None:
+        return 0, False
+    m = np.frombuffer(bytes(data), np.int32).astype(np.float64)
+    a, b, c, d = m[0], m[1], m[3], m[4]
+    mirrored = a * d - b * c < 0
+    if mirrored:
+        a, c = -a, -c
+    degrees = -np.degrees(np.arctan2(b, a))  # as av_display_rotation_get reads a rotation
+    return int(round(degrees / 90.0)) % 4, bool(mirrored)
 
 
-def _upright(bgr: np.ndarray, turns: int) -> np.ndarray:
-    return np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
+def _upright(bgr: np.ndarray, turns: int, mirrored: bool = False) -> np.ndarray:
+    if turns:
+        bgr = np.rot90(bgr, turns)
+    if mirrored:
+        bgr = bgr[:, ::-1]
+    return np.ascontiguousarray(bgr) if turns or mirrored else bgr
 
 
 def _check_frame_size(path: Path, width: int, height: int, max_pixels: int) -> None:
@@ -240,9 +258,9 @@ def probe_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -
             others = [StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "unknown")
                       for s in container.streams if s.index != stream.index]
             # The rotation is side data that the decoder attaches to each frame: read the first one.
-            turns = 0
+            turns, mirrored = 0, False
             try:
-                turns = _quarter_turns(next(container.decode(stream)))
+                turns, mirrored = _orientation(next(container.decode(stream)))
             except (StopIteration, av.error.FFmpegError):
                 pass  # no decodable frame: iter_video_frames says so
             if turns % 2:
@@ -255,6 +273,7 @@ def probe_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -
                 duration_s=duration,
                 has_audio=bool(container.streams.audio),
                 rotation=turns,
+                mirrored=mirrored,
                 streams=others,
             )
     except MediaError:
@@ -320,7 +339,7 @@ def iter_video_frames(
                 # A stream may change size mid-way: every frame is held to the limit before conversion.
                 _check_frame_size(path, frame.width, frame.height, max_pixels)
                 time_s = float(frame.time) if frame.time is not None else index / float(info.fps)
-                yield VideoFrame(index, time_s, _upright(frame.to_ndarray(format="bgr24"), _quarter_turns(frame)))
+                yield VideoFrame(index, time_s, _upright(frame.to_ndarray(format="bgr24"), *_orientation(frame)))
                 yielded += 1
                 if max_frames is not None and yielded >= max_frames:
                     return
