@@ -63,7 +63,13 @@ def test_serve_refuses_another_host_without_the_flag(capsys):
 
 
 def _asgi(app, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
-    """One request straight to the ASGI app (no server, no client library)."""
+    """One request straight to the ASGI app (no server, no client library): status and headers."""
+    status, headers, _ = _asgi_body(app, method, path, headers)
+    return status, headers
+
+
+def _asgi_body(app, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """As `_asgi`, with the body."""
     path, _, query = path.partition("?")
     scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(), "root_path": "",
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
@@ -85,7 +91,8 @@ def _asgi(app, method: str, path: str, headers: dict[str, str] | None = None) ->
 
     asyncio.run(app(scope, receive, send))
     start = sent[0]
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
 
 
 def test_guard_checks_host_token_and_csrf_header(tmp_path):
@@ -96,8 +103,10 @@ def test_guard_checks_host_token_and_csrf_header(tmp_path):
     # a cross-site form cannot add the header that every change needs
     assert _asgi(local, "DELETE", "/api/jobs/1", {"host": "localhost:7860"})[0] == 403
     assert _asgi(local, "DELETE", "/api/jobs/1", {"host": "localhost:7860", "x-synthswap": "1"})[0] == 404
-    status, headers = _asgi(local, "GET", "/", {"host": "localhost"})
+    status, headers, page = _asgi_body(local, "GET", "/", {"host": "localhost"})
     assert status == 200 and "default-src 'self'" in headers["content-security-policy"]
+    # without JavaScript the page says why it is empty and what to run instead
+    assert b"<noscript>" in page and b"synthswap run --subject PHOTOS --video VIDEO --out OUT.mp4" in page
 
     token = "s3cret-s3cret-s3cret"
     remote = create_app(Settings(data=tmp_path / "remote", token=token, allowed_hosts=None, run_worker=False,
