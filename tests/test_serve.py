@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -353,3 +355,19 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     assert not (data / "jobs" / str(second["id"])).exists()
     assert [j["id"] for j in s.get("/api/jobs")["jobs"]] == [job["id"]]
     assert s.stop() == "synthswap serve: stopped"
+
+
+def test_the_log_panel_leaves_out_mediapipes_native_chatter_and_the_log_file_keeps_it(shared_data, tmp_path):
+    """A real `synthswap extract` writes MediaPipe's and TensorFlow Lite's start-up lines (native code,
+    beyond any Python setting) into the job's log; the page's tail leaves them out, log.txt keeps all."""
+    from synthswap.serve.worker import LOG_FILE
+
+    with open(tmp_path / LOG_FILE, "wb") as log:
+        subprocess.run([sys.executable, "-m", "synthswap", "extract", str(shared_data / "videos/people/d0.mp4"),
+                        "--out", str(tmp_path / "faces"), "--max-frames", "2", "--size", "64", "--quiet"],
+                       stdout=log, stderr=subprocess.STDOUT, check=True, timeout=300)
+    written = (tmp_path / LOG_FILE).read_text()
+    assert "inference_feedback_manager" in written and "TensorFlow Lite" in written  # what the page used to show
+    tail = progress.log_tail(tmp_path)
+    assert "faceset" in tail and "2 faces" in tail
+    assert "inference_feedback_manager" not in tail and "TensorFlow Lite" not in tail and "absl" not in tail

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ from synthswap.stages import STAGE, Stage, run_plan
 
 LOSS_POINTS = 200  # the loss curve is thinned to at most this many points
 LOG_TAIL_BYTES = 6000
+# MediaPipe's and TensorFlow Lite's start-up chatter: native code prints it before any Python setting can
+# reach it, once per face model loaded. The log panel leaves it out; log.txt (the download) keeps all.
+NATIVE_NOISE = re.compile(r"^(W0000 \S+ +\d+ inference_feedback_manager\.cc:\d+\]|"
+                          r"INFO: Created TensorFlow Lite XNNPACK delegate|"
+                          r"WARNING: All log messages before absl::InitializeLog\(\) is called)")
 GRID_FACES = 48
 TRAIN_LOG = "log.csv"  # in a trainer's output folder (gan train, swap train)
 
@@ -172,7 +178,7 @@ def log_tail(job_dir: Path) -> str:
             text = fh.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return text.replace("\r", "\n")
+    return "\n".join(line for line in text.replace("\r", "\n").split("\n") if not NATIVE_NOISE.match(line))
 
 
 def synthetic_faces(opts: RunOptions) -> list[Path]:
