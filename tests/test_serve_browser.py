@@ -107,7 +107,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     assert server.stop() == "synthswap serve: stopped; job 1 goes back to the queue and resumes at the next start"
     expect(page.locator("#conn")).to_be_visible()
     server.start()
-    expect(page.locator("#conn")).to_be_hidden()
+    expect(page.locator("#conn")).to_be_hidden(timeout=15_000)  # polls back off to one in 5 s while it is down
     expect(page.locator("#d-state")).to_have_text("done", timeout=600_000)
     page.click("#d-log-box summary")
     expect(page.locator("#d-log")).to_contain_text("[swap train] resuming")

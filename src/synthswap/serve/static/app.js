@@ -5,6 +5,7 @@
 "use strict";
 
 const POLL_MS = 1000;
+const MAX_POLL_MS = 5000; // while the server does not answer, each poll waits a second longer, up to this
 const state = {
   options: [],
   maxUpload: 0,
@@ -393,12 +394,14 @@ async function jobAction(action) {
 // --- polling -------------------------------------------------------------------------------------
 
 let polling = false;
+let failedPolls = 0;
 async function poll() {
   if (polling) return;
   polling = true;
   try {
     const page = listBefore === null ? "/api/jobs" : `/api/jobs?before=${listBefore}`;
     const list = await api("GET", page, undefined, listTag);
+    failedPolls = 0;
     $("conn").hidden = true;
     $("no-token").hidden = list.status !== 401;
     if (list.status === 401) return;
@@ -418,9 +421,17 @@ async function poll() {
       $("detail").hidden = true;
     }
   } catch (err) {
-    $("conn").hidden = false; // the server is restarting or gone: keep trying
+    failedPolls += 1;
+    $("conn").hidden = false; // the server is restarting or gone: keep trying, less and less often
   } finally {
     polling = false;
+  }
+}
+
+async function pollForever() {
+  for (;;) {
+    await poll();
+    await new Promise((r) => setTimeout(r, Math.min(POLL_MS * (1 + failedPolls), MAX_POLL_MS)));
   }
 }
 
@@ -467,6 +478,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("jobs-newest").addEventListener("click", () => showJobPage(null));
   $("jobs-older").addEventListener("click", () => showJobPage(nextBefore));
   await loadOptions();
-  poll();
-  setInterval(poll, POLL_MS);
+  pollForever();
 });
