@@ -126,6 +126,16 @@ def test_renamed_and_negated_flags_keep_their_names_and_meaning(tmp_path, monkey
     assert _built_options(argv + ["--no-pose-regressor"], target, monkeypatch).pose_regressor is False
 
 
+def test_swap_train_takes_several_facesets_after_one_src_or_a_src_each(tmp_path, monkeypatch):
+    argv, target, _ = _commands(tmp_path)["swap train"]
+    a, b = argv[argv.index("--src") + 1], argv[argv.index("--dst") + 1]
+    rest = ["--out", argv[argv.index("--out") + 1]]
+    together = _built_options(["swap", "train", "--src", a, b, "--dst", b, a, *rest], target, monkeypatch)
+    apart = _built_options(["swap", "train", "--src", a, "--src", b, "--dst", b, "--dst", a, *rest], target,
+                           monkeypatch)
+    assert together.src == apart.src == [a, b] and together.dst == apart.dst == [b, a]
+
+
 def test_swap_trains_model_flags_left_unset_come_from_the_init_model(tmp_path, monkeypatch):
     """The model's shape flags are SwapConfig's fields; unset, swap train takes --init's shape (here
     the shipped model's), and a flag given replaces only its own field."""

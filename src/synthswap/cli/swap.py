@@ -86,10 +86,11 @@ def register(subparsers) -> None:
                                    "A budget is required: --steps (total steps, counting earlier runs) "
                                    "and/or --minutes (this run's wall-clock time).",
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--src", action="append", default=[], metavar="FACESET_A",
-                   help="faceset of the subject A (repeat to combine, e.g. real + synthetic)")
-    t.add_argument("--dst", action="append", default=[], metavar="FACESET_B",
-                   help="faceset of the destination person B, whose video will be converted (repeatable)")
+    # "extend": `--src real synthetic` and `--src real --src synthetic` mean the same.
+    t.add_argument("--src", action="extend", nargs="+", default=[], metavar="FACESET_A",
+                   help="faceset(s) of the subject A, combined (e.g. real + synthetic: --src real synthetic)")
+    t.add_argument("--dst", action="extend", nargs="+", default=[], metavar="FACESET_B",
+                   help="faceset(s) of the destination person B, whose video will be converted")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to create (or to resume)")
     t.add_argument("--resume", action="store_true",
                    help="continue the model in --out; its architecture, facesets, seed, batch size, "
