@@ -57,12 +57,15 @@ def fingerprint(folder: Path) -> dict:
     model = load_file(work / "swap" / "model.safetensors")
     result["swap_model"] = {name: _sha(t.tobytes()) for name, t in sorted(model.items())}
     frames = hashlib.sha256()
-    count = 0
+    count, means = 0, []
     with av.open(str(folder / "out.mp4")) as container:
         for frame in container.decode(video=0):
-            frames.update(frame.to_ndarray(format="bgr24").tobytes())
+            pixels = frame.to_ndarray(format="bgr24")
+            frames.update(pixels.tobytes())
+            means.append(round(float(pixels.mean()), 3))
             count += 1
     result["output_frames"] = {"count": count, "sha": frames.hexdigest()[:20]}
+    result["output_frame_means"] = means  # what the test compares when the bits differ (see there)
     summary = json.loads((work / "evaluation.json").read_text())["summary"]
     result["evaluation"] = {k: v for k, v in summary.items() if not isinstance(v, str)}
     params = {}
