@@ -50,7 +50,7 @@ def disk_full_message(name: str, output: Path, exc: OSError) -> str:
     """One line for a full disk: the stage, the file it was writing, the space left, what to do."""
     where = Path(exc.filename) if exc.filename else output
     try:
-        free = f"{shutil.disk_usage(where.parent if where.parent.exists() else output.parent).free / 1e6:.0f} MB free"
+        free = f"{space.free_bytes(where.parent) / 1e6:.0f} MB free"
     except OSError:
         free = "free space unknown"
     return (f"[{name}] the disk is full ({free}) writing {where}; free some space and run the same command "

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from synthswap.media import VideoInfo
 
 # A faceset face: its crop PNG, its mask PNG and its manifest row. Measured 2.1-2.5 bytes per crop
 # pixel on real 128 px facesets (448 destination faces of d10: 17 MB; 500 synthetic faces: 15 MB).
@@ -58,11 +61,14 @@ def extraction_bytes(inputs: Iterable[Path], size: int, every_n: int, max_frames
         if is_image(path):
             faces += 1
             continue
-        info = probe_video(path)
-        frames = info.frame_count or int(info.duration_s * float(info.fps)) + 1
-        kept = -(-frames // every_n)
+        kept = -(-_frames(probe_video(path)) // every_n)
         faces += min(kept, max_frames) if max_frames else kept
     return faceset_bytes(faces, size)
+
+
+def _frames(info: VideoInfo) -> int:
+    """A video's frame count from its header, or duration x rate where the header does not say."""
+    return info.frame_count or int(info.duration_s * float(info.fps)) + 1
 
 
 def checkpoint_bytes(parameters: int) -> int:
@@ -74,8 +80,7 @@ def video_bytes(video: str | os.PathLike) -> int:
     from synthswap.media import probe_video
 
     info = probe_video(video)
-    frames = info.frame_count or int(info.duration_s * float(info.fps)) + 1
-    return int(frames * info.width * info.height * VIDEO_BYTES_PER_PIXEL) + Path(video).stat().st_size + SLACK
+    return int(_frames(info) * info.width * info.height * VIDEO_BYTES_PER_PIXEL) + Path(video).stat().st_size + SLACK
 
 
 def megabytes(n: int) -> str:

@@ -109,8 +109,10 @@ def swap_parameters(config: SwapConfig) -> int:
     """The swap model's parameter count, from its shape alone (built on the meta device: no memory)."""
     import torch
 
+    from synthswap.training import parameter_count
+
     with torch.device("meta"):
-        return sum(p.numel() for p in SwapModel(config).parameters())
+        return parameter_count(SwapModel(config))
 
 
 def enhancer_stage(name: str, opts: EnhanceTrainOptions, log: Log = print) -> Path:

@@ -305,9 +305,11 @@ class GanTrainer:
         checks instead (in `train`), and `save` refuses NaN weights."""
         if self.device.type == "cuda" or self.dist.enabled or torch.isfinite(loss.detach()):
             return
-        raise GanTrainError(f"training diverged at step {self.step + 1} (the {what}'s loss is "
-                            f"{float(loss.detach())}); the last good checkpoint in {self.out} is kept: lower "
-                            f"--g-lr/--d-lr and run again with --resume")
+        raise self._diverged(f"at step {self.step + 1} (the {what}'s loss is {float(loss.detach())})")
+
+    def _diverged(self, when: str) -> GanTrainError:
+        return GanTrainError(f"training diverged {when}; the last good checkpoint in {self.out} is kept: lower "
+                             f"--g-lr/--d-lr and run again with --resume")
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -405,9 +407,7 @@ class GanTrainer:
                     row = {k: float(np.nanmean([float(x) for x in v])) if v else float("nan") for k, v in acc.items()}
                     row.update(step=self.step, kimg=round(kimg, 3), seconds=round(now - t_start, 1), img_s=round(img_s, 2))
                     if not all(math.isfinite(row[k]) for k in ("loss_D", "loss_G")):  # a GPU's check (above)
-                        raise GanTrainError(f"training diverged before step {self.step} (losses G {row['loss_G']}, "
-                                            f"D {row['loss_D']}); the last good checkpoint in {self.out} is kept: "
-                                            f"lower --g-lr/--d-lr and run again with --resume")
+                        raise self._diverged(f"before step {self.step} (losses G {row['loss_G']}, D {row['loss_D']})")
                     if log is not None:
                         log.write(row)
                     eta = ""

@@ -77,6 +77,10 @@ class Evaluation:
             vals = [v for v in vals if v is not None]
             return float(np.mean(vals)) if vals else None
 
+        def median(key: str, rows: list[FrameMetrics]) -> float | None:
+            vals = [getattr(f, key) for f in rows if getattr(f, key) is not None]
+            return float(np.median(vals)) if vals else None
+
         with_source = [f for f in self.frames if f.source_face]
         swapped = [f for f in with_source if f.swapped]
         # Identity, expression and pose over every frame where both faces were found, so an
@@ -101,12 +105,9 @@ class Evaluation:
             # to the destination face they replaced.
             "dlib_subject_closer_rate": (float(np.mean([f.dlib_subject < f.dlib_destination for f in dlib_rows]))
                                          if dlib_rows else None),
-            "sharpness_ratio": (float(np.median([f.sharpness_ratio for f in swapped if f.sharpness_ratio is not None]))
-                                if any(f.sharpness_ratio is not None for f in swapped) else None),
+            "sharpness_ratio": median("sharpness_ratio", swapped),
             # At half the size: real detail survives a 2x downscale, added grain and sharpening halos do not.
-            "sharpness_ratio_half": (float(np.median([f.sharpness_ratio_half for f in swapped
-                                                      if f.sharpness_ratio_half is not None]))
-                                     if any(f.sharpness_ratio_half is not None for f in swapped) else None),
+            "sharpness_ratio_half": median("sharpness_ratio_half", swapped),
             "expression_error": mean("expression_error", both),
             "pose_error_deg": mean("pose_error", both),
             "landmark_jitter_output": mean("landmark_motion_output"),

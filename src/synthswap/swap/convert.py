@@ -384,7 +384,8 @@ def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: s
     return {"out": str(out), "frames": frames, **swapper.summary(), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / seconds, 2) if seconds > 0 else 0.0,
             "fps": str(info.fps), "width": info.width, "height": info.height,
-            "encoded_size": f"{writer.coded_size[0]}x{writer.coded_size[1]}", "rotation_applied": info.rotation * 90, "mirror_applied": info.mirrored,
+            "encoded_size": f"{writer.coded_size[0]}x{writer.coded_size[1]}", "rotation_applied": info.rotation * 90,
+            "mirror_applied": info.mirrored,
             "audio_copied": any("(audio " in s for s in writer.streams_copied),
             "streams_copied": writer.streams_copied, "streams_dropped": writer.streams_dropped,
             "provenance": {**record.to_dict(), "manifest": signed}, "options": asdict(opts)}
