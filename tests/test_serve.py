@@ -24,16 +24,22 @@ from serve_helpers import (
 
 from synthswap import atomic
 from synthswap.cli import main
-from synthswap.run import stage_plan
+from synthswap.run import RunOptions, stage_plan
 from synthswap.serve import progress
 from synthswap.serve.app import Settings, create_app
 from synthswap.serve.jobs import Job, JobStore
-from synthswap.serve.options import OptionError, parse, run_options, write_job_file
+from synthswap.serve.options import OptionError, parse, presets, run_options, write_job_file
 from synthswap.serve.uploads import UploadError, receive
 from synthswap.cache import MARKER_SUFFIX
 
 
 def test_form_settings_follow_run_options_and_refuse_what_the_cli_refuses():
+    # every preset is a request the CLI would take; "Good" is run's defaults
+    for preset in presets():
+        chosen = parse({k: v for k, v in preset["values"].items() if v is not None})
+        RunOptions(subject=["a.jpg"], video="v.mp4", out="o.mp4", **chosen).validate()
+    assert [p["name"] for p in presets() if p["default"]] == ["good"]
+    assert parse({k: v for k, v in presets()[1]["values"].items() if v is not None}) == parse({})
     values = parse({})
     assert values["engine"] == "gan" and values["synthetic"] == 500 and values["swap_steps"] is None
     assert parse({"swap_steps": "12", "train_gan": True, "swap_init": "none"})["swap_steps"] == 12
@@ -298,6 +304,15 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     ids = [s.upload(p, "subject", name=f"<b onmouseover=alert(1)>{p.name}")[1]["id"] for p in photos]
     code, video = s.upload(shared_data / "videos/grid/bbaf2n.mpg", "video")
     assert code == 200 and video["detail"].startswith("video 360x288, 3.0 s")
+    # The form's estimate for these inputs: the run's stages, the presets; no job has finished here yet.
+    code, est = s.call("POST", "/api/estimate", {"subject": ids, "video": video["id"], "options": TINY})
+    assert code == 200 and est["runs"] == 0 and "reference machine" in est["basis"], est
+    assert [st["name"] for st in est["stages"]][-4:] == ["synthesize (warp)", "swap train", "convert", "evaluate"]
+    assert est["inputs"] in ("3 subject faces and 74 frames of the destination",
+                             "3 subject faces and 75 frames of the destination")
+    assert est["presets"]["quick"] < est["presets"]["good"] < est["presets"]["best"]
+    assert s.call("POST", "/api/estimate", {"options": {"swap_steps": "0"}}) == \
+        (400, {"error": "--swap-steps must be at least 1, not 0"})
     code, job = s.call("POST", "/api/jobs", {"subject": ids, "video": video["id"], "options": TINY})
     assert code == 201, job
     assert job["inputs"]["subject"][0]["label"] == f"<b onmouseover=alert(1)>{photos[0].name}"  # kept as text, escaped by the page
@@ -311,12 +326,18 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     assert progress["unit"] == "steps" and progress["total"] == 16 and 0 < progress["fraction"] < 1
     assert [st["state"] for st in running["stages"][:3]] == ["done"] * 3
     assert running["synthetic"]["count"] == 6
+    assert running["time_left_s"] > 0  # the job's own total: this stage's time left and the stages after it
     s.crash()
     s = server(data)  # a new server on the same data: the job is queued again and resumes
     done = s.wait_for(job["id"], lambda j: j["state"] == "done", what="done")
     log = (job_dir / "log.txt").read_text()
     assert "--- attempt 2" in log and "[extract subject] up to date, skipped" in log.split("--- attempt 2")[1]
     assert "[swap train] resuming" in log
+    assert "of its 15 minutes were spent before" in log  # the budget is the job's, not the attempt's
+    assert done["started"] == running["started"]  # and so is its start
+    assert done["time_left_s"] is None
+    assert {"label": "Training steps (at most)", "flag": "--swap-steps", "value": 16, "default": False} \
+        in done["settings"]
     # the trainer continued from the checkpoint it saved when the crash interrupted it
     sessions = json.loads((job_dir / "out_work/swap/model.json").read_text())["history"]
     assert len(sessions) == 2 and sessions[1]["start_step"] == sessions[0]["end_step"] > 0

@@ -85,13 +85,24 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#subject-list li.good")).to_have_count(3, timeout=60_000)
     expect(page.locator("#video-list li.good")).to_contain_text("video 360x288")
     expect(page.locator("#subject-list li.good .name").first).to_have_text(XSS_NAME)  # shown as text
+    # Presets with their time on this machine; a preset sets the advanced settings.
+    expect(page.locator("#preset-good")).to_be_checked()
+    expect(page.locator("#estimate")).to_contain_text("on this machine")
+    expect(page.locator("#estimate")).to_contain_text("3 subject faces")
+    page.check("#preset-quick")
     page.click("#settings summary")
+    expect(page.locator("#opt-engine")).to_have_value("warp")
+    expect(page.locator("#opt-swap_minutes")).to_have_value("4")
+    expect(page.locator("label[for=opt-swap_minutes]")).to_contain_text("Training time (minutes)")
+    quick = page.locator("#preset-quick").locator("xpath=..").locator(".time")
+    expect(quick).to_contain_text("about")
     for name, value in TINY.items():
         field = page.locator(f"#opt-{name}")
         if field.evaluate("e => e.tagName") == "SELECT":
             field.select_option(value)
         else:
             field.fill(value)
+    expect(page.locator("#preset-custom-label")).to_be_visible()  # TINY is no preset
     screenshot(page, tmp_path, "new_job")
     page.click("#submit")
     expect(page.locator("#detail")).to_be_visible()
@@ -125,6 +136,8 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#d-preview-fig")).to_be_visible()
     expect(page.locator("#d-loss-fig")).to_be_visible()
     expect(page.locator("#d-downloads a")).to_have_count(5)
+    page.click("#d-settings-box summary")
+    expect(page.locator("#d-settings tr", has_text="Training steps (at most)")).to_contain_text("16")
     page.evaluate("document.getElementById('d-video').pause()")
     screenshot(page, tmp_path, "done")
     with page.expect_popup() as popup:
@@ -136,6 +149,12 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     assert report.locator("img").first.evaluate("i => i.naturalWidth") > 0
     screenshot(report, tmp_path, "report")
     assert dialogs == []  # the HTML in a file name never ran
+
+    # The last job's settings come back with the page.
+    page.reload()
+    expect(page.locator("#opt-swap_steps")).to_have_value("16")
+    expect(page.locator("#opt-engine")).to_have_value("warp")
+    expect(page.locator("#preset-custom-label")).to_be_visible()
 
 
 def test_page_opens_from_the_printed_link_and_pages_through_the_jobs(tmp_path, browser):

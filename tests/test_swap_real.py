@@ -311,3 +311,35 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(facesets, tmp_path):
     torch.manual_seed(0)
     init = SwapModel(SwapConfig.from_dict(meta["config"]))
     assert weights_digest(load_model(out)[0]) == digests[0] != weights_digest(init)
+
+
+def test_runs_swap_stage_keeps_its_minutes_budget_across_an_interruption(facesets, tmp_path):
+    """`run`'s swap stage resumed after an interruption trains only what is left of its budget: the
+    seconds each session trained are in model.json's history; a spent budget trains no more. Previews
+    come by the clock too."""
+    from synthswap.cache import MARKER_SUFFIX
+    from synthswap.stages import swap_train_stage
+    from synthswap.swap.networks import SwapConfig
+    from synthswap.swap.train import SwapTrainOptions, trained_seconds
+
+    a, b = facesets
+    out = tmp_path / "swap"
+    opts = SwapTrainOptions(src=[str(a)], dst=[str(b)], out=str(out), steps=100_000, minutes=0.02, batch_size=4,
+                            config=SwapConfig(resolution=64, e_dims=8, ae_dims=32, d_dims=8, d_mask_dims=4),
+                            preview_every=0, preview_minutes=0.005, progress=False, device="cpu")
+    lines: list[str] = []
+    swap_train_stage("swap train", opts, lines.append)
+    meta = json.loads((out / "model.json").read_text())
+    steps, spent = meta["steps"], trained_seconds(out)
+    assert 0 < steps < 100_000 and spent == meta["history"][0]["seconds"] >= 0.02 * 60
+    # previews by time as well as by steps: every 0.3 s here, the first after 0.15 s
+    assert len(list((out / "previews").glob("step_*.png"))) >= 2
+
+    # As if the process had been killed after that checkpoint: the stage is pending, and resumes.
+    marker = out.with_name(f".{out.name}{MARKER_SUFFIX}")
+    state = json.loads(marker.read_text())
+    marker.write_text(json.dumps({"pending": state["done"], "params": state["params"]}))
+    swap_train_stage("swap train", opts, lines.append)
+    assert "[swap train] its 0.02-minute budget was spent before the interruption: the checkpoint is the model" in lines
+    assert json.loads((out / "model.json").read_text())["steps"] == steps  # not one step more
+    assert json.loads(marker.read_text())["done"] == state["done"]

@@ -39,7 +39,7 @@ from synthswap.gan.train import train as train_gan
 from synthswap.swap.convert import ConvertOptions, convert_video
 from synthswap.swap.loading import CHECKPOINT_FILE as SWAP_CHECKPOINT
 from synthswap.swap.networks import SwapModel, SwapConfig
-from synthswap.swap.train import SwapTrainOptions
+from synthswap.swap.train import SwapTrainOptions, trained_seconds
 from synthswap.swap.train import train as train_swap
 from synthswap.synth.base import SynthError, SynthOptions
 from synthswap.synth.engines import ENGINES
@@ -48,7 +48,8 @@ from synthswap.synth.pipeline import synthesize
 Log = Callable[[str], None]
 
 # Options that say where a stage writes or how it reports, not what it computes.
-_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds", "key_dir"}
+_NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds", "key_dir",
+              "preview_minutes"}
 
 
 def stage_params(opts: Any) -> dict[str, Any]:
@@ -95,7 +96,16 @@ def swap_train_stage(name: str, opts: SwapTrainOptions, log: Log = print) -> Pat
         resume = resume and (out / SWAP_CHECKPOINT).exists()
         if not resume:
             fresh(out)
-        summary = train_swap(replace(opts, out=str(out), resume=resume))
+        minutes = opts.minutes
+        if resume and minutes is not None:  # the budget is the stage's, across interruptions
+            spent = trained_seconds(out) / 60
+            if spent >= minutes:
+                log(f"[{name}] its {minutes:g}-minute budget was spent before the interruption: the checkpoint "
+                    f"is the model")
+                return
+            minutes -= spent
+            log(f"[{name}] {spent:.1f} of its {opts.minutes:g} minutes were spent before: {minutes:.1f} left")
+        summary = train_swap(replace(opts, out=str(out), resume=resume, minutes=minutes))
         if summary["stopped_by_signal"]:
             raise StageInterrupted(f"[{name}] interrupted at step {summary['step']}; its checkpoint is saved: "
                                    f"run the same command again to resume")

@@ -59,6 +59,7 @@ class Settings:
 ROUTES = [
     Route("/", pages.index),
     Route("/api/options", routes.options),
+    Route("/api/estimate", routes.estimate, methods=["POST"]),
     Route("/api/uploads", routes.upload, methods=["POST"]),
     Route("/api/jobs", routes.list_jobs, methods=["GET"]),
     Route("/api/jobs", routes.new_job, methods=["POST"]),

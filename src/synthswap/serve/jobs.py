@@ -291,8 +291,9 @@ class JobStore:
                     self._db.execute("UPDATE jobs SET state='failed', message=? WHERE id=?",
                                      (_job(row).message, row["id"]))
                     continue
-                self._db.execute("UPDATE jobs SET state='running', started=?, finished=NULL, attempts=attempts+1 "
-                                 "WHERE id=?", (time.time(), row["id"]))
+                # A resumed or retried job keeps its first start: its page counts from there.
+                self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?), finished=NULL, "
+                                 "attempts=attempts+1 WHERE id=?", (time.time(), row["id"]))
                 row = self._db.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
                 return _job(row)
 

@@ -10,7 +10,7 @@ name arbitrary folders on the server, so --gan stays the shipped prior and --swa
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,52 @@ from synthswap.options import OptionError, convert, default_of, flag_of, kind_of
 from synthswap.pretrained import SHIPPED_NAME
 from synthswap.run import RunOptions
 
-# In the order the form shows them.
-WEB_OPTIONS = ("engine", "synthetic", "swap_minutes", "swap_steps", "swap_resolution", "swap_init", "batch_size",
-               "size", "every_n", "subject_every_n", "subject_max_frames", "train_gan", "gan_minutes", "seed")
+# In the order the form shows them, each with the plain label the page gives it (the help, the
+# default and the limits are the declaration's own; the flag is shown beside the label).
+WEB_OPTIONS = {
+    "engine": "How extra photos of the subject are made",
+    "synthetic": "Extra photos to make",
+    "swap_minutes": "Training time (minutes)",
+    "swap_steps": "Training steps (at most)",
+    "swap_resolution": "Face resolution (pixels)",
+    "enhance_minutes": "Teach the face enhancer the subject's detail (minutes)",
+    "swap_init": "Start the face model from",
+    "batch_size": "Faces per training step",
+    "size": "Face crop size (pixels)",
+    "every_n": "Train on every N-th frame of the video",
+    "subject_every_n": "Subject video: use every N-th frame",
+    "subject_max_frames": "Subject video: use at most N frames",
+    "train_gan": "Train a personal GAN prior first (slow)",
+    "gan_minutes": "Personal prior's training time (minutes)",
+    "seed": "Random seed (the same seed repeats a job)",
+}
 CHOICES = {"swap_init": (SHIPPED_NAME, "none")}  # a web form names no folder on the server
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of settings the form offers first; what it does not name keeps `run`'s default."""
+
+    name: str
+    label: str
+    summary: str
+    values: dict[str, Any]
+
+
+PRESETS = (
+    Preset("quick", "Quick look", "warped copies of the photos instead of the GAN's, 4 minutes of training: "
+                                  "a first look at the face", {"engine": "warp", "swap_minutes": 4.0}),
+    Preset("good", "Good", "synthswap run's defaults: 500 photos made by the GAN, 15 minutes of training", {}),
+    Preset("best", "Best", "the defaults with an hour of training: the face keeps improving with more minutes "
+                           "(docs/swap.md)", {"swap_minutes": 60.0}),
+)
+DEFAULT_PRESET = "good"
 
 JOB_FILE = "job.json"  # in the job's folder: inputs and options, what the worker runs
 OUT_NAME = "out.mp4"
 
-__all__ = ["OptionError", "describe", "parse", "write_job_file", "run_options", "JOB_FILE", "OUT_NAME"]
+__all__ = ["OptionError", "PRESETS", "Preset", "describe", "parse", "presets", "settings_of", "write_job_file",
+           "run_options", "JOB_FILE", "OUT_NAME"]
 
 
 def _fields() -> dict[str, Any]:
@@ -35,15 +72,30 @@ def _fields() -> dict[str, Any]:
 
 
 def describe() -> list[dict[str, Any]]:
-    """The form's fields: name, flag, help, default, kind (int/float/str/bool), choices, optional."""
+    """The form's fields: name, label, flag, help, default, kind (int/float/str/bool), choices, optional."""
     out = []
     all_fields = _fields()
-    for name in WEB_OPTIONS:
+    for name, label in WEB_OPTIONS.items():
         f = all_fields[name]
-        out.append({"name": name, "flag": flag_of(f), "help": f.metadata["help"], "default": default_of(f),
-                    "kind": kind_of(f), "choices": list(CHOICES.get(name, f.metadata.get("choices", ()))),
-                    "optional": optional(f)})
+        out.append({"name": name, "label": label, "flag": flag_of(f), "help": f.metadata["help"],
+                    "default": default_of(f), "kind": kind_of(f),
+                    "choices": list(CHOICES.get(name, f.metadata.get("choices", ()))), "optional": optional(f)})
     return out
+
+
+def presets() -> list[dict[str, Any]]:
+    """The presets as the form shows them, each with every setting it gives (defaults included)."""
+    defaults = {name: default_of(f) for name, f in _fields().items() if name in WEB_OPTIONS}
+    return [{"name": p.name, "label": p.label, "summary": p.summary, "values": {**defaults, **p.values},
+             "default": p.name == DEFAULT_PRESET} for p in PRESETS]
+
+
+def settings_of(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """A job's settings as its page lists them: label, flag, value, and whether it is run's default."""
+    all_fields = _fields()
+    return [{"label": label, "flag": flag_of(all_fields[name]), "value": values.get(name),
+             "default": values.get(name) == default_of(all_fields[name])}
+            for name, label in WEB_OPTIONS.items() if name in values]
 
 
 def parse(values: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from synthswap.cache import stage_state
-from synthswap.media import MediaError, probe_video, read_crop
+from synthswap.estimate import frames_looked_at
+from synthswap.media import MediaError, read_crop
 from synthswap.run import RunOptions
 from synthswap.serve.jobs import Job
 from synthswap.serve.worker import LOG_FILE
@@ -105,17 +106,7 @@ def _gan_progress(opts: RunOptions, output: Path) -> dict[str, Any] | None:
 
 def _extract_progress(output: Path, inputs: list[str], every_n: int, max_frames: int | None) -> dict[str, Any]:
     """Faces written so far against the frames (or photos) that will be looked at."""
-    total = 0
-    for path in inputs:
-        if Path(path).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
-            total += 1
-            continue
-        try:
-            frames = probe_video(path).frame_count
-        except MediaError:
-            frames = 0
-        n = math.ceil(frames / every_n) if frames else 0
-        total += min(n, max_frames) if max_frames else n
+    total = frames_looked_at(inputs, every_n, max_frames)
     done = _line_count(output / "faces.jsonl")
     return {"unit": "faces", "done": done, "total": total or None,
             "fraction": min(done / total, 1.0) if total else None, "rate": None, "eta_s": None}
@@ -141,7 +132,8 @@ def stages(job: Job, opts: RunOptions) -> list[dict[str, Any]]:
     for stage in run_plan(opts):
         output = stage.path(opts)
         state = stage_state(output)
-        entry: dict[str, Any] = {"name": stage.title(opts), "state": "waiting", "seconds": None, "progress": None}
+        entry: dict[str, Any] = {"key": stage.key, "name": stage.title(opts), "state": "waiting", "seconds": None,
+                                 "progress": None}
         if state.get("done") and output.exists():
             entry.update(state="done", seconds=state.get("seconds"))
         elif state.get("pending"):

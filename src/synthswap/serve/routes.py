@@ -14,7 +14,8 @@ from starlette.responses import Response
 from synthswap.serve import progress
 from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
 from synthswap.serve.jobs import BROKEN, Job
-from synthswap.serve.options import OUT_NAME, describe, run_options
+from synthswap.serve.estimates import estimate_request, time_left
+from synthswap.serve.options import OUT_NAME, OptionError, describe, presets, run_options, settings_of
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
 from synthswap.serve.submit import create_job, media_files
 from synthswap.serve.uploads import ROLES, UploadError, extension_for, receive, safe_label, store
@@ -36,8 +37,20 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 async def options(request: Request) -> Response:
     settings = request.app.state.settings
-    return json_answer({"options": describe(), "max_upload_bytes": settings.max_upload_bytes,
+    return json_answer({"options": describe(), "presets": presets(), "max_upload_bytes": settings.max_upload_bytes,
                         "media": await run_in_threadpool(media_files, settings.media)})
+
+
+async def estimate(request: Request) -> Response:
+    """How long a job with the form's settings and inputs would take here (the same body as a new job)."""
+    state = request.app.state
+    body = await read_json(request)
+    try:
+        answer = await run_in_threadpool(estimate_request, state.jobs, state.settings.media, state.settings.device,
+                                         body)
+    except OptionError as exc:
+        return error(str(exc), 400)
+    return json_answer(answer)
 
 
 async def upload(request: Request) -> Response:
@@ -119,7 +132,10 @@ def job_detail(request: Request, job: Job) -> dict[str, Any]:
 
     synthetic = progress.synthetic_faces(opts)
     done = job.state == "done"
-    return {**job.public(), "stages": progress.stages(job, opts), "loss": progress.loss_curve(opts),
+    stages = progress.stages(job, opts)
+    left = time_left(state.jobs, state.settings.device, opts, stages) if job.state in ("queued", "running") else None
+    return {**job.public(), "settings": settings_of(job.options), "time_left_s": left,
+            "stages": stages, "loss": progress.loss_curve(opts),
             "preview": url("preview.png"), "gan_samples": url(GAN_SAMPLES),
             "synthetic": {"count": len(synthetic),
                           "url": f"/api/jobs/{job.id}/synthetic.png?n={len(synthetic)}" if synthetic else None},
@@ -134,7 +150,7 @@ async def get_job(request: Request) -> Response:
     if isinstance(job, Response):
         return job
     if job.state == BROKEN:  # its record cannot be read: nothing more to show than that
-        return json_answer({**job.public(), "stages": [], "loss": [], "preview": None, "gan_samples": None,
+        return json_answer({**job.public(), "settings": [], "time_left_s": None, "stages": [], "loss": [], "preview": None, "gan_samples": None,
                             "synthetic": {"count": 0, "url": None}, "video": None, "report": None,
                             "downloads": [], "log": "", "now": time.time()})
     try:

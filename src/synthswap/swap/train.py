@@ -114,6 +114,8 @@ class SwapTrainOptions:
     minutes: float | None = option(None, "stop after this many minutes of this run", above=0)
     save_every: int = option(500, "checkpoint every N steps (0: only at the end)", minimum=0)
     preview_every: int = option(250, "preview grid every N steps (0: only at the end)", minimum=0)
+    preview_minutes: float = option(1.0, "also a preview grid every N minutes, the first after half of that, so "
+                                         "a slow model shows its face early (0: by steps only)", minimum=0)
     log_every: int = option(10, "log.csv row every N steps", minimum=1)
     seed: int = 0
     device: str = "auto"
@@ -325,7 +327,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "parameters": parameter_count(model),
             "checkpoint": CHECKPOINT_FILE,
             "versions": library_versions(),
-            "history": history + [dict(session, end_step=end_step, **(extra or {}))],
+            "history": history + [dict(session, end_step=end_step, seconds=round(time.monotonic() - t_start, 1),
+                                       **(extra or {}))],
         }
 
     def checkpoint(at_step: int) -> None:
@@ -351,6 +354,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                dynamic_ncols=True, desc="swap train")
     images_per_step = 2 * opts.batch_size * dinfo.world_size
     t_start = time.monotonic()
+    last_preview = t_start - opts.preview_minutes * 30  # the first one after half the interval
     t_window, steps_window, ips = time.monotonic(), 0, 0.0
     last_loss: float | None = None
     first_step = step
@@ -415,10 +419,12 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     row.update({f"{k}_b": v for k, v in parts_b.items()})
                     row.update(id_parts)  # the latest identity losses (they run every id_every steps)
                     log.write(row)
-                if opts.preview_every and step % opts.preview_every == 0:
+                if (opts.preview_every and step % opts.preview_every == 0) or (
+                        opts.preview_minutes and now - last_preview >= opts.preview_minutes * 60):
                     grid = preview_grid(model, prev_a, prev_b, device, precision)
                     write_png(out / "previews" / f"step_{step:07d}.png", grid)
                     write_png(out / "preview.png", grid)
+                    last_preview = now
             if opts.save_every and step % opts.save_every == 0:
                 checkpoint(step)
     bar.close()
@@ -444,4 +450,14 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     }
 
 
-__all__ = ["SwapTrainError", "SwapTrainOptions", "train"]
+def trained_seconds(out: str | Path) -> float:
+    """Seconds of training the checkpoint in `out` holds, summed over every session that made it (what
+    a budget across resumes counts); 0 without a model.json."""
+    try:
+        meta = read_model_json(out)
+    except CheckpointError:
+        return 0.0
+    return float(sum(session.get("seconds", 0.0) for session in meta.get("history", [])))
+
+
+__all__ = ["SwapTrainError", "SwapTrainOptions", "train", "trained_seconds"]

@@ -6,8 +6,12 @@
 
 const POLL_MS = 1000;
 const MAX_POLL_MS = 5000; // while the server does not answer, each poll waits a second longer, up to this
+const SETTINGS_KEY = "synthswap.settings"; // the last submitted job's preset and settings, in this browser
+const ESTIMATE_DELAY_MS = 300; // the estimate is asked again this long after the last change
 const state = {
   options: [],
+  presets: [],
+  preset: null, // the chosen preset's name, or "custom" once a setting differs from every preset
   maxUpload: 0,
   subject: [], // {id, label, detail} of checked subject uploads
   video: null, // {id, label, detail} of the checked destination upload
@@ -67,7 +71,8 @@ function buildOptionFields() {
   box.replaceChildren();
   for (const opt of state.options) {
     const row = el("div", null, "option");
-    const label = el("label", opt.flag);
+    const label = el("label", opt.label);
+    label.append(el("small", opt.flag, "flag"));
     label.htmlFor = `opt-${opt.name}`;
     let input;
     if (opt.choices.length) {
@@ -90,8 +95,125 @@ function buildOptionFields() {
     }
     input.id = `opt-${opt.name}`;
     input.name = opt.name;
+    input.addEventListener(input.type === "text" ? "input" : "change", settingsChanged);
     row.append(label, input, el("small", opt.help));
     box.append(row);
+  }
+}
+
+// --- presets and the time estimate -----------------------------------------------------------------
+
+function buildPresets() {
+  const box = $("presets");
+  box.replaceChildren();
+  for (const preset of state.presets) {
+    const label = el("label", null, "preset");
+    const radio = el("input");
+    radio.type = "radio";
+    radio.name = "preset";
+    radio.value = preset.name;
+    radio.id = `preset-${preset.name}`;
+    radio.addEventListener("change", () => applyPreset(preset.name));
+    label.append(radio, el("span", preset.label, "label"), el("span", "", "time"), el("small", preset.summary));
+    box.append(label);
+  }
+  const custom = el("label", null, "preset");
+  custom.id = "preset-custom-label";
+  custom.append(el("span", "Custom: the advanced settings below differ from every preset", "label"));
+  box.append(custom);
+}
+
+// A field shows its value, or stays empty (its placeholder shows the default) when the value is the default.
+function setField(opt, value) {
+  const input = $(`opt-${opt.name}`);
+  if (opt.kind === "bool") input.checked = Boolean(value);
+  else if (opt.choices.length) input.value = String(value ?? opt.default);
+  else input.value = value === null || value === undefined || value === opt.default ? "" : String(value);
+}
+
+function applyPreset(name) {
+  const preset = state.presets.find((p) => p.name === name);
+  if (!preset) return;
+  for (const opt of state.options) setField(opt, preset.values[opt.name]);
+  settingsChanged();
+}
+
+// The settings as numbers and strings the way a preset holds them (empty field: the default).
+function effectiveValues() {
+  const values = {};
+  for (const opt of state.options) {
+    const input = $(`opt-${opt.name}`);
+    if (opt.kind === "bool") values[opt.name] = input.checked;
+    else if (input.value.trim() === "") values[opt.name] = opt.default;
+    else if (opt.kind === "int" || opt.kind === "float") values[opt.name] = Number(input.value.trim());
+    else values[opt.name] = input.value.trim();
+  }
+  return values;
+}
+
+function settingsChanged() {
+  const values = effectiveValues();
+  const same = (p) => state.options.every((o) => values[o.name] === p.values[o.name]);
+  const match = state.presets.find(same);
+  state.preset = match ? match.name : "custom";
+  for (const preset of state.presets) $(`preset-${preset.name}`).checked = preset.name === state.preset;
+  $("preset-custom-label").hidden = state.preset !== "custom";
+  scheduleEstimate();
+}
+
+let estimateTimer = null;
+let estimateSeq = 0;
+function scheduleEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(askEstimate, ESTIMATE_DELAY_MS);
+}
+
+async function askEstimate() {
+  const seq = ++estimateSeq;
+  const line = $("estimate");
+  let result;
+  try {
+    result = await api("POST", "/api/estimate", jobBody());
+  } catch (err) {
+    return; // the server is not answering: the banner says so, the next change asks again
+  }
+  if (seq !== estimateSeq) return; // a newer question is on its way
+  if (!result.ok) {
+    line.replaceChildren(el("span", `No estimate: ${result.data.error}`, "bad"));
+    return;
+  }
+  const e = result.data;
+  const parts = e.stages.filter((s) => s.seconds >= 1).map((s) => `${s.name} ${duration(s.seconds)}`);
+  line.replaceChildren(el("strong", `About ${duration(e.total_s)} on this machine`),
+    el("small", `${parts.join(" · ")}. For ${e.inputs}; from ${e.basis}.`));
+  for (const preset of state.presets) {
+    const time = $(`preset-${preset.name}`).parentElement.querySelector(".time");
+    time.textContent = e.presets[preset.name] !== undefined ? `about ${duration(e.presets[preset.name])}` : "";
+  }
+}
+
+function rememberSettings() {
+  try {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify({ preset: state.preset, values: effectiveValues() }));
+  } catch (err) {
+    // storage refused (private mode, full): the form starts from the default preset next time
+  }
+}
+
+function restoreSettings() {
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) || "null");
+  } catch (err) {
+    saved = null;
+  }
+  if (saved && saved.values && typeof saved.values === "object") {
+    for (const opt of state.options) {
+      if (Object.hasOwn(saved.values, opt.name)) setField(opt, saved.values[opt.name]);
+    }
+    settingsChanged();
+  } else {
+    applyPreset((state.presets.find((p) => p.default) || state.presets[0] || {}).name);
   }
 }
 
@@ -123,6 +245,7 @@ function removeButton(li, onRemove) {
   button.addEventListener("click", () => {
     onRemove();
     li.remove();
+    scheduleEstimate();
   });
   li.append(button);
 }
@@ -192,19 +315,24 @@ async function addFiles(files, role) {
 function updateSubmit() {
   $("submit").disabled = state.pending > 0;
   $("submit").textContent = state.pending > 0 ? "Waiting for uploads…" : "Start job";
+  scheduleEstimate(); // the inputs changed: so does the work
 }
 
-async function submitJob(event) {
-  event.preventDefault();
-  const message = $("form-message");
-  message.textContent = "";
-  const body = {
+function jobBody() {
+  return {
     subject: state.subject.map((s) => s.id),
     video: state.video ? state.video.id : null,
     subject_media: Array.from($("subject-media").selectedOptions).map((o) => o.value),
     video_media: $("video-media").value || null,
     options: optionValues(),
   };
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  const message = $("form-message");
+  message.textContent = "";
+  const body = jobBody();
   $("submit").disabled = true;
   let result;
   try {
@@ -217,11 +345,13 @@ async function submitJob(event) {
     message.textContent = result.data.error || "the job was refused";
     return;
   }
+  rememberSettings();
   state.subject = [];
   state.video = null;
-  // The settings stay as they are, for the next job; the files and picks are cleared.
+  // The settings stay as they are, for the next job (and are remembered); the files and picks are cleared.
   for (const o of $("subject-media").options) o.selected = false;
   $("video-media").value = "";
+  scheduleEstimate();
   $("subject-list").replaceChildren();
   $("video-list").replaceChildren();
   select(result.data.id);
@@ -317,12 +447,24 @@ function renderJob(job) {
   if (job.started) times.push(`started ${new Date(job.started * 1000).toLocaleString()}`);
   if (job.finished) times.push(`finished ${new Date(job.finished * 1000).toLocaleString()}`);
   if (job.attempts > 1) times.push(`attempt ${job.attempts}`);
+  if (job.time_left_s !== null && job.time_left_s !== undefined) {
+    times.push(`about ${duration(job.time_left_s)} left in all`);
+  }
   $("d-times").textContent = times.join(", ");
   $("d-message").textContent = job.message || "";
   $("d-message").className = job.state === "failed" ? "message bad" : "message";
   const inputs = job.inputs.subject ? job.inputs.subject.map((s) => `${s.label} (${s.detail})`) : [];
   $("d-inputs").textContent = job.inputs.video
     ? `Subject: ${inputs.join(", ")}. Destination: ${job.inputs.video.label} (${job.inputs.video.detail}).` : "";
+
+  const settings = $("d-settings").querySelector("tbody");
+  settings.replaceChildren();
+  for (const s of job.settings) {
+    const tr = el("tr");
+    const value = s.value === null ? "(none)" : typeof s.value === "boolean" ? (s.value ? "yes" : "no") : s.value;
+    tr.append(el("td", s.label), el("td", value, s.default ? "" : "changed"), el("td", s.flag, "muted"));
+    settings.append(tr);
+  }
 
   $("d-cancel").hidden = !["queued", "running"].includes(job.state);
   $("d-cancel").disabled = job.cancel_requested;
@@ -440,6 +582,7 @@ async function loadOptions() {
     try {
       const result = await api("GET", "/api/options");
       state.options = result.data.options;
+      state.presets = result.data.presets;
       state.maxUpload = result.data.max_upload_bytes;
       for (const [id, multiple] of [["subject-media", true], ["video-media", false]]) {
         const sel = $(id);
@@ -452,6 +595,8 @@ async function loadOptions() {
         sel.multiple = multiple;
       }
       buildOptionFields();
+      buildPresets();
+      restoreSettings();
       return;
     } catch (err) {
       $("conn").hidden = false;
@@ -472,6 +617,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     e.target.value = "";
   });
   $("job-form").addEventListener("submit", submitJob);
+  $("subject-media").addEventListener("change", scheduleEstimate);
+  $("video-media").addEventListener("change", scheduleEstimate);
   $("d-cancel").addEventListener("click", () => jobAction("cancel"));
   $("d-retry").addEventListener("click", () => jobAction("retry"));
   $("d-delete").addEventListener("click", () => jobAction("delete"));
