@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,8 +29,13 @@ def test_run_makes_a_swapped_video_and_report_then_skips_every_stage(shared_data
     src, dst = probe_video(shared_data / "videos/grid/bbaf2n.mpg"), probe_video(tmp_path / "out.mp4")
     assert (dst.width, dst.height, dst.fps) == (src.width, src.height, src.fps) and dst.frame_count == 75
     report = (tmp_path / "out_report.html").read_text()
-    assert "identity_to_subject" in report and "out_report_frames.png" in report
-    assert "out_report_synthetic.png" in report and (tmp_path / "out_report_synthetic.png").stat().st_size > 1000
+    assert "identity_to_subject" in report and "out_report_frames.png" in (tmp_path / "out_report.md").read_text()
+    # one file to share: its pictures inside it, the inputs by name (no path of this machine), plain words
+    images = re.findall(r'<img src="([^"]*)"', report)
+    assert len(images) == 3 and all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in images)
+    assert (tmp_path / "out_report_synthetic.png").stat().st_size > 1000
+    assert str(tmp_path) not in report and str(shared_data) not in report and "Subject: d6.mp4." in report
+    assert "In plain words" in report and "A face was swapped in 100% of the 75 frames" in report
     assert "fine-tuning" in out  # the log names the swap model it started from
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["summary"]["frames"] == 75

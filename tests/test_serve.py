@@ -288,7 +288,10 @@ def test_one_server_per_data_directory(tmp_path, server, capsys):
     s = server(data)
     assert main(["serve", "--data", str(data), "--port", str(s.port + 1)]) == 1
     assert f"this data directory is locked by pid {s.proc.pid}" in capsys.readouterr().err
-    assert s.get("/api/jobs") == {"jobs": [], "running": None, "next_before": None}
+    listing = s.get("/api/jobs")
+    assert {k: listing[k] for k in ("jobs", "running", "next_before")} == {"jobs": [], "running": None,
+                                                                          "next_before": None}
+    assert 0 < listing["disk"]["used_bytes"] < 2**20  # the database alone
 
 
 def _markers(job_dir: Path) -> set[Path]:
@@ -301,6 +304,12 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     data = tmp_path / "data"
     s = server(data)
     photos = subject_photos(shared_data, tmp_path / "photos")
+    # A photo taken off the form is removed from the server at once (not a day later).
+    code, extra = s.upload(photos[0], "subject")
+    assert code == 200 and len(list((data / "uploads").iterdir())) == 1
+    assert s.call("DELETE", f"/api/uploads/{extra['id']}") == (200, {"id": extra["id"], "removed": True})
+    assert not list((data / "uploads").iterdir())
+    assert s.call("DELETE", f"/api/uploads/{extra['id']}")[0] == 404
     ids = [s.upload(p, "subject", name=f"<b onmouseover=alert(1)>{p.name}")[1]["id"] for p in photos]
     code, video = s.upload(shared_data / "videos/grid/bbaf2n.mpg", "video")
     assert code == 200 and video["detail"].startswith("video 360x288, 3.0 s")
@@ -318,6 +327,7 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     assert job["inputs"]["subject"][0]["label"] == f"<b onmouseover=alert(1)>{photos[0].name}"  # kept as text, escaped by the page
     assert not list((data / "uploads").iterdir())  # the uploads moved into the job's folder
     job_dir = data / "jobs" / str(job["id"])
+    assert sorted(p.name for p in (job_dir / "inputs").iterdir())[0] == f"subject_0__b_onmouseover_alert_1__{photos[0].stem}.jpg"
 
     # Crash the server (kill -9) while the swap model trains.
     running = s.wait_for(job["id"], lambda j: any(st["name"] == "swap train" and st["state"] == "running"
@@ -353,7 +363,7 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     status, headers, body = s.request("GET", done["video"], headers={"Range": "bytes=0-99"})
     assert status == 206 and len(body) == 100 and headers["content-type"] == "video/mp4"
     status, _, body = s.request("GET", done["report"])
-    assert status == 200 and b"identity_to_subject" in body and b"out_report_frames.png" in body
+    assert status == 200 and b"identity_to_subject" in body and b"data:image/png;base64," in body
     assert s.request("GET", f"/jobs/{job['id']}/files/out_report_frames.png")[0] == 200
     assert s.request("GET", done["synthetic"]["url"])[1]["content-type"] == "image/png"
     assert {d["name"] for d in done["downloads"]} == {"out.mp4", "out_report.html", "out_report.md", "evaluation.json",
@@ -374,7 +384,9 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
     while s.call("GET", f"/api/jobs/{second['id']}")[0] != 404 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not (data / "jobs" / str(second["id"])).exists()
-    assert [j["id"] for j in s.get("/api/jobs")["jobs"]] == [job["id"]]
+    listing = s.get("/api/jobs")
+    assert [j["id"] for j in listing["jobs"]] == [job["id"]]
+    assert 100_000 < listing["disk"]["used_bytes"] < 200 * 2**20 and listing["disk"]["free_bytes"] > 0
     assert s.stop() == "synthswap serve: stopped"
 
 

@@ -139,15 +139,31 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     page.click("#d-settings-box summary")
     expect(page.locator("#d-settings tr", has_text="Training steps (at most)")).to_contain_text("16")
     page.evaluate("document.getElementById('d-video').pause()")
+    expect(page).to_have_title("synthswap · job #1 done")
     screenshot(page, tmp_path, "done")
+    # At a phone's width the open job fits the screen: one column, nothing wider than 390 px.
+    page.set_viewport_size({"width": 390, "height": 844})
+    widest = page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+    assert widest <= 390, widest
+    screenshot(page, tmp_path, "phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     with page.expect_popup() as popup:
         page.click("#d-report")
     report = popup.value
     report.wait_for_load_state()
     expect(report.locator("h1")).to_contain_text("synthswap: out.mp4")
-    expect(report.locator("h2").first).to_have_text("Metrics")
+    expect(report.locator("h2").first).to_have_text("In plain words")
     assert report.locator("img").first.evaluate("i => i.naturalWidth") > 0
     screenshot(report, tmp_path, "report")
+    # Downloaded and opened from the disk, away from the server: every picture is inside the file.
+    with page.expect_download() as download:
+        page.click("#d-downloads a:text('download out_report.html')")
+    offline = tmp_path / "downloaded_report.html"
+    download.value.save_as(offline)
+    report.goto(offline.as_uri())
+    expect(report.locator("h2", has_text="In plain words")).to_be_visible()
+    sizes = report.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
+    assert len(sizes) == 3 and min(sizes) > 0, sizes
     assert dialogs == []  # the HTML in a file name never ran
 
     # The last job's settings come back with the page.

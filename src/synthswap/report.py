@@ -1,11 +1,13 @@
 """Static reports: one list of blocks rendered to Markdown and to a self-contained HTML page.
 
 Used by `synthswap run` (one swap) and `synthswap study` (the grid of conditions). Images
-are PNG files beside the report, referenced by relative path.
+are PNG files beside the report: the Markdown links them by relative path, the HTML carries
+them inside (data URIs), so the one file can be sent and opened anywhere.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 from dataclasses import dataclass
@@ -70,7 +72,15 @@ def to_markdown(title: str, blocks: Sequence[Block]) -> str:
     return "\n".join(out)
 
 
-def to_html(title: str, blocks: Sequence[Block]) -> str:
+def _image_source(path: str, folder: Path | None) -> str:
+    """A figure's PNG inside the page when it is in `folder`, else its relative path."""
+    if folder is not None and (folder / path).is_file():
+        return "data:image/png;base64," + base64.b64encode((folder / path).read_bytes()).decode("ascii")
+    return path
+
+
+def to_html(title: str, blocks: Sequence[Block], folder: Path | None = None) -> str:
+    """The page; figures found in `folder` (the report's) are inlined."""
     e = html.escape
     body = [f"<h1>{e(title)}</h1>"]
     for b in blocks:
@@ -80,14 +90,16 @@ def to_html(title: str, blocks: Sequence[Block]) -> str:
             body.append(f"<p>{e(b.text)}</p>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{e(_cell(v))}</td>" for v in row) + "</tr>" for row in b.rows)
+            rows = "".join("<tr>" + "".join(f"<td{' class=n' if isinstance(v, (int, float)) else ''}>{e(_cell(v))}</td>"
+                                            for v in row) + "</tr>" for row in b.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Figure):
-            body.append(f'<figure><img src="{e(b.path)}" alt="{e(b.caption)}"><figcaption>{e(b.caption)}'
-                        "</figcaption></figure>")
+            body.append(f'<figure><img src="{e(_image_source(b.path, folder))}" alt="{e(b.caption)}">'
+                        f"<figcaption>{e(b.caption)}</figcaption></figure>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-             "text-align:right}th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:90%}")
+             "text-align:left}td.n{text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+             "figcaption{color:#555;font-size:90%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
@@ -97,7 +109,7 @@ def write_report(folder: str | os.PathLike, title: str, blocks: Sequence[Block],
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / f"{name}.md", folder / f"{name}.html")
-    for path, text in zip(paths, (to_markdown(title, blocks), to_html(title, blocks))):
+    for path, text in zip(paths, (to_markdown(title, blocks), to_html(title, blocks, folder))):
         atomic.write_text(path, text)
     return paths
 

@@ -33,6 +33,7 @@ from synthswap.options import ComputeOptions, OptionError, check_options, option
 from synthswap.enhance.train import FINETUNE_BATCH, FINETUNE_LR, EnhanceTrainOptions
 from synthswap.pretrained import SHIPPED_NAME, PretrainedError, resolve_model
 from synthswap.provenance.metadata import read_tags
+from synthswap.metrics.plain import plain_words
 from synthswap.report import Block, Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
 from synthswap.stages import (
     EVALUATION,
@@ -334,6 +335,15 @@ def _synthesis_plan(opts: RunOptions, subject: Path, dest: Path, log) -> Synthet
                    directions_name=STAGE["directions"].title(opts))
 
 
+def _shown(value: Any) -> str:
+    """A setting as the report shows it: files by their names, not the machine's paths."""
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, str) and "/" in value:
+        return Path(value).name
+    return str(value)
+
+
 def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any], work: Path) -> None:
     out = Path(opts.out)
     folder = html_path.parent
@@ -342,17 +352,21 @@ def _write_run_report(html_path: Path, opts: RunOptions, summary: dict[str, Any]
     picks = sorted({int(frames * f) for f in (0.1, 0.35, 0.6, 0.85)})
     write_png(files["frames"], frame_grid({"destination": opts.video, "swapped": out}, picks))
     blocks: list[Block] = [
-        Paragraph(f"Subject: {', '.join(opts.subject)}. Destination: {opts.video}. Output: {out.name}."),
+        Paragraph(f"Subject: {', '.join(Path(p).name for p in opts.subject)}. Destination: {Path(opts.video).name}. "
+                  f"Output: {out.name}. This video is synthetic: it shows the subject's face on another person."),
+        Figure(files["frames"].name, "Destination frames (top) and the swapped output (bottom)."),
+        Heading("In plain words"),
+        Table(["what the measures say", "how it is measured"], plain_words(summary)),
         Heading("Metrics"),
         Table(["metric", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, str)]),
-        Figure(files["frames"].name, "Destination frames (top) and the swapped output (bottom)."),
         Heading("Provenance"),
         Paragraph("The output says it is synthetic: container metadata, an invisible watermark in every frame "
                   "(unless --no-watermark) and a signed C2PA manifest. Check any copy with `synthswap verify FILE`."),
         Table(["metadata", "value"], [[k, v] for k, v in read_tags(out).items() if k in PROVENANCE_KEYS]),
         Heading("Settings"),
-        Table(["setting", "value"], [[k, str(v)] for k, v in asdict(opts).items()]),
-        Paragraph(f"Work directory with every stage's output: {work}"),
+        Table(["setting", "value"], [[k, _shown(v)] for k, v in asdict(opts).items()]),
+        Paragraph(f"Every stage's output is in the work directory {work.name}/ beside the video."
+                  if work.parent == out.parent else f"Every stage's output is in the work directory {work}."),
     ]
     preview = STAGE["swap"].path(opts) / "preview.png"
     if preview.exists():

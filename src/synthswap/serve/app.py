@@ -61,6 +61,7 @@ ROUTES = [
     Route("/api/options", routes.options),
     Route("/api/estimate", routes.estimate, methods=["POST"]),
     Route("/api/uploads", routes.upload, methods=["POST"]),
+    Route("/api/uploads/{upload_id}", routes.remove_upload, methods=["DELETE"]),
     Route("/api/jobs", routes.list_jobs, methods=["GET"]),
     Route("/api/jobs", routes.new_job, methods=["POST"]),
     Route("/api/jobs/{job_id}", routes.get_job, methods=["GET"]),

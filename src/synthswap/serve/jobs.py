@@ -222,6 +222,27 @@ class JobStore:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM uploads").fetchone()[0])
 
+    def remove_upload(self, upload_id: str) -> bool:
+        """Remove an upload no job has taken (the page's "remove" button); False if there is none."""
+        with self._lock:
+            row = self._db.execute("SELECT file FROM uploads WHERE id=?", (upload_id,)).fetchone()
+            if row is None:
+                return False
+            (self.uploads_dir / row["file"]).unlink(missing_ok=True)
+            self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
+            return True
+
+    def disk_usage(self) -> int:
+        """Bytes in the data folder: jobs (inputs, work, outputs), uploads and the database."""
+        total = 0
+        for path in self.data.rglob("*"):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    total += path.stat().st_size
+            except OSError:  # removed while we walked
+                continue
+        return total
+
     def add_upload(self, upload: Upload) -> None:
         with self._lock:
             self._db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?)",

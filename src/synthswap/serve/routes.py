@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from synthswap.serve import progress
 from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
-from synthswap.serve.jobs import BROKEN, Job
+from synthswap import space
+from synthswap.serve.jobs import BROKEN, Job, JobStore
 from synthswap.serve.estimates import estimate_request, time_left
 from synthswap.serve.options import OUT_NAME, OptionError, describe, presets, run_options, settings_of
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
@@ -116,7 +117,30 @@ async def list_jobs(request: Request) -> Response:
         return Response(status_code=304, headers={"etag": tag, "cache-control": "no-cache"})
     jobs, more = await run_in_threadpool(state.jobs.list, limit, before)
     return json_answer({"jobs": [j.public() for j in jobs], "running": state.worker.current,
-                        "next_before": jobs[-1].id if more else None}, headers={"etag": tag})
+                        "next_before": jobs[-1].id if more else None,
+                        "disk": await run_in_threadpool(_disk, state.jobs)}, headers={"etag": tag})
+
+
+_disk_seen: dict[str, dict[str, int]] = {}  # the job list's version -> what the data folder held then
+
+
+def _disk(jobs: JobStore) -> dict[str, int]:
+    """Bytes the app's data folder uses and bytes free on its disk, measured again when the job list
+    changes (a walk of every job's files: not at every poll)."""
+    if jobs.version not in _disk_seen:
+        _disk_seen.clear()
+        _disk_seen[jobs.version] = {"used_bytes": jobs.disk_usage(), "free_bytes": space.free_bytes(jobs.data)}
+    return _disk_seen[jobs.version]
+
+
+async def remove_upload(request: Request) -> Response:
+    """An upload taken off the form before any job used it: its file goes now, not when it expires."""
+    upload_id = request.path_params["upload_id"]
+    if not (upload_id.isascii() and upload_id.isalnum()):
+        return error("no such upload", 404)
+    if not await run_in_threadpool(request.app.state.jobs.remove_upload, upload_id):
+        return error("no such upload (a job took it, or it expired)", 404)
+    return json_answer({"id": upload_id, "removed": True})
 
 
 def job_detail(request: Request, job: Job) -> dict[str, Any]:

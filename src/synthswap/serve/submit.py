@@ -35,6 +35,13 @@ def media_files(media: Path | None) -> list[str]:
     return found
 
 
+def file_stem(label: str, limit: int = 60) -> str:
+    """A file name's stem reduced to letters, digits, '-' and '_' (anything else becomes '_'), for a
+    name on the server's disk that still says which of the user's files it was."""
+    stem = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in Path(label).stem)
+    return stem[:limit] or "file"
+
+
 def media_path(media: Path | None, relative: str) -> Path:
     """A file of the --media folder, by its relative name; nothing outside it."""
     if media is None:
@@ -106,12 +113,13 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
         job_dir.mkdir(mode=0o700)
         inputs_dir.mkdir(mode=0o700)
         paths = []
-        for i, (path, _, _, upload_id) in enumerate([*subject, video]):
+        for i, (path, label, _, upload_id) in enumerate([*subject, video]):
             if upload_id is None:
                 paths.append(str(path))  # a media-folder file is read where it is
                 continue
             role = "video" if i == len(subject) else f"subject_{i}"
-            target = inputs_dir / f"{role}{path.suffix}"
+            # named after the user's file, so that the report and the log say which photo is which
+            target = inputs_dir / f"{role}_{file_stem(label)}{path.suffix}"
             try:
                 os.link(path, target)  # the upload itself is removed only once the job is queued
             except OSError:  # a file system without hard links

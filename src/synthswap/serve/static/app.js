@@ -64,6 +64,10 @@ function megabytes(bytes) {
   return `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
 }
 
+function diskSize(bytes) {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GB` : megabytes(bytes);
+}
+
 // --- the form ------------------------------------------------------------------------------------
 
 function buildOptionFields() {
@@ -300,12 +304,14 @@ async function addFiles(files, role) {
       removeButton(li, () => {});
     } else {
       setItem(li, data.detail, "good");
+      // Removed from the form, an upload is removed from the server too (no job has taken it).
+      const discard = () => api("DELETE", `/api/uploads/${data.id}`).catch(() => {});
       if (role === "video") {
         state.video = data;
-        removeButton(li, () => { state.video = null; });
+        removeButton(li, () => { state.video = null; discard(); });
       } else {
         state.subject.push(data);
-        removeButton(li, () => { state.subject = state.subject.filter((s) => s.id !== data.id); });
+        removeButton(li, () => { state.subject = state.subject.filter((s) => s.id !== data.id); discard(); });
       }
     }
     updateSubmit();
@@ -440,6 +446,7 @@ function drawLoss(points) {
 function renderJob(job) {
   $("detail").hidden = false;
   $("d-title").textContent = `Job #${job.id}: ${job.name}`;
+  document.title = `synthswap · job #${job.id} ${job.state}`;
   const st = $("d-state");
   st.textContent = job.state;
   st.className = `state ${job.state}`;
@@ -551,6 +558,9 @@ async function poll() {
       listTag = list.ok ? list.etag : null;
       nextBefore = list.data.next_before ?? null;
       renderJobs(list.data.jobs || []);
+      const disk = list.data.disk;
+      $("disk").textContent = disk
+        ? `Jobs and uploads use ${diskSize(disk.used_bytes)}; ${diskSize(disk.free_bytes)} free on this disk.` : "";
     }
     if (state.selected) {
       const job = await api("GET", `/api/jobs/${state.selected}`);
@@ -561,6 +571,7 @@ async function poll() {
       }
     } else {
       $("detail").hidden = true;
+      document.title = "synthswap";
     }
   } catch (err) {
     failedPolls += 1;
