@@ -453,10 +453,13 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
     frames_differ = now["output_frames"] != golden["fingerprint"]["output_frames"]
     for key, value in golden["fingerprint"].items():
         if key == "output_frames" and frames_differ:
-            # The output's bits differed in 1 of 6 runs of this test on one machine, with every input,
-            # face crop and swap-model tensor the same: some nondeterminism in convert, not yet found.
-            # Then each frame's mean must still agree within 0.05 grey levels (a change of results moves
-            # them by more), and the evaluation of those frames within 2%.
+            # The output's bits differ in about 1 run of 5 (also alone, outside pytest), with every input,
+            # face crop and swap-model tensor the same: x264 itself. Encoding the same decoded frames 12
+            # times with media.VideoWriter gave 6 different files (benchmarks are in the issue-29 note),
+            # one macroblock at the picture's right edge first, then what predicts from it, up to 45 grey
+            # levels by the last frame. Then each frame's mean must still agree within 0.05 grey levels (a
+            # change of results moves them by more), and the evaluation of those frames within 2%, a share
+            # of frames within one frame of the 15 that dlib checks.
             assert now[key]["count"] == value["count"]
             assert np.allclose(now["output_frame_means"], golden["fingerprint"]["output_frame_means"], atol=0.05)
         elif key == "evaluation" and frames_differ:
@@ -464,7 +467,8 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
             for name, recorded in value.items():
                 measured = now[key][name]
                 assert (measured is None) == (recorded is None), name
-                assert recorded is None or np.isclose(measured, recorded, rtol=0.02, atol=0.005), name
+                close = dict(rtol=0, atol=1 / 15 + 1e-9) if name.endswith("_rate") else dict(rtol=0.02, atol=0.005)
+                assert recorded is None or np.isclose(measured, recorded, **close), name
         elif key not in ("stage_params", "output_frame_means"):
             assert now[key] == value, key
     # Every stage's cache parameters as recorded; an option added since (a new key, e.g. a precision
