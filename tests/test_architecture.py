@@ -18,7 +18,7 @@ LAYERS = {
                    "training"},
     "library": {"faces", "faceset", "extract", "gan", "swap", "synth", "metrics", "provenance", "report",
                 "pretrained", "export_weights", "demo_inputs", "enhance", "space"},
-    "orchestration": {"cache", "stages", "run", "study"},
+    "orchestration": {"cache", "stages", "run", "study", "estimate"},
     "front ends": {"serve", "cli", "__main__"},
 }
 

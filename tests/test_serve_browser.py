@@ -84,6 +84,7 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     page.set_input_files("#video-file", str(shared_data / "videos/grid/bbaf2n.mpg"))
     expect(page.locator("#subject-list li.good")).to_have_count(3, timeout=60_000)
     expect(page.locator("#video-list li.good")).to_contain_text("video 360x288")
+    expect(page.locator("#face-pick")).to_be_hidden()  # one person in it: nothing to choose
     expect(page.locator("#subject-list li.good .name").first).to_have_text(XSS_NAME)  # shown as text
     # Presets with their time on this machine; a preset sets the advanced settings.
     expect(page.locator("#preset-good")).to_be_checked()
@@ -206,5 +207,33 @@ def test_page_opens_from_the_printed_link_and_pages_through_the_jobs(tmp_path, b
         page.context.clear_cookies()  # as after a restart with a new token: the page says what to do
         expect(page.locator("#no-token")).to_be_visible()
         expect(page.locator("#jobs li")).to_have_count(50)  # and keeps what it showed
+    finally:
+        server.crash()
+
+
+def test_page_offers_the_faces_of_a_video_with_two_people(shared_data, tmp_path, browser):
+    """A destination with two people shows both faces, left to right; the one picked is the job's --face."""
+    from media_helpers import GRID_CLIP, two_people
+
+    video = tmp_path / "two people.mp4"
+    two_people(shared_data / GRID_CLIP, shared_data / "videos/grid/lbax4n.mpg", video, [(0.9, 0.9)] * 3)
+    server = Server(tmp_path / "data").start()
+    try:
+        expect = sync_api.expect
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # and on a phone's screen
+        page.goto(f"{server.url}/?token={server.token}")
+        expect(page.locator("#option-fields .option").first).to_be_attached()
+        page.set_input_files("#video-file", str(video))
+        expect(page.locator("#face-pick")).to_be_visible(timeout=60_000)
+        expect(page.locator("#face-options img")).to_have_count(2)
+        assert page.locator("#face-options img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)") == [96, 96]
+        page.click("#face-options label:has-text('2nd from the left')")
+        expect(page.locator("#opt-face")).to_have_value("2")
+        expect(page.locator("#preset-good")).to_be_checked()  # the face is not a preset's setting
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        screenshot(page, tmp_path, "face_choice")
+        page.locator("#video-list li button").click()  # the video removed: no faces to choose from
+        expect(page.locator("#face-pick")).to_be_hidden()
+        expect(page.locator("#opt-face")).to_have_value("")
     finally:
         server.crash()

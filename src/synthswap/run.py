@@ -144,8 +144,9 @@ class RunOptions(PipelineOptions):
                                     "faces blurred; docs/gan.md has the figures)")
     engine: str = option("gan", "how to synthesise extra subject images: the GAN or the warp control",
                          choices=tuple(ENGINES))
-    swap_minutes: float = option(15.0, "swap training budget in minutes (a whole default run took 31 minutes on 2 "
-                                       "cores; more minutes keep improving the face, see docs/swap.md)", above=0)
+    swap_minutes: float = option(15.0, "swap training budget in minutes, across interruptions (more minutes keep "
+                                       "improving the face: docs/swap.md; a whole run's time: README, 'Planning "
+                                       "figures')", above=0)
     no_watermark: bool = option(False, "do not put the invisible watermark in the output's frames (an explicit "
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "

@@ -37,8 +37,15 @@ WEB_OPTIONS = {
     "train_gan": "Train a personal GAN prior first (slow)",
     "gan_minutes": "Personal prior's training time (minutes)",
     "seed": "Random seed (the same seed repeats a job)",
+    "face": "Which face of the video to replace",
 }
 CHOICES = {"swap_init": (SHIPPED_NAME, "none")}  # a web form names no folder on the server
+# A web form names no file on the server either: --face takes a position here, not a photo's path.
+WEB_FACE_HINT = "'largest' or a position from the left (1, 2, ...); choosing by a photo is for the command line"
+
+
+def _web_face(value: str) -> bool:
+    return value == "largest" or (value.isascii() and value.isdigit() and 1 <= int(value) <= 99)
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,9 @@ def describe() -> list[dict[str, Any]]:
 
 
 def presets() -> list[dict[str, Any]]:
-    """The presets as the form shows them, each with every setting it gives (defaults included)."""
-    defaults = {name: default_of(f) for name, f in _fields().items() if name in WEB_OPTIONS}
+    """The presets as the form shows them, each with every setting it gives (defaults included); the
+    face to replace is the inputs' business, not a preset's."""
+    defaults = {name: default_of(f) for name, f in _fields().items() if name in WEB_OPTIONS and name != "face"}
     return [{"name": p.name, "label": p.label, "summary": p.summary, "values": {**defaults, **p.values},
              "default": p.name == DEFAULT_PRESET} for p in PRESETS]
 
@@ -127,6 +135,8 @@ def parse(values: dict[str, Any]) -> dict[str, Any]:
             raise OptionError(f"{flag_of(f)}: {exc}") from None
         if name in CHOICES and value not in CHOICES[name]:
             raise OptionError(f"{flag_of(f)} must be one of {', '.join(CHOICES[name])}, not {value}")
+        if name == "face" and not _web_face(value):
+            raise OptionError(f"{flag_of(f)} must be {WEB_FACE_HINT}, not {value}")
         reason = problem(f, value)
         if reason is not None:
             raise OptionError(reason)

@@ -10,6 +10,7 @@ that passed every check gets its final name.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -17,6 +18,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
+
+import cv2
+import numpy as np
 
 from synthswap.faces.detect import FaceDetector
 from synthswap.media import (
@@ -40,6 +44,8 @@ VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its len
 MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
 CHECK_SIDE = 1280  # a photo is searched at most this large (the detector itself works at 640)
 LABEL_LENGTH = 120
+MAX_FACES_SHOWN = 8  # a crowd's faces beyond these are not offered (the advanced --face still counts them)
+THUMBNAIL_SIDE = 96
 
 
 class UploadError(Refused):
@@ -53,6 +59,9 @@ class UploadError(Refused):
 class Checked:
     kind: str  # "image" or "video"
     detail: str  # what the page shows beside the file, e.g. "1 face, 640x480"
+    # A video's faces where a face is first found, left to right (what --face N counts), as small
+    # JPEG data URIs for the page to choose from; sent once with the upload's answer, not stored.
+    faces: tuple[str, ...] = ()
 
 
 def safe_label(name: str) -> str:
@@ -147,16 +156,30 @@ class FaceChecker:
         info = probe_video(path, DEFAULT_MAX_PIXELS)
         self._check_sides(label, info.width, info.height)
         every = max(1, info.frame_count // VIDEO_SAMPLES) if info.frame_count else 10
-        found = False
+        thumbnails: tuple[str, ...] = ()
         for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES,
                                        max_pixels=DEFAULT_MAX_PIXELS):
-            if self._faces(frame.bgr):
-                found = True
+            faces = self._faces(frame.bgr)
+            if faces:
+                thumbnails = tuple(face_thumbnail(frame.bgr, d.box) for d in
+                                   sorted(faces, key=lambda d: d.box[0] + d.box[2] / 2)[:MAX_FACES_SHOWN])
                 break
-        if not found:
+        if not thumbnails:
             raise UploadError(f"{label}: no face found in this video (searched {VIDEO_SAMPLES} frames across it)")
         return Checked("video", f"video {info.width}x{info.height}, {info.duration_s:.1f} s, "
-                                f"{float(info.fps):.0f} fps")
+                                f"{float(info.fps):.0f} fps", thumbnails)
+
+
+def face_thumbnail(bgr: np.ndarray, box: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
+    """The face in `box` (x, y, w, h) with some margin, as a square JPEG data URI of `side` px."""
+    x, y, w, h = (float(v) for v in box)
+    half = max(w, h) * 0.65
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
+    x1, y1 = min(int(cx + half), bgr.shape[1]), min(int(cy + half), bgr.shape[0])
+    crop = cv2.resize(bgr[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
 
 
 def store(partial: Path, folder: Path, label: str, role: str, checked: Checked, size: int) -> Upload:

@@ -105,6 +105,40 @@ function buildOptionFields() {
   }
 }
 
+// --- which face of the destination --------------------------------------------------------------
+
+// The faces where the video first shows one, left to right: with more than one, the user picks.
+function showFaces(faces) {
+  const box = $("face-options");
+  box.replaceChildren();
+  $("face-pick").hidden = faces.length < 2;
+  const field = $("opt-face");
+  if (field) field.value = "";
+  if (faces.length < 2) return;
+  const choice = (value, text, src) => {
+    const label = el("label", null, "face-choice");
+    const radio = el("input");
+    radio.type = "radio";
+    radio.name = "face-choice";
+    radio.value = value;
+    radio.checked = value === "largest";
+    radio.addEventListener("change", () => {
+      $("opt-face").value = value === "largest" ? "" : value;
+    });
+    label.append(radio);
+    if (src) {
+      const img = el("img");
+      img.src = src;
+      img.alt = text;
+      label.append(img);
+    }
+    label.append(el("span", text));
+    box.append(label);
+  };
+  choice("largest", "the largest face");
+  faces.forEach((src, i) => choice(String(i + 1), `${i + 1}${["st", "nd", "rd"][i] || "th"} from the left`, src));
+}
+
 // --- presets and the time estimate -----------------------------------------------------------------
 
 function buildPresets() {
@@ -138,7 +172,9 @@ function setField(opt, value) {
 function applyPreset(name) {
   const preset = state.presets.find((p) => p.name === name);
   if (!preset) return;
-  for (const opt of state.options) setField(opt, preset.values[opt.name]);
+  for (const opt of state.options) {
+    if (Object.hasOwn(preset.values, opt.name)) setField(opt, preset.values[opt.name]);
+  }
   settingsChanged();
 }
 
@@ -157,7 +193,7 @@ function effectiveValues() {
 
 function settingsChanged() {
   const values = effectiveValues();
-  const same = (p) => state.options.every((o) => values[o.name] === p.values[o.name]);
+  const same = (p) => Object.keys(p.values).every((name) => values[name] === p.values[name]);
   const match = state.presets.find(same);
   state.preset = match ? match.name : "custom";
   for (const preset of state.presets) $(`preset-${preset.name}`).checked = preset.name === state.preset;
@@ -286,6 +322,7 @@ async function addFiles(files, role) {
   if (role === "video") {
     list.replaceChildren();
     state.video = null;
+    showFaces([]);
   }
   for (const file of files) {
     const li = fileItem(list, file.name);
@@ -308,7 +345,8 @@ async function addFiles(files, role) {
       const discard = () => api("DELETE", `/api/uploads/${data.id}`).catch(() => {});
       if (role === "video") {
         state.video = data;
-        removeButton(li, () => { state.video = null; discard(); });
+        showFaces(data.faces || []);
+        removeButton(li, () => { state.video = null; showFaces([]); discard(); });
       } else {
         state.subject.push(data);
         removeButton(li, () => { state.subject = state.subject.filter((s) => s.id !== data.id); discard(); });
@@ -354,6 +392,7 @@ async function submitJob(event) {
   rememberSettings();
   state.subject = [];
   state.video = null;
+  showFaces([]);
   // The settings stay as they are, for the next job (and are remembered); the files and picks are cleared.
   for (const o of $("subject-media").options) o.selected = false;
   $("video-media").value = "";
