@@ -27,6 +27,7 @@ from synthswap.cli import main
 from synthswap.run import RunOptions, stage_plan
 from synthswap.serve import progress
 from synthswap.serve.app import Settings, create_app
+from synthswap.serve.estimates import time_left
 from synthswap.serve.jobs import Job, JobStore
 from synthswap.serve.options import OptionError, parse, presets, run_options, write_job_file
 from synthswap.serve.uploads import UploadError, receive
@@ -172,6 +173,16 @@ def test_progress_comes_from_stage_markers_and_the_trainers_log(tmp_path):
     assert progress.loss_curve(opts) == [[1, 0.9], [10, 0.8], [11, 0.7], [20, 0.6]]
     # a job that is not running (a server restart) shows the stage as interrupted, not running
     assert progress.stages(_job("queued"), opts)[3]["state"] == "interrupted"
+    # a stage that writes no progress (convert) gets it from its estimate; the job's time left adds the rest
+    atomic.write_json(work / ".swap.stage.json", {"done": "k", "seconds": 600})
+    atomic.write_json(job_dir / ".out.mp4.stage.json", {"pending": "k"})
+    expected = {"convert": 100.0, "evaluate": 50.0}
+    stages = progress.stages(_job("running"), opts, expected)
+    convert = stages[4]
+    assert convert["state"] == "running" and convert["progress"]["estimated"]
+    assert 0 <= convert["progress"]["fraction"] < 0.5 and 50 < convert["progress"]["eta_s"] <= 100
+    assert time_left(expected, stages) == round(convert["progress"]["eta_s"] + 50)
+    assert time_left({}, stages) is None  # inputs unreadable: no estimate rather than a wrong one
 
 
 def test_the_queue_recovers_after_a_restart_and_removes_half_made_jobs(tmp_path):
@@ -336,7 +347,8 @@ def test_a_job_runs_to_done_resumes_after_a_server_crash_and_can_be_cancelled_re
 
     # Crash the server (kill -9) while the swap model trains.
     running = s.wait_for(job["id"], lambda j: any(st["name"] == "swap train" and st["state"] == "running"
-                                                  and st["progress"] for st in j["stages"]), what="swap training")
+                                                  and (st["progress"] or {}).get("unit") == "steps" for st in j["stages"]),
+                         what="swap training")
     progress = next(st["progress"] for st in running["stages"] if st["name"] == "swap train")
     assert progress["unit"] == "steps" and progress["total"] == 16 and 0 < progress["fraction"] < 1
     assert [st["state"] for st in running["stages"][:3]] == ["done"] * 3

@@ -86,6 +86,10 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#video-list li.good")).to_contain_text("video 360x288")
     expect(page.locator("#face-pick")).to_be_hidden()  # one person in it: nothing to choose
     expect(page.locator("#subject-list li.good .name").first).to_have_text(XSS_NAME)  # shown as text
+    # each photo shows the face found in it
+    expect(page.locator("#subject-list li.good img.thumb")).to_have_count(3)
+    page.wait_for_function("() => [...document.querySelectorAll('#subject-list img.thumb')]"
+                           ".every(i => i.complete && i.naturalWidth === 96)")
     # Presets with their time on this machine; a preset sets the advanced settings.
     expect(page.locator("#preset-good")).to_be_checked()
     expect(page.locator("#estimate")).to_contain_text("on this machine")

@@ -109,25 +109,31 @@ def estimate_request(jobs: JobStore, media: Path | None, device: str, body: dict
 _workloads: dict[tuple[str, ...], Workload] = {}  # a job's inputs -> their workload (read once)
 
 
-def time_left(jobs: JobStore, device: str, opts: RunOptions, stages: list[dict[str, Any]]) -> float | None:
-    """Seconds until the job `opts` is done: the running stage's own time left (its progress says it,
-    or its estimate less its time so far), and the estimate of each stage still waiting. None when
-    its inputs cannot be read."""
+def planned(jobs: JobStore, device: str, opts: RunOptions) -> dict[str, float]:
+    """Each stage's estimated seconds for the job `opts` on this machine ({} when its inputs cannot
+    be read)."""
     key = (*opts.subject, opts.video)
     if key not in _workloads:
         try:
             _workloads[key] = Workload.of(opts)
         except (MediaError, OSError):
-            return None
-    planned = {s["key"]: s["seconds"] for s in estimate(opts, _workloads[key], speed(jobs, device)[0])}
+            return {}
+    return {s["key"]: s["seconds"] for s in estimate(opts, _workloads[key], speed(jobs, device)[0])}
+
+
+def time_left(expected: dict[str, float], stages: list[dict[str, Any]]) -> float | None:
+    """Seconds until the job is done: the running stage's own time left (from its progress, which
+    `progress.stages` derives from `expected` for a stage without progress of its own), and the
+    estimate of each stage still waiting. None without estimates."""
+    if not expected:
+        return None
     left = 0.0
     for stage in stages:
-        expected = planned.get(stage["key"], 0.0)
         if stage["state"] == "running":
             eta = (stage["progress"] or {}).get("eta_s")
-            left += eta if eta is not None else max(expected - (stage["seconds"] or 0.0), 0.0)
+            left += eta if eta is not None else max(expected.get(stage["key"], 0.0) - (stage["seconds"] or 0.0), 0.0)
         elif stage["state"] in ("waiting", "interrupted"):
-            left += expected
+            left += expected.get(stage["key"], 0.0)
     return round(left)
 
 
@@ -136,4 +142,4 @@ def _form(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-__all__ = ["TYPICAL", "estimate_request", "speed", "time_left"]
+__all__ = ["TYPICAL", "estimate_request", "planned", "speed", "time_left"]

@@ -123,9 +123,16 @@ def _stage_progress(stage: Stage, output: Path, opts: RunOptions) -> dict[str, A
     return None  # the other stages write no progress of their own: the page shows the time spent
 
 
-def stages(job: Job, opts: RunOptions) -> list[dict[str, Any]]:
+def _estimated_progress(elapsed: float, expected: float) -> dict[str, Any]:
+    """For a stage that writes no progress of its own: its time so far against its estimate."""
+    return {"unit": None, "done": None, "total": None, "fraction": min(elapsed / expected, 0.99) if expected else None,
+            "rate": None, "eta_s": max(expected - elapsed, 0.0), "estimated": True}
+
+
+def stages(job: Job, opts: RunOptions, expected: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Each planned stage with its state: done, running, interrupted (pending, not running now),
-    waiting (not reached) or skipped (the job ended without it, e.g. no synthetic image kept)."""
+    waiting (not reached) or skipped (the job ended without it, e.g. no synthetic image kept). A
+    running stage without progress of its own gets it from `expected` (its estimated seconds)."""
     now = time.time()
     out = []
     running_seen = False
@@ -139,8 +146,11 @@ def stages(job: Job, opts: RunOptions) -> list[dict[str, Any]]:
         elif state.get("pending"):
             if job.state == "running" and not running_seen:
                 running_seen = True
-                entry.update(state="running", seconds=round(now - state["since"], 1),
-                             progress=_stage_progress(stage, output, opts))
+                elapsed = now - state["since"]
+                shown = _stage_progress(stage, output, opts)
+                if shown is None and expected and stage.key in expected:
+                    shown = _estimated_progress(elapsed, expected[stage.key])
+                entry.update(state="running", seconds=round(elapsed, 1), progress=shown)
             else:
                 entry["state"] = "interrupted" if job.state != "done" else "skipped"
         elif job.state == "done":

@@ -15,7 +15,7 @@ from synthswap.serve import progress
 from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
 from synthswap import space
 from synthswap.serve.jobs import BROKEN, Job, JobStore
-from synthswap.serve.estimates import estimate_request, time_left
+from synthswap.serve.estimates import estimate_request, planned, time_left
 from synthswap.serve.options import OUT_NAME, OptionError, describe, presets, run_options, settings_of
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
 from synthswap.serve.submit import create_job, media_files
@@ -156,8 +156,10 @@ def job_detail(request: Request, job: Job) -> dict[str, Any]:
 
     synthetic = progress.synthetic_faces(opts)
     done = job.state == "done"
-    stages = progress.stages(job, opts)
-    left = time_left(state.jobs, state.settings.device, opts, stages) if job.state in ("queued", "running") else None
+    active = job.state in ("queued", "running")
+    expected = planned(state.jobs, state.settings.device, opts) if active else {}
+    stages = progress.stages(job, opts, expected)
+    left = time_left(expected, stages) if active else None
     return {**job.public(), "settings": settings_of(job.options), "time_left_s": left,
             "stages": stages, "loss": progress.loss_curve(opts),
             "preview": url("preview.png"), "gan_samples": url(GAN_SAMPLES),

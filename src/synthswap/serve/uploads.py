@@ -59,8 +59,9 @@ class UploadError(Refused):
 class Checked:
     kind: str  # "image" or "video"
     detail: str  # what the page shows beside the file, e.g. "1 face, 640x480"
-    # A video's faces where a face is first found, left to right (what --face N counts), as small
-    # JPEG data URIs for the page to choose from; sent once with the upload's answer, not stored.
+    # The faces found, as small JPEG data URIs sent once with the upload's answer (not stored): a
+    # photo's face, so the page shows which face it found; a video's faces where a face is first
+    # found, left to right (what --face N counts), for the page to choose from.
     faces: tuple[str, ...] = ()
 
 
@@ -150,7 +151,7 @@ class FaceChecker:
         if len(people) > 1:
             raise UploadError(f"{label}: this photo shows {len(people)} faces; use photos of the subject alone "
                               f"(or crop the others out)")
-        return Checked("image", f"photo {width}x{height}, 1 face")
+        return Checked("image", f"photo {width}x{height}, 1 face", (face_thumbnail(bgr, faces[0].box),))
 
     def _check_video(self, path: Path, label: str) -> Checked:
         info = probe_video(path, DEFAULT_MAX_PIXELS)

@@ -341,6 +341,12 @@ async function addFiles(files, role) {
       removeButton(li, () => {});
     } else {
       setItem(li, data.detail, "good");
+      if (role === "subject" && data.faces && data.faces.length) {
+        const img = el("img", null, "thumb"); // the face found: a wrong photo shows at a glance
+        img.src = data.faces[0];
+        img.alt = `the face found in ${data.label}`;
+        li.prepend(img);
+      }
       // Removed from the form, an upload is removed from the server too (no job has taken it).
       const discard = () => api("DELETE", `/api/uploads/${data.id}`).catch(() => {});
       if (role === "video") {
@@ -459,7 +465,9 @@ function progressText(stage) {
     }
     if (p.rate) parts.push(`${Number(p.rate).toFixed(1)} ${p.rate_unit}`);
     if (p.loss !== undefined && p.loss !== null) parts.push(`loss ${Number(p.loss).toFixed(4)}`);
-    if (p.eta_s !== null && p.eta_s !== undefined) parts.push(`about ${duration(p.eta_s)} left`);
+    if (p.eta_s !== null && p.eta_s !== undefined) {
+      parts.push(`about ${duration(p.eta_s)} left${p.estimated ? " (estimated)" : ""}`);
+    }
   }
   parts.push(`${duration(stage.seconds)} so far`);
   return parts.join(" · ");
