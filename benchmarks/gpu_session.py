@@ -60,7 +60,7 @@ def pack(data: list[str], out: str, resolution: int, quality: int) -> None:
 
     blobs, masks, regions, side = [], [], [], []
     for i, path in enumerate(data):
-        source = FaceSource([path], resolution)
+        source = FaceSource([path], resolution, preload=True)  # packs every face anyway
         for img in source.images:
             buf = io.BytesIO()
             Image.fromarray(img[..., ::-1]).save(buf, format="JPEG", quality=quality, subsampling=0)

@@ -343,3 +343,20 @@ def test_runs_swap_stage_keeps_its_minutes_budget_across_an_interruption(faceset
     assert "[swap train] its 0.02-minute budget was spent before the interruption: the checkpoint is the model" in lines
     assert json.loads((out / "model.json").read_text())["steps"] == steps  # not one step more
     assert json.loads(marker.read_text())["done"] == state["done"]
+
+
+def test_a_faceset_too_large_to_hold_is_read_per_batch_into_the_same_batches(facesets):
+    """Above PRELOAD_BYTES a FaceSource reads the faces a batch needs from their files (memory does
+    not grow with the corpus); what training sees is bit for bit what the preloaded faces give."""
+    from synthswap.swap.data import PRELOAD_BYTES
+
+    a, b = facesets
+    held, streamed = FaceSource([a, b], 64, preload=True), FaceSource([a, b], 64, preload=False)
+    assert held.preloaded and not streamed.preloaded and not hasattr(streamed, "images")
+    for step in range(3):
+        for x, y in zip(held.batch(step_rng(0, step, 0), 4, Augment()), streamed.batch(step_rng(0, step, 0), 4, Augment())):
+            assert torch.equal(x, y)
+    idx = np.array([3, 0, len(held) - 1, 3])
+    assert all(np.array_equal(x, y) for x, y in zip(held.faces(idx), streamed.faces(idx)))
+    assert np.array_equal(held.real_images(), streamed.real_images())
+    assert FaceSource([a], 64).preloaded and len(held) * 64 * 64 * 5 < PRELOAD_BYTES  # small sets stay in memory

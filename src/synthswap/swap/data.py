@@ -1,7 +1,8 @@
 """Training samples for the swap model: faceset loading, weighted sampling and augmentation.
 
-All faces are decoded once into memory at the model's resolution (96 px x 1000 faces is
-about 30 MB). Every random choice of a step comes from a generator seeded with
+Faces are decoded once into memory at the model's resolution when they fit PRELOAD_BYTES
+(1,000 faces at 128 px take 80 MB); a larger set (a corpus for pretraining) is read from its
+files a batch at a time, so memory does not grow with its size. Every random choice of a step comes from a generator seeded with
 (seed, step, rank), so the data a step sees is a pure function of its number: a resumed
 run sees exactly what an uninterrupted one would have, and DDP ranks see different data.
 
@@ -51,34 +52,33 @@ def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
 
-class FaceSource:
-    """One identity's faces (possibly from several facesets) held in memory at `size` px."""
+# Faces are held in memory up to this many bytes of crops, masks and eyes-mouth masks (a run's
+# subject, synthetic and destination faces are well under it); a larger set is read per batch.
+PRELOAD_BYTES = 256 * 2**20
 
-    def __init__(self, paths: list[str | Path], size: int, weights: list[float] | None = None):
+
+class FaceSource:
+    """One identity's faces (possibly from several facesets) at `size` px: held in memory when they
+    fit PRELOAD_BYTES (or `preload` says so), else read from their files when a batch needs them."""
+
+    def __init__(self, paths: list[str | Path], size: int, weights: list[float] | None = None,
+                 preload: bool | None = None):
         if not paths:
             raise FacesetError("no faceset given")
         if weights is not None and len(weights) != len(paths):
             raise FacesetError(f"{len(weights)} sampling weights for {len(paths)} facesets")
         self.paths = [str(p) for p in paths]
         self.size = size
-        images, masks, regions, landmarks, probs, counts, synthetic = [], [], [], [], [], [], []
+        items, landmarks, probs, counts, synthetic = [], [], [], [], []
         for i, path in enumerate(paths):
             faceset = Faceset.open(path)
             if not faceset.faces:
                 raise FacesetError(f"{path}: faceset holds no faces")
             scale = size / faceset.size
             for face in faceset.faces:
-                img = faceset.read_image(face)
-                mask = faceset.read_mask(face)
-                if faceset.size != size:
-                    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-                    img = cv2.resize(img, (size, size), interpolation=interp)
-                    mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
-                images.append(img)
-                masks.append(mask)
+                items.append((faceset, face))
                 synthetic.append(face.synthetic)
                 landmarks.append(face.landmarks_array()[:, :2] * scale)
-                regions.append(eyes_mouth_mask(landmarks[-1], size))
             w = 1.0 if weights is None else float(weights[i])
             if w < 0:
                 raise FacesetError(f"sampling weight {w} for {path} is negative")
@@ -86,10 +86,8 @@ class FaceSource:
             # weight is sampled as often as a big one with the same weight.
             probs.append(np.full(len(faceset.faces), w / len(faceset.faces)))
             counts.append(len(faceset.faces))
-        self.images = np.stack(images)
+        self._items = items
         self.synthetic = np.array(synthetic, bool)  # which faces were synthesised (not the subject's photos)
-        self.masks = np.stack(masks)
-        self.regions = np.stack(regions)
         self.landmarks = np.stack(landmarks)  # (N, 478, 2) FaceMesh points in pixels of `size`
         p = np.concatenate(probs)
         if p.sum() <= 0:
@@ -97,6 +95,34 @@ class FaceSource:
         self.probs = p / p.sum()
         self.counts = counts
         self._device_copies: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.preloaded = len(items) * size * size * 5 <= PRELOAD_BYTES if preload is None else preload
+        if self.preloaded:
+            self.images, self.masks, self.regions = self._read(np.arange(len(items)))
+
+    def _read(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Faces `idx` decoded from their files at `size`: BGR uint8 (n, S, S, 3), masks and eyes-mouth
+        masks uint8 (n, S, S)."""
+        size = self.size
+        images, masks, regions = [], [], []
+        for i in idx:
+            faceset, face = self._items[i]
+            img, mask = faceset.read_image(face), faceset.read_mask(face)
+            if faceset.size != size:
+                interp = cv2.INTER_AREA if size < faceset.size else cv2.INTER_CUBIC
+                img = cv2.resize(img, (size, size), interpolation=interp)
+                mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
+            images.append(img)
+            masks.append(mask)
+            regions.append(eyes_mouth_mask(self.landmarks[i], size))
+        empty = np.zeros((0, size, size), np.uint8)
+        return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
+                np.stack(masks) if masks else empty, np.stack(regions) if regions else empty)
+
+    def faces(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images, masks, eyes-mouth masks) of faces `idx`, from memory or from their files."""
+        if self.preloaded:
+            return self.images[idx], self.masks[idx], self.regions[idx]
+        return self._read(np.asarray(idx))
 
     @classmethod
     def from_arrays(cls, images: np.ndarray, masks: np.ndarray, regions: np.ndarray, label: str) -> FaceSource:
@@ -106,6 +132,7 @@ class FaceSource:
         n = len(images)
         source.paths, source.size, source.counts = [label], images.shape[1], [n]
         source.images, source.masks, source.regions = images, masks, regions
+        source.preloaded, source._items = True, []
         source.synthetic = np.zeros(n, bool)
         source.landmarks = np.zeros((n, 0, 2), np.float32)
         source.probs = np.full(n, 1.0 / n)
@@ -113,15 +140,15 @@ class FaceSource:
         return source
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.probs)
 
     def real_images(self, limit: int = 64) -> np.ndarray:
         """Up to `limit` evenly spaced real (not synthetic) faces, NCHW float 0..1: what defines who the
         person is (synthetic images never do). All faces if none is marked real."""
         idx = np.flatnonzero(~self.synthetic)
-        idx = idx if len(idx) else np.arange(len(self.images))
+        idx = idx if len(idx) else np.arange(len(self))
         idx = idx[np.linspace(0, len(idx) - 1, min(limit, len(idx))).round().astype(int)]
-        return np.ascontiguousarray(self.images[idx].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+        return np.ascontiguousarray(self.faces(idx)[0].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
 
     def describe(self) -> list[dict]:
         total = self.probs
@@ -133,7 +160,9 @@ class FaceSource:
 
     def on_device(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images, masks and eyes-mouth masks as uint8 NCHW tensors on `device`, copied there once. On the
-        CPU they share the arrays' memory (the images as a channels-last view), so nothing is duplicated."""
+        CPU they share the arrays' memory (the images as a channels-last view), so nothing is duplicated.
+        Only for preloaded faces."""
+        assert self.preloaded, "on_device needs the faces in memory"
         key = str(device)
         if key not in self._device_copies:
             to = lambda x: torch.from_numpy(x).to(device)
@@ -143,7 +172,7 @@ class FaceSource:
 
     def draw(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
         """Which faces a batch holds (by the faceset weights)."""
-        return rng.choice(len(self.images), size=batch_size, p=self.probs)
+        return rng.choice(len(self), size=batch_size, p=self.probs)
 
     def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu",
               idx: np.ndarray | None = None):
@@ -154,8 +183,13 @@ class FaceSource:
         runs as a few batched tensor ops where the model is, so a GPU is not left waiting on the CPU.
         """
         idx = self.draw(rng, batch_size) if idx is None else idx
-        index = torch.from_numpy(idx)
-        images, masks, regions = (x[index.to(x.device)] for x in self.on_device(device))
+        if self.preloaded:
+            index = torch.from_numpy(idx)
+            images, masks, regions = (x[index.to(x.device)] for x in self.on_device(device))
+        else:  # read now, laid out as the preloaded ones are (images a channels-last view)
+            read = self._read(idx)
+            images = torch.from_numpy(read[0]).to(device).permute(0, 3, 1, 2)
+            masks, regions = (torch.from_numpy(x).to(device)[:, None] for x in read[1:])
         return augment_batch(images, masks, regions, draw_augment(rng, batch_size, self.size, augment))
 
 

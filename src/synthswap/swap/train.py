@@ -143,10 +143,13 @@ def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
     """The landmark regressor `pose_loss` measures with, fitted on both people's faces (their FaceMesh
     points from extraction) at the model's resolution, in the swap's own colour order. Deterministic
     for a seed, so a resumed run fits the same one."""
-    images = np.concatenate([s.images for s in sources])
     points = np.concatenate([s.landmarks[:, SUBSET] / s.size for s in sources])
-    idx = np.linspace(0, len(images) - 1, min(LANDMARK_FACES, len(images))).round().astype(int)
-    faces = torch.from_numpy(np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2)))
+    idx = np.linspace(0, len(points) - 1, min(LANDMARK_FACES, len(points))).round().astype(int)
+    # the faces at `idx` of all sources one after the other, read from each source (in memory or not)
+    starts = np.cumsum([0] + [len(s) for s in sources])
+    images = np.concatenate([s.faces(idx[(idx >= a) & (idx < b)] - a)[0]
+                             for s, a, b in zip(sources, starts[:-1], starts[1:])])
+    faces = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     if faces.shape[-1] > LANDMARK_RESOLUTION:
         faces = F.interpolate(faces.float(), size=LANDMARK_RESOLUTION, mode="area").round().to(torch.uint8)
     net, _ = train_landmark_net(faces,
@@ -158,7 +161,7 @@ def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
 def preview_samples(source: FaceSource, count: int = 4) -> np.ndarray:
     """Evenly spaced, unaugmented faces (NCHW float 0..1): the same ones every preview."""
     idx = np.linspace(0, len(source) - 1, min(count, len(source))).round().astype(int)
-    return np.ascontiguousarray(source.images[idx].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+    return np.ascontiguousarray(source.faces(idx)[0].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
 
 
 @torch.no_grad()
