@@ -29,11 +29,11 @@ from synthswap.gan.train import GanTrainOptions
 from synthswap.locking import LOCK_FILE, LockError, locked_output
 from synthswap.media import MediaError, probe_video, write_png
 from synthswap.metrics.evaluate import evaluate
+from synthswap.metrics.plain import plain_words
 from synthswap.options import ComputeOptions, OptionError, check_options, option
 from synthswap.enhance.train import FINETUNE_BATCH, FINETUNE_LR, EnhanceTrainOptions
 from synthswap.pretrained import SHIPPED_NAME, PretrainedError, resolve_model
 from synthswap.provenance.metadata import read_tags
-from synthswap.metrics.plain import plain_words
 from synthswap.report import Block, Figure, Heading, Paragraph, Table, face_grid, frame_grid, write_report
 from synthswap.stages import (
     EVALUATION,

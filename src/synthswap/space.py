@@ -38,13 +38,16 @@ def free_bytes(folder: str | os.PathLike) -> int:
 
 
 def used_bytes(path: str | os.PathLike) -> int:
-    """What a file or folder takes now (0 when it does not exist)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return 0
+    """What a file or folder takes now (0 when it does not exist); a file removed while the folder
+    is walked (a running job's temporary files) counts for nothing."""
+    total = 0
+    for p in [Path(path), *Path(path).rglob("*")] if Path(path).is_dir() else [Path(path)]:
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 def faceset_bytes(faces: int, size: int) -> int:

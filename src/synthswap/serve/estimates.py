@@ -113,6 +113,8 @@ def planned(jobs: JobStore, device: str, opts: RunOptions) -> dict[str, float]:
     """Each stage's estimated seconds for the job `opts` on this machine ({} when its inputs cannot
     be read)."""
     key = (*opts.subject, opts.video)
+    if len(_workloads) > 1000:  # one entry per job shown: a long-lived server starts the cache again
+        _workloads.clear()
     if key not in _workloads:
         try:
             _workloads[key] = Workload.of(opts)

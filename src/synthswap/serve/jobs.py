@@ -232,17 +232,6 @@ class JobStore:
             self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
             return True
 
-    def disk_usage(self) -> int:
-        """Bytes in the data folder: jobs (inputs, work, outputs), uploads and the database."""
-        total = 0
-        for path in self.data.rglob("*"):
-            try:
-                if path.is_file() and not path.is_symlink():
-                    total += path.stat().st_size
-            except OSError:  # removed while we walked
-                continue
-        return total
-
     def add_upload(self, upload: Upload) -> None:
         with self._lock:
             self._db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?)",

@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from synthswap.serve import progress
-from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
 from synthswap import space
-from synthswap.serve.jobs import BROKEN, Job, JobStore
+from synthswap.serve import progress
 from synthswap.serve.estimates import estimate_request, planned, time_left
+from synthswap.serve.guard import Refused, declared_length, error, json_answer, read_json
+from synthswap.serve.jobs import BROKEN, Job, JobStore
 from synthswap.serve.options import OUT_NAME, OptionError, describe, presets, run_options, settings_of
 from synthswap.serve.pages import GAN_SAMPLES, job_file, job_or_404
 from synthswap.serve.submit import create_job, media_files
@@ -129,7 +129,8 @@ def _disk(jobs: JobStore) -> dict[str, int]:
     changes (a walk of every job's files: not at every poll)."""
     if jobs.version not in _disk_seen:
         _disk_seen.clear()
-        _disk_seen[jobs.version] = {"used_bytes": jobs.disk_usage(), "free_bytes": space.free_bytes(jobs.data)}
+        _disk_seen[jobs.version] = {"used_bytes": space.used_bytes(jobs.data),
+                                    "free_bytes": space.free_bytes(jobs.data)}
     return _disk_seen[jobs.version]
 
 
@@ -176,7 +177,8 @@ async def get_job(request: Request) -> Response:
     if isinstance(job, Response):
         return job
     if job.state == BROKEN:  # its record cannot be read: nothing more to show than that
-        return json_answer({**job.public(), "settings": [], "time_left_s": None, "stages": [], "loss": [], "preview": None, "gan_samples": None,
+        return json_answer({**job.public(), "settings": [], "time_left_s": None, "stages": [], "loss": [],
+                            "preview": None, "gan_samples": None,
                             "synthetic": {"count": 0, "url": None}, "video": None, "report": None,
                             "downloads": [], "log": "", "now": time.time()})
     try:
