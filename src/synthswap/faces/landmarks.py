@@ -66,7 +66,11 @@ class LandmarkModel:
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
             )
-        self._warmed_up = False
+            # The graph's threads print the rest of their start-up lines while the first image runs
+            # (after the constructor returns): run one here, inside the silenced window. Each image is
+            # independent (static_image_mode), so this changes no result.
+            self._mesh.process(np.zeros((crop_size, crop_size, 3), np.uint8))
+        self._face_seen = False  # the first face found prints one more line (landmark projection)
 
     def close(self) -> None:
         self._mesh.close()
@@ -82,12 +86,12 @@ class LandmarkModel:
         crop = cv2.warpAffine(bgr, to_crop, (self.crop_size, self.crop_size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-        if self._warmed_up:
+        if self._face_seen:
             result = self._mesh.process(rgb)
-        else:  # the first call prints the rest of MediaPipe's start-up lines
+        else:
             with _native_stderr_silenced():
                 result = self._mesh.process(rgb)
-            self._warmed_up = True
+            self._face_seen = bool(result.multi_face_landmarks)
         if not result.multi_face_landmarks:
             return None
         lm = result.multi_face_landmarks[0].landmark

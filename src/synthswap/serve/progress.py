@@ -31,7 +31,7 @@ LOSS_POINTS = 200  # the loss curve is thinned to at most this many points
 LOG_TAIL_BYTES = 6000
 # MediaPipe's and TensorFlow Lite's start-up chatter: native code prints it before any Python setting can
 # reach it, once per face model loaded. The log panel leaves it out; log.txt (the download) keeps all.
-NATIVE_NOISE = re.compile(r"^(W0000 \S+ +\d+ inference_feedback_manager\.cc:\d+\]|"
+NATIVE_NOISE = re.compile(r"^([IWE]\d{4} \S+ +\d+ \w+\.cc:\d+\]|"
                           r"INFO: Created TensorFlow Lite XNNPACK delegate|"
                           r"WARNING: All log messages before absl::InitializeLog\(\) is called)")
 GRID_FACES = 48
