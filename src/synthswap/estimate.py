@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthswap.media import MediaError, is_image, probe_video
+from synthswap import space
+from synthswap.media import MediaError, probe_video
 from synthswap.stages import run_plan
 
 # The reference run's work and times (README "Planning figures"; docs/swap.md "A whole run at 64 px and
@@ -52,27 +53,17 @@ class Workload:
         """The workload of the run `opts` (RunOptions). Raises MediaError for an unreadable video."""
         info = probe_video(opts.video)
         return cls(subject_faces=frames_looked_at(opts.subject, opts.subject_every_n, opts.subject_max_frames),
-                   video_frames=_frame_count(info), video_pixels=info.width * info.height)
-
-
-def _frame_count(info: Any) -> int:
-    return info.frame_count or round(info.duration_s * float(info.fps))
+                   video_frames=space.video_frame_count(info), video_pixels=info.width * info.height)
 
 
 def frames_looked_at(inputs: Iterable[str], every_n: int, max_frames: int | None) -> int:
-    """The photos plus the frames an extraction keeps of each video (every N-th, at most max_frames);
-    a video whose header cannot be read counts for nothing."""
+    """`space.faces_looked_at`, where a video whose header cannot be read counts for nothing."""
     total = 0
     for path in inputs:
-        if is_image(Path(path)):
-            total += 1
-            continue
         try:
-            frames = _frame_count(probe_video(path))
+            total += space.faces_looked_at([Path(path)], every_n, max_frames)
         except MediaError:
             continue
-        n = math.ceil(frames / every_n)
-        total += min(n, max_frames) if max_frames else n
     return total
 
 

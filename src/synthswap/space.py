@@ -55,8 +55,13 @@ def faceset_bytes(faces: int, size: int) -> int:
 
 
 def extraction_bytes(inputs: Iterable[Path], size: int, every_n: int, max_frames: int | None) -> int:
-    """A faceset of the faces `extract` can find in `inputs` (expanded files): one per photo, one
-    per kept frame of a video (its header's frame count, or duration x rate)."""
+    """A faceset of the faces `extract` can find in `inputs` (expanded files)."""
+    return faceset_bytes(faces_looked_at(inputs, every_n, max_frames), size)
+
+
+def faces_looked_at(inputs: Iterable[Path], every_n: int, max_frames: int | None) -> int:
+    """The faces an extraction of `inputs` can find at most: one per photo, one per kept frame of a
+    video (every N-th, at most max_frames). MediaError for a video whose header cannot be read."""
     from synthswap.media import is_image, probe_video
 
     faces = 0
@@ -64,13 +69,13 @@ def extraction_bytes(inputs: Iterable[Path], size: int, every_n: int, max_frames
         if is_image(path):
             faces += 1
             continue
-        kept = -(-_frames(probe_video(path)) // every_n)
+        kept = -(-video_frame_count(probe_video(path)) // every_n)
         faces += min(kept, max_frames) if max_frames else kept
-    return faceset_bytes(faces, size)
+    return faces
 
 
-def _frames(info: VideoInfo) -> int:
-    """A video's frame count from its header, or duration x rate where the header does not say."""
+def video_frame_count(info: VideoInfo) -> int:
+    """A video's frame count from its header, or duration x rate (rounded up) where the header does not say."""
     return info.frame_count or int(info.duration_s * float(info.fps)) + 1
 
 
@@ -83,7 +88,7 @@ def video_bytes(video: str | os.PathLike) -> int:
     from synthswap.media import probe_video
 
     info = probe_video(video)
-    return int(_frames(info) * info.width * info.height * VIDEO_BYTES_PER_PIXEL) + Path(video).stat().st_size + SLACK
+    return int(video_frame_count(info) * info.width * info.height * VIDEO_BYTES_PER_PIXEL) + Path(video).stat().st_size + SLACK
 
 
 def megabytes(n: int) -> str:

@@ -101,8 +101,7 @@ def estimate_request(jobs: JobStore, media: Path | None, device: str, body: dict
     basis = (f"this machine's speed, from the stage times of its last {runs} finished job{'s' * (runs != 1)}"
              if runs else "the reference machine's figures (2 cores with bf16 units): no job has finished here yet")
     return {"stages": stages, "total_s": round(sum(s["seconds"] for s in stages)),
-            "presets": {p["name"]: round(sum(s["seconds"] for s in plan(parse(_form(p["values"])))))
-                        for p in presets()},
+            "presets": {p["name"]: round(sum(s["seconds"] for s in plan(p["values"]))) for p in presets()},
             "speed": round(factor, 2), "runs": runs, "inputs": inputs, "basis": basis}
 
 
@@ -137,11 +136,6 @@ def time_left(expected: dict[str, float], stages: list[dict[str, Any]]) -> float
         elif stage["state"] in ("waiting", "interrupted"):
             left += expected.get(stage["key"], 0.0)
     return round(left)
-
-
-def _form(values: dict[str, Any]) -> dict[str, Any]:
-    """Preset values as the form would send them (None: the field left empty)."""
-    return {k: v for k, v in values.items() if v is not None}
 
 
 __all__ = ["TYPICAL", "estimate_request", "planned", "speed", "time_left"]

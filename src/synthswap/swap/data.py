@@ -165,9 +165,7 @@ class FaceSource:
         assert self.preloaded, "on_device needs the faces in memory"
         key = str(device)
         if key not in self._device_copies:
-            to = lambda x: torch.from_numpy(x).to(device)
-            self._device_copies[key] = (to(self.images).permute(0, 3, 1, 2), to(self.masks)[:, None],
-                                        to(self.regions)[:, None])
+            self._device_copies[key] = _as_tensors(self.images, self.masks, self.regions, device)
         return self._device_copies[key]
 
     def draw(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
@@ -186,11 +184,17 @@ class FaceSource:
         if self.preloaded:
             index = torch.from_numpy(idx)
             images, masks, regions = (x[index.to(x.device)] for x in self.on_device(device))
-        else:  # read now, laid out as the preloaded ones are (images a channels-last view)
-            read = self._read(idx)
-            images = torch.from_numpy(read[0]).to(device).permute(0, 3, 1, 2)
-            masks, regions = (torch.from_numpy(x).to(device)[:, None] for x in read[1:])
+        else:  # read now, laid out as the preloaded ones are
+            images, masks, regions = _as_tensors(*self._read(idx), device)
         return augment_batch(images, masks, regions, draw_augment(rng, batch_size, self.size, augment))
+
+
+def _as_tensors(images: np.ndarray, masks: np.ndarray, regions: np.ndarray,
+                device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 NCHW tensors on `device` (images a channels-last view of the NHWC array); on the CPU they
+    share the arrays' memory."""
+    to = lambda x: torch.from_numpy(x).to(device)
+    return to(images).permute(0, 3, 1, 2), to(masks)[:, None], to(regions)[:, None]
 
 
 @dataclass
