@@ -83,13 +83,17 @@ def truncate(path: Path, keep: float) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-def two_people(left: Path, right: Path, out: Path, scales: list[tuple[float, float]]) -> list[np.ndarray]:
+def two_people(left: Path, right: Path, out: Path, scales: list[tuple[float, float]],
+               change_sides_at: int | None = None) -> list[np.ndarray]:
     """A video of two people side by side (one frame per entry of `scales`: each person's size that
-    frame), made from the first frames of two single-person clips. Returns the frames written."""
+    frame), made from the first frames of two single-person clips; from frame `change_sides_at` on,
+    the two change sides. Returns the frames written."""
     a, b = source_frames(left, len(scales)), source_frames(right, len(scales))
     frames = []
-    for fa, fb, (sa, sb) in zip(a, b, scales):
+    for i, (fa, fb, (sa, sb)) in enumerate(zip(a, b, scales)):
         canvas = np.full((288, 720, 3), 128, np.uint8)
+        if change_sides_at is not None and i >= change_sides_at:
+            fa, fb = fb, fa
         for x0, image, scale in ((0, fa, sa), (360, fb, sb)):
             small = cv2.resize(image, (round(360 * scale), round(288 * scale)), interpolation=cv2.INTER_AREA)
             h, w = small.shape[:2]

@@ -215,12 +215,14 @@ def test_page_opens_from_the_printed_link_and_pages_through_the_jobs(tmp_path, b
         server.crash()
 
 
-def test_page_offers_the_faces_of_a_video_with_two_people(shared_data, tmp_path, browser):
-    """A destination with two people shows both faces, left to right; the one picked is the job's --face."""
+def test_page_offers_the_people_of_a_video_with_two(shared_data, tmp_path, browser):
+    """A destination with two people (who change sides half-way) shows each person once, with how often
+    they were seen; the one picked is the job's --face."""
     from media_helpers import GRID_CLIP, two_people
 
     video = tmp_path / "two people.mp4"
-    two_people(shared_data / GRID_CLIP, shared_data / "videos/grid/lbax4n.mpg", video, [(0.9, 0.9)] * 3)
+    two_people(shared_data / GRID_CLIP, shared_data / "videos/grid/lbax4n.mpg", video, [(0.9, 0.9)] * 6,
+               change_sides_at=3)
     server = Server(tmp_path / "data").start()
     try:
         expect = sync_api.expect
@@ -231,8 +233,9 @@ def test_page_offers_the_faces_of_a_video_with_two_people(shared_data, tmp_path,
         expect(page.locator("#face-pick")).to_be_visible(timeout=60_000)
         expect(page.locator("#face-options img")).to_have_count(2)
         assert page.locator("#face-options img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)") == [96, 96]
-        page.click("#face-options label:has-text('2nd from the left')")
-        expect(page.locator("#opt-face")).to_have_value("2")
+        expect(page.locator("#face-options")).to_contain_text("person 1 · in 6 of 6 sampled frames")
+        page.click("#face-options label:has-text('person 2')")
+        expect(page.locator("#opt-face")).to_have_value("person 2")
         expect(page.locator("#preset-good")).to_be_checked()  # the face is not a preset's setting
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         screenshot(page, tmp_path, "face_choice")

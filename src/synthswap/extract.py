@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from synthswap.faces.choice import LARGEST, FaceChoice, face_option, parse_face
 from synthswap.faceset import FacesetWriter
 from synthswap.overlap import read_ahead
 from synthswap.media import (DEFAULT_MAX_PIXELS, MediaError, VideoFrame, accepted_formats, check_image_size,
@@ -104,11 +105,13 @@ class ExtractOptions:
     max_frames: int | None = option(None, "at most N frames per video (after --every-n; default: every frame)",
                                     minimum=1, metavar="N")
     max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse images larger than N pixels", minimum=1, metavar="N")
+    face: str = face_option("to keep in each picture")
 
 
-def check_arguments(size: int, every_n: int, max_frames: int | None, max_pixels: int) -> None:
+def check_arguments(size: int, every_n: int, max_frames: int | None, max_pixels: int, face: str = LARGEST) -> None:
     """UsageError unless the settings are valid (by ExtractOptions' declarations, as the CLI checks them)."""
-    reason = problems(ExtractOptions(size=size, every_n=every_n, max_frames=max_frames, max_pixels=max_pixels))
+    reason = problems(ExtractOptions(size=size, every_n=every_n, max_frames=max_frames, max_pixels=max_pixels,
+                                     face=face))
     if reason is not None:
         raise UsageError(reason)
 
@@ -136,13 +139,23 @@ def reference_embedding(photo: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS)
     return face.identity
 
 
+def face_selection(face: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | None, FaceChoice | None]:
+    """A --face value as FaceAnalyzer takes it, one way for every command: a photo becomes the SFace
+    embedding its face is matched against in every frame (no following); 'largest' and a position become
+    a FaceChoice, which follows the chosen face. ExtractError when the photo shows no face."""
+    position, photo = parse_face(face)
+    if photo is not None:
+        return reference_embedding(photo, max_pixels), None
+    return None, FaceChoice(position)
+
+
 def extract(
     inputs: Iterable[str | Path],
     out: str | Path,
     size: int = 256,
     every_n: int = 1,
     max_frames: int | None = None,
-    reference: str | Path | None = None,
+    face: str = LARGEST,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
@@ -155,7 +168,7 @@ def extract(
     from synthswap.faces.align import template_info
     from synthswap.faces.pipeline import FaceAnalyzer
 
-    check_arguments(size, every_n, max_frames, max_pixels)
+    check_arguments(size, every_n, max_frames, max_pixels, face)
     inputs = list(inputs)
     files = collect_inputs(inputs)
     check_out(out, inputs)
@@ -163,8 +176,8 @@ def extract(
     # The faceset is opened (an existing one locked) before the models load, so a busy, foreign or
     # read-only --out fails at once; a new one is created only when the first face arrives.
     with FacesetWriter(out, size, template_info()) as writer:
-        ref = reference_embedding(reference, max_pixels) if reference is not None else None
-        analyzer = FaceAnalyzer(size=size, reference=ref)
+        reference, choice = face_selection(face, max_pixels)
+        analyzer = FaceAnalyzer(size=size, reference=reference, choice=choice)
         start = time.perf_counter()
         try:
             for path in files:

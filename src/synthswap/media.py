@@ -353,6 +353,51 @@ def iter_video_frames(
         )
 
 
+def sample_video_frames(path: str | os.PathLike, count: int,
+                        max_pixels: int = DEFAULT_MAX_PIXELS) -> list[VideoFrame]:
+    """About `count` frames spread evenly over the whole video, upright, for a quick look at who is in
+    it. Only key frames are decoded first (the decoder skips the rest, so an hour of video costs
+    seconds); a video with too few key frames for that is short, and is decoded frame by frame."""
+    path = Path(path)
+    info = probe_video(path, max_pixels)
+    duration = info.duration_s or (info.frame_count / float(info.fps) if info.frame_count else 0.0)
+    # Without a known length: one frame a second from the start.
+    step = duration / count if duration > 0 else 1.0
+    frames = _frames_at(path, info, [i * step for i in range(count)], max_pixels, keyframes_only=True)
+    if len(frames) < count // 2:
+        frames = _frames_at(path, info, [i * step for i in range(count)], max_pixels, keyframes_only=False)
+    return frames
+
+
+def _frames_at(path: Path, info: VideoInfo, times: list[float], max_pixels: int,
+               keyframes_only: bool) -> list[VideoFrame]:
+    """The first frame at or after each of `times` (ascending), each frame taken once."""
+    taken: list[VideoFrame] = []
+    index, wanted = -1, 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if keyframes_only:
+                stream.codec_context.skip_frame = "NONKEY"
+            for frame in container.decode(stream):
+                index += 1
+                time_s = float(frame.time) if frame.time is not None else index / float(info.fps)
+                if time_s + 1e-6 < times[wanted]:
+                    continue
+                _check_frame_size(path, frame.width, frame.height, max_pixels)
+                taken.append(VideoFrame(index, time_s, _upright(frame.to_ndarray(format="bgr24"), *_orientation(frame))))
+                while wanted < len(times) and times[wanted] <= time_s + 1e-6:
+                    wanted += 1
+                if wanted == len(times):
+                    break
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: video is corrupt or truncated after frame {index} ({exc})") from exc
+    if not taken and not keyframes_only:
+        raise MediaError(f"{path}: video has no decodable frames (corrupt or truncated)")
+    return taken
+
+
 # Written into every video's container metadata ("comment"), so that a command can tell its own
 # earlier output, which it may replace, from a video of the user's, which it must not.
 VIDEO_COMMENT = "written by synthswap"

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from synthswap.cache import StageError, made_by_stage, run_stage
 from synthswap.extract import CROP_SIZES, ExtractError, check_readable, reference_embedding
-from synthswap.faces.choice import parse_face
+from synthswap.faces.choice import face_option, parse_face
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset, FacesetError
 from synthswap.gan.invert import InversionError
@@ -58,14 +58,6 @@ from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.training import CheckpointError, resolve_device
-
-
-def _face_problem(value: str) -> str | None:
-    try:
-        parse_face(value)
-    except ValueError as exc:  # its message starts with the flag and value, which the caller puts first
-        return "is refused: " + str(exc).split(": ", 1)[-1]
-    return None
 
 
 def _swap_resolution_problem(value: int) -> str | None:
@@ -151,9 +143,7 @@ class RunOptions(PipelineOptions):
                                        "opt-out that the output's metadata, manifest and report record)")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
                                        "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
-    face: str = option("largest", "which person of the destination to replace: the largest face, the N-th from "
-                                  "the left, or the one in PHOTO; the chosen person is followed through the video",
-                       metavar="largest|N|PHOTO", check=_face_problem)
+    face: str = face_option("of the destination to replace")
 
     def work_dir(self) -> Path:
         out = Path(self.out)
@@ -265,8 +255,8 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         inputs=opts.subject, out=str(at("subject")), size=opts.size, every_n=opts.subject_every_n,
         max_frames=opts.subject_max_frames, progress=opts.progress), log)
     dest = extract_stage(name("dest"), FaceExtraction(
-        inputs=[opts.video], out=str(at("dest")), size=opts.size, every_n=opts.every_n, progress=opts.progress),
-        log)
+        inputs=[opts.video], out=str(at("dest")), size=opts.size, every_n=opts.every_n, face=opts.face,
+        progress=opts.progress), log)  # the person convert replaces, so the model learns that face
 
     sources = [str(subject)]
     if STAGE["synthetic"].when(opts):

@@ -29,6 +29,7 @@ from synthswap import space
 from synthswap.cache import StageInterrupted, fresh, run_stage
 from synthswap.enhance.train import EnhanceTrainOptions, train_enhancer
 from synthswap.extract import ExtractOptions, collect_inputs, extract
+from synthswap.faces.choice import parse_face
 from synthswap.faceset import INFO_FILE as FACESET_INFO
 from synthswap.faceset import Faceset
 from synthswap.gan.directions import DirectionsError, DirectionsOptions, directions_for_gan
@@ -68,10 +69,11 @@ class FaceExtraction(ExtractOptions):
 
 def extract_stage(name: str, opts: FaceExtraction, log: Log = print) -> Path:
     """Extraction appends and skips faces it already has, so an interrupted stage simply runs again."""
-    run_stage(name, opts.out, stage_params(opts), list(opts.inputs),
+    _, photo = parse_face(opts.face)  # a reference photo is an input too: another photo, another faceset
+    run_stage(name, opts.out, stage_params(opts), [*opts.inputs, *([str(photo)] if photo else [])],
               lambda out, resume: extract(opts.inputs, out, size=opts.size, every_n=opts.every_n,
                                           max_frames=opts.max_frames, max_pixels=opts.max_pixels,
-                                          progress=opts.progress), log,
+                                          face=opts.face, progress=opts.progress), log,
               needs=lambda: space.extraction_bytes(collect_inputs(opts.inputs), opts.size, opts.every_n,
                                                    opts.max_frames))
     return Path(opts.out)

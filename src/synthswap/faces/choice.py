@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from synthswap.faces.detect import Detection
+from synthswap.options import option
 
 LARGEST = "largest"
 FOLLOW_MIN_OVERLAP = 0.3  # intersection over union with the last face: below it, someone else
@@ -37,6 +39,23 @@ def parse_face(text: str) -> tuple[int | None, Path | None]:
         return None, path
     raise ValueError(f"--face {text}: give 'largest', a position from the left (1, 2, ...) or a photo of the "
                      f"person to swap (no such file)")
+
+
+def face_problem(value: str) -> str | None:
+    """Why a --face value is refused (for an option's declared check), or None."""
+    try:
+        parse_face(value)
+    except ValueError as exc:  # its message starts with the flag and value, which the caller puts first
+        return "is refused: " + str(exc).split(": ", 1)[-1]
+    return None
+
+
+def face_option(purpose: str) -> Any:
+    """The one declaration of --face, for every command that chooses a face; `purpose` says what the
+    chosen face is for ("to replace", "to keep")."""
+    return option(LARGEST, f"which person {purpose}: the largest face, the N-th from the left, or the one most "
+                           f"like the person in PHOTO; the chosen face is followed from frame to frame",
+                  metavar="largest|N|PHOTO", check=face_problem)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

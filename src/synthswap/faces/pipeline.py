@@ -89,7 +89,10 @@ class FaceAnalyzer:
         return best if best_cos >= self.min_reference_cosine else None
 
     def reset_tracking(self) -> None:
+        """A new file: nothing of the last one is followed (its box says nothing about this one's people)."""
         self._tracked = None
+        if self.choice is not None:
+            self.choice.followed(None)
 
     def analyze(self, bgr: np.ndarray, track: bool = False) -> AnalyzedFace | None:
         """The subject's face in `bgr`, or None when there is none."""

@@ -40,12 +40,21 @@ WEB_OPTIONS = {
     "face": "Which face of the video to replace",
 }
 CHOICES = {"swap_init": (SHIPPED_NAME, "none")}  # a web form names no folder on the server
-# A web form names no file on the server either: --face takes a position here, not a photo's path.
-WEB_FACE_HINT = "'largest' or a position from the left (1, 2, ...); choosing by a photo is for the command line"
+# A web form names no file on the server either: --face takes a position here, or "person K", the
+# K-th person the destination's upload listed (the job gets that person's picture as --face PHOTO).
+WEB_FACE_HINT = "'largest', a position from the left (1, 2, ...) or 'person K' (a person the video's upload listed)"
+PERSON = "person "
+
+
+def web_person(value: str) -> int | None:
+    """K of a form's "person K" face choice, else None."""
+    number = value[len(PERSON):] if value.startswith(PERSON) else ""
+    return int(number) if number.isascii() and number.isdigit() and 1 <= int(number) <= 99 else None
 
 
 def _web_face(value: str) -> bool:
-    return value == "largest" or (value.isascii() and value.isdigit() and 1 <= int(value) <= 99)
+    return value == "largest" or web_person(value) is not None or (
+        value.isascii() and value.isdigit() and 1 <= int(value) <= 99)
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,9 @@ def parse(values: dict[str, Any]) -> dict[str, Any]:
             raise OptionError(f"{flag_of(f)} must be one of {', '.join(CHOICES[name])}, not {value}")
         if name == "face" and not _web_face(value):
             raise OptionError(f"{flag_of(f)} must be {WEB_FACE_HINT}, not {value}")
+        if name == "face" and web_person(value) is not None:
+            out[name] = value  # made a photo when the job is created (serve/submit.py)
+            continue
         reason = problem(f, value)
         if reason is not None:
             raise OptionError(reason)

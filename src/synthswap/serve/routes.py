@@ -92,7 +92,8 @@ async def upload(request: Request) -> Response:
     except UploadError as exc:
         return error(str(exc), exc.status)
     return json_answer({"id": item.id, "label": item.label, "role": item.role, "kind": item.kind,
-                        "detail": item.detail, "size": item.size, "faces": list(checked.faces)})
+                        "detail": item.detail, "size": item.size, "faces": list(checked.faces),
+                        "seen": list(checked.seen), "searched": checked.searched})
 
 
 async def new_job(request: Request) -> Response:

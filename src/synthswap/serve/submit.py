@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from synthswap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from synthswap.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, write_png
 from synthswap.run import PIPELINE_ERRORS, prepare
 from synthswap.serve.guard import refusal
 from synthswap.serve.jobs import JobStore, QueueFull
-from synthswap.serve.options import OptionError, parse, run_options, write_job_file
+from synthswap.serve.options import OptionError, parse, run_options, web_person, write_job_file
 from synthswap.serve.uploads import FaceChecker, UploadError, extension_for, safe_label
 
 MEDIA_LIST_LIMIT = 500
@@ -101,6 +101,11 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
         video = _uploaded(jobs, video_id, "video") if video_id else _picked(checker, media, str(video_media), "video")
     except UploadError as exc:
         return {"error": str(exc)}, exc.status
+    person = web_person(values["face"])
+    try:  # searched before the job exists: a refusal leaves nothing behind
+        person_photo = checker.person_photo(video[0], person, video[1]) if person else None
+    except (UploadError, MediaError) as exc:
+        return {"error": str(exc).replace(str(video[0]), video[1])}, 400
     name = ", ".join(s[1] for s in subject)
     name = (name if len(name) <= 80 else name[:77] + "...") + " → " + video[1]
     try:
@@ -125,7 +130,11 @@ def create_job(jobs: JobStore, checker: FaceChecker, media: Path | None, device:
             except OSError:  # a file system without hard links
                 shutil.copyfile(path, target)
             paths.append(str(target))
-        write_job_file(job_dir, paths[:-1], paths[-1], values)
+        run_values = dict(values)
+        if person_photo is not None:  # the person chosen on the page, as run's --face PHOTO
+            run_values["face"] = str(inputs_dir / f"video_person_{person}.png")
+            write_png(run_values["face"], person_photo)
+        write_job_file(job_dir, paths[:-1], paths[-1], run_values)
         prepare(run_options(job_dir, device))  # the same checks `synthswap run` starts with
     except PIPELINE_ERRORS as exc:
         jobs.abandon_job(job_id)

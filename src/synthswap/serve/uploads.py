@@ -23,15 +23,17 @@ import cv2
 import numpy as np
 
 from synthswap.faces.detect import FaceDetector
+from synthswap.faces.identity import IdentityModel
+from synthswap.faces.people import Person, SeenFace, group_by_identity
 from synthswap.media import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     MediaError,
     check_image_size,
-    iter_video_frames,
     probe_video,
     read_image,
+    sample_video_frames,
 )
 from synthswap.serve.guard import Refused
 from synthswap.serve.jobs import Upload
@@ -40,12 +42,14 @@ ROLES = ("subject", "video")  # the subject's photos or video; the destination v
 # A second face at least this fraction of the largest one's area is a second person, not a face
 # on a poster behind them: extraction would take the largest face, which may be the wrong one.
 SECOND_FACE_AREA = 0.25
-VIDEO_SAMPLES = 12  # frames searched for a face in a video, spread over its length
+VIDEO_SAMPLES = 12  # frames searched for faces in a video, spread over its length
 MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
 CHECK_SIDE = 1280  # a photo is searched at most this large (the detector itself works at 640)
 LABEL_LENGTH = 120
-MAX_FACES_SHOWN = 8  # a crowd's faces beyond these are not offered (the advanced --face still counts them)
+MAX_FACES_SHOWN = 8  # a crowd's people beyond these (the least seen) are not offered
 THUMBNAIL_SIDE = 96
+THUMBNAIL_SHARE = 0.65  # of a face picture's side: the face (half of it) and a little margin
+PICTURE_SIDE = 224  # a chosen person's picture, matched by `--face PHOTO` (SFace works at 112)
 
 
 class UploadError(Refused):
@@ -60,9 +64,11 @@ class Checked:
     kind: str  # "image" or "video"
     detail: str  # what the page shows beside the file, e.g. "1 face, 640x480"
     # The faces found, as small JPEG data URIs sent once with the upload's answer (not stored): a
-    # photo's face, so the page shows which face it found; a video's faces where a face is first
-    # found, left to right (what --face N counts), for the page to choose from.
+    # photo's face, so the page shows which face it found; a video's people (faces.people), the most
+    # often seen first, for the page to choose from ("person K" is the K-th).
     faces: tuple[str, ...] = ()
+    seen: tuple[int, ...] = ()  # a video's: of the frames searched, how many show each person
+    searched: int = 0  # a video's: the frames searched, spread over its length
 
 
 def safe_label(name: str) -> str:
@@ -112,6 +118,7 @@ class FaceChecker:
 
     def __init__(self) -> None:
         self._detector: FaceDetector | None = None
+        self._identity: IdentityModel | None = None
         self._lock = threading.Lock()
 
     def _faces(self, bgr):
@@ -151,34 +158,56 @@ class FaceChecker:
         if len(people) > 1:
             raise UploadError(f"{label}: this photo shows {len(people)} faces; use photos of the subject alone "
                               f"(or crop the others out)")
-        return Checked("image", f"photo {width}x{height}, 1 face", (face_thumbnail(bgr, faces[0].box),))
+        return Checked("image", f"photo {width}x{height}, 1 face", (face_thumbnail(face_picture(bgr, faces[0].box)),))
 
     def _check_video(self, path: Path, label: str) -> Checked:
         info = probe_video(path, DEFAULT_MAX_PIXELS)
         self._check_sides(label, info.width, info.height)
-        every = max(1, info.frame_count // VIDEO_SAMPLES) if info.frame_count else 10
-        thumbnails: tuple[str, ...] = ()
-        for frame in iter_video_frames(path, every_n=every, max_frames=VIDEO_SAMPLES,
-                                       max_pixels=DEFAULT_MAX_PIXELS):
-            faces = self._faces(frame.bgr)
-            if faces:
-                thumbnails = tuple(face_thumbnail(frame.bgr, d.box) for d in
-                                   sorted(faces, key=lambda d: d.box[0] + d.box[2] / 2)[:MAX_FACES_SHOWN])
-                break
-        if not thumbnails:
-            raise UploadError(f"{label}: no face found in this video (searched {VIDEO_SAMPLES} frames across it)")
+        people, searched = self._people(path)
+        if not people:
+            raise UploadError(f"{label}: no face found in this video (searched {searched} frames across it)")
         return Checked("video", f"video {info.width}x{info.height}, {info.duration_s:.1f} s, "
-                                f"{float(info.fps):.0f} fps", thumbnails)
+                                f"{float(info.fps):.0f} fps",
+                       tuple(face_thumbnail(p.best.picture) for p in people),
+                       tuple(len(p.frames) for p in people), searched)
+
+    def _people(self, path: Path) -> tuple[list[Person], int]:
+        frames = sample_video_frames(path, VIDEO_SAMPLES, DEFAULT_MAX_PIXELS)
+        if self._identity is None:
+            self._identity = IdentityModel()
+        seen = [SeenFace(frame.index, d, self._identity.embed(frame.bgr, d.points), face_picture(frame.bgr, d.box))
+                for frame in frames for d in self._faces(frame.bgr)]
+        return group_by_identity(seen)[:MAX_FACES_SHOWN], len(frames)
+
+    def person_photo(self, path: Path, person: int, label: str) -> np.ndarray:
+        """The picture of the video's `person`-th person (from 1, as the upload's answer listed them)
+        that `--face PHOTO` matches in every frame. The video is searched again, as at its upload."""
+        with self._lock:
+            people, _ = self._people(path)
+        if person > len(people):
+            raise UploadError(f"{label} shows {len(people)} {'person' if len(people) == 1 else 'people'}: "
+                              f"there is no person {person} to choose", 400)
+        return people[person - 1].best.picture
 
 
-def face_thumbnail(bgr: np.ndarray, box: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
-    """The face in `box` (x, y, w, h) with some margin, as a square JPEG data URI of `side` px."""
+def face_picture(bgr: np.ndarray, box: np.ndarray, side: int = PICTURE_SIDE) -> np.ndarray:
+    """The face in `box` (x, y, w, h) in the middle of a square of `side` px, twice the face's width
+    (grey where the frame ends): enough around it for the detector to find it again, no neighbour."""
     x, y, w, h = (float(v) for v in box)
-    half = max(w, h) * 0.65
+    half = max(w, h)
     cx, cy = x + w / 2, y + h / 2
-    x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
-    x1, y1 = min(int(cx + half), bgr.shape[1]), min(int(cy + half), bgr.shape[0])
-    crop = cv2.resize(bgr[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+    scale = side / (2 * half)
+    # one affine warp: crop, scale and pad in a single resampling
+    matrix = np.array([[scale, 0, side / 2 - cx * scale], [0, scale, side / 2 - cy * scale]], np.float32)
+    return cv2.warpAffine(bgr, matrix, (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(128, 128, 128))
+
+
+def face_thumbnail(picture: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
+    """A face_picture's middle (the face and a little margin) as a square JPEG data URI of `side` px."""
+    size = picture.shape[0]
+    margin = int(size * (1 - THUMBNAIL_SHARE) / 2)
+    crop = cv2.resize(picture[margin:size - margin, margin:size - margin], (side, side), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
 

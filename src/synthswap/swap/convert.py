@@ -30,9 +30,9 @@ import torch
 from tqdm import tqdm
 
 from synthswap import atomic
-from synthswap.extract import ExtractError, reference_embedding
+from synthswap.extract import ExtractError, face_selection
 from synthswap.faces.align import invert_affine, warp_to_crop
-from synthswap.faces.choice import LARGEST, FaceChoice, parse_face
+from synthswap.faces.choice import LARGEST, face_option, parse_face
 from synthswap.faces.mask import face_mask
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
@@ -90,9 +90,7 @@ class ConvertOptions:
                                    "metadata", metavar="GAN_DIR")
     key_dir: str | None = option(None, "folder of the C2PA signing key, made on first use (default: "
                                        "$SYNTHSWAP_KEY_DIR or ~/.config/synthswap/signing)", metavar="DIR")
-    # Which person to replace: 'largest', a position from the left (1, 2, ...) or a photo.
-    face: str = option(LARGEST, "which person to replace: the largest face, the N-th from the left, or the one in "
-                                "PHOTO; the chosen person is followed through the video", metavar="largest|N|PHOTO")
+    face: str = face_option("to replace")
     # The user's own certificate chain and key (PEM) to sign with instead of the local key.
     sign_cert: str | None = option(None, "sign the C2PA manifest with this certificate chain (yours, e.g. a "
                                          "studio's) instead of the local key; needs --sign-key", metavar="PEM")
@@ -131,14 +129,12 @@ class FaceSwapper:
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
-        position, photo = parse_face(opts.face)
         # A photo picks the person by identity (checked in every frame); otherwise the chosen face is followed.
         try:
-            reference = reference_embedding(photo) if photo is not None else None
+            reference, choice = face_selection(opts.face)
         except ExtractError as exc:
             raise ValueError(f"--face: {exc}") from exc
-        self.analyzer = FaceAnalyzer(self.size, with_identity=False, reference=reference,
-                                     choice=FaceChoice(position) if reference is None else None)
+        self.analyzer = FaceAnalyzer(self.size, with_identity=False, reference=reference, choice=choice)
         self.frames_with_several_faces = 0
         self.filter = OneEuroFilter(opts.smooth_min_cutoff, opts.smooth_beta) if opts.smooth_min_cutoff > 0 else None
         self.faces_swapped = 0

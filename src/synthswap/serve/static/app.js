@@ -107,8 +107,10 @@ function buildOptionFields() {
 
 // --- which face of the destination --------------------------------------------------------------
 
-// The faces where the video first shows one, left to right: with more than one, the user picks.
-function showFaces(faces) {
+// The people the video shows (its faces grouped by identity over its length, the most often seen
+// first): with more than one, the user picks; "person K" becomes that person's picture for --face.
+function showFaces(video) {
+  const faces = video ? video.faces || [] : [];
   const box = $("face-options");
   box.replaceChildren();
   $("face-pick").hidden = faces.length < 2;
@@ -136,7 +138,8 @@ function showFaces(faces) {
     box.append(label);
   };
   choice("largest", "the largest face");
-  faces.forEach((src, i) => choice(String(i + 1), `${i + 1}${["st", "nd", "rd"][i] || "th"} from the left`, src));
+  faces.forEach((src, i) => choice(`person ${i + 1}`,
+    `person ${i + 1} · in ${video.seen[i]} of ${video.searched} sampled frames`, src));
 }
 
 // --- presets and the time estimate -----------------------------------------------------------------
@@ -322,7 +325,7 @@ async function addFiles(files, role) {
   if (role === "video") {
     list.replaceChildren();
     state.video = null;
-    showFaces([]);
+    showFaces(null);
   }
   for (const file of files) {
     const li = fileItem(list, file.name);
@@ -351,8 +354,8 @@ async function addFiles(files, role) {
       const discard = () => api("DELETE", `/api/uploads/${data.id}`).catch(() => {});
       if (role === "video") {
         state.video = data;
-        showFaces(data.faces || []);
-        removeButton(li, () => { state.video = null; showFaces([]); discard(); });
+        showFaces(data);
+        removeButton(li, () => { state.video = null; showFaces(null); discard(); });
       } else {
         state.subject.push(data);
         removeButton(li, () => { state.subject = state.subject.filter((s) => s.id !== data.id); discard(); });
@@ -398,7 +401,7 @@ async function submitJob(event) {
   rememberSettings();
   state.subject = [];
   state.video = null;
-  showFaces([]);
+  showFaces(null);
   // The settings stay as they are, for the next job (and are remembered); the files and picks are cleared.
   for (const o of $("subject-media").options) o.selected = false;
   $("video-media").value = "";
