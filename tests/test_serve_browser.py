@@ -127,6 +127,9 @@ def _run_in_browser(shared_data: Path, tmp_path: Path, browser, server: Server) 
     expect(page.locator("#d-state")).to_have_text("done", timeout=600_000)
     page.click("#d-log-box summary")
     expect(page.locator("#d-log")).to_contain_text("[swap train] resuming")
+    # the budget is the job's: the resumed stage trains what was left of its minutes (after kill -9 too:
+    # tests/test_serve.py)
+    expect(page.locator("#d-log")).to_contain_text("of its 4 minutes were spent before")  # Quick look's
     expect(page.locator("#d-log")).to_contain_text("[extract subject] up to date, skipped")
 
     # The result: the video plays, the preview and loss curve are there, the report opens.
