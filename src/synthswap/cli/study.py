@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from synthswap.cli import summary
@@ -10,7 +11,10 @@ from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.media import MediaError, probe_video
 from synthswap.options import OptionError
 from synthswap.run import PIPELINE_ERRORS
+from synthswap.pretrained import SHIPPED_NAME, resolve_model
 from synthswap.study.grid import Study, StudyOptions
+from synthswap.study.ledger import read_ledger
+from synthswap.study.people import Pair, PeopleOptions, PeopleStudy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,16 +29,36 @@ def register(sub: argparse._SubParsersAction) -> None:
             "report.html with the gap-recovery ratio R. Splits are by time. Every stage is cached: rerun the "
             "same command to resume; finished conditions are not retrained."
         ),
-        epilog="example: synthswap study --subject d6.mp4 --dest d9.mp4 --out study --k 5,20 --swap-steps 1500",
+        epilog="examples:\n"
+               "  synthswap study --subject d6.mp4 --dest d9.mp4 --out study --k 5,20 --swap-steps 1500\n"
+               "  synthswap study --pair d9.mp4 d6.mp4 --pair d3.mp4 d10.mp4 --k 1,2,3,5 --swap-steps 400 \\\n"
+               "      --out runs/people --ledger docs/study/ledger.csv --resume   # across people, resumable",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--subject", required=True, metavar="VIDEO", help="video of the subject (many frames)")
-    p.add_argument("--dest", required=True, metavar="VIDEO", help="destination video")
-    p.add_argument("--out", required=True, metavar="DIR", help="study folder")
+    p.add_argument("--subject", metavar="VIDEO", help="video of the subject (many frames)")
+    p.add_argument("--dest", metavar="VIDEO", help="destination video")
+    p.add_argument("--pair", action="append", nargs=2, metavar=("SUBJECT", "DEST"),
+                   help="the study across people instead: a subject video and a destination video of another "
+                        "person; repeat for each pair. Every cell (pair, seed, k, condition) is one line of the "
+                        "--ledger the moment it ends; the GAN conditions use the shipped prior unless --gan is given")
+    p.add_argument("--out", required=True, metavar="DIR", help="study folder (with --pair: the work folder, one "
+                                                                "study folder per pair and seed)")
+    p.add_argument("--ledger", metavar="CSV", help="with --pair: the results ledger to add to (default: "
+                                                   "OUT/ledger.csv); its summary is written beside it")
+    p.add_argument("--resume", action="store_true", help="with --pair: run only the cells the ledger lacks "
+                                                          "(failed ones again)")
     add_flags(p, StudyOptions)
+    add_flags(p, PeopleOptions)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pair:
+        if args.subject or args.dest:
+            return fail("give --subject and --dest (one pair) or --pair (the study across people), not both")
+        return run_people(args)
+    if not (args.subject and args.dest):
+        return fail("give --subject and --dest, or one --pair or more")
     opts = from_args(StudyOptions, args, subject_video=args.subject, dest_video=args.dest, out=args.out)
     try:
         opts.validate()  # the same check Study() makes, before any video is read
@@ -53,3 +77,38 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), 1)
     print(f"wrote {args.out}/report.md and {args.out}/report.html")
     return 0
+
+
+def run_people(args: argparse.Namespace) -> int:
+    pairs = [Pair(subject, dest) for subject, dest in args.pair]
+    grid = from_args(StudyOptions, args, subject_video=pairs[0].subject, dest_video=pairs[0].dest, out=args.out)
+    people = from_args(PeopleOptions, args)
+    try:
+        grid.validate()
+    except OptionError as exc:
+        return fail(str(exc))
+    if len({p.name for p in pairs}) < len(pairs):
+        return fail("two --pair have the same names (a pair is named by its videos' file names)")
+    ledger = Path(args.ledger or Path(args.out) / "ledger.csv")
+    try:
+        rows = read_ledger(ledger)
+    except (ValueError, OSError) as exc:
+        return fail(str(exc), 1)
+    if rows and not args.resume:
+        return fail(f"--ledger {ledger} already holds {len(rows)} cells: add --resume to run the ones it lacks, "
+                    f"or name another ledger")
+    for pair in pairs:
+        for video in (pair.subject, pair.dest):
+            try:
+                probe_video(video)
+            except MediaError as exc:
+                return fail(str(exc), 1)
+    if grid.gan is None:  # run's default prior: a personal one per pair would cost its minutes each time
+        grid = replace(grid, gan=str(resolve_model(SHIPPED_NAME, "gan")))
+    try:
+        failures = PeopleStudy(pairs, grid, people, ledger, Path(args.out)).run()
+    except PIPELINE_ERRORS as exc:
+        return fail(str(exc), 1)
+    print(f"ledger {ledger}; summary {ledger.with_name(ledger.stem + '_summary.md')}"
+          + (f"; {failures} cells failed (run again with --resume)" if failures else ""))
+    return 1 if failures else 0

@@ -122,10 +122,15 @@ def split_by_time(faceset: Faceset, fraction: float) -> tuple[list, list]:
     return [f for f in faceset if f.frame_index < cut], [f for f in faceset if f.frame_index >= cut]
 
 
-def evenly_spaced(faces: list, k: int) -> list:
+def pick_photos(faces: list, k: int, seed: int = 0) -> list:
+    """The k real photos of a condition: evenly spaced over the training split for seed 0 (the single
+    study's choice); another seed draws k others at random, in time order."""
     if k >= len(faces):
         return list(faces)
-    picks = np.linspace(0, len(faces) - 1, k).round().astype(int)
+    if seed == 0:
+        picks = np.linspace(0, len(faces) - 1, k).round().astype(int)
+    else:
+        picks = np.sort(np.random.default_rng(seed).choice(len(faces), size=k, replace=False))
     return [faces[i] for i in picks]
 
 
@@ -172,9 +177,11 @@ class Study:
                   {"first": first_eval_frame, "max": o.eval_max_frames}, [o.dest_video],
                   lambda out, r: cut_video(o.dest_video, out, first_eval_frame, o.eval_max_frames), self.log)
         for k in o.ks:
-            picks = evenly_spaced(self.subject_train, k)
+            picks = pick_photos(self.subject_train, k, o.seed)
             subject_train = Faceset.open(self.data / "subject_train")
-            run_stage(f"real-{k}", self.data / f"real_{k}", {"k": k}, [self.data / "subject_train"],
+            # (seed 0's key is the one studies made before seeds chose photos: their subsets stay valid)
+            key = {"k": k} if o.seed == 0 else {"k": k, "seed": o.seed}
+            run_stage(f"real-{k}", self.data / f"real_{k}", key, [self.data / "subject_train"],
                       partial(_write_subset, subject_train, picks), self.log)
 
     # -- synthetic data ---------------------------------------------------------------------
@@ -208,24 +215,36 @@ class Study:
 
     def conditions(self) -> list[Condition]:
         o = self.opts
-        conds = [Condition("all-real", None, None, [str(self.data / "subject_train")])]
-        needs_prior = any(ENGINES[e].needs_inversion for e in o.engines)
-        gan = self.prepare_gan() if needs_prior else None
+        conds = [self.condition(None)]
         for k in o.ks:
-            real = str(self.data / f"real_{k}")
-            conds.append(Condition(f"real-{k}", k, None, [real]))
-            # (condition suffix, synthetic faceset); a GAN engine uses the personal prior, and with
-            # --generic-gan the GAN engine runs a second time on the generic prior.
-            synthetic_sets = [(e, self.synthesize(k, e, gan, self.engine_slug(e))) for e in o.engines]
-            if o.generic_gan:
-                generic = Path(str(resolve_model(o.generic_gan, "gan")))  # 'shipped': the prior inside the package
-                synthetic_sets.append(("generic", self.synthesize(k, "gan", generic, "generic")))
-            for kind, path in synthetic_sets:
-                sources = [real] + ([str(path)] if path is not None else [])
-                if len(sources) == 1:
-                    self.log(f"[study] real-{k}+{kind}: no synthetic image passed the identity filter")
-                conds.append(Condition(f"real-{k}+{kind}", k, kind, sources))
+            conds.append(self.condition(k))
+            conds += [self.condition(k, (engine,)) for engine in o.engines]
+            if o.generic_gan:  # the GAN engine a second time, on the generic prior
+                conds.append(self.condition(k, ("generic",)))
         return conds
+
+    def condition(self, k: int | None, kinds: tuple[str, ...] = ()) -> Condition:
+        """One training set: all-real (k None), real-k, or real-k with the synthetic faces of each of
+        `kinds` (an engine's name, or 'generic': the GAN engine on --generic-gan), made if missing."""
+        if k is None:
+            return Condition("all-real", None, None, [str(self.data / "subject_train")])
+        name = f"real-{k}" + "".join(f"+{kind}" for kind in kinds)
+        sources = [str(self.data / f"real_{k}")]
+        for kind in kinds:
+            path = self.synthetic_faces(k, kind)
+            if path is None:
+                self.log(f"[study] {name}: no {kind} image passed the identity filter")
+            else:
+                sources.append(str(path))
+        return Condition(name, k, "+".join(kinds) or None, sources)
+
+    def synthetic_faces(self, k: int, kind: str) -> Path | None:
+        if kind == "generic":
+            assert self.opts.generic_gan, "a generic condition needs --generic-gan"
+            generic = Path(str(resolve_model(self.opts.generic_gan, "gan")))  # 'shipped': the package's prior
+            return self.synthesize(k, "gan", generic, "generic")
+        gan = self.prepare_gan() if ENGINES[kind].needs_inversion else None
+        return self.synthesize(k, kind, gan, self.engine_slug(kind))
 
     @staticmethod
     def engine_slug(engine: str) -> str:
@@ -273,7 +292,7 @@ class Study:
         return summary
 
     def _synthetic_report(self, cond: Condition) -> dict[str, Any] | None:
-        if cond.synthetic is None:
+        if cond.synthetic is None or "+" in cond.synthetic:  # none, or several sets (no one report)
             return None
         assert cond.k is not None  # a condition with synthetic data has its k photos
         slug = "generic" if cond.synthetic == "generic" else self.engine_slug(cond.synthetic)

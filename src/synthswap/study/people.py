@@ -1,0 +1,168 @@
+"""The study across people: the grid of `study.grid` over several subject -> destination pairs and
+seeds, one cell at a time, each recorded in the ledger (`study.ledger`) the moment it ends.
+
+Cells: for every pair and seed, all-real, and for every k the conditions real-k, real-k+warp,
+real-k+gan and real-k+gan+warp, all at one step budget; then the longer budget: the first pair's
+first seed at `long_ks` with `long_factor` times the steps. A cell that fails is recorded as failed
+and the next one runs; `--resume` runs whatever the ledger lacks (failed cells included). Each
+(pair, seed) has its own study folder, whose cached stages (extraction, the k photos, synthetic
+faces) its cells share; a longer budget gets its own folder, so its models never replace the
+base budget's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from synthswap import __version__
+from synthswap.cache import PIPELINE_VERSION
+from synthswap.estimate import (CONVERT_S_PER_FRAME, DIRECTIONS_S_PER_SAMPLE, EVALUATE_S_PER_FRAME,
+                                INVERT_S_PER_PHOTO_STEP, SWAP_SET_UP_S, SWAP_STEPS_PER_S_128, SYNTHESIS_S_PER_IMAGE)
+from synthswap.faceset import Faceset
+from synthswap.locking import locked_output
+from synthswap.options import option
+from synthswap.study.analysis import write_summary
+from synthswap.study.grid import Study, StudyOptions
+from synthswap.study.ledger import DONE, FAILED, METRICS, Cell, finished, read_ledger, record
+
+CONDITIONS = ("real", "real+warp", "real+gan", "real+gan+warp")
+
+
+@dataclass(kw_only=True)
+class PeopleOptions:
+    """What the study across people adds to the grid's options."""
+
+    seeds: list[int] = option([0, 1], "seeds, comma separated: each chooses the k photos (seed 0 evenly spaced, "
+                                      "others at random) and the training noise", minimum=0)
+    long_ks: list[int] = option([1, 5], "the longer budget's k (the first pair and seed only)", minimum=1,
+                                flag="long-k")
+    long_factor: int = option(5, "the longer budget: this many times --swap-steps (0: no longer budget)", minimum=0)
+
+
+@dataclass(frozen=True)
+class Pair:
+    subject: str
+    dest: str
+
+    @property
+    def name(self) -> str:
+        return f"{Path(self.subject).stem}->{Path(self.dest).stem}"
+
+
+def plan(pairs: list[Pair], grid: StudyOptions, people: PeopleOptions) -> list[Cell]:
+    """Every cell of the study, in the order they run (a pair's cells together: they share its data)."""
+    cells = []
+    for pair in pairs:
+        for seed in people.seeds:
+            cells.append(Cell(pair.name, seed, 0, "all-real", grid.swap_steps))
+            cells += [Cell(pair.name, seed, k, c, grid.swap_steps) for k in grid.ks for c in CONDITIONS]
+    if people.long_factor:
+        steps = grid.swap_steps * people.long_factor
+        cells.append(Cell(pairs[0].name, people.seeds[0], 0, "all-real", steps))
+        cells += [Cell(pairs[0].name, people.seeds[0], k, c, steps) for k in people.long_ks for c in CONDITIONS]
+    return cells
+
+
+def cell_seconds(cell: Cell, grid: StudyOptions, synthesizes: set[str]) -> float:
+    """The reference machine's seconds for a cell (`synthswap.estimate`'s rates): its swap training,
+    converting and judging the evaluation clip, and the synthetic faces of `synthesizes` (the engines
+    whose faces for its k this cell is the first to need)."""
+    steps_per_s = SWAP_STEPS_PER_S_128 * (128 / grid.swap_resolution) ** 2 * 8 / grid.batch_size
+    seconds = SWAP_SET_UP_S + cell.swap_steps / steps_per_s
+    seconds += grid.eval_max_frames * (CONVERT_S_PER_FRAME + EVALUATE_S_PER_FRAME)
+    if "gan" in synthesizes:
+        seconds += (INVERT_S_PER_PHOTO_STEP * cell.k * (grid.invert_steps + grid.pti_steps)
+                    + DIRECTIONS_S_PER_SAMPLE * grid.directions_n + SYNTHESIS_S_PER_IMAGE["gan"] * grid.synthetic)
+    if "warp" in synthesizes:
+        seconds += SYNTHESIS_S_PER_IMAGE["warp"] * grid.synthetic
+    return seconds
+
+
+def remaining_seconds(cells: list[Cell], grid: StudyOptions, speed: float) -> float:
+    """The cells' estimated seconds on this machine (`speed`: measured over modelled, so far); each
+    k's synthetic faces are counted once, for the first of these cells that needs them."""
+    made: set[tuple] = set()
+    total = 0.0
+    for cell in cells:
+        needs = {(cell.pair, cell.seed, cell.k, cell.swap_steps, engine) for engine in cell.condition.split("+")[1:]}
+        total += cell_seconds(cell, grid, {data[-1] for data in needs - made})
+        made |= needs
+    return total * speed
+
+
+class PeopleStudy:
+    def __init__(self, pairs: list[Pair], grid: StudyOptions, people: PeopleOptions, ledger: Path, work: Path,
+                 log: Callable[[str], None] = print):
+        self.pairs = {p.name: p for p in pairs}
+        self.grid, self.people = grid, people
+        self.ledger, self.work, self.log = Path(ledger), Path(work), log
+        self.cells = plan(pairs, grid, people)
+
+    def missing(self) -> list[Cell]:
+        done = finished(read_ledger(self.ledger))
+        return [c for c in self.cells if c not in done]
+
+    def summary_path(self) -> Path:
+        return self.ledger.with_name(self.ledger.stem + "_summary.md")
+
+    def run(self) -> int:
+        """Run every missing cell; the number that failed."""
+        with locked_output(self.work, "study folder"):
+            todo = self.missing()
+            modelled = measured = 0.0
+            failures = 0
+            self.log(f"[study] {len(self.cells) - len(todo)} of {len(self.cells)} cells in {self.ledger}; "
+                     f"{len(todo)} to run, about {_duration(remaining_seconds(todo, self.grid, 1.0))} at the "
+                     f"reference machine's rates")
+            for i, cell in enumerate(todo):
+                speed = measured / modelled if modelled else 1.0
+                self.log(f"[study] cell {i + 1} of {len(todo)}: {cell.label()}; {len(todo) - i} remain, about "
+                         f"{_duration(remaining_seconds(todo[i:], self.grid, speed))} left")
+                start = time.monotonic()
+                row = {**asdict(cell), "subject": self.pairs[cell.pair].subject, "dest": self.pairs[cell.pair].dest,
+                       "synthswap_version": __version__, "pipeline_version": PIPELINE_VERSION,
+                       "options": self._options_text()}
+                try:
+                    metrics, synthetic = self._run_cell(cell)
+                    row.update(status=DONE, synthetic_faces=synthetic, **{m: metrics.get(m) for m in METRICS})
+                except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on
+                    failures += 1
+                    row.update(status=FAILED, error=f"{type(exc).__name__}: {exc}"[:300])
+                    self.log(f"[study] {cell.label()} failed: {row['error']}")
+                seconds = time.monotonic() - start
+                row.update(seconds=round(seconds, 1), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                record(self.ledger, row)
+                write_summary(read_ledger(self.ledger), self.grid.swap_steps, self.summary_path())
+                if row["status"] == DONE:
+                    measured += seconds
+                    modelled += remaining_seconds([cell], self.grid, 1.0)
+            return failures
+
+    def _options_text(self) -> str:
+        g = self.grid
+        return (f"swap_resolution={g.swap_resolution} swap_init={g.swap_init} batch_size={g.batch_size} "
+                f"synthetic={g.synthetic} engines={','.join(g.engines)} size={g.size} "
+                f"eval_max_frames={g.eval_max_frames} precision={g.precision}")
+
+    def _run_cell(self, cell: Cell) -> tuple[dict, int]:
+        """The cell's measures, and how many synthetic faces it trained on (none passed a filter: 0)."""
+        pair = self.pairs[cell.pair]
+        folder = self.work / cell.pair.replace("->", "_to_") / f"seed{cell.seed}"
+        if cell.swap_steps != self.grid.swap_steps:
+            folder = folder.with_name(f"{folder.name}_steps{cell.swap_steps}")
+        opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(folder), seed=cell.seed,
+                       ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
+        study = Study(opts, self.log)
+        study.prepare_data()
+        kinds = tuple(cell.condition.split("+")[1:])
+        condition = study.condition(cell.k or None, kinds)
+        return study.train_and_evaluate(condition), sum(len(Faceset.open(s)) for s in condition.sources[1:])
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
