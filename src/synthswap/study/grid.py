@@ -34,7 +34,7 @@ from synthswap.locking import locked_output
 from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.metrics.evaluate import evaluate
 from synthswap.options import OptionError, option, redefault
-from synthswap.pretrained import resolve_model
+from synthswap.pretrained import SHIPPED_NAME, resolve_model
 from synthswap.run import PipelineOptions
 from synthswap.cache import fresh, run_stage
 from synthswap.stages import (
@@ -98,6 +98,9 @@ class StudyOptions(PipelineOptions):
     def validate(self) -> None:
         if not self.ks:
             raise OptionError("--k needs positive numbers of real photos")
+        if self.enhance_minutes:
+            raise OptionError("--enhance-minutes: the study converts with the enhancer as shipped (run's default); "
+                              "fine-tuning it on each condition's photos is not part of the study")
         super().validate()
 
 
@@ -260,10 +263,13 @@ class Study:
             config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
             init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap", o.swap_resolution),
             id_weight=o.swap_id_weight,
-            seed=o.seed, device=o.device, progress=o.progress), self.log)
+            seed=o.seed, device=o.device, precision=o.precision, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
+        # run's default face enhancer, as shipped (run fine-tunes it only with --enhance-minutes)
+        enhancer = str(resolve_model(SHIPPED_NAME, "enhance")) if o.enhance else None
         video = convert_stage(f"convert {cond.name}", model, eval_clip, self.outputs / f"{slug}.mp4",
-                              ConvertOptions(device=o.device, progress=o.progress), self.log)
+                              ConvertOptions(device=o.device, precision=o.precision, progress=o.progress,
+                                             enhancer=enhancer), self.log)
         metrics_path = self.outputs / f"{slug}_eval.json"
         holdout = self.data / "subject_holdout"
         run_stage(f"evaluate {cond.name}", metrics_path, {}, [video, holdout],

@@ -54,10 +54,11 @@ class Pair:
 
 
 def plan(pairs: list[Pair], grid: StudyOptions, people: PeopleOptions) -> list[Cell]:
-    """Every cell of the study, in the order they run (a pair's cells together: they share its data)."""
+    """Every cell of the study, in the order they run: a (pair, seed) unit's cells together (they share its
+    data), every pair at the first seed before any at the next (a partial ledger spans people first)."""
     cells = []
-    for pair in pairs:
-        for seed in people.seeds:
+    for seed in people.seeds:
+        for pair in pairs:
             cells.append(Cell(pair.name, seed, 0, "all-real", grid.swap_steps))
             cells += [Cell(pair.name, seed, k, c, grid.swap_steps) for k in grid.ks for c in CONDITIONS]
     if people.long_factor:
