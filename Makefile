@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 SHARED := ../shared/data/videos/people
 
-.PHONY: demo demo-real test test-fast lint bench clean
+.PHONY: demo demo-real study-people test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ demo-real: $(STAMP)
 	$(BIN)/synthswap run --subject $(SHARED)/d6.mp4 --subject-every-n 100 --subject-max-frames 10 \
 		--video $(SHARED)/d9.mp4 --every-n 2 --out demo_real/out.mp4 \
 		--directions-n 1000 --synthetic 200 --swap-minutes 12
+
+# The study across people (issue 23): many hours on CPUs, so run it in the background and again
+# after any stop: it resumes from its ledger, docs/study/ledger.csv (commit the ledger as it grows).
+study-people: $(STAMP)
+	@test -d $(SHARED) || { echo "study-people needs ../shared/data (real videos); it is not here"; exit 1; }
+	$(BIN)/synthswap study --pair $(SHARED)/d9.mp4 $(SHARED)/d6.mp4 --pair $(SHARED)/d14.mp4 $(SHARED)/d3.mp4 \
+		--pair $(SHARED)/d10.mp4 $(SHARED)/d20.mp4 --pair $(SHARED)/d20.mp4 $(SHARED)/d14.mp4 \
+		--k 1,2,3,5 --seeds 0,1 --swap-steps 400 --threads 2 --quiet \
+		--out runs/people --ledger docs/study/ledger.csv --resume
 
 # The whole suite, with the 25 slowest tests listed at the end.
 test: $(STAMP)
