@@ -28,11 +28,15 @@ def test_coverage_counts_destination_rows_with_a_neighbour_within_eps():
         coverage_arrays(dest, train, centre, centre, eps=0)
 
 
-def test_nearest_distances_matches_brute_force():
+def test_nearest_distances_matches_brute_force(monkeypatch):
+    from synthswap.metrics import coverage as module
+
     rng = np.random.default_rng(0)
     q, p = rng.normal(size=(50, 8)), rng.normal(size=(70, 8))
     brute = np.sqrt(((q[:, None] - p[None]) ** 2).sum(-1)).min(1)
-    assert np.allclose(nearest_distances(q, p, chunk=7), brute)
+    assert np.allclose(nearest_distances(q, p), brute)
+    monkeypatch.setattr(module, "BLOCK_ELEMENTS", 7 * 70)  # blocks of 7 query rows: the last one short
+    assert np.allclose(nearest_distances(q, p), brute)
 
 
 def test_coverage_on_real_facesets(extracted):

@@ -104,10 +104,11 @@ class Engine(ABC):
     def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
         """One candidate per target row; `strength` scales every edit (1 = all the way)."""
 
-    def reference_images(self) -> list[np.ndarray]:
-        """The subject as this engine renders them at its best, in the form its candidates reach the
-        filters: the realism gate's reference. A candidate is analysed, aligned and cropped again,
-        which softens it, and a generator renders less fine detail than a photo has, so the photos'
-        stored sharpness is the wrong yardstick. The default: the photos themselves (an engine whose
-        candidates are the photos, moved)."""
-        return [self.subject.read_image(f) for f in self.subject.faces]
+    def reference_images(self, limit: int) -> list[np.ndarray]:
+        """At most `limit` of the subject's images as this engine renders them at its best, in the form
+        its candidates reach the filters: the realism gate's reference. A candidate is analysed, aligned
+        and cropped again, which softens it, and a generator renders less fine detail than a photo has,
+        so the photos' stored sharpness is the wrong yardstick. The default: the photos themselves
+        (an engine whose candidates are the photos, moved), evenly spaced."""
+        faces = self.subject.faces
+        return [self.subject.read_image(f) for f in faces[:: max(1, len(faces) // limit)][:limit]]

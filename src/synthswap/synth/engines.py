@@ -42,8 +42,7 @@ class WarpEngine(Engine):
     def __init__(self, subject: Faceset):
         self.subject = subject
         self.attrs = attribute_matrix(subject)
-        self._images = [subject.read_image(f) for f in subject.faces]
-        self._next = 0
+        self._next = 0  # photos are read as they are warped: a 20,000-face subject is not held in memory
 
     def default_targets(self, rng: np.random.Generator, n: int = 4000) -> np.ndarray:
         """Without --match: mouth open, smile, blinks, raised brows and small turns, each present
@@ -58,18 +57,15 @@ class WarpEngine(Engine):
         pool[blink, 4] = pool[blink, 3]
         return pool
 
-    def reference_images(self) -> list[np.ndarray]:
-        return self._images  # already in memory
-
     def propose(self, targets: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> list[Candidate]:
         out = []
         for target in targets:
-            i = self._next % len(self._images)
+            i = self._next % len(self.subject.faces)
             self._next += 1
             face = self.subject.faces[i]
             delta = (target - self.attrs[i]) * strength
             edit = WarpEdit(**{k: float(v) for k, v in zip(ATTRIBUTE_NAMES, delta)}).clipped()
-            image, _ = warp_face(self._images[i], face.landmarks, edit)
+            image, _ = warp_face(self.subject.read_image(face), face.landmarks, edit)
             out.append(Candidate(image=image, source_id=face.id, meta={"photo": face.id, "edit": edit.to_dict()}))
         return out
 
@@ -151,12 +147,13 @@ class GanEngine(Engine):
             out.append(Candidate(image=bgr, source_id=face.id, meta=meta, latent=ws[j].cpu().numpy()))
         return out
 
-    def reference_images(self) -> list[np.ndarray]:
-        """The pivots rendered unedited: the tuned generator's reconstructions of the photos, as sharp
-        as this prior renders the subject (a pivot render of a 64 px prior has about a sixth of the
-        Laplacian variance of the same photo brought to 64 px)."""
+    def reference_images(self, limit: int) -> list[np.ndarray]:
+        """The pivots rendered unedited (at most `limit`, evenly spaced): the tuned generator's
+        reconstructions of the photos, as sharp as this prior renders the subject (a pivot render of a
+        64 px prior has about a sixth of the Laplacian variance of the same photo brought to 64 px)."""
+        pivots = self.pivots[:: max(1, len(self.pivots) // limit)][:limit]
         with torch.no_grad():
-            return [enlarge_render(bgr) for bgr in to_bgr_images(self.G.synthesis(self.pivots, noise_mode="const"))]
+            return [enlarge_render(bgr) for bgr in to_bgr_images(self.G.synthesis(pivots, noise_mode="const"))]
 
 
 def enlarge_render(bgr: np.ndarray) -> np.ndarray:

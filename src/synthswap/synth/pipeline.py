@@ -123,8 +123,7 @@ def reference_sharpness(engine, analyzer: FaceAnalyzer, log: Callable[[str], Non
     are (`Engine.reference_images`): what the realism gate's --min-sharpness is a fraction of. Against
     the photos' stored sharpness, 795 of 800 warps of d9's photos read as blurred, and every render of
     a 64 px GAN (its pivots included) would."""
-    images = engine.reference_images()
-    images = images[:: max(1, len(images) // limit)][:limit]
+    images = engine.reference_images(limit)
     values = [a.sharpness for a in (analyzer.analyze(img) for img in images) if a is not None]
     if not values:  # not one reference render is found as a face: fall back on the stored values
         log("none of the engine's renders of the photos is found as a face; the realism gate uses the "
