@@ -319,3 +319,27 @@ def test_a_user_supplied_certificate_signs_and_verifies(model, shared_data, key_
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --sign-cert and --sign-key go together",
                    f"error: the key {key_dir / 'signer.key'} does not belong to the certificate {studio / 'signer.pem'}"]
+
+
+def test_the_benchmarks_edits_do_what_they_say_on_a_real_clip(shared_data, tmp_path):
+    """The edits of benchmarks/watermark_edits.py (issue 27's list) on the GRID clip (360x288, 25 fps)."""
+    from synthswap.media import iter_video_frames, probe_video
+    from synthswap.provenance.edits import Edit
+
+    clip = shared_data / "videos/grid/bbaf2n.mpg"
+    first = next(iter_video_frames(clip, max_frames=1)).bgr
+    boxed = Edit("letterbox", canvas=(1280, 720)).apply(first)
+    assert boxed.shape == (720, 1280, 3) and boxed[:, :100].max() == 0 and boxed[:, 640].max() > 0  # bars at the sides
+    assert Edit("turned", rotate=90).apply(first).shape == (360, 288, 3)
+    assert Edit("9:16", aspect=9 / 16).apply(first).shape[:2] == (288, 162)
+    assert Edit("grey", saturation=0.0).apply(first).std(axis=2).max() <= 1
+    assert Edit("plain", contrast=1.0, brightness=20).apply(first).astype(int).sum() > first.astype(int).sum()
+    excerpt = apply_edit(Edit("excerpt", start_s=1.0, length_s=1.0), clip, tmp_path / "excerpt.mp4")
+    assert probe_video(excerpt).frame_count == 25
+    for codec, name in (("hevc", "hevc"), ("vp9", "vp9")):
+        path = apply_edit(Edit(codec, codec=codec, crf=30), clip, tmp_path / f"{codec}.mp4", max_frames=10)
+        assert path.suffix == ".mkv" and len(list(iter_video_frames(path))) == 10
+        import av
+
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].codec_context.name == name
