@@ -46,6 +46,9 @@ VIDEO_SAMPLES = 12  # frames searched for faces in a video, spread over its leng
 MIN_SIDE = 32  # px: a picture narrower than this cannot hold a face the detector finds
 CHECK_SIDE = 1280  # a photo is searched at most this large (the detector itself works at 640)
 LABEL_LENGTH = 120
+# A "person" seen in one sampled frame only is offered when the detector is sure of it: d20's foliage
+# gave one such face at 0.78 (real faces there score 0.94-0.95).
+LONE_FACE_SCORE = 0.9
 MAX_FACES_SHOWN = 8  # a crowd's people beyond these (the least seen) are not offered
 THUMBNAIL_SIDE = 96
 THUMBNAIL_SHARE = 0.65  # of a face picture's side: the face (half of it) and a little margin
@@ -177,7 +180,8 @@ class FaceChecker:
             self._identity = IdentityModel()
         seen = [SeenFace(frame.index, d, self._identity.embed(frame.bgr, d.points), face_picture(frame.bgr, d.box))
                 for frame in frames for d in self._faces(frame.bgr)]
-        return group_by_identity(seen)[:MAX_FACES_SHOWN], len(frames)
+        people = [p for p in group_by_identity(seen) if len(p.frames) > 1 or p.best.detection.score >= LONE_FACE_SCORE]
+        return people[:MAX_FACES_SHOWN], len(frames)
 
     def person_photo(self, path: Path, person: int, label: str) -> np.ndarray:
         """The picture of the video's `person`-th person (from 1, as the upload's answer listed them)
