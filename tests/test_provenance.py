@@ -228,7 +228,7 @@ def test_synthetic_faceset_images_say_they_are_synthetic(extracted, tmp_path):
 
 # --- issue 27: geometry-proof, perceptually masked watermark; a manifest bound to it -----------
 
-GEOMETRIC = [e for e in GEOMETRIC_EDITS if e.scale == 1.0]  # flip, rotation +-5 deg, centre crop 0.71
+GEOMETRIC = [e for e in GEOMETRIC_EDITS if e.scale == 1.0]  # flip, rotation +-5 deg, centre crop 0.71, boxes
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def marked_clip(shared_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("edit", GEOMETRIC, ids=lambda e: e.name)
-def test_the_watermark_survives_a_mirror_a_rotation_and_a_reframing_crop(marked_clip, tmp_path, edit):
+def test_the_watermark_survives_a_mirror_a_rotation_a_reframing_crop_and_bars(marked_clip, tmp_path, edit):
     edited = apply_edit(edit, marked_clip, tmp_path / "edited.mp4")
     found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
     assert found.found and found.run_id == "a1b2c3", (edit.name, found)

@@ -103,6 +103,8 @@ GEOMETRIC_EDITS = (
     Edit("rotation -5 deg (CRF 23)", rotate=-5.0),
     Edit("0.33x downscale (CRF 23)", scale=0.33),
     Edit("centre crop 0.71 (CRF 23)", crop=0.29),
+    Edit("letterbox into 1280x720 (CRF 23)", canvas=(1280, 720)),
+    Edit("pillarbox into 1080x1920 (CRF 23)", canvas=(1080, 1920)),
 )
 
 

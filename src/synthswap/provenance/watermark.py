@@ -75,6 +75,7 @@ WHITEN_SIGMA, WHITEN_FLOOR = 3.0, 1.5  # detection divides the residual by its l
 DARK, BRIGHT = (16.0, 48.0), (232.0, 250.0)  # brightness ramps: off below 16 / above 250
 SATURATED = (120.0, 200.0)  # colour saturation (max - min of B, G, R) over which the mark fades out
 HIGHPASS_SIGMA = 2.0  # what detection removes: the picture blurred with this sigma
+BAR_STD = 1.5  # grey levels: a border row or column flatter than this in every frame is a bar, cut off
 MIN_SIDE = 128  # the smallest frame that is marked (one tile)
 MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to half a tile)
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
@@ -82,6 +83,10 @@ SEARCH_FRAMES = 120  # frames folded for the geometry as it is (verify reads 120
 # over the sign sequence, so more frames keep adding to the mark (GRID after CRF 23 needs them at PSNR 44)
 SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
 COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
+# A letterboxed or pillarboxed picture was enlarged to fit: its scale is tried from the heights videos
+# are commonly made at (the lattice misses the odd ratios this gives, e.g. 512 -> 720 px: 1.406).
+COMMON_HEIGHTS = (240, 288, 360, 480, 512, 540, 576, 720, 1080)
+MAX_FIT_SCALE = 3.2
 REFINED = 2  # of all these guesses, the best this many are refined
 REFINE_STEPS = ((0.25, 0.006), (0.1, 0.002))  # degrees and relative scale: rounds of 8 around each guess
 Z_FOUND = 7.0  # marker threshold over a whole search (every geometry, mirror, turn and roll)
@@ -541,6 +546,24 @@ def _best_orientation(phases: np.ndarray, geometry: Geometry) -> tuple[float, Ge
     return best
 
 
+def _without_bars(planes: list[np.ndarray]) -> tuple[list[np.ndarray], bool]:
+    """The frames without their flat borders: the black bars of a letterbox or pillarbox (a flat wall
+    at an edge goes too; it carries no mark). Bars are no picture, yet their edges dominate the
+    residuals' autocorrelation and hide the lattice; what is cut only moves the tile's origin, and
+    every roll of the tile is searched anyway. A row or column is a bar where it is flat in every
+    frame of a sample. Also says whether anything was cut."""
+    sample = planes[:: max(1, len(planes) // 8)][:8]
+    rows = np.all([p.std(axis=1) < BAR_STD for p in sample], axis=0)
+    cols = np.all([p.std(axis=0) < BAR_STD for p in sample], axis=0)
+    if rows.all() or cols.all() or not (rows[[0, -1]].any() or cols[[0, -1]].any()):
+        return planes, False  # a flat picture, or no bar at an edge
+    top, bottom = int(np.argmin(rows)), len(rows) - int(np.argmin(rows[::-1]))
+    left, right = int(np.argmin(cols)), len(cols) - int(np.argmin(cols[::-1]))
+    if min(bottom - top, right - left) < MIN_DETECT_SIDE:
+        return planes, False
+    return [p[top:bottom, left:right] for p in planes], True
+
+
 def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, indices: Iterable[int] | None = None) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
@@ -559,6 +582,7 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
     planes, index = [planes[i] for i in keep], [index[i] for i in keep]
     if not planes:
         return Detection(False, None, 0.0, 0, 0, None)
+    planes, boxed = _without_bars(planes)
     step = max(1, len(planes) // search_frames)
     sample, sample_index = planes[::step][:search_frames], index[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
@@ -577,6 +601,9 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
         # can win): each guess's angle at scale 1 is tried as well, a rotation without a resize.
         lattice = synchronise([r for r in sums if r is not None], SYNC_CANDIDATES)
         candidates = [*lattice, *(Geometry(g.angle, 1.0) for g in lattice), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        if boxed:  # a picture fitted into a frame with bars: from one of the heights videos are made at
+            height = planes[0].shape[0]
+            candidates += [Geometry(0.0, height / h) for h in COMMON_HEIGHTS if 1.0 < height / h <= MAX_FIT_SCALE]
         guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
         for found in guesses:
             for step_angle, step_scale in REFINE_STEPS:
