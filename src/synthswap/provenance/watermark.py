@@ -601,9 +601,10 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
         # can win): each guess's angle at scale 1 is tried as well, a rotation without a resize.
         lattice = synchronise([r for r in sums if r is not None], SYNC_CANDIDATES)
         candidates = [*lattice, *(Geometry(g.angle, 1.0) for g in lattice), *(Geometry(0.0, s) for s in COMMON_SCALES)]
-        if boxed:  # a picture fitted into a frame with bars: from one of the heights videos are made at
-            height = planes[0].shape[0]
-            candidates += [Geometry(0.0, height / h) for h in COMMON_HEIGHTS if 1.0 < height / h <= MAX_FIT_SCALE]
+        if boxed:  # a picture fitted into a frame with bars: from one of the sizes videos are made at (by
+            # its height or its width: a flat edge of the picture itself may have gone with the bars)
+            scales = {side / size for side in planes[0].shape[:2] for size in COMMON_HEIGHTS}
+            candidates += [Geometry(0.0, s) for s in sorted(scales) if 1.0 < s <= MAX_FIT_SCALE]
         guesses = sorted(map(attempt, candidates), key=lambda t: -t[0])[:REFINED]
         for found in guesses:
             for step_angle, step_scale in REFINE_STEPS:
