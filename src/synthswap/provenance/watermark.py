@@ -83,8 +83,9 @@ SEARCH_FRAMES = 120  # frames folded for the geometry as it is (verify reads 120
 # over the sign sequence, so more frames keep adding to the mark (GRID after CRF 23 needs them at PSNR 44)
 SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
 COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
-# A letterboxed or pillarboxed picture was enlarged to fit: its scale is tried from the heights videos
-# are commonly made at (the lattice misses the odd ratios this gives, e.g. 512 -> 720 px: 1.406).
+# A letterboxed or pillarboxed picture was enlarged to fit: its scale is tried from the sizes videos are
+# commonly made at, as its height or its width (the lattice misses the odd ratios this gives, e.g. 512 ->
+# 720 px: 1.406).
 COMMON_HEIGHTS = (240, 288, 360, 480, 512, 540, 576, 720, 1080)
 MAX_FIT_SCALE = 3.2
 REFINED = 2  # of all these guesses, the best this many are refined
