@@ -105,10 +105,11 @@ def run_people(args: argparse.Namespace) -> int:
                 return fail(str(exc), 1)
     if grid.gan is None:  # run's default prior: a personal one per pair would cost its minutes each time
         grid = replace(grid, gan=str(resolve_model(SHIPPED_NAME, "gan")))
+    study = PeopleStudy(pairs, grid, people, ledger, Path(args.out))
     try:
-        failures = PeopleStudy(pairs, grid, people, ledger, Path(args.out)).run()
+        failures = study.run()
     except PIPELINE_ERRORS as exc:
         return fail(str(exc), 1)
-    print(f"ledger {ledger}; summary {ledger.with_name(ledger.stem + '_summary.md')}"
+    print(f"ledger {ledger}; summary {study.summary_path()}"
           + (f"; {failures} cells failed (run again with --resume)" if failures else ""))
     return 1 if failures else 0

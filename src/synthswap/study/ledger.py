@@ -34,6 +34,11 @@ class Cell:
     condition: str  # "all-real", "real", "real+gan", "real+warp", "real+gan+warp"
     swap_steps: int
 
+    @property
+    def synthetic(self) -> tuple[str, ...]:
+        """The synthetic sets the condition adds to the real photos ("real+gan+warp": gan, warp)."""
+        return tuple(self.condition.split("+")[1:])
+
     def key(self) -> tuple[str, int, int, str, int]:
         return self.pair, self.seed, self.k, self.condition, self.swap_steps
 

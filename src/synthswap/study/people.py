@@ -89,7 +89,7 @@ def remaining_seconds(cells: list[Cell], grid: StudyOptions, speed: float) -> fl
     made: set[tuple] = set()
     total = 0.0
     for cell in cells:
-        needs = {(cell.pair, cell.seed, cell.k, cell.swap_steps, engine) for engine in cell.condition.split("+")[1:]}
+        needs = {(cell.pair, cell.seed, cell.k, cell.swap_steps, engine) for engine in cell.synthetic}
         total += cell_seconds(cell, grid, {data[-1] for data in needs - made})
         made |= needs
     return total * speed
@@ -159,8 +159,7 @@ class PeopleStudy:
                        ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
         study = Study(opts, self.log)
         study.prepare_data()
-        kinds = tuple(cell.condition.split("+")[1:])
-        condition = study.condition(cell.k or None, kinds)
+        condition = study.condition(cell.k or None, cell.synthetic)
         return study.train_and_evaluate(condition), sum(len(Faceset.open(s)) for s in condition.sources[1:])
 
 
