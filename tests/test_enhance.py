@@ -87,3 +87,63 @@ def test_a_bad_enhance_command_gives_one_error_line_and_writes_nothing(argv, fac
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert not (tmp_path / "big").exists() and not (tmp_path / "enh").exists()
+
+
+def test_faces_are_cut_again_from_their_video_at_their_native_size(extracted, tmp_path):
+    """d9's 128 px crops come from about 360 px of a 512x480 frame: recrop cuts that many pixels
+    again, and brought back down to 128 px they are the stored crop; a face whose video is gone is
+    skipped, not guessed."""
+    import dataclasses
+
+    from synthswap.faces.recrop import native_size, recrop
+    from synthswap.faceset import Faceset
+
+    fs = Faceset.open(extracted("videos/people/d9.mp4", size=128, max_frames=4, every_n=60))
+    crops = list(recrop(fs.faces, fs.size))
+    assert [f.id for f, _ in crops] == [f.id for f in fs.faces]
+    for face, crop in crops:
+        side = native_size(face, fs.size, 512)
+        assert crop.shape == (side, side, 3) and 320 <= side <= 400
+        small = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+        assert np.abs(small - fs.read_image(face)).mean() < 6  # the stored crop, resampled once more
+        assert sharpness(crop, size=side) > sharpness(cv2.resize(small, (side, side)), size=side)
+    gone = dataclasses.replace(fs.faces[0], source=str(tmp_path / "moved.mp4"))
+    assert list(recrop([gone], fs.size)) == []
+
+
+def test_swap_pairs_show_the_swap_models_softness_against_the_photo_at_full_size(extracted):
+    from synthswap.enhance.swap_pairs import swap_pairs
+    from synthswap.pretrained import shipped_model
+
+    torch.set_num_threads(1)
+    subject = extracted("videos/people/d9.mp4", size=128, max_frames=4, every_n=60)
+    pairs = swap_pairs(shipped_model("swap128"), [subject], max_faces=3)
+    assert len(pairs) == 3
+    for soft, sharp in pairs:
+        assert soft.shape == sharp.shape and soft.dtype == sharp.dtype == np.uint8 and soft.shape[0] >= 320
+        side = soft.shape[0]
+        assert sharpness(soft, size=side) < 0.5 * sharpness(sharp, size=side)
+
+
+def test_an_adversarial_enhancer_training_saves_and_resumes_its_discriminator(faces_d9, tmp_path):
+    """--adv-weight adds a patch discriminator: its weights and optimiser are in the checkpoint, a
+    resumed run continues them, and the enhancer it trains still loads as any other."""
+    from synthswap.enhance import EnhanceTrainOptions, train_enhancer
+    from synthswap.training import load_tensors
+
+    torch.set_num_threads(1)
+    fs, _ = faces_d9
+    out = tmp_path / "enh"
+    opts = dict(data=[str(fs.root)], out=str(out), init="shipped", batch_size=2, patch=64, adv_weight=0.05, log_every=1,
+                save_every=0, progress=False)
+    train_enhancer(EnhanceTrainOptions(steps=3, **opts))
+    tensors, _ = load_tensors(out / "checkpoint.safetensors")
+    disc = {k: v.clone() for k, v in tensors.items() if k.startswith("model.disc.")}
+    assert disc and any(k.startswith("optim.disc_opt.") for k in tensors)
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].split(",")[4:6] == ["adv", "disc"] and len(log) == 4 and all(row.split(",")[5] for row in log[1:])
+    summary = train_enhancer(EnhanceTrainOptions(steps=5, resume=True, **{**opts, "init": None}))
+    assert summary["steps"] == 5
+    resumed, _ = load_tensors(out / "checkpoint.safetensors")
+    assert any(not torch.equal(resumed[k], v) for k, v in disc.items())
+    assert load_enhancer(out).steps == 5

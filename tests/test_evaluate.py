@@ -48,11 +48,13 @@ def test_evaluate_cli_writes_json_and_markdown_and_refuses_mismatched_videos(
     subject = extracted("videos/people/d6.mp4", size=128, max_frames=20, every_n=10)
     code = main(["evaluate", "--video", str(d9_clip), "--source", str(shared_data / "videos/people/d9.mp4"),
                  "--subject", str(subject), "--max-frames", "8", "--dlib-every", "0", "--no-fid", "--quiet",
-                 "--out", str(tmp_path / "ev")])
+                 "--out", str(tmp_path / "ev_gan0.1")])
     assert code == 0
-    report = json.loads((tmp_path / "ev.json").read_text())
+    # A dot in the prefix is part of the name: ev_gan0.1 and ev_gan0.2 must not both write ev_gan0.json.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev_gan0.1.json", "ev_gan0.1.md"]
+    report = json.loads((tmp_path / "ev_gan0.1.json").read_text())
     assert report["summary"]["frames"] == 8 and len(report["frames"]) == 8
-    assert "| swap_rate | 0.0000 |" in (tmp_path / "ev.md").read_text()
+    assert "| swap_rate | 0.0000 |" in (tmp_path / "ev_gan0.1.md").read_text()
 
     code = main(["evaluate", "--video", str(d9_clip), "--source", str(shared_data / "videos/people/d6.mp4"),
                  "--subject", str(subject), "--quiet", "--out", str(tmp_path / "bad")])

@@ -360,3 +360,31 @@ def test_a_faceset_too_large_to_hold_is_read_per_batch_into_the_same_batches(fac
     assert all(np.array_equal(x, y) for x, y in zip(held.faces(idx), streamed.faces(idx)))
     assert np.array_equal(held.real_images(), streamed.real_images())
     assert FaceSource([a], 64).preloaded and len(held) * 64 * 64 * 5 < PRELOAD_BYTES  # small sets stay in memory
+
+
+def test_gan_power_trains_a_discriminator_that_a_resume_restores_or_turns_on(trained, facesets, tmp_path):
+    """--gan-power adds SAEHD's patch discriminator: its weights and optimiser are checkpointed and
+    restored; a model trained without one may turn it on when resumed (it starts fresh); the loss
+    that is logged includes its term."""
+    from synthswap.training import load_tensors
+
+    a, b = facesets
+    out = tmp_path / "gan"
+    assert main(["swap", "train", "--src", str(a), "--dst", str(b), "--out", str(out), "--steps", "2",
+                 "--gan-power", "0.1", "--log-every", "1", "--preview-every", "0", *TINY]) == 0
+    tensors, _ = load_tensors(out / "model.safetensors")
+    disc = {k: v.clone() for k, v in tensors.items() if k.startswith("model.disc.")}
+    assert disc and any(k.startswith("optim.disc_adamw.") for k in tensors)
+    assert all(r["disc"] > 0 and "gan" in r for r in _log(out))
+    assert main(["swap", "train", "--out", str(out), "--resume", "--steps", "3", "--quiet", "--threads", "2",
+                 "--device", "cpu"]) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["gan_power"] == 0.1
+    resumed, _ = load_tensors(out / "model.safetensors")
+    assert any(not torch.equal(resumed[k], v) for k, v in disc.items())
+
+    later = tmp_path / "later"
+    shutil.copytree(trained, later)
+    assert main(["swap", "train", "--out", str(later), "--resume", "--steps", "41", "--gan-power", "0.05",
+                 "--quiet", "--threads", "2", "--device", "cpu"]) == 0
+    assert json.loads((later / "model.json").read_text())["training"]["gan_power"] == 0.05
+    assert any(k.startswith("model.disc.") for k in load_tensors(later / "model.safetensors")[0])

@@ -12,7 +12,7 @@ from synthswap.cli import summary
 from synthswap.cli.options import add_common, add_flags, fail, from_args
 from synthswap.faceset import FacesetError
 from synthswap.media import MediaError
-from synthswap.metrics.evaluate import EvaluateError, EvaluateOptions, evaluate
+from synthswap.metrics.evaluate import EvaluateError, EvaluateOptions, evaluate, output_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         # Checked now, not after minutes of evaluation.
         return fail(f"{folder}: not a writable folder for the evaluation's files", 1)
     target = Path(str(prefix) + "_eval") if not args.out else prefix
-    json_path, md_path = target.with_suffix(".json"), target.with_suffix(".md")
+    json_path, md_path = output_paths(target)
     ours = _is_evaluation(json_path)
     for path in (json_path, md_path):
         if (path.exists() or path.is_symlink()) and not ours:

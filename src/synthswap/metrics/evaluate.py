@@ -141,10 +141,9 @@ class Evaluation:
         return "\n".join(lines) + "\n"
 
     def write(self, out_prefix: str | os.PathLike) -> tuple[Path, Path]:
-        """`PREFIX.json` and `PREFIX.md`, each written atomically."""
-        prefix = Path(out_prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        paths = (prefix.with_suffix(".json"), prefix.with_suffix(".md"))
+        """`PREFIX.json` and `PREFIX.md` (`output_paths`), each written atomically."""
+        paths = output_paths(out_prefix)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
         for path, text in zip(paths, (json.dumps(self.to_json(), indent=1), self.to_markdown())):
             atomic.write_text(path, text)
         return paths
@@ -193,6 +192,15 @@ class EvaluateOptions:
     dlib_every: int = option(5, "run the slower dlib judge on every N-th frame; 0 turns it off", minimum=0,
                              metavar="N")
     fid: bool = option(True, "skip FID/KID", flag="no-fid")
+
+
+def output_paths(out_prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """PREFIX.json and PREFIX.md. A dot in the prefix is part of its name (`eval_v1.2` gives
+    `eval_v1.2.json`, not `eval_v1.json`); a prefix given as NAME.json or NAME.md stands for NAME."""
+    prefix = Path(out_prefix)
+    if prefix.suffix in (".json", ".md"):
+        prefix = prefix.with_suffix("")
+    return prefix.with_name(prefix.name + ".json"), prefix.with_name(prefix.name + ".md")
 
 
 def evaluate(

@@ -33,6 +33,7 @@ from synthswap.faces.sface_torch import sface_identity
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
 from synthswap.options import option
+from synthswap.patch_gan import PatchDiscriminator, discriminator_loss, generator_loss
 from synthswap.precision import Precision, resolve_precision
 from synthswap.swap.data import Augment, FaceSource, step_rng
 from synthswap.swap.loading import (
@@ -58,7 +59,7 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "images_per_s", "lr"]
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "gan", "disc", "images_per_s", "lr"]
 
 
 # The identity-loss weight `run`, `study` and `swap train` use (with SWAP_POSE_WEIGHT beside it): on the
@@ -110,6 +111,9 @@ class SwapTrainOptions:
                                                   "the B face (eye-line angle, nose offset and height, from a small "
                                                   "landmark regressor fitted on both facesets first), so identity "
                                                   "is not bought with pose; 0: off", minimum=0)
+    gan_power: float = option(0.0, "weight of a patch discriminator's term on A's masked reconstructions, which pays "
+                                   "for a photo's texture (DeepFaceLab SAEHD's 'GAN power'; 0: off; may be turned "
+                                   "on when resuming, as SAEHD users do once the face is learned)", minimum=0)
     steps: int | None = option(None, "stop at this total step count", minimum=1)
     minutes: float | None = option(None, "stop after this many minutes of this run", above=0)
     save_every: int = option(500, "checkpoint every N steps (0: only at the end)", minimum=0)
@@ -279,6 +283,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.pose_weight = t.get("pose_weight", 0.0)
         opts.multiscale_dssim = t.get("multiscale_dssim", False)
         opts.synthetic_resolution = t.get("synthetic_resolution", 0)
+        opts.gan_power = opts.gan_power or t.get("gan_power", 0.0)  # the one option a resume may turn on
     precision = resolve_precision(opts.precision, device)
     res = config.resolution
     faces_a = FaceSource(src, res, src_w)
@@ -291,18 +296,33 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         init = initialise_from(model, opts.init, opts.init_parts)
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.5, 0.999), weight_decay=1e-4)
+    modules: dict[str, torch.nn.Module] = {"model": model}
+    optimizers: dict[str, torch.optim.Optimizer] = {"adamw": optimizer}
+    disc = None
+    if opts.gan_power > 0:
+        torch.manual_seed(opts.seed + 1)
+        disc = PatchDiscriminator().to(device).to(memory_format=torch.channels_last)
+        modules["disc"] = disc
+        optimizers["disc_adamw"] = torch.optim.AdamW(disc.parameters(), lr=opts.lr, betas=(0.5, 0.999))
     step = 0
     seed = opts.seed
     history: list[dict] = []
     if meta is not None:
-        state = load_checkpoint(out / CHECKPOINT_FILE, {"model": model}, {"adamw": optimizer}, map_location=device)
+        # A discriminator turned on at this resume starts fresh; one the run had is restored.
+        had_disc = meta["training"].get("gan_power", 0.0) > 0
+        state = load_checkpoint(out / CHECKPOINT_FILE, modules if had_disc else {"model": model},
+                                optimizers if had_disc else {"adamw": optimizer}, map_location=device)
         step = int(state["step"])
         seed = int(state["seed"])  # the data order is tied to the original seed
         history = list(meta.get("history", []))
     train_model: torch.nn.Module = model
+    train_disc: torch.nn.Module | None = disc
     if dinfo.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+        if disc is not None:
+            train_disc = torch.nn.parallel.DistributedDataParallel(
+                disc, device_ids=[device.index] if device.type == "cuda" else None)
 
     main = dinfo.is_main
     if main:
@@ -323,6 +343,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
                          "id_weight": opts.id_weight, "id_every": opts.id_every, "pose_weight": opts.pose_weight,
                          "multiscale_dssim": opts.multiscale_dssim, "synthetic_resolution": opts.synthetic_resolution,
+                         "gan_power": opts.gan_power,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
             "data": {"A": faces_a.describe(), "B": faces_b.describe(), "src_weights": src_w, "dst_weights": dst_w},
             "init": init,
@@ -336,7 +357,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
 
     def checkpoint(at_step: int) -> None:
         if main:
-            save_checkpoint(out / CHECKPOINT_FILE, {"model": model}, {"adamw": optimizer},
+            save_checkpoint(out / CHECKPOINT_FILE, modules, optimizers,
                             {"step": at_step, "seed": seed, "config": config.to_dict()})
             atomic_write_json(out / MODEL_JSON, describe(at_step))
 
@@ -397,12 +418,29 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     drift, pose_parts = pose_loss(landmarks, swapped, tb, precision.autocast)
                     loss = loss + opts.pose_weight * drift
                     id_parts.update(pose_parts)
+            gan_parts: dict[str, float] = {}
+            if train_disc is not None:
+                # SAEHD judges A's reconstruction inside the face mask against the photo inside it.
+                real_a, fake_a = ta * ma, pa.float() * ma
+                train_disc.requires_grad_(False)
+                with precision.autocast():
+                    gan_term = generator_loss(train_disc(fake_a))
+                loss = loss + opts.gan_power * gan_term
+                gan_parts["gan"] = float(gan_term.detach())
             if not torch.isfinite(loss.detach()):  # stop before the step: NaN would reach every weight and checkpoint
                 raise SwapTrainError(f"training diverged at step {step + 1} (the loss is {float(loss.detach())}); the last "
                                      f"good checkpoint in {out} is kept: lower --lr and run again with --resume")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if train_disc is not None:
+                train_disc.requires_grad_(True)
+                with precision.autocast():
+                    disc_loss = discriminator_loss(train_disc(real_a), train_disc(fake_a.detach()))
+                optimizers["disc_adamw"].zero_grad(set_to_none=True)
+                disc_loss.backward()
+                optimizers["disc_adamw"].step()
+                gan_parts["disc"] = float(disc_loss.detach())
             step += 1
             last_loss = float(loss.detach())
             steps_window += 1
@@ -421,6 +459,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     row.update({f"{k}_a": v for k, v in parts_a.items()})
                     row.update({f"{k}_b": v for k, v in parts_b.items()})
                     row.update(id_parts)  # the latest identity losses (they run every id_every steps)
+                    row.update(gan_parts)
                     log.write(row)
                 if (opts.preview_every and step % opts.preview_every == 0) or (
                         opts.preview_minutes and now - last_preview >= opts.preview_minutes * 60):
