@@ -9,7 +9,7 @@ many unmarked videos were flagged (with the highest unmarked z against the thres
 
     .venv/bin/python benchmarks/watermark_edits.py            # the marked clips (about 10 minutes)
     .venv/bin/python benchmarks/watermark_edits.py --unmarked # and the false positives (hours on 2 cores)
-    .venv/bin/python benchmarks/watermark_edits.py --only "rotation" --clips people/d6.mp4
+    .venv/bin/python benchmarks/watermark_edits.py --only rotation --only flip --clips people/d6.mp4
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ def main() -> None:
     p.add_argument("--unmarked", action="store_true", help="also every unmarked video of ../shared, edited alike")
     p.add_argument("--unmarked-frames", type=int, default=30, help="frames of each unmarked video (its search for "
                                                                     "a marker that is not there is the slow part)")
-    p.add_argument("--only", help="only the edits whose name contains this")
+    p.add_argument("--only", action="append", default=[], help="only the edits whose name contains this (repeat: any)")
     args = p.parse_args()
     cv2.setNumThreads(1)
-    edits = [e for e in EDITS if not args.only or args.only in e.name]
+    edits = [e for e in EDITS if not args.only or any(part in e.name for part in args.only)]
     videos = sorted(v for v in DATA.rglob("*") if v.is_file()) if args.unmarked else []
     print(f"{len(args.clips)} marked clips ({args.frames} frames each), {len(videos)} unmarked videos "
           f"({args.unmarked_frames} frames each)\n")

@@ -2,7 +2,7 @@
 
 A restoration or swap network trained on pixel losses alone predicts the average of every sharp
 face that could explain its input: smooth skin, soft eyes. A discriminator that judges small
-patches (its receptive field is about 34 px) as real photo or network output pays instead for
+patches (each logit sees 54 px) as real photo or network output pays instead for
 the texture a photo has, wherever it is plausible; DeepFaceLab's SAEHD ("GAN power") and every
 face restorer since ESRGAN add one for that reason. Spectral normalisation keeps it stable at the
 small batches a CPU affords. No I/O here.
@@ -17,7 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class PatchDiscriminator(nn.Module):
-    """(B, 3, H, W) in [0, 1] -> (B, 1, H/8, W/8) realness logits, one per ~34 px patch."""
+    """(B, 3, H, W) in [0, 1] -> (B, 1, H/8, W/8) realness logits, one per 54 px patch (stride 8)."""
 
     def __init__(self, width: int = 32):
         super().__init__()

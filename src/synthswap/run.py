@@ -97,6 +97,9 @@ class PipelineOptions(ComputeOptions):
     swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
                                                    "SFace pulls the swapped faces towards the subject's photos "
                                                    "(0: off)")
+    swap_gan_power: float = option(0.0, "weight of the swap's patch discriminator (`swap train --gan-power`, "
+                                        "DeepFaceLab SAEHD's 'GAN power'): pays for texture; 0: off",
+                                   minimum=0)
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     minimum=1)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
@@ -269,7 +272,7 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
     log(f"[swap train] {'fine-tuning ' + opts.swap_init if opts.swap_init else 'from random weights'}")
     swap = swap_train_stage(name("swap"), SwapTrainOptions(
         src=sources, dst=[str(dest)], out=str(at("swap")), config=SwapConfig(resolution=opts.swap_resolution),
-        init=opts.swap_init, id_weight=opts.swap_id_weight,
+        init=opts.swap_init, id_weight=opts.swap_id_weight, gan_power=opts.swap_gan_power,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, precision=opts.precision, progress=opts.progress), log)
 
