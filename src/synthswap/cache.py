@@ -34,7 +34,8 @@ MARKER_SUFFIX = ".stage.json"
 #    colour statistics in one OpenCV pass, encoding on its own thread.
 # 5: convert's watermark at PSNR 44 dB, its sign changing with the frame index (issue 27).
 # 6: evaluate reports sharpness_ratio_half (an older evaluation.json lacks it).
-PIPELINE_VERSION = 6
+# 7: run and study train the swap with a patch discriminator (GAN power 0.1).
+PIPELINE_VERSION = 7
 
 
 class StageError(Exception):

@@ -55,7 +55,7 @@ from synthswap.stages import (
 from synthswap.swap.convert import ConvertOptions
 from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
+from synthswap.swap.train import SWAP_GAN_POWER, SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.training import CheckpointError, resolve_device
 
@@ -97,9 +97,9 @@ class PipelineOptions(ComputeOptions):
     swap_id_weight: float = option(SWAP_ID_WEIGHT, "identity supervision of the swap (`swap train --id-weight`): "
                                                    "SFace pulls the swapped faces towards the subject's photos "
                                                    "(0: off)")
-    swap_gan_power: float = option(0.0, "weight of the swap's patch discriminator (`swap train --gan-power`, "
-                                        "DeepFaceLab SAEHD's 'GAN power'): pays for texture; 0: off",
-                                   minimum=0)
+    swap_gan_power: float = option(SWAP_GAN_POWER, "weight of the swap's patch discriminator (`swap train "
+                                                   "--gan-power`, DeepFaceLab SAEHD's 'GAN power'): pays for the "
+                                                   "texture a photo has; 0: off", minimum=0)
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     minimum=1)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
