@@ -27,6 +27,7 @@ from synthswap.enhance import finetune_enhancer, load_enhancer
 from synthswap.enhance.swap_pairs import swap_pairs
 from synthswap.metrics.evaluate import evaluate
 from synthswap.swap.convert import ConvertOptions, convert_video
+from synthswap.swap.loading import face_renderer
 from synthswap.training import atomic_save_tensors
 
 MEASURES = [("dlib_distance_to_subject", "dlib to subject"), ("dlib_subject_closer_rate", "dlib nearer"),
@@ -68,7 +69,7 @@ def main() -> None:
             if args.tune and name != "none":
                 if pairs is None:
                     started = time.monotonic()
-                    pairs = swap_pairs(model, [unit / "data" / "subject_train"])
+                    pairs = swap_pairs(*face_renderer(model), [unit / "data" / "subject_train"])
                     print(f"{len(pairs)} pairs in {time.monotonic() - started:.1f} s", flush=True)
                 started = time.monotonic()
                 tuned = finetune_enhancer(load_enhancer(name), pairs=pairs, minutes=args.tune,

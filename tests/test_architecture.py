@@ -15,7 +15,7 @@ ROOT = Path(synthswap.__file__).parent
 # Lowest first: a module may import from its own layer and the layers below, never above.
 LAYERS = {
     "foundation": {"synthswap", "atomic", "locking", "info", "options", "overlap", "pngtext", "media", "precision",
-                   "training"},
+                   "training", "patch_gan"},
     "library": {"faces", "faceset", "extract", "gan", "swap", "synth", "metrics", "provenance", "report",
                 "pretrained", "export_weights", "demo_inputs", "enhance", "space"},
     "orchestration": {"cache", "stages", "run", "study", "estimate"},

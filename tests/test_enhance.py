@@ -95,7 +95,7 @@ def test_faces_are_cut_again_from_their_video_at_their_native_size(extracted, tm
     skipped, not guessed."""
     import dataclasses
 
-    from synthswap.faces.recrop import native_size, recrop
+    from synthswap.enhance.recrop import native_size, recrop
     from synthswap.faceset import Faceset
 
     fs = Faceset.open(extracted("videos/people/d9.mp4", size=128, max_frames=4, every_n=60))
@@ -114,10 +114,11 @@ def test_faces_are_cut_again_from_their_video_at_their_native_size(extracted, tm
 def test_swap_pairs_show_the_swap_models_softness_against_the_photo_at_full_size(extracted):
     from synthswap.enhance.swap_pairs import swap_pairs
     from synthswap.pretrained import shipped_model
+    from synthswap.swap.loading import face_renderer
 
     torch.set_num_threads(1)
     subject = extracted("videos/people/d9.mp4", size=128, max_frames=4, every_n=60)
-    pairs = swap_pairs(shipped_model("swap128"), [subject], max_faces=3)
+    pairs = swap_pairs(*face_renderer(shipped_model("swap128")), [subject], max_faces=3)
     assert len(pairs) == 3
     for soft, sharp in pairs:
         assert soft.shape == sharp.shape and soft.dtype == sharp.dtype == np.uint8 and soft.shape[0] >= 320

@@ -10,12 +10,15 @@ Inference (`swap convert`) imports this, never the trainer.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from synthswap.info import read_info_json
+from synthswap.precision import resolve_precision
 from synthswap.swap.networks import SwapConfig, SwapModel
 from synthswap.training import CheckpointError, load_checkpoint
 
@@ -43,3 +46,20 @@ def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu")
         raise CheckpointError(f"{model_dir}: invalid model config ({exc})") from exc
     load_checkpoint(Path(model_dir) / CHECKPOINT_FILE, {"model": model})
     return model.to(device).eval(), meta
+
+
+def face_renderer(model_dir: str | os.PathLike, device: str = "cpu",
+                  precision: str = "auto") -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """The trained model as a function, and the size it works at: an aligned BGR uint8 crop of that
+    size -> the model's rendering of it with A's identity (what convert pastes, before the enhancer)."""
+    model, _ = load_model(model_dir, device)
+    autocast = resolve_precision(precision, torch.device(device)).autocast
+
+    @torch.no_grad()
+    def render(crop: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(crop).to(device).permute(2, 0, 1)[None].float().div(255)
+        with autocast():
+            image, _mask = model.swap(x)
+        return image[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+    return render, model.config.resolution
