@@ -6,7 +6,7 @@ UNIT/models/swap_CONDITION, UNIT/data/dest_eval.mp4, UNIT/data/subject_holdout),
 clip converted once per enhancer and evaluated against the subject's held-out faces, as the study
 does. Enhancers: 'none' (bicubic), 'shipped', any enhancer folder, and, with --tune, each of those
 fine-tuned on the swap model's own renderings of the subject's training photos
-(`enhance.swap_pairs`), as `run --enhance-minutes` does.
+(`enhance.swap_pairs`; `run --enhance-minutes` fine-tunes on the photos themselves instead).
 
     python benchmarks/enhance_on_swap.py --unit runs/people/work/d9_to_d6/seed0 --condition all-real \
         --enhancer shipped --enhancer none --tune 2 --out enhance_on_swap.md
