@@ -7,7 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from synthswap.estimate import Workload, estimate, frames_looked_at, machine_speed, stage_seconds
+from synthswap.estimate import (
+    GAN_POWER_STEP_COST,
+    SWAP_SET_UP_S,
+    Workload,
+    estimate,
+    frames_looked_at,
+    machine_speed,
+    stage_seconds,
+)
 from synthswap.run import RunOptions
 from synthswap.stages import run_plan
 
@@ -43,6 +51,10 @@ def test_the_estimate_follows_the_runs_plan_and_its_budgets():
     assert swap == pytest.approx(4 * 60 + stage_seconds("swap", default, REFERENCE) - 15 * 60)
     few_steps = stage_seconds("swap", _opts(swap_steps=100), REFERENCE)
     assert few_steps < stage_seconds("swap", _opts(swap_steps=1000), REFERENCE) < swap + 15 * 60
+    # the discriminator (GAN power, on by default) makes each step cost GAN_POWER_STEP_COST times more
+    no_gan = stage_seconds("swap", _opts(swap_steps=1000, swap_gan_power=0), REFERENCE)
+    with_gan = stage_seconds("swap", _opts(swap_steps=1000), REFERENCE)
+    assert with_gan - SWAP_SET_UP_S == pytest.approx(GAN_POWER_STEP_COST * (no_gan - SWAP_SET_UP_S))
     longer = replace(REFERENCE, video_frames=2 * 448)
     assert stage_seconds("evaluate", default, longer) == pytest.approx(2 * stage_seconds("evaluate", default, REFERENCE))
 

@@ -33,6 +33,9 @@ DIRECTIONS_S_PER_SAMPLE = 45 / 3000
 SYNTHESIS_S_PER_IMAGE = {"gan": 477 / 500, "warp": 0.01}  # warp: 500 images in about 5 s
 SWAP_SET_UP_S = 915 - 900  # data, identity network and landmark fit before the first step
 SWAP_STEPS_PER_S_128 = 1582 / 900  # 128 px, bf16, identity and pose losses on
+# A step with the patch discriminator (GAN power) against one without: 200 steps took 139 s against 124 s
+# (docs/swap.md, "SAEHD's GAN power").
+GAN_POWER_STEP_COST = 139 / 124
 CONVERT_S_PER_FRAME = 34 / 448  # with the enhancer
 EVALUATE_S_PER_FRAME = 86 / 448
 ENHANCER_SET_UP_S = 10.0
@@ -67,11 +70,17 @@ def frames_looked_at(inputs: Iterable[str], every_n: int, max_frames: int | None
     return total
 
 
+def swap_steps_per_s(resolution: int, batch_size: int, gan_power: float) -> float:
+    """The reference machine's swap training steps per second at this size, batch and GAN power."""
+    rate = SWAP_STEPS_PER_S_128 * (128 / resolution) ** 2 * 8 / batch_size
+    return rate / GAN_POWER_STEP_COST if gan_power > 0 else rate
+
+
 def _swap_seconds(opts: Any) -> float:
     budget = opts.swap_minutes * 60
     if opts.swap_steps:
-        steps_per_s = SWAP_STEPS_PER_S_128 * (128 / opts.swap_resolution) ** 2 * 8 / opts.batch_size
-        budget = min(budget, opts.swap_steps / steps_per_s)
+        budget = min(budget, opts.swap_steps / swap_steps_per_s(opts.swap_resolution, opts.batch_size,
+                                                                opts.swap_gan_power))
     return SWAP_SET_UP_S + budget
 
 

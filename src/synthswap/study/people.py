@@ -21,7 +21,7 @@ from typing import Callable
 from synthswap import __version__
 from synthswap.cache import PIPELINE_VERSION
 from synthswap.estimate import (CONVERT_S_PER_FRAME, DIRECTIONS_S_PER_SAMPLE, EVALUATE_S_PER_FRAME,
-                                INVERT_S_PER_PHOTO_STEP, SWAP_SET_UP_S, SWAP_STEPS_PER_S_128, SYNTHESIS_S_PER_IMAGE)
+                                INVERT_S_PER_PHOTO_STEP, SWAP_SET_UP_S, SYNTHESIS_S_PER_IMAGE, swap_steps_per_s)
 from synthswap.faceset import Faceset
 from synthswap.locking import locked_output
 from synthswap.options import option
@@ -72,7 +72,7 @@ def cell_seconds(cell: Cell, grid: StudyOptions, synthesizes: set[str]) -> float
     """The reference machine's seconds for a cell (`synthswap.estimate`'s rates): its swap training,
     converting and judging the evaluation clip, and the synthetic faces of `synthesizes` (the engines
     whose faces for its k this cell is the first to need)."""
-    steps_per_s = SWAP_STEPS_PER_S_128 * (128 / grid.swap_resolution) ** 2 * 8 / grid.batch_size
+    steps_per_s = swap_steps_per_s(grid.swap_resolution, grid.batch_size, grid.swap_gan_power)
     seconds = SWAP_SET_UP_S + cell.swap_steps / steps_per_s
     seconds += grid.eval_max_frames * (CONVERT_S_PER_FRAME + EVALUATE_S_PER_FRAME)
     if "gan" in synthesizes:
