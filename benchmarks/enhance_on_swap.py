@@ -8,7 +8,7 @@ does. Enhancers: 'none' (bicubic), 'shipped', any enhancer folder, and, with --t
 fine-tuned on the swap model's own renderings of the subject's training photos
 (`enhance.swap_pairs`; `run --enhance-minutes` fine-tunes on the photos themselves instead).
 
-    python benchmarks/enhance_on_swap.py --unit runs/people/work/d9_to_d6/seed0 --condition all-real \
+    python benchmarks/enhance_on_swap.py --unit runs/people/d9_to_d6/seed0 --condition all-real \
         --enhancer shipped --enhancer none --tune 2 --out enhance_on_swap.md
 """
 
