@@ -24,11 +24,12 @@ import torch
 
 from synthswap import atomic
 from synthswap.enhance import finetune_enhancer, load_enhancer
+from synthswap.enhance.model import CHECKPOINT, MODEL_JSON
 from synthswap.enhance.swap_pairs import swap_pairs
 from synthswap.metrics.evaluate import evaluate
 from synthswap.swap.convert import ConvertOptions, convert_video
 from synthswap.swap.loading import face_renderer
-from synthswap.training import atomic_save_tensors
+from synthswap.training import save_checkpoint
 
 MEASURES = [("dlib_distance_to_subject", "dlib to subject"), ("dlib_subject_closer_rate", "dlib nearer"),
             ("identity_to_subject", "SFace"), ("sharpness_ratio", "sharpness"),
@@ -37,11 +38,11 @@ MEASURES = [("dlib_distance_to_subject", "dlib to subject"), ("dlib_subject_clos
 
 
 def save_enhancer(net, folder: Path) -> str:
-    """A fine-tuned enhancer as a folder convert can load (fp32 weights and its model.json)."""
+    """A fine-tuned enhancer as a folder convert can load (its checkpoint and model.json, as
+    `enhance train` writes them, without optimiser state)."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors({f"model.net.{k}": v.float() for k, v in net.state_dict().items()},
-                        folder / "model.safetensors", {"state": {"step": getattr(net, "steps", 0)}})
-    atomic.write_json(folder / "model.json", {"config": net.config.to_dict(), "steps": getattr(net, "steps", 0)})
+    save_checkpoint(folder / CHECKPOINT, {"net": net}, state={"step": net.steps})
+    atomic.write_json(folder / MODEL_JSON, {"config": net.config.to_dict(), "steps": net.steps})
     return str(folder)
 
 

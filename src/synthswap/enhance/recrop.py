@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthswap.faces.align import warp_to_crop
+from synthswap.faces.align import side_in_frame, warp_to_crop
 from synthswap.faceset import Face
 from synthswap.media import MediaError, is_video, iter_video_frames, read_image
 
@@ -23,8 +23,7 @@ from synthswap.media import MediaError, is_video, iter_video_frames, read_image
 def native_size(face: Face, crop_size: int, max_size: int, multiple: int = 16) -> int:
     """The side (px) of the face's crop at the source's own resolution (the stored crop's side over
     the alignment's scale), rounded to `multiple`, between `crop_size` and `max_size`."""
-    scale = float(np.sqrt(abs(np.linalg.det(face.affine_array()[:, :2]))))
-    side = int(round(crop_size / max(scale, 1e-6) / multiple)) * multiple
+    side = int(round(side_in_frame(face.affine_array(), crop_size) / multiple)) * multiple
     return int(min(max(side, crop_size), max(max_size, crop_size)))
 
 
@@ -33,10 +32,12 @@ def recrop(faces: Iterable[Face], crop_size: int, max_size: int = 512) -> Iterat
     source order; each video is decoded once, up to the last frame asked for."""
     by_source: dict[str, list[Face]] = defaultdict(list)
     for face in faces:
-        if not face.synthetic and Path(face.source).is_file():
+        if not face.synthetic:
             by_source[face.source].append(face)
     for source, wanted in by_source.items():
         path = Path(source)
+        if not path.is_file():
+            continue
         if not is_video(path):
             try:
                 image = read_image(path)

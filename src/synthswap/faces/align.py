@@ -48,6 +48,12 @@ def alignment_affine(landmarks: np.ndarray, size: int) -> np.ndarray:
     return similarity_from_points(five_points(landmarks), TEMPLATE_POINTS * size, TEMPLATE_WEIGHTS)
 
 
+def side_in_frame(affine: np.ndarray, crop_size: int) -> float:
+    """How many frame pixels the `crop_size` px aligned crop spans: its side over the alignment's scale."""
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(affine, np.float64)[:, :2]))))
+    return crop_size / max(scale, 1e-6)
+
+
 def warp_to_crop(image: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from synthswap import atomic
 from synthswap.extract import ExtractError, face_selection
-from synthswap.faces.align import invert_affine, warp_to_crop
+from synthswap.faces.align import invert_affine, side_in_frame, warp_to_crop
 from synthswap.faces.choice import LARGEST, face_option, parse_face
 from synthswap.faces.mask import face_mask
 from synthswap.faces.pipeline import FaceAnalyzer
@@ -44,7 +44,7 @@ from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WA
                                            file_sha256, new_run_id)
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
-from synthswap.swap.loading import CHECKPOINT_FILE, load_model
+from synthswap.swap.loading import CHECKPOINT_FILE, load_model, swap_crop
 from synthswap.precision import resolve_precision
 from synthswap.training import CheckpointError, resolve_device
 
@@ -147,14 +147,8 @@ class FaceSwapper:
     def close(self) -> None:
         self.analyzer.close()
 
-    @torch.no_grad()
     def _swap_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div(255)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with self.precision.autocast():
-            image, mask = self.model.swap(x)
-        image = image[0].float().permute(1, 2, 0).cpu().numpy()
-        return image, mask[0, 0].float().cpu().numpy()
+        return swap_crop(self.model, crop, self.device, self.precision)
 
     def _enlarge(self, face: np.ndarray, size: int) -> np.ndarray:
         """The swapped face (float BGR 0..1) at `size` px: restored by the enhancer, or bicubic."""
@@ -169,8 +163,7 @@ class FaceSwapper:
         """The size (px) the face is composed at: its size in the frame (the crop's side over the
         alignment's scale), rounded up to a multiple of 16, at least the model's, at most
         `max_place_size`."""
-        scale = float(np.sqrt(abs(np.linalg.det(np.asarray(affine, np.float64)[:, :2]))))
-        in_frame = self.size / max(scale, 1e-6)
+        in_frame = side_in_frame(affine, self.size)
         return int(min(max(self.size, -(-in_frame // 16) * 16), max(self.size, self.opts.max_place_size)))
 
     def _paste_mask(self, learned: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:

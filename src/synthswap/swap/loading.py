@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from synthswap.info import read_info_json
-from synthswap.precision import resolve_precision
+from synthswap.precision import Precision, resolve_precision
 from synthswap.swap.networks import SwapConfig, SwapModel
 from synthswap.training import CheckpointError, load_checkpoint
 
@@ -48,18 +48,27 @@ def load_model(model_dir: str | os.PathLike, device: torch.device | str = "cpu")
     return model.to(device).eval(), meta
 
 
+@torch.no_grad()
+def swap_crop(model: SwapModel, crop: np.ndarray, device: torch.device | str,
+              precision: Precision) -> tuple[np.ndarray, np.ndarray]:
+    """One aligned BGR uint8 crop at the model's size -> its rendering with A's identity (float BGR
+    0..1, H x W x 3) and the mask decoded with it (H x W): what convert pastes, before the enhancer."""
+    x = torch.from_numpy(crop).to(device).permute(2, 0, 1)[None].float().div(255)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        image, mask = model.swap(x)
+    return image[0].float().permute(1, 2, 0).cpu().numpy(), mask[0, 0].float().cpu().numpy()
+
+
 def face_renderer(model_dir: str | os.PathLike, device: str = "cpu",
                   precision: str = "auto") -> tuple[Callable[[np.ndarray], np.ndarray], int]:
     """The trained model as a function, and the size it works at: an aligned BGR uint8 crop of that
-    size -> the model's rendering of it with A's identity (what convert pastes, before the enhancer)."""
+    size -> `swap_crop`'s rendering as uint8."""
     model, _ = load_model(model_dir, device)
-    autocast = resolve_precision(precision, torch.device(device)).autocast
+    resolved = resolve_precision(precision, torch.device(device))
 
-    @torch.no_grad()
     def render(crop: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(crop).to(device).permute(2, 0, 1)[None].float().div(255)
-        with autocast():
-            image, _mask = model.swap(x)
-        return image[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        image, _mask = swap_crop(model, crop, device, resolved)
+        return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
 
     return render, model.config.resolution
