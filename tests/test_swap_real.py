@@ -384,7 +384,19 @@ def test_gan_power_trains_a_discriminator_that_a_resume_restores_or_turns_on(tra
 
     later = tmp_path / "later"
     shutil.copytree(trained, later)
+    # Its log as a version before GAN power wrote it: no gan or disc column.
+    with open(later / "log.csv", newline="") as fh:
+        old_rows = [{k: v for k, v in row.items() if k not in ("gan", "disc")} for row in csv.DictReader(fh)]
+    with open(later / "log.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(old_rows[0]))
+        writer.writeheader()
+        writer.writerows(old_rows)
     assert main(["swap", "train", "--out", str(later), "--resume", "--steps", "41", "--gan-power", "0.05",
-                 "--quiet", "--threads", "2", "--device", "cpu"]) == 0
+                 "--log-every", "1", "--quiet", "--threads", "2", "--device", "cpu"]) == 0
     assert json.loads((later / "model.json").read_text())["training"]["gan_power"] == 0.05
     assert any(k.startswith("model.disc.") for k in load_tensors(later / "model.safetensors")[0])
+    # The log widened its header once: the earlier rows are kept, the resumed ones carry the new terms.
+    rows = _log(later)
+    assert len(rows) == len(old_rows) + 1
+    assert [r["step"] for r in rows[:-1]] == [float(r["step"]) for r in old_rows]
+    assert "disc" not in rows[0] and rows[-1]["step"] == 41 and rows[-1]["disc"] > 0 and "gan" in rows[-1]

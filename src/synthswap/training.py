@@ -370,14 +370,34 @@ class CsvLog:
         self.path = Path(path)
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
-            # A log begun by an older version keeps its columns: rows must line up with its header.
-            with open(self.path, newline="", encoding="utf-8") as fh:
-                fields = next(csv.reader(fh), None) or fields
+            fields = self._widen(fields)
         self.fields = fields
         self._fh = open(self.path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._fh, fieldnames=fields, extrasaction="ignore")
         if new:
             self._writer.writeheader()
+
+    def _widen(self, fields: list[str]) -> list[str]:
+        """The existing log's columns, with any of `fields` it lacks added at the end.
+
+        A log begun by an older version (or without an optional term, such as GAN power turned on at
+        a resume) is rewritten once, atomically, with the wider header and its earlier rows left
+        blank in the new columns, so the terms of the resumed run are logged too.
+        """
+        with open(self.path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        header = rows[0] if rows else []
+        missing = [f for f in fields if f not in header]
+        if not missing:
+            return header
+        wider = header + missing
+        tmp = temp_path(self.path)
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(wider)
+            writer.writerows(row + [""] * (len(wider) - len(row)) for row in rows[1:])
+        os.replace(tmp, self.path)
+        return wider
 
     def write(self, row: dict[str, Any]) -> None:
         self._writer.writerow(row)
