@@ -118,6 +118,8 @@ def main() -> None:
     p.add_argument("--resolutions", default="64", help="comma-separated model sizes to cross with the rest (an "
                    "--init of a smaller size is grown to each, see swap/networks.resized_state)")
     p.add_argument("--multiscale", default="0", help="comma-separated 0/1: DSSIM at one window or two")
+    p.add_argument("--gan-powers", default="0", help="comma-separated GAN powers (swap train --gan-power) to cross "
+                   "with the rest")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--eval-faces", type=int, default=60, help="held-out destination faces swapped and judged")
     p.add_argument("--batch-size", type=int, default=8)
@@ -142,12 +144,14 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",")]
     no_inter = ("encoder", "decoder_a", "decoder_b")  # df's parts but the bottleneck
     parts_of = {"scratch": None, "init": None, "init-no-inter": no_inter}
-    variants = [(start, float(w), float(pw), int(res), bool(int(ms))) for start in args.starts.split(",")
+    variants = [(start, float(w), float(pw), int(res), bool(int(ms)), float(gan)) for start in args.starts.split(",")
                 for w in args.id_weights.split(",") for pw in args.pose_weights.split(",")
-                for res in args.resolutions.split(",") for ms in args.multiscale.split(",")]
+                for res in args.resolutions.split(",") for ms in args.multiscale.split(",")
+                for gan in args.gan_powers.split(",")]
     rows = []
-    for start, id_weight, pose_weight, res, multiscale in variants:
-        name = f"{start}_id{id_weight:g}_pose{pose_weight:g}_{res}px" + ("_msdssim" if multiscale else "")
+    for start, id_weight, pose_weight, res, multiscale, gan_power in variants:
+        name = (f"{start}_id{id_weight:g}_pose{pose_weight:g}_{res}px" + ("_msdssim" if multiscale else "")
+                + (f"_gan{gan_power:g}" if gan_power else ""))
         model_dir = out / "models" / name
         fresh(model_dir)
         train_seconds = 0.0
@@ -158,10 +162,10 @@ def main() -> None:
                                    init=None if start == "scratch" else args.init, init_parts=parts_of[start],
                                    id_weight=id_weight, id_every=args.id_every, pose_weight=pose_weight,
                                    config=SwapConfig(resolution=res), multiscale_dssim=multiscale,
-                                   precision=args.precision, save_every=0, preview_every=0, progress=False))
+                                   gan_power=gan_power, precision=args.precision, save_every=0, preview_every=0, progress=False))
             train_seconds += time.perf_counter() - t0
             row = {"start": start, "id_weight": id_weight, "pose_weight": pose_weight, "resolution": res,
-                   "multiscale_dssim": multiscale, "train_seconds": round(train_seconds, 1),
+                   "multiscale_dssim": multiscale, "gan_power": gan_power, "train_seconds": round(train_seconds, 1),
                    **judge_model(model_dir, eval_faces, subject_mean, dest_desc, judge, analyzer)}
             rows.append(row)
             print(json.dumps(row), flush=True)

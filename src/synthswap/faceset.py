@@ -20,10 +20,11 @@ next run reuses.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -38,6 +39,7 @@ INFO_FILE = "faceset.json"
 MANIFEST_FILE = "faces.jsonl"
 SUBFOLDERS = ("faces", "masks")
 LANDMARK_COUNT = 478  # MediaPipe FaceMesh with irises
+_ROWS_PER_READ = 256  # rows parsed per opening of the manifest while iterating
 MAX_SIZE = 4096  # crop sizes beyond this are not facesets we wrote, and would be costly to allocate
 
 
@@ -185,8 +187,8 @@ def _parse_row(line: bytes, where: str) -> Face:
     return Face(**row)
 
 
-def _read_rows(manifest: Path) -> Iterator[tuple[int, Face]]:
-    """Every complete row of a manifest, with the byte offset just after it."""
+def _read_rows(manifest: Path) -> Iterator[tuple[int, int, Face]]:
+    """Every complete row of a manifest, with the byte offsets where its line starts and just after it."""
     try:
         with open(manifest, "rb") as fh:
             end = 0
@@ -195,7 +197,7 @@ def _read_rows(manifest: Path) -> Iterator[tuple[int, Face]]:
                     return  # a row still being written, or torn by a kill: not part of the faceset
                 end += len(line)
                 if line.strip():
-                    yield end, _parse_row(line, f"{manifest}:{lineno}")
+                    yield end - len(line), end, _parse_row(line, f"{manifest}:{lineno}")
     except OSError as exc:
         raise FacesetError(f"{manifest}: cannot read ({exc.strerror})") from exc
 
@@ -219,12 +221,13 @@ def _read_info(root: Path) -> dict[str, Any]:
 class Faceset:
     """A faceset opened for reading."""
 
-    def __init__(self, root: Path, info: dict[str, Any], faces: list[Face], max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, root: Path, info: dict[str, Any], faces: Sequence[Face], max_pixels: int = DEFAULT_MAX_PIXELS):
         self.root = root
         self.info = info
-        self.faces = faces
+        self.faces = faces  # a `ManifestRows` when opened from disk: each row read when it is asked for
         self.max_pixels = max_pixels
         self._real_root = root.resolve()
+        self._columns: _Columns | None = None
 
     @property
     def size(self) -> int:
@@ -241,7 +244,7 @@ class Faceset:
         root = Path(path)
         info = _read_info(root)
         manifest = root / MANIFEST_FILE
-        faces = [face for _, face in _read_rows(manifest)] if manifest.exists() else []
+        faces = ManifestRows.read(manifest) if manifest.exists() else []
         return cls(root, info, faces, max_pixels)
 
     def _file(self, face: Face, rel: str) -> Path:
@@ -264,26 +267,117 @@ class Faceset:
     def read_mask(self, face: Face) -> np.ndarray:
         return self._read(face, face.mask, grey=True)
 
+    def _column(self) -> _Columns:
+        """The small per-face values that readers take for every face at once, gathered in one pass."""
+        if self._columns is None:
+            self._columns = _Columns.gather(self.faces)
+        return self._columns
+
     def expressions(self) -> np.ndarray:
         """(N, 6) expression vectors in `faces.measure.EXPRESSION_NAMES` order."""
         from synthswap.faces.measure import EXPRESSION_NAMES
 
-        for face in self.faces:
-            missing = [k for k in EXPRESSION_NAMES if k not in face.expression]
+        columns = self._column()
+        for face_id, expression in zip(columns.ids, columns.expressions):
+            missing = [k for k in EXPRESSION_NAMES if k not in expression]
             if missing:
-                raise FacesetError(f"{self.root}: row {face.id}: expression has no {', '.join(missing)}")
-        return np.array([[f.expression[k] for k in EXPRESSION_NAMES] for f in self.faces], np.float32).reshape(
+                raise FacesetError(f"{self.root}: row {face_id}: expression has no {', '.join(missing)}")
+        return np.array([[e[k] for k in EXPRESSION_NAMES] for e in columns.expressions], np.float32).reshape(
             -1, len(EXPRESSION_NAMES)
         )
 
     def poses(self) -> np.ndarray:
         """(N, 3) head poses: yaw, pitch, roll in degrees."""
-        return np.array([[f.pose["yaw"], f.pose["pitch"], f.pose["roll"]] for f in self.faces], np.float32).reshape(
-            -1, 3
-        )
+        return self._column().poses.copy()
 
     def identities(self) -> np.ndarray:
-        return np.array([f.identity for f in self.faces], np.float32)
+        return np.array(self._column().identities, np.float32)
+
+    def synthetic(self) -> np.ndarray:
+        """(N,) which faces were synthesised rather than cut from a photo or video."""
+        return self._column().synthetic.copy()
+
+
+@dataclass
+class _Columns:
+    ids: list[str]
+    expressions: list[dict[str, float]]
+    poses: np.ndarray  # (N, 3) float32
+    identities: list[np.ndarray]  # float32 each; lengths may differ (none: a face without an embedding)
+    synthetic: np.ndarray  # (N,) bool
+
+    @classmethod
+    def gather(cls, faces: Iterable[Face]) -> _Columns:
+        ids, expressions, poses, identities, synthetic = [], [], [], [], []
+        for face in faces:
+            ids.append(face.id)
+            expressions.append(face.expression)
+            poses.append((face.pose["yaw"], face.pose["pitch"], face.pose["roll"]))
+            identities.append(np.asarray(face.identity, np.float32))
+            synthetic.append(face.synthetic)
+        return cls(ids, expressions, np.array(poses, np.float32).reshape(-1, 3), identities,
+                   np.array(synthetic, bool))
+
+
+class ManifestRows(Sequence[Face]):
+    """A faceset's rows, each parsed from its manifest line when it is asked for.
+
+    Memory holds where each row's line starts and its id (16 bytes a row), not the rows (about 9 KB
+    each as arrays, most of it landmarks), so a faceset of any length opens in bounded memory. The
+    manifest only grows by appending (`FacesetWriter`), so a line once read stays where it was; a row
+    whose id no longer matches means the file was replaced, and is refused.
+    """
+
+    def __init__(self, manifest: Path, starts: np.ndarray, ids: np.ndarray):
+        self.manifest = manifest
+        self._starts = starts
+        self._ids = ids
+
+    @classmethod
+    def read(cls, manifest: Path) -> ManifestRows:
+        """Every complete row of `manifest`, each checked as `_parse_row` checks it (a corrupt row is refused
+        here, when the faceset is opened, not later when it is read)."""
+        starts, ids = [], []
+        for start, _, face in _read_rows(manifest):
+            starts.append(start)
+            ids.append(int(face.id))
+        return cls(manifest, np.array(starts, np.int64), np.array(ids, np.int64))
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Face: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Face]: ...
+
+    def __getitem__(self, index: int | slice) -> Face | list[Face]:
+        if isinstance(index, slice):
+            return self._rows(range(*index.indices(len(self))))
+        i = operator.index(index)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"row {i} of a faceset of {len(self)}")
+        return self._rows([i % len(self)])[0]
+
+    def __iter__(self) -> Iterator[Face]:
+        for block in range(0, len(self), _ROWS_PER_READ):
+            yield from self._rows(range(block, min(block + _ROWS_PER_READ, len(self))))
+
+    def _rows(self, indices: Iterable[int]) -> list[Face]:
+        rows = []
+        try:
+            with open(self.manifest, "rb") as fh:
+                for i in indices:
+                    if fh.tell() != self._starts[i]:
+                        fh.seek(self._starts[i])
+                    face = _parse_row(fh.readline(), f"{self.manifest}: row {self._ids[i]}")
+                    if int(face.id) != self._ids[i]:
+                        raise FacesetError(f"{self.manifest}: changed since the faceset was opened; open it again")
+                    rows.append(face)
+        except OSError as exc:
+            raise FacesetError(f"{self.manifest}: cannot read ({exc.strerror})") from exc
+        return rows
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -370,7 +464,7 @@ class FacesetWriter:
                 atomic.remove_leftovers(folder)  # PNGs and info files of a run killed mid-write
             manifest = self.root / MANIFEST_FILE
             self._fd = os.open(manifest, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            for end, face in _read_rows(manifest):
+            for _, end, face in _read_rows(manifest):
                 self._size = end
                 self._keys.add(face.key)
                 self._next_id = max(self._next_id, int(face.id) + 1)

@@ -34,8 +34,8 @@ def load_faces(paths: list[str | Path], resolution: int, masked: bool = True,
     `limit` takes an evenly random subset (the same for the same seed) of the union.
     """
     sets = [Faceset.open(p) for p in paths]
-    items = [(fs, face) for fs in sets for face in fs.faces]
-    if not items:
+    total = sum(len(fs) for fs in sets)
+    if not total:
         raise FacesetError(f"no faces in {', '.join(str(p) for p in paths)}")
     for fs in sets:
         if fs.size < resolution:
@@ -43,12 +43,18 @@ def load_faces(paths: list[str | Path], resolution: int, masked: bool = True,
                 f"{fs.root}: faces are {fs.size} px, smaller than the GAN's {resolution} px; "
                 f"extract with --size {resolution} or more, or train at a lower --resolution"
             )
-    if limit is not None and limit < len(items):
-        order = np.random.default_rng(seed).permutation(len(items))[:limit]
-        items = [items[i] for i in sorted(order)]
-    out = np.empty((len(items), resolution, resolution, 3), np.uint8)
-    for i, (fs, face) in enumerate(items):
-        out[i] = compose(fs.read_image(face), fs.read_mask(face) if masked else None, resolution)
+    keep = np.ones(total, bool)
+    if limit is not None and limit < total:
+        keep[:] = False
+        keep[np.random.default_rng(seed).permutation(total)[:limit]] = True
+    out = np.empty((int(keep.sum()), resolution, resolution, 3), np.uint8)
+    i = row = 0
+    for fs in sets:
+        for face in fs.faces:  # one pass over each manifest, in order: rows are read, not held
+            if keep[row]:
+                out[i] = compose(fs.read_image(face), fs.read_mask(face) if masked else None, resolution)
+                i += 1
+            row += 1
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 

@@ -134,10 +134,10 @@ def _landmark_data(paths: list[str], subject: Faceset, faces, resolution: int, m
             fs = Faceset.open(p)
         except FacesetError:
             continue
-        pool += [(fs, f) for f in fs.faces]
+        pool += [(fs, row) for row in range(len(fs))]
     if pool:
         pick = np.random.default_rng(seed).permutation(len(pool))[:limit]
-        items += [pool[i] for i in sorted(pick)]
+        items += [(fs, fs.faces[row]) for fs, row in (pool[i] for i in sorted(pick))]
     imgs, ys = [], []
     for fs, f in items:
         imgs.append(compose(fs.read_image(f), fs.read_mask(f) if masked else None, resolution))

@@ -25,11 +25,11 @@ def train_pose_regressor(facesets: list[str], resolution: int, masked: bool = Tr
     facesets (labels: their full-resolution FaceMesh poses). FaceMesh's depth, and with it the
     pose, is unreliable on 64 px faces while its 2-D expression landmarks are not. Returns the net
     and the correlation of its predictions with the labels on 20% held-out faces."""
-    items = [(fs, f) for fs in (Faceset.open(p) for p in facesets) for f in fs.faces]
-    if len(items) < 50:
-        raise ValueError(f"only {len(items)} real faces to train the pose regressor on; need 50")
+    rows = [(fs, row) for fs in (Faceset.open(p) for p in facesets) for row in range(len(fs))]
+    if len(rows) < 50:
+        raise ValueError(f"only {len(rows)} real faces to train the pose regressor on; need 50")
     rng = np.random.default_rng(seed)
-    items = [items[i] for i in rng.permutation(len(items))[:limit]]
+    items = [(fs, fs.faces[row]) for fs, row in (rows[i] for i in rng.permutation(len(rows))[:limit])]
     imgs = np.stack([compose(fs.read_image(f), fs.read_mask(f) if masked else None, resolution) for fs, f in items])
     y = np.array([[f.pose["yaw"], f.pose["pitch"]] for _, f in items], np.float32) / POSE_UNIT + 0.5
     n_test = len(items) // 5

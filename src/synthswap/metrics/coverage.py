@@ -100,11 +100,11 @@ def coverage(destination, training, eps: float = DEFAULT_EPS) -> CoverageResult:
     """
     sets = training if isinstance(training, (list, tuple)) else [training]
     train = np.concatenate([attribute_matrix(fs) for fs in sets]) if sets else np.zeros((0, len(SCALES)))
-    synthetic = np.array([f.synthetic for fs in sets for f in fs.faces], bool)
+    synthetic = np.concatenate([fs.synthetic() for fs in sets]) if sets else np.zeros(0, bool)
     dest = attribute_matrix(destination)
     if len(dest) == 0:
         raise ValueError(f"{destination.root}: the destination faceset has no faces")
     if len(train) == 0:
         raise ValueError("the training faceset(s) have no faces")
-    dest_synth = np.array([f.synthetic for f in destination.faces], bool)
+    dest_synth = destination.synthetic()
     return coverage_arrays(dest, train, neutral(dest, dest_synth), neutral(train, synthetic), eps)

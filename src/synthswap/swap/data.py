@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from synthswap.faces.landmarks import LEFT_EYE_CONTOUR, LIPS_OUTER, RIGHT_EYE_CONTOUR
-from synthswap.faceset import Faceset, FacesetError
+from synthswap.faceset import LANDMARK_COUNT, Faceset, FacesetError
 from synthswap.options import option
 
 
@@ -69,16 +69,19 @@ class FaceSource:
             raise FacesetError(f"{len(weights)} sampling weights for {len(paths)} facesets")
         self.paths = [str(p) for p in paths]
         self.size = size
-        items, landmarks, probs, counts, synthetic = [], [], [], [], []
-        for i, path in enumerate(paths):
-            faceset = Faceset.open(path)
+        sets = [Faceset.open(path) for path in paths]
+        items, probs, counts, synthetic = [], [], [], []
+        # (N, 478, 2) FaceMesh points in pixels of `size`, filled in place: a list of per-face arrays
+        # stacked at the end would hold them twice.
+        self.landmarks = np.empty((sum(len(fs) for fs in sets), LANDMARK_COUNT, 2), np.float32)
+        for i, (path, faceset) in enumerate(zip(paths, sets)):
             if not faceset.faces:
                 raise FacesetError(f"{path}: faceset holds no faces")
             scale = size / faceset.size
-            for face in faceset.faces:
-                items.append((faceset, face))
+            for row, face in enumerate(faceset.faces):
+                self.landmarks[len(items)] = face.landmarks_array()[:, :2] * scale
+                items.append((faceset, row))  # the row's number, not the row: a large faceset's rows stay on disk
                 synthetic.append(face.synthetic)
-                landmarks.append(face.landmarks_array()[:, :2] * scale)
             w = 1.0 if weights is None else float(weights[i])
             if w < 0:
                 raise FacesetError(f"sampling weight {w} for {path} is negative")
@@ -88,7 +91,6 @@ class FaceSource:
             counts.append(len(faceset.faces))
         self._items = items
         self.synthetic = np.array(synthetic, bool)  # which faces were synthesised (not the subject's photos)
-        self.landmarks = np.stack(landmarks)  # (N, 478, 2) FaceMesh points in pixels of `size`
         p = np.concatenate(probs)
         if p.sum() <= 0:
             raise FacesetError("all sampling weights are zero")
@@ -105,7 +107,8 @@ class FaceSource:
         size = self.size
         images, masks, regions = [], [], []
         for i in idx:
-            faceset, face = self._items[i]
+            faceset, row = self._items[i]
+            face = faceset.faces[row]
             img, mask = faceset.read_image(face), faceset.read_mask(face)
             if faceset.size != size:
                 interp = cv2.INTER_AREA if size < faceset.size else cv2.INTER_CUBIC
