@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -75,12 +76,12 @@ class PhotoPool:
     """Sharp face images to degrade: the crops of facesets and the photos of image folders."""
 
     def __init__(self, data: list[str | os.PathLike], preload: bool = False):
-        self._items: list[tuple[Faceset | None, object]] = []
+        self._items: list[tuple[Faceset | None, Any]] = []  # (faceset, row number) or (None, photo path)
         for entry in data:
             path = Path(entry)
             if (path / INFO_FILE).is_file():
                 fs = Faceset.open(path)
-                self._items += [(fs, face) for face in fs.faces if not face.synthetic]
+                self._items += [(fs, int(row)) for row in np.flatnonzero(~fs.synthetic())]
             elif path.is_dir():
                 self._items += [(None, p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
             else:
@@ -94,11 +95,11 @@ class PhotoPool:
 
     def names(self) -> list[str]:
         """One name per image: a faceset row's id, or a photo's file name without its suffix."""
-        return [item.id if fs is not None else item.stem for fs, item in self._items]
+        return [fs.faces[item].id if fs is not None else item.stem for fs, item in self._items]
 
     def _load(self, i: int) -> np.ndarray:
         fs, item = self._items[i]
-        img = fs.read_image(item) if fs is not None else read_crop(item)
+        img = fs.read_image(fs.faces[item]) if fs is not None else read_crop(item)
         side = min(img.shape[:2])  # a photo that is not square: its centre square
         y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
         return img[y:y + side, x:x + side]
