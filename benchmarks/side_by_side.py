@@ -56,7 +56,9 @@ def face_square(bgr: np.ndarray, detector: FaceDetector) -> tuple[int, int, int]
 
 def labelled(image: np.ndarray, text: str) -> np.ndarray:
     band = np.full((LABEL_HEIGHT, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, text, (6, LABEL_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0]
+    scale = 0.6 * min(1.0, (image.shape[1] - 12) / max(width, 1))  # a narrow face crop gets a smaller font
+    cv2.putText(band, text, (6, LABEL_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([band, image])
 
 
@@ -100,10 +102,10 @@ def main() -> None:
     rows = []
     for index in indices:
         x, y, side = face_square(frames["destination"][index], detector)
-        faces = [labelled(frames[label][index][y:y + side, x:x + side], f"{label}, frame {index}, 1:1")
-                 for label, _ in columns]
+        faces = [labelled(frames[label][index][y:y + side, x:x + side], f"{label}, 1:1") for label, _ in columns]
         if not args.no_full:
-            rows.append(hstack_padded([labelled(frames[label][index], label) for label, _ in columns]))
+            rows.append(hstack_padded([labelled(frames[label][index], f"{label}, frame {index}")
+                                       for label, _ in columns]))
         rows.append(hstack_padded(faces))
     image = vstack_padded(rows)
     ok, png = cv2.imencode(".png", image)

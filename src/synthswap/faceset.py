@@ -267,7 +267,7 @@ class Faceset:
     def read_mask(self, face: Face) -> np.ndarray:
         return self._read(face, face.mask, grey=True)
 
-    def _column(self) -> _Columns:
+    def _gathered_columns(self) -> _Columns:
         """The small per-face values that readers take for every face at once, gathered in one pass."""
         if self._columns is None:
             self._columns = _Columns.gather(self.faces)
@@ -277,7 +277,7 @@ class Faceset:
         """(N, 6) expression vectors in `faces.measure.EXPRESSION_NAMES` order."""
         from synthswap.faces.measure import EXPRESSION_NAMES
 
-        columns = self._column()
+        columns = self._gathered_columns()
         for face_id, expression in zip(columns.ids, columns.expressions):
             missing = [k for k in EXPRESSION_NAMES if k not in expression]
             if missing:
@@ -288,14 +288,14 @@ class Faceset:
 
     def poses(self) -> np.ndarray:
         """(N, 3) head poses: yaw, pitch, roll in degrees."""
-        return self._column().poses.copy()
+        return self._gathered_columns().poses.copy()
 
     def identities(self) -> np.ndarray:
-        return np.array(self._column().identities, np.float32)
+        return np.array(self._gathered_columns().identities, np.float32)
 
     def synthetic(self) -> np.ndarray:
         """(N,) which faces were synthesised rather than cut from a photo or video."""
-        return self._column().synthetic.copy()
+        return self._gathered_columns().synthetic.copy()
 
 
 @dataclass
