@@ -35,7 +35,9 @@ MARKER_SUFFIX = ".stage.json"
 # 5: convert's watermark at PSNR 44 dB, its sign changing with the frame index (issue 27).
 # 6: evaluate reports sharpness_ratio_half (an older evaluation.json lacks it).
 # 7: run and study train the swap with a patch discriminator (GAN power 0.1).
-PIPELINE_VERSION = 7
+# 8: the shipped 128 px swap model, version 2 (its pretraining continued with GAN power): a stage's
+#    key names `--init shipped`, not the weights behind it.
+PIPELINE_VERSION = 8
 
 
 class StageError(Exception):

@@ -55,10 +55,10 @@ SHIPPED: dict[str, ShippedModel] = {
         "model.safetensors": "f7b3e1c97d59ecbef97dd6c92301c183ac65e0f478543bcec174651561dac551",
     }, REBUILD, resolution=64),
     "swap128": ShippedModel("swap_df128", {  # the same architecture at 128 px, in three shards
-        "model.json": "dea35162b0423d1e9cb0de6563b418ebd7765124c1eecf66f32c55454bacb169",
-        "model.safetensors": "1a2af77699df9aa54bb485d6432c0ff5effc6515f4ca2c5e3ee5736c4033df8f",
-        "model-2.safetensors": "1473dcfa52c5ac9013805026324ac3fd51d15226f306319d00b8973998f30ef9",
-        "model-3.safetensors": "e372126c16088d6eade3e9f446781725a212af1e1081f26975e0cc9e57114275",
+        "model.json": "91439eec930ac38cf6af161fd1f4ee7feb7b6c8877603b5cafbb738f17896df6",
+        "model.safetensors": "d757203a026bd51fd35795562dceb36bf27fea95c7bce342dc886d3dcce7e3bb",
+        "model-2.safetensors": "836f25fcdfd51372b34eec5cf2f71a21a0e21b05f033a140d2cbc4cb951bce8d",
+        "model-3.safetensors": "11c249baa776123fc04d5909e4f4f6600f6a9a30e94b0b6d29e8bc417841ef1f",
     }, "see src/synthswap/weights/swap_df128/MODEL_CARD.md (swap train --init shipped --resolution 128 on the "
        "corpus, then synthswap export-weights)", resolution=128),
     "gan": ShippedModel("gan_utk64", {
