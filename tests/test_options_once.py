@@ -457,11 +457,13 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
             # face crop and swap-model tensor the same: x264 itself. Encoding the same decoded frames 12
             # times with media.VideoWriter gave 6 different files (benchmarks are in the issue-29 note),
             # one macroblock at the picture's right edge first, then what predicts from it, up to 45 grey
-            # levels by the last frame. Then each frame's mean must still agree within 0.05 grey levels (a
-            # change of results moves them by more), and the evaluation of those frames within 2%, a share
-            # of frames within one frame of the 15 that dlib checks.
+            # levels by the last frame. Then each frame's mean must still agree within 0.15 grey levels
+            # (x264's own variation moved one by 0.053 in one of two runs with swap_df128 version 2; a
+            # change of results is caught bit for bit by the crops and model tensors above), and the
+            # evaluation of those frames within 2%, a share of frames within one frame of the 15 that
+            # dlib checks.
             assert now[key]["count"] == value["count"]
-            assert np.allclose(now["output_frame_means"], golden["fingerprint"]["output_frame_means"], atol=0.05)
+            assert np.allclose(now["output_frame_means"], golden["fingerprint"]["output_frame_means"], atol=0.15)
         elif key == "evaluation" and frames_differ:
             assert now[key].keys() == value.keys()
             for name, recorded in value.items():
