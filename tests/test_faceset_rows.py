@@ -9,7 +9,15 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from synthswap.faceset import MANIFEST_FILE, Faceset, FacesetError, FacesetWriter, ManifestRows, write_subset
+from synthswap.faceset import (
+    MANIFEST_FILE,
+    PROGRESS_ROWS,
+    Faceset,
+    FacesetError,
+    FacesetWriter,
+    ManifestRows,
+    write_subset,
+)
 
 
 def test_rows_are_arrays_that_write_back_the_same_numbers(extracted, tmp_path):
@@ -55,3 +63,23 @@ def test_rows_are_read_from_the_manifest_when_asked_for(extracted, tmp_path):
     manifest.write_text("".join(json.dumps(dict(row, id=f"{int(row['id']) + 7:06d}")) + "\n" for row in lines))
     with pytest.raises(FacesetError, match="changed since the faceset was opened"):
         faces[0]
+
+
+def test_a_long_faceset_reads_with_a_progress_bar(extracted, tmp_path, capsys):
+    """Reading 5,000 rows or more takes seconds: `coverage` shows a bar for the manifest and for the
+    columns, and gives the same answer as on the rows it repeats; a short faceset shows none."""
+    from synthswap.cli import main
+
+    source = Faceset.open(extracted("videos/people/d6.mp4", size=64, max_frames=4, every_n=60))
+    long = write_subset(source, source.faces, tmp_path / "long")
+    lines = (long.root / MANIFEST_FILE).read_text().splitlines()
+    with open(long.root / MANIFEST_FILE, "w") as fh:  # the same crops, listed PROGRESS_ROWS times over
+        for n in range(PROGRESS_ROWS):
+            row = json.loads(lines[n % len(lines)])
+            fh.write(json.dumps(dict(row, id=f"{n:06d}", frame_index=n)) + "\n")
+    assert main(["coverage", "--dest", str(source.root), "--train", str(source.root)]) == 0
+    short = capsys.readouterr()
+    assert main(["coverage", "--dest", str(source.root), "--train", str(long.root)]) == 0
+    captured = capsys.readouterr()
+    assert "long: reading rows" in captured.err and "long: expressions, poses, identities" in captured.err
+    assert "reading rows" not in short.err and captured.out == short.out.replace(f"by {len(source)} ", f"by {PROGRESS_ROWS} ")

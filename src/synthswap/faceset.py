@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator, Sequence, overload
 
 import numpy as np
+from tqdm import tqdm
 
 from synthswap import __version__, atomic
 from synthswap.info import read_info_json
@@ -40,6 +41,7 @@ MANIFEST_FILE = "faces.jsonl"
 SUBFOLDERS = ("faces", "masks")
 LANDMARK_COUNT = 478  # MediaPipe FaceMesh with irises
 _ROWS_PER_READ = 256  # rows parsed per opening of the manifest while iterating
+PROGRESS_ROWS = 5_000  # a faceset this long takes seconds to read (about 0.2 ms a row): show a progress bar
 MAX_SIZE = 4096  # crop sizes beyond this are not facesets we wrote, and would be costly to allocate
 
 
@@ -221,11 +223,13 @@ def _read_info(root: Path) -> dict[str, Any]:
 class Faceset:
     """A faceset opened for reading."""
 
-    def __init__(self, root: Path, info: dict[str, Any], faces: Sequence[Face], max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, root: Path, info: dict[str, Any], faces: Sequence[Face], max_pixels: int = DEFAULT_MAX_PIXELS,
+                 progress: bool = False):
         self.root = root
         self.info = info
         self.faces = faces  # a `ManifestRows` when opened from disk: each row read when it is asked for
         self.max_pixels = max_pixels
+        self.progress = progress and len(faces) >= PROGRESS_ROWS  # a bar for passes over every row
         self._real_root = root.resolve()
         self._columns: _Columns | None = None
 
@@ -240,12 +244,19 @@ class Faceset:
         return iter(self.faces)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> "Faceset":
+    def open(cls, path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> "Faceset":
+        """`progress`: a progress bar (stderr) while a long faceset (PROGRESS_ROWS or more) is read."""
         root = Path(path)
         info = _read_info(root)
         manifest = root / MANIFEST_FILE
-        faces = ManifestRows.read(manifest) if manifest.exists() else []
-        return cls(root, info, faces, max_pixels)
+        faces = ManifestRows.read(manifest, progress) if manifest.exists() else []
+        return cls(root, info, faces, max_pixels, progress)
+
+    def rows(self, what: str) -> Iterable[Face]:
+        """Every face in order, with a progress bar saying `what` for a long faceset opened with `progress`."""
+        if not self.progress:
+            return self.faces
+        return tqdm(self.faces, desc=f"{self.root.name}: {what}", unit="face", leave=False)
 
     def _file(self, face: Face, rel: str) -> Path:
         """The row's file, refused when a symbolic link takes it outside the faceset."""
@@ -270,7 +281,7 @@ class Faceset:
     def _gathered_columns(self) -> _Columns:
         """The small per-face values that readers take for every face at once, gathered in one pass."""
         if self._columns is None:
-            self._columns = _Columns.gather(self.faces)
+            self._columns = _Columns.gather(self.rows("expressions, poses, identities"))
         return self._columns
 
     def expressions(self) -> np.ndarray:
@@ -334,13 +345,18 @@ class ManifestRows(Sequence[Face]):
         self._ids = ids
 
     @classmethod
-    def read(cls, manifest: Path) -> ManifestRows:
+    def read(cls, manifest: Path, progress: bool = False) -> ManifestRows:
         """Every complete row of `manifest`, each checked as `_parse_row` checks it (a corrupt row is refused
         here, when the faceset is opened, not later when it is read)."""
         starts, ids = [], []
-        for start, _, face in _read_rows(manifest):
-            starts.append(start)
-            ids.append(int(face.id))
+        size = manifest.stat().st_size
+        # A row is about 9 KB on disk: a bar for a manifest that long, by bytes (its row count is unknown).
+        with tqdm(total=size, unit="B", unit_scale=True, desc=f"{manifest.parent.name}: reading rows", leave=False,
+                  disable=not progress or size < PROGRESS_ROWS * 8_000) as bar:
+            for start, end, face in _read_rows(manifest):
+                starts.append(start)
+                ids.append(int(face.id))
+                bar.update(end - start)
         return cls(manifest, np.array(starts, np.int64), np.array(ids, np.int64))
 
     def __len__(self) -> int:

@@ -82,7 +82,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
 def run_coverage(args: argparse.Namespace) -> int:
     try:
-        result = coverage(Faceset.open(args.dest), [Faceset.open(p) for p in args.train],
+        result = coverage(Faceset.open(args.dest, progress=True), [Faceset.open(p, progress=True) for p in args.train],
                           **asdict(from_args(CoverageOptions, args)))
     except (FacesetError, ValueError) as exc:
         return fail(str(exc))

@@ -62,14 +62,14 @@ class FaceSource:
     fit PRELOAD_BYTES (or `preload` says so), else read from their files when a batch needs them."""
 
     def __init__(self, paths: list[str | Path], size: int, weights: list[float] | None = None,
-                 preload: bool | None = None):
+                 preload: bool | None = None, progress: bool = False):
         if not paths:
             raise FacesetError("no faceset given")
         if weights is not None and len(weights) != len(paths):
             raise FacesetError(f"{len(weights)} sampling weights for {len(paths)} facesets")
         self.paths = [str(p) for p in paths]
         self.size = size
-        sets = [Faceset.open(path) for path in paths]
+        sets = [Faceset.open(path, progress=progress) for path in paths]
         items, probs, counts, synthetic = [], [], [], []
         # (N, 478, 2) FaceMesh points in pixels of `size`, filled in place: a list of per-face arrays
         # stacked at the end would hold them twice.
@@ -78,7 +78,7 @@ class FaceSource:
             if not faceset.faces:
                 raise FacesetError(f"{path}: faceset holds no faces")
             scale = size / faceset.size
-            for row, face in enumerate(faceset.faces):
+            for row, face in enumerate(faceset.rows("landmarks")):
                 self.landmarks[len(items)] = face.landmarks_array()[:, :2] * scale
                 items.append((faceset, row))  # the row's number, not the row: a large faceset's rows stay on disk
                 synthetic.append(face.synthetic)

@@ -290,8 +290,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.gan_power = opts.gan_power or t.get("gan_power", 0.0)  # the one option a resume may turn on
     precision = resolve_precision(opts.precision, device)
     res = config.resolution
-    faces_a = FaceSource(src, res, src_w)
-    faces_b = FaceSource(dst, res, dst_w)
+    faces_a = FaceSource(src, res, src_w, progress=dinfo.is_main and opts.progress)
+    faces_b = FaceSource(dst, res, dst_w, progress=dinfo.is_main and opts.progress)
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     model = SwapModel(config)
