@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from synthswap import __version__
+from synthswap import atomic
 from synthswap.atomic import temp_path
 from synthswap.precision import Precision, resolve_precision
 
@@ -391,12 +393,11 @@ class CsvLog:
         if not missing:
             return header
         wider = header + missing
-        tmp = temp_path(self.path)
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(wider)
-            writer.writerows(row + [""] * (len(wider) - len(row)) for row in rows[1:])
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(wider)
+        writer.writerows(row + [""] * (len(wider) - len(row)) for row in rows[1:])
+        atomic.write_text(self.path, text.getvalue())
         return wider
 
     def write(self, row: dict[str, Any]) -> None:
