@@ -147,9 +147,6 @@ class FaceSwapper:
     def close(self) -> None:
         self.analyzer.close()
 
-    def _swap_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return swap_crop(self.model, crop, self.device, self.precision)
-
     def _enlarge(self, face: np.ndarray, size: int) -> np.ndarray:
         """The swapped face (float BGR 0..1) at `size` px: restored by the enhancer, or bicubic."""
         if self.enhancer is None:
@@ -202,7 +199,7 @@ class FaceSwapper:
         if self.filter is not None:
             landmarks = self.filter(face.landmarks_frame, time_s)
             face = self.analyzer.from_landmarks(bgr, landmarks.astype(np.float32), face.detection_score)
-        generated, learned = self._swap_crop(face.crop)
+        generated, learned = swap_crop(self.model, face.crop, self.device, self.precision)
         # Composed at the face's size in the frame: the destination's crop, its oval and the swapped face
         # (enlarged by bicubic interpolation) all at that size, then warped into the frame 1:1.
         place = self.place_size(face.affine)

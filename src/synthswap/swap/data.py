@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from synthswap.faces.landmarks import LEFT_EYE_CONTOUR, LIPS_OUTER, RIGHT_EYE_CONTOUR
-from synthswap.faceset import LANDMARK_COUNT, Faceset, FacesetError
+from synthswap.faceset import LANDMARK_COUNT, Face, Faceset, FacesetError
 from synthswap.options import option
 
 
@@ -70,10 +70,13 @@ class FaceSource:
         self.paths = [str(p) for p in paths]
         self.size = size
         sets = [Faceset.open(path, progress=progress) for path in paths]
+        total = sum(len(fs) for fs in sets)
+        self.preloaded = total * size * size * 5 <= PRELOAD_BYTES if preload is None else preload
         items, probs, counts, synthetic = [], [], [], []
+        kept: list[Face] = []  # the rows of faces about to be preloaded, so each is parsed once
         # (N, 478, 2) FaceMesh points in pixels of `size`, filled in place: a list of per-face arrays
         # stacked at the end would hold them twice.
-        self.landmarks = np.empty((sum(len(fs) for fs in sets), LANDMARK_COUNT, 2), np.float32)
+        self.landmarks = np.empty((total, LANDMARK_COUNT, 2), np.float32)
         for i, (path, faceset) in enumerate(zip(paths, sets)):
             if not faceset.faces:
                 raise FacesetError(f"{path}: faceset holds no faces")
@@ -82,6 +85,8 @@ class FaceSource:
                 self.landmarks[len(items)] = face.landmarks_array()[:, :2] * scale
                 items.append((faceset, row))  # the row's number, not the row: a large faceset's rows stay on disk
                 synthetic.append(face.synthetic)
+                if self.preloaded:
+                    kept.append(face)
             w = 1.0 if weights is None else float(weights[i])
             if w < 0:
                 raise FacesetError(f"sampling weight {w} for {path} is negative")
@@ -97,18 +102,17 @@ class FaceSource:
         self.probs = p / p.sum()
         self.counts = counts
         self._device_copies: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self.preloaded = len(items) * size * size * 5 <= PRELOAD_BYTES if preload is None else preload
         if self.preloaded:
-            self.images, self.masks, self.regions = self._read(np.arange(len(items)))
+            self.images, self.masks, self.regions = self._read(np.arange(len(items)), kept)
 
-    def _read(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _read(self, idx: np.ndarray, rows: list[Face] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Faces `idx` decoded from their files at `size`: BGR uint8 (n, S, S, 3), masks and eyes-mouth
-        masks uint8 (n, S, S)."""
+        masks uint8 (n, S, S). `rows`: their manifest rows where already read, else each is read here."""
         size = self.size
         images, masks, regions = [], [], []
-        for i in idx:
+        for n, i in enumerate(idx):
             faceset, row = self._items[i]
-            face = faceset.faces[row]
+            face = rows[n] if rows is not None else faceset.faces[row]
             img, mask = faceset.read_image(face), faceset.read_mask(face)
             if faceset.size != size:
                 interp = cv2.INTER_AREA if size < faceset.size else cv2.INTER_CUBIC
