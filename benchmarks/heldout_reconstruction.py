@@ -12,8 +12,6 @@ reconstructed through side A:
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import tempfile
 from pathlib import Path
 
@@ -21,8 +19,10 @@ import numpy as np
 import torch
 
 from synthswap.extract import extract
+from synthswap.pretrained import corpus_heldout
 from synthswap.swap.data import FaceSource
 from synthswap.swap.loading import load_model
+from synthswap.swap.losses import masked_pixel_loss
 
 UTKFACE = Path(__file__).resolve().parents[1] / "../shared/data/faces/utkface"
 
@@ -34,9 +34,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    names = sorted(os.listdir(UTKFACE))
-    random.Random(0).shuffle(names)
-    photos = [UTKFACE / name for name in names[-1000:][:args.faces]]
+    photos = corpus_heldout(UTKFACE, args.faces)
     models = [(path, *load_model(path)) for path in args.models]
     size = models[0][1].config.resolution
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +46,7 @@ def main() -> None:
         if model.config.resolution != size:
             raise SystemExit(f"{path}: {model.config.resolution} px, not {size} px like the first model")
         with torch.no_grad():
-            error = float(((model.reconstruct(x, "A")[0] - x).abs() * m).sum() / (3 * m.sum()))
+            error = float(masked_pixel_loss(model.reconstruct(x, "A")[0], x, m))
         print(f"{path}: step {meta.get('steps')}, {len(x)} held-out faces, masked L1 {error:.4f}")
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import random
 import shutil
 
 import numpy as np
@@ -15,8 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from synthswap import pretrained
 from synthswap.gan.loading import load_generator
-from synthswap.pretrained import SHIPPED, PretrainedError, shipped_model
+from synthswap.pretrained import SHIPPED, PretrainedError, corpus_heldout, shipped_model
 from synthswap.swap.loading import load_model
+from synthswap.swap.losses import masked_pixel_loss
 from synthswap.swap.networks import PARTS, SwapModel
 from synthswap.swap.train import initialise_from
 
@@ -55,14 +54,6 @@ def test_samples_of_the_shipped_gan_prior_are_found_as_faces_in_most_cases():
     assert found >= 18, f"only {found} of 24 samples of the shipped prior were found as a face"
 
 
-def _heldout_utkface(shared_data, n: int) -> list:
-    """UTKFace photos the shipped swap model never saw: the card's split (shuffle with seed 0; the first
-    10,000 trained it, the last 1,000 are held out)."""
-    names = sorted(os.listdir(shared_data / "faces/utkface"))
-    random.Random(0).shuffle(names)
-    return [shared_data / "faces/utkface" / name for name in names[-1000:][:n]]
-
-
 def _heldout_reconstruction_errors(shared_data, tmp_path, kind: str) -> dict[str, float]:
     """Masked L1 of held-out UTKFace faces reconstructed by the shipped swap model `kind`, by a
     random one of its shape and, for a model larger than 64 px, by the 64 px model grown to its size
@@ -75,7 +66,7 @@ def _heldout_reconstruction_errors(shared_data, tmp_path, kind: str) -> dict[str
     torch.set_num_threads(1)
     model, _ = load_model(shipped_model(kind))
     size = model.config.resolution
-    extract(_heldout_utkface(shared_data, 12), tmp_path / "faces", size=size, progress=False, log=lambda m: None)
+    extract(corpus_heldout(shared_data / "faces/utkface", 12), tmp_path / "faces", size=size, progress=False, log=lambda m: None)
     assert len(Faceset.open(tmp_path / "faces")) >= 8
     faces = FaceSource([tmp_path / "faces"], size)
     x = torch.from_numpy(np.ascontiguousarray(faces.images.transpose(0, 3, 1, 2))).float() / 255
@@ -83,7 +74,7 @@ def _heldout_reconstruction_errors(shared_data, tmp_path, kind: str) -> dict[str
 
     def error(net) -> float:
         with torch.no_grad():
-            return float(((net.reconstruct(x, "A")[0] - x).abs() * m).sum() / (3 * m.sum()))
+            return float(masked_pixel_loss(net.reconstruct(x, "A")[0], x, m))
 
     torch.manual_seed(0)
     errors = {"shipped": error(model), "random": error(SwapModel(model.config).eval())}

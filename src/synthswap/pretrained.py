@@ -23,6 +23,8 @@ instead of a model that silently produces garbage.
 from __future__ import annotations
 
 import hashlib
+import os
+import random
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +32,17 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_NAME = "shipped"  # what --gan / --swap-init accept to mean the model in the package
+
+
+CORPUS_HELDOUT = 1000  # the corpus photos no shipped model trained on
+
+
+def corpus_heldout(corpus: Path, n: int) -> list[Path]:
+    """The first `n` of the corpus photos every shipped model left out: its file names sorted, shuffled
+    with random.Random(0), the last CORPUS_HELDOUT (the model cards' split)."""
+    names = sorted(os.listdir(corpus))
+    random.Random(0).shuffle(names)
+    return [corpus / name for name in names[-CORPUS_HELDOUT:][:n]]
 
 
 class PretrainedError(Exception):
