@@ -10,6 +10,7 @@ many unmarked videos were flagged (with the highest unmarked z against the thres
     .venv/bin/python benchmarks/watermark_edits.py            # the marked clips (about 10 minutes)
     .venv/bin/python benchmarks/watermark_edits.py --unmarked # and the false positives (hours on 2 cores)
     .venv/bin/python benchmarks/watermark_edits.py --only rotation --only flip --clips people/d6.mp4
+    .venv/bin/python benchmarks/watermark_edits.py --unmarked --skip-marked --only rotation  # false positives alone
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ def main() -> None:
     p.add_argument("--unmarked-frames", type=int, default=30, help="frames of each unmarked video (its search for "
                                                                     "a marker that is not there is the slow part)")
     p.add_argument("--only", action="append", default=[], help="only the edits whose name contains this (repeat: any)")
+    p.add_argument("--skip-marked", action="store_true", help="with --unmarked: the false positives alone (the "
+                                                              "marked clips' columns print as '-')")
     args = p.parse_args()
+    if args.skip_marked and not args.unmarked:
+        p.error("--skip-marked needs --unmarked (there would be nothing to measure)")
     cv2.setNumThreads(1)
     edits = [e for e in EDITS if not args.only or any(part in e.name for part in args.only)]
     videos = sorted(v for v in DATA.rglob("*") if v.is_file()) if args.unmarked else []
-    print(f"{len(args.clips)} marked clips ({args.frames} frames each), {len(videos)} unmarked videos "
+    print(f"{0 if args.skip_marked else len(args.clips)} marked clips ({args.frames} frames each), {len(videos)} unmarked videos "
           f"({args.unmarked_frames} frames each)\n")
     print("| edit (then re-encoded) | marker found | run id read | unmarked flagged | highest unmarked z |")
     print("| --- | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        marked = [mark(DATA / clip, args.frames, work / f"marked_{i}.mp4") for i, clip in enumerate(args.clips)]
+        marked = [] if args.skip_marked else [mark(DATA / clip, args.frames, work / f"marked_{i}.mp4")
+                                              for i, clip in enumerate(args.clips)]
         for edit in edits:
             found = read = 0
             for path in marked:
@@ -96,7 +102,8 @@ def main() -> None:
                 result = watermark.detect(planes, indices=indices)
                 flagged += result.found
                 top = max(top, result.z)
-            print(f"| {edit.name} | {found} / {len(marked)} | {read} / {len(marked)} | "
+            marked_columns = f"{found} / {len(marked)} | {read} / {len(marked)}" if marked else "– | –"
+            print(f"| {edit.name} | {marked_columns} | "
                   + (f"{flagged} / {len(videos)} | {top:.2f} |" if videos else "– | – |"), flush=True)
     print(f"\nthreshold z {watermark.Z_FOUND}")
 
