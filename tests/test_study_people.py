@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import csv
 
+import cv2
+import numpy as np
 import pytest
 
 from synthswap.cli import main
-from synthswap.study.analysis import bootstrap_interval, gap_recovered, markdown, paired_differences
+from synthswap.study.analysis import (bootstrap_interval, condition_bands, gap_recovered, markdown,
+                                      paired_differences)
 from synthswap.study.ledger import FIELDS, read_ledger, record
 
 TINY = ["--k", "1", "--seeds", "0", "--long-factor", "0", "--subject-every-n", "25", "--dest-every-n", "8",
@@ -38,6 +41,27 @@ def test_each_cell_is_a_ledger_row_and_resume_runs_only_what_is_missing(shared_d
     assert int(next(r for r in rows if r["condition"] == "real+warp")["synthetic_faces"]) > 0
     summary = (tmp_path / "docs" / "ledger_summary.md").read_text()
     assert "5 cells finished, 0 failed" in summary and "| 1 | real+gan − real | 1 |" in summary
+    # The report's plots beside the summary, linked from it; the frame grid in the study folder (frames of
+    # ../shared's people stay out of the docs): destination, all-real and the four conditions at k = 1.
+    plots = [tmp_path / "docs" / f"ledger_{name}_vs_k.png" for name in ("dlib", "expression")]
+    assert all(f"]({p.name})" in summary for p in plots)
+    assert all(cv2.imread(str(p)).shape[:2] == (380, 600) for p in plots)
+    grid_path = work / "d3_to_d20" / "seed0" / "conditions.png"
+    grid = cv2.imread(str(grid_path))
+    assert grid.shape[0] == 128 and grid.shape[1] > 5 * 128
+    dest_tile, swapped_tile = grid[:100, : grid.shape[1] // 6], grid[:100, grid.shape[1] // 6 : grid.shape[1] // 3]
+    assert np.abs(dest_tile.astype(int) - swapped_tile).mean() > 2  # a converted frame, not the destination again
+
+    # --report-only rewrites the summary, plots and grid from the ledger and trains nothing.
+    before = ledger.read_bytes()
+    for path in (*plots, grid_path):
+        path.unlink()
+    assert main([*study(ledger), "--report-only"]) == 0
+    assert "[study]" not in capsys.readouterr().out and ledger.read_bytes() == before
+    assert all(path.is_file() for path in (*plots, grid_path))
+    empty = tmp_path / "empty.csv"
+    assert main([*study(empty), "--report-only"]) == 1 and "no finished cell" in capsys.readouterr().err
+    assert not empty.exists() and not (tmp_path / "empty_summary.md").exists()
 
     # Without --resume a ledger that holds cells is refused, and left as it was.
     before = ledger.read_bytes()
@@ -86,15 +110,20 @@ def test_paired_differences_intervals_and_gap_recovered_from_a_ledger(tmp_path):
     record(ledger, {**_row("c->d", 0, 1, "real+warp", 0.50), "status": "failed", "error": "x"})  # replaces its row
     rows = read_ledger(ledger)
     assert len(rows) == 12 and list(csv.DictReader(open(ledger))) == rows
-    from synthswap.study.analysis import _results
+    from synthswap.study.analysis import cell_results
 
-    results = _results(rows, 100)
+    results = cell_results(rows, 100)
     diffs = paired_differences(results, 1, "real+gan", "real")
     assert diffs == pytest.approx([-0.02, -0.04, -0.06])
     mean, lo, hi = bootstrap_interval(diffs)
     assert mean == pytest.approx(-0.04) and -0.06 <= lo <= mean <= hi <= -0.02
     assert paired_differences(results, 1, "real+gan", "real+warp") == pytest.approx([-0.02, -0.04])  # one failed
     assert gap_recovered(results, 1, "real+gan") == pytest.approx([0.2, 0.4, 0.6])
+    bands = condition_bands(results)  # what the plots draw: per condition and k, over the units that have it
+    assert [(k, mean) for k, mean, *_ in bands["all-real"]] == [(0, pytest.approx(0.40))]
+    (k, mean, lo, hi), = bands["real+gan"]
+    assert k == 1 and mean == pytest.approx(0.46) and 0.44 <= lo <= mean <= hi <= 0.48
+    assert bands["real+warp"][0][1] == pytest.approx(0.50)  # the failed unit's cell is left out
     text = markdown(rows, 100)
     assert "11 cells finished, 1 failed" in text and "| 1 | real+gan − real | 3 | -0.040 |" in text
     assert "| no |" in text  # that interval excludes zero

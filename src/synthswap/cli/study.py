@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "OUT/ledger.csv); its summary is written beside it")
     p.add_argument("--resume", action="store_true", help="with --pair: run only the cells the ledger lacks "
                                                           "(failed ones again)")
+    p.add_argument("--report-only", action="store_true",
+                   help="with --pair: rewrite the ledger's summary, its plots and each study folder's frame grid "
+                        "(conditions.png) from the finished cells; train nothing (safe while the study runs)")
     add_flags(p, StudyOptions)
     add_flags(p, PeopleOptions)
     p.set_defaults(func=run)
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         if args.subject or args.dest:
             return fail("give --subject and --dest (one pair) or --pair (the study across people), not both")
         return run_people(args)
+    if args.report_only:
+        return fail("--report-only reads a study across people's ledger: give --pair")
     if not (args.subject and args.dest):
         return fail("give --subject and --dest, or one --pair or more")
     opts = from_args(StudyOptions, args, subject_video=args.subject, dest_video=args.dest, out=args.out)
@@ -94,6 +99,12 @@ def run_people(args: argparse.Namespace) -> int:
         rows = read_ledger(ledger)
     except (ValueError, OSError) as exc:
         return fail(str(exc), 1)
+    if args.report_only:
+        if not rows:
+            return fail(f"--ledger {ledger}: no finished cell to report yet", 1)
+        study = PeopleStudy(pairs, grid, people, ledger, Path(args.out))
+        print("wrote " + ", ".join(str(path) for path in study.write_report()))
+        return 0
     if rows and not args.resume:
         return fail(f"--ledger {ledger} already holds {len(rows)} cells: add --resume to run the ones it lacks, "
                     f"or name another ledger")

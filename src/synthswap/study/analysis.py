@@ -10,11 +10,8 @@ cancels; its interval resamples whole units.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from synthswap import atomic
 from synthswap.study.ledger import DONE, FAILED
 
 Q = "dlib_distance_to_subject"
@@ -28,7 +25,7 @@ BOOTSTRAP = 4000
 Unit = tuple[str, int]  # (pair, seed)
 
 
-def _results(rows: list[dict[str, str]], steps: int) -> dict[tuple[Unit, int, str], dict[str, float]]:
+def cell_results(rows: list[dict[str, str]], steps: int) -> dict[tuple[Unit, int, str], dict[str, float]]:
     """(unit, k, condition) -> its measures, for the finished cells of one step budget."""
     out = {}
     for r in rows:
@@ -68,12 +65,25 @@ def gap_recovered(results: dict, k: int, condition: str) -> list[float]:
     return out
 
 
+def condition_bands(results: dict, metric: str = Q) -> dict[str, list[tuple[int, float, float, float]]]:
+    """Per condition, (k, mean, 95% low, 95% high) of `metric` over the units that have the cell: what the
+    report's plots draw (all-real at k = 0). Unpaired: each condition's own spread across people and seeds."""
+    bands: dict[str, list[tuple[int, float, float, float]]] = {}
+    for cond in sorted({c for (_, _, c) in results}):
+        for k in sorted({kk for (_, kk, c) in results if c == cond}):
+            values = [m[metric] for (_, kk, c), m in results.items() if kk == k and c == cond and metric in m]
+            if values:
+                bands.setdefault(cond, []).append((k, *bootstrap_interval(values)))
+    return bands
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     return "–" if value != value else f"{value:.{digits}f}"  # NaN: one unit, no interval
 
 
-def markdown(rows: list[dict[str, str]], base_steps: int) -> str:
-    """The report of the ledger's rows: the base budget's tables, then any longer budget's."""
+def markdown(rows: list[dict[str, str]], base_steps: int, figures: tuple[tuple[str, str], ...] = ()) -> str:
+    """The report of the ledger's rows: the base budget's tables, then any longer budget's, then
+    `figures` ((file name beside the summary, caption), ...)."""
     done = [r for r in rows if r["status"] == DONE]
     failed = [r for r in rows if r["status"] == FAILED]
     units = sorted({(r["pair"], int(r["seed"])) for r in done})
@@ -84,7 +94,7 @@ def markdown(rows: list[dict[str, str]], base_steps: int) -> str:
              f"Differences are paired within a pair, seed and k; intervals are 95% bootstrap over the (pair, seed) "
              f"units ({BOOTSTRAP} resamples); '–' where only one unit has the cell.", ""]
     for steps in sorted({int(r["swap_steps"]) for r in done}, key=lambda s: (s != base_steps, s)):
-        results = _results(rows, steps)
+        results = cell_results(rows, steps)
         ks = sorted({k for (_, k, _) in results if k > 0})
         lines += [f"## {steps} swap steps per cell" + ("" if steps == base_steps else " (the longer budget)"), "",
                   "| k | condition | units | " + " | ".join(label for _, label in SHOWN) + " |",
@@ -113,6 +123,8 @@ def markdown(rows: list[dict[str, str]], base_steps: int) -> str:
                     mean, lo, hi = bootstrap_interval(values)
                     lines.append(f"| {k} | {cond} | {len(values)} | {mean:+.2f} | [{_fmt(lo, 2)}, {_fmt(hi, 2)}] |")
         lines.append("")
+    if figures:
+        lines += ["## Figures", ""] + [f"![{caption}]({name})\n\n{caption}\n" for name, caption in figures]
     if failed:
         lines += ["## Failed cells (run again by `--resume`)", ""]
         lines += [f"- {r['pair']} seed {r['seed']} k {r['k']} {r['condition']}: {r['error']}" for r in failed]
@@ -120,6 +132,4 @@ def markdown(rows: list[dict[str, str]], base_steps: int) -> str:
     return "\n".join(lines)
 
 
-def write_summary(rows: list[dict[str, str]], base_steps: int, path: Path) -> None:
-    atomic.write_text(path, markdown(rows, base_steps))
 

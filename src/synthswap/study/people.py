@@ -24,12 +24,14 @@ from synthswap.estimate import (CONVERT_S_PER_FRAME, DIRECTIONS_S_PER_SAMPLE, EV
                                 INVERT_S_PER_PHOTO_STEP, SWAP_SET_UP_S, SYNTHESIS_S_PER_IMAGE, swap_steps_per_s)
 from synthswap.faceset import Faceset
 from synthswap.locking import locked_output
+from synthswap.media import write_png
 from synthswap.options import option
-from synthswap.study.analysis import write_summary
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.study.ledger import DONE, FAILED, METRICS, Cell, finished, read_ledger, record
+from synthswap.study.report import conditions_grid, write_ledger_report
 
 CONDITIONS = ("real", "real+warp", "real+gan", "real+gan+warp")
+GRID_NAME = "conditions.png"  # in each study folder: frames of ../shared's people stay out of the repository
 
 
 @dataclass(kw_only=True)
@@ -137,11 +139,30 @@ class PeopleStudy:
                 seconds = time.monotonic() - start
                 row.update(seconds=round(seconds, 1), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 record(self.ledger, row)
-                write_summary(read_ledger(self.ledger), self.grid.swap_steps, self.summary_path())
+                self.write_report([self.folder(cell)])
                 if row["status"] == DONE:
                     measured += seconds
                     modelled += remaining_seconds([cell], self.grid, 1.0)
             return failures
+
+    def write_report(self, folders: list[Path] | None = None) -> list[Path]:
+        """The ledger's summary and plots beside it, and the frame grid (`conditions.png`) of each study
+        folder in `folders` (default: every one the study has); the files written."""
+        rows = read_ledger(self.ledger)
+        written = write_ledger_report(rows, self.grid.swap_steps, self.summary_path())
+        done = finished(rows)
+        for folder in folders if folders is not None else sorted({self.folder(c) for c in self.cells}):
+            ks = sorted({c.k for c in self.cells if c.k and self.folder(c) == folder})
+            grid = conditions_grid(folder, ks, {(c.k, c.condition) for c in done if self.folder(c) == folder})
+            if grid is not None:
+                write_png(folder / GRID_NAME, grid)
+                written.append(folder / GRID_NAME)
+        return written
+
+    def folder(self, cell: Cell) -> Path:
+        """The study folder of a cell's (pair, seed), its longer budget apart."""
+        folder = self.work / cell.pair.replace("->", "_to_") / f"seed{cell.seed}"
+        return folder if cell.swap_steps == self.grid.swap_steps else folder.with_name(f"{folder.name}_steps{cell.swap_steps}")
 
     def _options_text(self) -> str:
         g = self.grid
@@ -152,10 +173,7 @@ class PeopleStudy:
     def _run_cell(self, cell: Cell) -> tuple[dict, int]:
         """The cell's measures, and how many synthetic faces it trained on (none passed a filter: 0)."""
         pair = self.pairs[cell.pair]
-        folder = self.work / cell.pair.replace("->", "_to_") / f"seed{cell.seed}"
-        if cell.swap_steps != self.grid.swap_steps:
-            folder = folder.with_name(f"{folder.name}_steps{cell.swap_steps}")
-        opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(folder), seed=cell.seed,
+        opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(self.folder(cell)), seed=cell.seed,
                        ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
         study = Study(opts, self.log)
         study.prepare_data()
