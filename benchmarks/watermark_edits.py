@@ -82,19 +82,23 @@ def main() -> None:
     videos = sorted(v for v in DATA.rglob("*") if v.is_file()) if args.unmarked else []
     print(f"{0 if args.skip_marked else len(args.clips)} marked clips ({args.frames} frames each), {len(videos)} unmarked videos "
           f"({args.unmarked_frames} frames each)\n")
-    print("| edit (then re-encoded) | marker found | run id read | unmarked flagged | highest unmarked z |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| edit (then re-encoded) | marker found | run id read | run id not read in | unmarked flagged "
+          "| highest unmarked z |")
+    print("| --- | ---: | ---: | --- | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         marked = [] if args.skip_marked else [mark(DATA / clip, args.frames, work / f"marked_{i}.mp4")
                                               for i, clip in enumerate(args.clips)]
         for edit in edits:
             found = read = 0
-            for path in marked:
+            missed = []
+            for clip, path in zip(args.clips, marked):
                 planes, indices = read_planes(apply_edit(edit, path, work / "edited.mp4"), args.frames)
                 result = watermark.detect(planes, indices=indices)
                 found += result.found
                 read += result.found and result.run_id == RUN_ID.hex()
+                if not (result.found and result.run_id == RUN_ID.hex()):
+                    missed.append(f"{Path(clip).stem} (z {result.z:.1f})")
             flagged, top = 0, 0.0
             for video in videos:
                 planes, indices = read_planes(apply_edit(edit, video, work / "plain.mp4",
@@ -102,7 +106,8 @@ def main() -> None:
                 result = watermark.detect(planes, indices=indices)
                 flagged += result.found
                 top = max(top, result.z)
-            marked_columns = f"{found} / {len(marked)} | {read} / {len(marked)}" if marked else "– | –"
+            marked_columns = (f"{found} / {len(marked)} | {read} / {len(marked)} | {', '.join(missed) or '–'}"
+                              if marked else "– | – | –")
             print(f"| {edit.name} | {marked_columns} | "
                   + (f"{flagged} / {len(videos)} | {top:.2f} |" if videos else "– | – |"), flush=True)
     print(f"\nthreshold z {watermark.Z_FOUND}")

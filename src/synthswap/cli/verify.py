@@ -11,6 +11,7 @@ from synthswap.cli import summary
 from synthswap.cli.options import add_flags, fail
 from synthswap.media import MediaError
 from synthswap.options import option
+from synthswap.provenance import watermark
 from synthswap.provenance.verify import verify_file
 
 EPILOG = """\
@@ -31,7 +32,9 @@ exit status: 0 every file is marked, 1 some file is not, 2 a file could not be r
 class VerifyOptions:
     """`verify`'s settings (the files, --key-dir and --manifests are paths; --json is the output's form)."""
 
-    frames: int = option(120, "video frames read for the watermark, spread over the video", minimum=1)
+    frames: int = option(120, "video frames read for the watermark, spread over the video (a picture smaller than "
+                              f"480 x 480 reads more, up to as many pixels, at most {watermark.MAX_SEARCH_FRAMES:,})",
+                         minimum=1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

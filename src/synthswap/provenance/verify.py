@@ -98,9 +98,11 @@ class Verification:
 
 
 def read_planes(path: Path, max_frames: int) -> tuple[list, list[int]]:
-    """Luma planes of up to `max_frames` frames spread over the video (all of it, when shorter),
-    and their frame indices (the watermark's sign follows the index)."""
+    """Luma planes of up to `max_frames` frames spread over the video (all of it, when shorter; more of a
+    picture smaller than 480 x 480, by `watermark.frames_to_read`), and their frame indices (the
+    watermark's sign follows the index)."""
     info = probe_video(path)
+    max_frames = watermark.frames_to_read(info.width, info.height, max_frames)
     every_n = max(1, info.frame_count // max_frames) if info.frame_count else 1
     frames = list(iter_video_frames(path, every_n=every_n, max_frames=max_frames))
     return [watermark.luma(f.bgr) for f in frames], [f.index for f in frames]

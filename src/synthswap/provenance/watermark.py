@@ -81,6 +81,10 @@ MIN_DETECT_SIDE = 64  # the smallest frame read (a marked frame downscaled to ha
 SCALE_RANGE = (0.2, 2.6)  # frame size / marked size that the synchronisation looks for
 SEARCH_FRAMES = 120  # frames folded for the geometry as it is (verify reads 120): a static picture cancels
 # over the sign sequence, so more frames keep adding to the mark (GRID after CRF 23 needs them at PSNR 44)
+# A smaller copy carries fewer marked pixels per frame and costs less per frame: it is read and searched
+# with more frames, up to the pixels of SEARCH_FRAMES frames of 480 x 480 (a 160 px copy: about 1,000).
+SEARCH_PIXELS = SEARCH_FRAMES * 480 * 480
+MAX_SEARCH_FRAMES = 1500
 SYNC_CANDIDATES = 4  # lattice guesses tried when the frame as it is shows no marker
 COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios tried as well
 # A letterboxed or pillarboxed picture was enlarged to fit: its scale is tried from the sizes videos are
@@ -565,6 +569,12 @@ def _without_bars(planes: list[np.ndarray]) -> tuple[list[np.ndarray], bool]:
     return [p[top:bottom, left:right] for p in planes], True
 
 
+def frames_to_read(width: int, height: int, frames: int = SEARCH_FRAMES) -> int:
+    """How many frames of a `width` x `height` video to fold: `frames`, or more for a small picture,
+    up to the pixels of SEARCH_PIXELS (each frame of a small copy holds less of the mark and costs less)."""
+    return int(min(MAX_SEARCH_FRAMES, max(frames, SEARCH_PIXELS // max(1, width * height))))
+
+
 def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, indices: Iterable[int] | None = None) -> Detection:
     """Look for the watermark in the `luma` planes of frames of one video (or one image).
 
@@ -584,6 +594,7 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
     if not planes:
         return Detection(False, None, 0.0, 0, 0, None)
     planes, boxed = _without_bars(planes)
+    search_frames = frames_to_read(planes[0].shape[1], planes[0].shape[0], search_frames)
     step = max(1, len(planes) // search_frames)
     sample, sample_index = planes[::step][:search_frames], index[::step][:search_frames]
     plain = [_highpass(p) for p in sample]
@@ -602,6 +613,11 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
         # can win): each guess's angle at scale 1 is tried as well, a rotation without a resize.
         lattice = synchronise([r for r in sums if r is not None], SYNC_CANDIDATES)
         candidates = [*lattice, *(Geometry(g.angle, 1.0) for g in lattice), *(Geometry(0.0, s) for s in COMMON_SCALES)]
+        # A copy resized from one of the sizes videos are made at: its exact ratio (a 480 px video at 0.33 is
+        # 158 px, 0.329; the ratio 1/3 alone leaves the tile's far side a chip off, beyond the refinement)
+        side = min(planes[0].shape[:2])
+        candidates += [Geometry(0.0, side / size) for size in COMMON_HEIGHTS
+                       if SCALE_RANGE[0] <= side / size <= 0.9]
         if boxed:  # a picture fitted into a frame with bars: from one of the sizes videos are made at (by
             # its height or its width: a flat edge of the picture itself may have gone with the bars)
             scales = {side / size for side in planes[0].shape[:2] for size in COMMON_HEIGHTS}
