@@ -162,7 +162,9 @@ class PeopleStudy:
     def folder(self, cell: Cell) -> Path:
         """The study folder of a cell's (pair, seed), its longer budget apart."""
         folder = self.work / cell.pair.replace("->", "_to_") / f"seed{cell.seed}"
-        return folder if cell.swap_steps == self.grid.swap_steps else folder.with_name(f"{folder.name}_steps{cell.swap_steps}")
+        if cell.swap_steps != self.grid.swap_steps:
+            folder = folder.with_name(f"{folder.name}_steps{cell.swap_steps}")
+        return folder
 
     def _options_text(self) -> str:
         g = self.grid
@@ -173,8 +175,8 @@ class PeopleStudy:
     def _run_cell(self, cell: Cell) -> tuple[dict, int]:
         """The cell's measures, and how many synthetic faces it trained on (none passed a filter: 0)."""
         pair = self.pairs[cell.pair]
-        opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(self.folder(cell)), seed=cell.seed,
-                       ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
+        opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(self.folder(cell)),
+                       seed=cell.seed, ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
         study = Study(opts, self.log)
         study.prepare_data()
         condition = study.condition(cell.k or None, cell.synthetic)

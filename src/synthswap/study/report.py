@@ -160,9 +160,9 @@ def plot_bands(bands: dict[str, list[tuple[int, float, float, float]]], ylabel: 
             continue
         x = [p[0] for p in points]
         line, = ax.plot(x, [p[1] for p in points], marker="o", label=f"{cond.replace('real', 'real-k', 1)}")
-        lo = np.array([p[2] for p in points], np.float64)
-        if np.isfinite(lo).any():
-            ax.fill_between(x, lo, [p[3] for p in points], color=line.get_color(), alpha=0.15, linewidth=0)
+        lows = np.array([p[2] for p in points], np.float64)
+        if np.isfinite(lows).any():
+            ax.fill_between(x, lows, [p[3] for p in points], color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xticks(ks)
     ax.set_xlabel("k (real photos of the subject)")
     ax.set_ylabel(ylabel, fontsize=8)
