@@ -8,7 +8,7 @@ For each clip of ../shared (the first --frames frames):
   - the marked frames written as `swap convert` writes them (H.264 CRF 18), then every edit of
     `provenance.edits.EDITS` and `GEOMETRIC_EDITS` (re-encode at CRF 23 and 28, 0.75x downscale,
     10% crop at odd offsets, brightness +20, horizontal flip, rotation +-5 degrees, 0.33x
-    downscale, centre crop keeping 0.71; each re-encoded without metadata): the fraction of frames whose own
+    downscale, centre crop keeping 0.71, boxes, a filmed screen; each re-encoded without metadata): the fraction of frames whose own
     payload decodes, whether the video-level vote finds the marker and the right run id, and
     the detection time per frame;
   - false positives: the same detection on every unmarked video of ../shared/data/videos (its

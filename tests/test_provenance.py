@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from synthswap.cli import main
-from synthswap.media import VideoWriter, iter_video_frames
+from synthswap.media import VideoWriter, iter_video_frames, probe_video
 from synthswap.metrics.picture import block_energy, ssim
 from synthswap.provenance import manifest, metadata, watermark
 from synthswap.provenance.edits import EDITS, GEOMETRIC_EDITS, apply_edit
-from synthswap.provenance.verify import verify_file
+from synthswap.provenance.verify import read_planes, verify_file
 
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
         "--batch-size", "4", "--threads", "1", "--quiet", "--device", "cpu"]
@@ -247,6 +247,33 @@ def test_the_watermark_survives_a_mirror_a_rotation_a_reframing_crop_and_bars(ma
     found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
     assert found.found and found.run_id == "a1b2c3", (edit.name, found)
     assert found.mirrored == edit.flip, found
+
+
+def test_the_watermark_survives_a_filmed_screen(marked_clip, tmp_path):
+    """A screen filmed from below (the top edge 3% narrower at each end), 0.75x, gamma 1.2, CRF 23:
+    no rotation or resize alone lines the tile up again; the perspective search does."""
+    edit = next(e for e in GEOMETRIC_EDITS if e.perspective)
+    found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(apply_edit(edit, marked_clip,
+                                                                                         tmp_path / "e.mp4"))])
+    assert found.found and found.run_id == "a1b2c3" and abs(found.scale - 0.75) < 0.01, found
+
+
+@pytest.mark.slow
+def test_a_12_second_clip_keeps_its_mark_at_a_third_of_its_size(shared_data, tmp_path):
+    """A 0.33x downscale (480 -> 158 px) then CRF 23: each frame holds a ninth of the marked pixels,
+    so detection folds more frames of a small copy and tries the exact ratios from common video
+    sizes (158 / 480, where 1/3 leaves the tile's far side a chip off). 3 s of it are not enough
+    (docs/benchmarks.md); 12 s read the run id."""
+    marked = tmp_path / "marked.mp4"
+    with VideoWriter(marked, 480, 480, 25, crf=18) as writer:
+        for f in iter_video_frames(shared_data / "videos/people/d6.mp4", max_frames=300):
+            writer.write(watermark.embed(f.bgr, b"\xa1\xb2\xc3", index=f.index))
+    edited = apply_edit(next(e for e in GEOMETRIC_EDITS if e.scale < 0.5), marked, tmp_path / "small.mp4")
+    assert probe_video(edited).width == 158
+    planes, indices = read_planes(edited, 120)  # verify's default: a 158 px copy reads every one of its 300
+    assert len(planes) == 300
+    found = watermark.detect(planes, indices=indices)
+    assert found.found and found.run_id == "a1b2c3" and abs(found.scale - 158 / 480) < 0.003, found
 
 
 @pytest.mark.slow

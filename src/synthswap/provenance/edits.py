@@ -105,6 +105,7 @@ GEOMETRIC_EDITS = (
     Edit("centre crop 0.71 (CRF 23)", crop=0.29),
     Edit("letterbox into 1280x720 (CRF 23)", canvas=(1280, 720)),
     Edit("pillarbox into 1080x1920 (CRF 23)", canvas=(1080, 1920)),
+    Edit("filmed screen: perspective 3%, 0.75x, gamma 1.2 (CRF 23)", perspective=0.03, scale=0.75, gamma=1.2),
 )
 
 
