@@ -29,8 +29,10 @@ Detection undoes geometry first. The tiling is its own synchronisation template:
 autocorrelation of the high-passed brightness (frames of each sign summed) has peaks at the tile's lattice
 vectors, wherever the mark is; their angle and length give the rotation and scale that an edit
 applied (a rotation, a resize, a letterbox). Where they are too faint (a small copy) the common
-resize ratios are guesses too, and the best guesses are refined by a small search (each guess
-warps the phases' summed residuals, not every frame). A mirror, a
+resize ratios are guesses too (and, for a small copy, the exact ratios from the sizes videos are
+made at, with more frames folded), and the best guesses are refined by a small search (each guess
+warps the phases' summed residuals, not every frame). A filmed screen's perspective blurs the
+lattice: when nothing reads, every guess is tried again under a keystone of each edge pair. A mirror, a
 turn by 90 degrees and a crop leave the lattice square: the folded tile (every tile of the frame
 summed onto one) is then a mirror, turn and roll of the marked one, and all eight mirrors/turns
 are tried, each at every roll at once (FFT cross-correlation with the marker). The residual read
