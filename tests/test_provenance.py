@@ -249,13 +249,16 @@ def test_the_watermark_survives_a_mirror_a_rotation_a_reframing_crop_and_bars(ma
     assert found.mirrored == edit.flip, found
 
 
-def test_the_watermark_survives_a_filmed_screen(marked_clip, tmp_path):
+def test_the_watermark_survives_a_filmed_screen(marked_clip, tmp_path, capsys):
     """A screen filmed from below (the top edge 3% narrower at each end), 0.75x, gamma 1.2, CRF 23:
     no rotation or resize alone lines the tile up again; the perspective search does."""
     edit = next(e for e in GEOMETRIC_EDITS if e.perspective)
     found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(apply_edit(edit, marked_clip,
                                                                                          tmp_path / "e.mp4"))])
     assert found.found and found.run_id == "a1b2c3" and abs(found.scale - 0.75) < 0.01, found
+    assert found.keystone is not None and 0.015 <= found.keystone[0] <= 0.045 and found.keystone[1] == 0, found
+    assert main(["verify", str(tmp_path / "e.mp4")]) == 0
+    assert "(a filmed screen: top edge " in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -70,7 +70,8 @@ class Verification:
             wm = (f"found: synthswap marker, {payload}; confidence {w.confidence:.0%} of {w.frames} frames "
                   f"decode alone, marker z = {w.z:.1f} (threshold {watermark.Z_FOUND})"
                   + (f", at {w.scale:g}x the marked size" if w.scale and w.scale != 1.0 else "")
-                  + (f", turned {w.angle:+g} degrees" if w.angle else "") + (", mirrored" if w.mirrored else ""))
+                  + (f", turned {w.angle:+g} degrees" if w.angle else "") + (", mirrored" if w.mirrored else "")
+                  + (f", in a perspective (a filmed screen: {_keystone_text(w.keystone)})" if w.keystone else ""))
             if w.run_id and t.get("synthswap_run_id") and t["synthswap_run_id"] != w.run_id:
                 wm += f" (the metadata says run {t['synthswap_run_id']})"
         else:
@@ -95,6 +96,17 @@ class Verification:
         return {"path": self.path, "marked": self.marked, "layers": self.layers, "verdict": self.verdict(),
                 "metadata": self.tags, "watermark": self.watermark.to_dict(), "manifest": self.manifest.to_dict(),
                 "bound_manifests": [{"path": p, **c.to_dict()} for p, c in self.bound]}
+
+
+def _keystone_text(keystone: tuple[float, float]) -> str:
+    """`Geometry.keystone` in words: which edge of the picture the perspective narrowed, and by how much."""
+    top, left = keystone
+    edges = []
+    if top:
+        edges.append(f"top edge {top:.1%} narrower" if top > 0 else f"bottom edge {-top:.1%} narrower")
+    if left:
+        edges.append(f"left edge {left:.1%} shorter" if left > 0 else f"right edge {-left:.1%} shorter")
+    return ", ".join(edges)
 
 
 def read_planes(path: Path, max_frames: int) -> tuple[list, list[int]]:

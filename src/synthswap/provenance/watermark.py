@@ -517,6 +517,7 @@ class Detection:
     scale: float | None  # frame size / marked size, when found
     angle: float | None = None  # degrees the picture was turned by, when found
     mirrored: bool | None = None  # whether the picture was mirrored, when found
+    keystone: tuple[float, float] | None = None  # a filmed screen's perspective (Geometry.keystone), when found
 
     @property
     def confidence(self) -> float:
@@ -526,7 +527,8 @@ class Detection:
     def to_dict(self) -> dict:
         return {"found": self.found, "run_id": self.run_id, "z": round(self.z, 2), "frames": self.frames,
                 "frames_decoded": self.frames_decoded, "confidence": round(self.confidence, 3),
-                "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored}
+                "scale": self.scale, "angle": self.angle, "mirrored": self.mirrored,
+                "keystone": list(self.keystone) if self.keystone else None}
 
 
 def _by_phase(residuals: list[np.ndarray], indices: list[int]) -> tuple[list[np.ndarray | None], np.ndarray]:
@@ -699,4 +701,5 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
                   and _run_id(f, roll) == run_id)  # the cheap test first: few frames pass it
     angle = geometry.angle + 90.0 * (k % 4)
     return Detection(True, run_id.hex() if run_id else None, z, len(planes), decoded, round(geometry.scale, 4),
-                     round((angle + 180.0) % 360.0 - 180.0, 2), k >= 4)
+                     round((angle + 180.0) % 360.0 - 180.0, 2), k >= 4,
+                     (round(geometry.keystone[0], 4), round(geometry.keystone[1], 4)) if any(geometry.keystone) else None)
