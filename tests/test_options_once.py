@@ -202,7 +202,8 @@ def test_the_small_commands_flags_keep_their_names_and_meaning():
 # shown, not how the work is done (README, "Adding an option"). Everything else that converts or
 # switches is generated from a declaration.
 IO_FLAGS = {"--resume": "continue the folder --out names instead of starting one",
-            "--json": "print the result as JSON (verify, coverage); gan fid --json FILE is a path"}
+            "--json": "print the result as JSON (verify, coverage); gan fid --json FILE is a path",
+            "--report-only": "study: write the report from the ledger and the work folder, run nothing"}
 
 
 def _subparsers(parser, path=()):

@@ -95,9 +95,9 @@ COMMON_SCALES = (0.5, 1 / 3, 0.25, 0.75, 2 / 3, 1.5, 2.0, 2.25)  # resize ratios
 COMMON_HEIGHTS = (240, 288, 360, 480, 512, 540, 576, 720, 1080)
 MAX_FIT_SCALE = 3.2
 REFINED = 2  # of all these guesses, the best this many are refined
-# A filmed screen (Geometry.keystone), searched when nothing else reads: every guess of a scale in this range
-# with the top or bottom edge, or the left or right one, narrowed by 3% (what such a copy shows: the
-# benchmark's filmed screen narrows the top by 3%); the best then refined by KEYSTONE_STEP.
+# A filmed screen (Geometry.keystone), searched when nothing else reads: the best guesses and the common
+# resize ratios of a scale in this range with the top or bottom edge, or the left or right one, narrowed by
+# 3% (the benchmark's filmed screen narrows the top by 3%); the best then refined by KEYSTONE_STEP.
 KEYSTONES = ((0.03, 0.0), (-0.03, 0.0), (0.0, 0.03), (0.0, -0.03))
 KEYSTONE_SCALES = (0.3, 1.5)
 KEYSTONE_STEP = 0.015
@@ -664,10 +664,12 @@ def detect(planes: Iterable[np.ndarray], search_frames: int = SEARCH_FRAMES, ind
         if best[0] < KEYSTONE_BELOW:
             # A filmed screen: a perspective that the lattice does not show (its peaks only blur) and that
             # keeps every guess above under the threshold, or just over it, too far off to read the run id
-            # (the benchmark's d0 at 0.717 for 0.75). Each guess again under each of KEYSTONES, upright
-            # only (a screen is filmed upright), then the best in every orientation, refined.
+            # (the benchmark's d0 at 0.717 for 0.75). The refined guesses and the common resize ratios
+            # again under each of KEYSTONES, upright only (a screen is filmed upright), then the best in
+            # every orientation, refined. (Every guess under every keystone doubled an unmarked video's search.)
+            bases = [t[1] for t in guesses] + [Geometry(0.0, s) for s in COMMON_SCALES]
             screened = [_best_orientation(_phases(sums, count, g), g, orientations=(0,))
-                        for c in candidates if KEYSTONE_SCALES[0] <= c.scale <= KEYSTONE_SCALES[1]
+                        for c in bases if KEYSTONE_SCALES[0] <= c.scale <= KEYSTONE_SCALES[1]
                         for g in (Geometry(c.angle, c.scale, ks) for ks in KEYSTONES)]
             if screened:
                 found = attempt(max(screened, key=lambda t: t[0])[1])
