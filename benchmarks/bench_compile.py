@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from synthswap.extract import extract
 from synthswap.swap.data import step_rng
 from synthswap.swap.losses import swap_loss
 
-from bench_precision import DATA, SwapStep  # benchmarks/ is on sys.path
+from bench_precision import SwapStep, reference_facesets  # benchmarks/ is on sys.path
 
 MODES = ("fp32", "bf16", "fp32-compiled", "bf16-compiled")
 
@@ -59,9 +58,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = Path(tmp) / "A", Path(tmp) / "B"
-        extract([DATA / "videos/people/d9.mp4"], a, size=128, max_frames=60, every_n=8, progress=False)
-        extract([DATA / "videos/people/d6.mp4"], b, size=128, max_frames=60, every_n=8, progress=False)
+        a, b = reference_facesets(Path(tmp))
         print(f"| mode ({args.resolution} px, batch {args.batch_size} + {args.batch_size}, {args.threads} threads) "
               f"| warm-up incl. compilation (s) | images/s |")
         print("| --- | ---: | ---: |")

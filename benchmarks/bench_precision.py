@@ -73,6 +73,16 @@ def network_seconds(fn, dtype, repeats: int) -> float:
     return best_seconds(step, repeats)
 
 
+def reference_facesets(folder: Path) -> tuple[Path, Path]:
+    """Sides A and B of the timed swap steps: 60 frames of d9 and of d6 (every 8th), 128 px crops."""
+    from synthswap.extract import extract
+
+    a, b = folder / "A", folder / "B"
+    extract([DATA / "videos/people/d9.mp4"], a, size=128, max_frames=60, every_n=8, progress=False)
+    extract([DATA / "videos/people/d6.mp4"], b, size=128, max_frames=60, every_n=8, progress=False)
+    return a, b
+
+
 class SwapStep:
     """One `swap train` step, its pieces timed apart (the trainer's own functions, in its order)."""
 
@@ -168,7 +178,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    from synthswap.extract import extract
     from synthswap.faces.sface_torch import sface_identity
     from synthswap.gan.loading import load_discriminator, load_generator
     from synthswap.precision import cpu_bf16_units, resolve_precision
@@ -204,9 +213,7 @@ def main() -> None:
 
     results["swap_train"] = []
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = Path(tmp) / "A", Path(tmp) / "B"
-        extract([DATA / "videos/people/d9.mp4"], a, size=128, max_frames=60, every_n=8, progress=False)
-        extract([DATA / "videos/people/d6.mp4"], b, size=128, max_frames=60, every_n=8, progress=False)
+        a, b = reference_facesets(Path(tmp))
         for res in args.resolutions:
             model = SwapModel(SwapConfig(resolution=res)).to(memory_format=torch.channels_last)
             flops = train_flops_per_image(model, res, args.batch_size)
