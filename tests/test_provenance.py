@@ -281,11 +281,15 @@ def test_a_12_second_clip_keeps_its_mark_at_a_third_of_its_size(shared_data, tmp
 
 @pytest.mark.slow
 def test_unmarked_real_videos_are_not_flagged_after_the_geometric_edits(shared_data, tmp_path):
-    for rel in ("videos/people/d20.mp4", "videos/grid/lbax4n.mpg"):
-        for edit in GEOMETRIC_EDITS:
-            edited = apply_edit(edit, shared_data / rel, tmp_path / "edited.mp4", max_frames=12)
-            found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
-            assert not found.found and found.z < watermark.Z_FOUND, (rel, edit.name, found)
+    """Every geometric edit on one of two unmarked videos in turn (a 512 px talking head, a 360 x 288
+    GRID clip): each detection searches every geometry, the perspective included, so the pairs are
+    shared out to keep the suite short; the benchmark (docs/benchmarks.md) runs every edit on all 24."""
+    videos = ("videos/people/d20.mp4", "videos/grid/lbax4n.mpg")
+    for i, edit in enumerate(GEOMETRIC_EDITS):
+        rel = videos[i % 2]
+        edited = apply_edit(edit, shared_data / rel, tmp_path / "edited.mp4", max_frames=12)
+        found = watermark.detect([watermark.luma(f.bgr) for f in iter_video_frames(edited)])
+        assert not found.found and found.z < watermark.Z_FOUND, (rel, edit.name, found)
 
 
 @pytest.mark.parametrize("rel", ["videos/people/d6.mp4", GRID_CLIP])

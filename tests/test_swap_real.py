@@ -30,6 +30,7 @@ from synthswap.swap.data import (
     draw_augment,
     step_rng,
 )
+from synthswap.swap import train as swap_train
 
 TINY_MODEL = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
               "--batch-size", "4"]
@@ -124,7 +125,7 @@ def test_training_loss_falls_and_outputs_are_complete(trained):
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_path):
+def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_path, monkeypatch):
     a, b = facesets
     common = ["--src", str(a), "--dst", str(b), "--log-every", "1", "--seed", "7", "--preview-every", "0", *TINY]
     assert main(["swap", "train", *common, "--out", str(tmp_path / "full"), "--steps", "4"]) == 0
@@ -133,6 +134,14 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(facesets, tmp_p
     before = (tmp_path / "split" / "model.safetensors").read_bytes()
     assert main(["swap", "train", *common, "--out", str(tmp_path / "split"), "--steps", "4"]) == 2
     assert (tmp_path / "split" / "model.safetensors").read_bytes() == before
+    # The resume measures head pose with the landmark regressor the first session fitted and kept in the
+    # model folder; it does not fit one again (30-45 s on 2 cores).
+    assert (tmp_path / "split" / swap_train.LANDMARK_NET_FILE).is_file()
+
+    def no_second_fit(*args, **kwargs):
+        raise AssertionError("the landmark regressor was fitted again on resume")
+
+    monkeypatch.setattr(swap_train, "train_landmark_net", no_second_fit)
     assert main(["swap", "train", "--out", str(tmp_path / "split"), "--resume", "--steps", "4", "--log-every", "1",
                  "--quiet", "--threads", "2", "--device", "cpu"]) == 0
     full, split = _log(tmp_path / "full"), _log(tmp_path / "split")

@@ -5,6 +5,8 @@ A model folder holds:
   model.json          config, data, steps, versions (what `swap convert` reads first)
   log.csv             one row per logged step (loss parts, images/s)
   preview.png         the latest preview grid; previews/step_NNNNNNN.png keeps the history
+  landmark_net.safetensors  the pose loss's landmark regressor (with the identity loss), so a resume
+                      does not fit it again
 
 The data of step n comes from a generator seeded with (seed, n, rank) (see data.py),
 so `--resume` continues with the same weights, optimizer state, step and data order
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
-from synthswap.faces.landmark_net import SUBSET, train_landmark_net
+from synthswap.faces.landmark_net import SUBSET, LandmarkNet, train_landmark_net
 from synthswap.faces.sface_torch import sface_identity
 from synthswap.locking import LockError, locked_output
 from synthswap.media import write_png
@@ -50,10 +52,12 @@ from synthswap.training import (
     CheckpointError,
     CsvLog,
     StopRequest,
+    atomic_save_tensors,
     cleanup_distributed,
     init_distributed,
     library_versions,
     load_checkpoint,
+    load_tensors,
     parameter_count,
     save_checkpoint,
 )
@@ -75,6 +79,7 @@ SWAP_GAN_POWER = 0.1
 # Faces and steps the landmark regressor of the pose loss is fitted on (about a minute on a CPU), and
 # the size it sees them at: head pose needs no more, and at a 128 px model's size the fit cost 2.4x more.
 LANDMARK_FACES, LANDMARK_STEPS, LANDMARK_RESOLUTION = 1000, 400, 64
+LANDMARK_NET_FILE = "landmark_net.safetensors"  # the pose loss's regressor, kept for a resume
 
 
 class SwapTrainError(Exception):
@@ -146,11 +151,9 @@ def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(x).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
-                     precision: Precision | None = None) -> torch.nn.Module:
-    """The landmark regressor `pose_loss` measures with, fitted on both people's faces (their FaceMesh
-    points from extraction) at the model's resolution, in the swap's own colour order. Deterministic
-    for a seed, so a resumed run fits the same one."""
+def _landmark_training_data(sources: list[FaceSource]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to LANDMARK_FACES evenly spaced faces of both people (uint8 NCHW at LANDMARK_RESOLUTION at
+    most) and their FaceMesh points (SUBSET, [0, 1] crop units)."""
     points = np.concatenate([s.landmarks[:, SUBSET] / s.size for s in sources])
     idx = np.linspace(0, len(points) - 1, min(LANDMARK_FACES, len(points))).round().astype(int)
     # the faces at `idx` of all sources one after the other, read from each source (in memory or not)
@@ -160,9 +163,33 @@ def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
     faces = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     if faces.shape[-1] > LANDMARK_RESOLUTION:
         faces = F.interpolate(faces.float(), size=LANDMARK_RESOLUTION, mode="area").round().to(torch.uint8)
-    net, _ = train_landmark_net(faces,
-                                torch.from_numpy(points[idx].astype(np.float32)), steps=LANDMARK_STEPS, seed=seed,
-                                device=device, autocast=(precision or resolve_precision("fp32", device)).autocast)
+    return faces, torch.from_numpy(points[idx].astype(np.float32))
+
+
+def fit_landmark_net(sources: list[FaceSource], seed: int, device: torch.device,
+                     precision: Precision | None = None, keep_in: Path | None = None) -> torch.nn.Module:
+    """The landmark regressor `pose_loss` measures with, fitted on both people's faces (their FaceMesh
+    points from extraction) at the model's resolution, in the swap's own colour order. Deterministic
+    for a seed. With `keep_in` (the model folder), the fitted weights are kept there and a later session
+    on the same faces and seed (a resume) reads them instead of fitting again: the fit is 30-45 s on 2
+    cores, and the pose loss keeps measuring with the very same regressor."""
+    faces, targets = _landmark_training_data(sources)
+    key = hashlib.sha256(faces.numpy().tobytes() + targets.numpy().tobytes()
+                         + f"{faces.shape} {seed} {LANDMARK_STEPS}".encode()).hexdigest()
+    kept = keep_in / LANDMARK_NET_FILE if keep_in is not None else None
+    if kept is not None and kept.is_file():
+        try:
+            tensors, meta = load_tensors(kept)
+            if meta.get("key") == key:
+                net = LandmarkNet(faces.shape[-1], points=targets.shape[1])
+                net.load_state_dict(tensors)
+                return net.to(device).eval().requires_grad_(False)
+        except (CheckpointError, RuntimeError):  # unreadable or of another shape: fit it again below
+            pass
+    net, _ = train_landmark_net(faces, targets, steps=LANDMARK_STEPS, seed=seed, device=device,
+                                autocast=(precision or resolve_precision("fp32", device)).autocast)
+    if kept is not None:
+        atomic_save_tensors(net.state_dict(), kept, {"key": key, "seed": seed, "steps": LANDMARK_STEPS})
     return net
 
 
@@ -370,7 +397,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         identity = sface_identity(device)
         with torch.no_grad():
             centroid = F.normalize(identity(_to_tensor(faces_a.real_images(), device)).mean(0), dim=0)
-    landmarks = (fit_landmark_net([faces_a, faces_b], seed, device, precision)
+    landmarks = (fit_landmark_net([faces_a, faces_b], seed, device, precision, keep_in=out if main else None)
                  if identity is not None and opts.pose_weight > 0 else None)
     id_parts: dict[str, float] = {}
 
