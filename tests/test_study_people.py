@@ -127,6 +127,10 @@ def test_paired_differences_intervals_and_gap_recovered_from_a_ledger(tmp_path):
     text = markdown(rows, 100)
     assert "11 cells finished, 1 failed" in text and "| 1 | real+gan − real | 3 | -0.040 |" in text
     assert "| no |" in text  # that interval excludes zero
+    # the plain reading, generated from the same cells: the sign where the interval settles it, R
+    assert "(real+gan − real): k = 1: -0.040 [" in text and "over 3 units: nearer the subject" in text
+    assert "(real+warp − real): k = 1: +0.000 [+0.000, +0.000] over 2 units: no difference shown" in text
+    assert "for real+gan: k = 1: R = +0.40 [" in text
     (tmp_path / "foreign.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a study ledger"):
         read_ledger(tmp_path / "foreign.csv")
