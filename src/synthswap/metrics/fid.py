@@ -103,21 +103,38 @@ def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return max(fid, 0.0)  # round-off can make a set against itself -1e-10
 
 
+# Up to this many kernel entries (float64: 256 MB) the three kernel matrices are computed whole, once;
+# beyond it (thousands of frames), each subset's own.
+KID_GRAM_MAX_ENTRIES = 2 ** 25
+
+
 def kid_from_features(feats_a: np.ndarray, feats_b: np.ndarray, num_subsets: int = 100,
                       max_subset_size: int = 1000, seed: int = 0) -> float:
     """Unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018), averaged over subsets."""
-    n = min(feats_a.shape[0], feats_b.shape[0], max_subset_size)
+    na, nb = feats_a.shape[0], feats_b.shape[0]
+    n = min(na, nb, max_subset_size)
     if n < 2:
         raise FidError("KID needs at least 2 images in each set")
     d = feats_a.shape[1]
+
+    def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (x @ y.T / d + 1) ** 3
+
+    # Three matrix products instead of three per subset: the same sums, and far fewer of the small
+    # multi-threaded products that stall when the cores are shared (31 s against 0.5 s measured).
+    whole = na * na + nb * nb + na * nb <= KID_GRAM_MAX_ENTRIES
+    if whole:
+        k_aa, k_bb, k_ab = kernel(feats_a, feats_a), kernel(feats_b, feats_b), kernel(feats_a, feats_b)
     rng = np.random.default_rng(seed)
     total = 0.0
     for _ in range(num_subsets):
-        x = feats_a[rng.choice(feats_a.shape[0], n, replace=False)]
-        y = feats_b[rng.choice(feats_b.shape[0], n, replace=False)]
-        a = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
-        b = (x @ y.T / d + 1) ** 3
-        total += (a.sum() - np.diag(a).sum()) / (n - 1) - b.sum() * 2 / n
+        i, j = rng.choice(na, n, replace=False), rng.choice(nb, n, replace=False)
+        if whole:
+            xx, yy, xy = k_aa[np.ix_(i, i)], k_bb[np.ix_(j, j)], k_ab[np.ix_(i, j)]
+        else:
+            x, y = feats_a[i], feats_b[j]
+            xx, yy, xy = kernel(x, x), kernel(y, y), kernel(x, y)
+        total += (xx.sum() - np.trace(xx) + yy.sum() - np.trace(yy)) / (n - 1) - xy.sum() * 2 / n
     return float(total / num_subsets / n)
 
 
