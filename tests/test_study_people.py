@@ -39,6 +39,8 @@ def test_each_cell_is_a_ledger_row_and_resume_runs_only_what_is_missing(shared_d
     assert [r["condition"] for r in rows] == CONDITIONS and {r["status"] for r in rows} == {"done"}
     assert all(0 < float(r["dlib_distance_to_subject"]) < 1.5 and float(r["seconds"]) > 0 for r in rows)
     assert int(next(r for r in rows if r["condition"] == "real+warp")["synthetic_faces"]) > 0
+    # what --precision auto chose on this machine, read from each cell's model (a ledger may mix machines)
+    assert all(r["options"].endswith((" swap_precision_used=fp32", " swap_precision_used=bf16")) for r in rows), rows
     summary = (tmp_path / "docs" / "ledger_summary.md").read_text()
     assert "5 cells finished, 0 failed" in summary and "| 1 | real+gan − real | 1 |" in summary
     # The report's plots beside the summary, linked from it; the frame grid in the study folder (frames of

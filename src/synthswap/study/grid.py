@@ -254,12 +254,16 @@ class Study:
         """Folder names of an engine's synthetic data ('personal' for the GAN: its prior's name)."""
         return "personal" if ENGINES[engine].needs_inversion else engine
 
+    def model_dir(self, cond: Condition) -> Path:
+        """Where the condition's swap model is trained."""
+        return self.models / f"swap_{cond.name.replace('+', '_')}"
+
     def train_and_evaluate(self, cond: Condition) -> dict[str, Any]:
         o = self.opts
         slug = cond.name.replace("+", "_")
         dest_train = str(self.data / "dest_train")
         model = swap_train_stage(f"swap train {cond.name}", SwapTrainOptions(
-            src=cond.sources, dst=[dest_train], out=str(self.models / f"swap_{slug}"),
+            src=cond.sources, dst=[dest_train], out=str(self.model_dir(cond)),
             config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
             init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap", o.swap_resolution),
             id_weight=o.swap_id_weight, gan_power=o.swap_gan_power,

@@ -29,6 +29,7 @@ from synthswap.options import option
 from synthswap.study.grid import Study, StudyOptions
 from synthswap.study.ledger import DONE, FAILED, METRICS, Cell, finished, read_ledger, record
 from synthswap.study.report import conditions_grid, write_ledger_report
+from synthswap.swap.loading import read_model_json
 
 CONDITIONS = ("real", "real+warp", "real+gan", "real+gan+warp")
 GRID_NAME = "conditions.png"  # in each study folder: frames of ../shared's people stay out of the repository
@@ -132,6 +133,9 @@ class PeopleStudy:
                 try:
                     metrics, synthetic = self._run_cell(cell)
                     row.update(status=DONE, synthetic_faces=synthetic, **{m: metrics.get(m) for m in METRICS})
+                    # what `--precision auto` chose on this machine (bf16 or fp32): cells of one ledger may
+                    # come from machines of either kind
+                    row["options"] += f" swap_precision_used={metrics['swap_precision']}"
                 except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on
                     failures += 1
                     row.update(status=FAILED, error=f"{type(exc).__name__}: {exc}"[:300])
@@ -180,7 +184,17 @@ class PeopleStudy:
         study = Study(opts, self.log)
         study.prepare_data()
         condition = study.condition(cell.k or None, cell.synthetic)
-        return study.train_and_evaluate(condition), sum(len(Faceset.open(s)) for s in condition.sources[1:])
+        metrics = study.train_and_evaluate(condition)
+        return ({**metrics, "swap_precision": trained_precision(study.model_dir(condition))},
+                sum(len(Faceset.open(s)) for s in condition.sources[1:]))
+
+
+def trained_precision(model_dir: Path) -> str:
+    """The precision each session of a swap model's training ran in ("fp32", "bf16"; "fp32+bf16" when
+    it was resumed on another kind of machine), from its model.json."""
+    history = read_model_json(model_dir).get("history", [])
+    used = [str(h.get("precision", "?")).split(" ")[0] for h in history]
+    return "+".join(dict.fromkeys(used)) or "?"
 
 
 def _duration(seconds: float) -> str:
