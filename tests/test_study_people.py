@@ -16,8 +16,8 @@ from synthswap.study.analysis import (bootstrap_interval, condition_bands, gap_r
 from synthswap.study.ledger import FIELDS, read_ledger, record
 
 TINY = ["--k", "1", "--seeds", "0", "--long-factor", "0", "--subject-every-n", "25", "--dest-every-n", "8",
-        "--eval-max-frames", "12", "--synthetic", "4", "--invert-steps", "2", "--pti-steps", "2",
-        "--landmark-steps", "2", "--directions-n", "8", "--swap-resolution", "64", "--swap-steps", "10",
+        "--eval-max-frames", "8", "--synthetic", "4", "--invert-steps", "2", "--pti-steps", "2",
+        "--landmark-steps", "2", "--directions-n", "8", "--swap-resolution", "64", "--swap-steps", "4",
         "--batch-size", "4", "--swap-id-weight", "0", "--no-enhance", "--quiet"]
 CONDITIONS = ["all-real", "real", "real+gan", "real+gan+warp", "real+warp"]
 
