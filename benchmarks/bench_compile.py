@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from synthswap.swap.data import step_rng
 from synthswap.swap.losses import swap_loss
 
 from bench_precision import SwapStep, reference_facesets  # benchmarks/ is on sys.path
@@ -36,11 +35,7 @@ def compiled_step(step: SwapStep):
 
     def run(with_identity: bool) -> None:
         assert not with_identity, "the compiled step has no identity loss"
-        rng = step_rng(0, step.step_no, 0)
-        step.step_no += 1
-        a = step.faces_a.batch(rng, step.batch, step.augment, "cpu")
-        b = step.faces_b.batch(rng, step.batch, step.augment, "cpu")
-        wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last) for x in (*a, *b))
+        wa, ta, ma, ra, wb, tb, mb, rb = step.next_batch()
         loss = forward(wa, wb, ta, ma, ra, tb, mb, rb)
         step.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -117,16 +117,20 @@ class SwapStep:
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t
         return out
 
-    def __call__(self, with_identity: bool) -> None:
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """The next step's sides A and B (warped, target, mask, region each), channels_last."""
         from synthswap.swap.data import step_rng
-        from synthswap.swap.losses import identity_loss, pose_loss, swap_loss
 
         rng = step_rng(0, self.step_no, 0)
         self.step_no += 1
-        wa, ta, ma, ra = self._timed("sampling+augment", lambda: self.faces_a.batch(rng, self.batch, self.augment, "cpu"))
-        wb, tb, mb, rb = self._timed("sampling+augment", lambda: self.faces_b.batch(rng, self.batch, self.augment, "cpu"))
-        wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last)
-                                          for x in (wa, ta, ma, ra, wb, tb, mb, rb))
+        a = self._timed("sampling+augment", lambda: self.faces_a.batch(rng, self.batch, self.augment, "cpu"))
+        b = self._timed("sampling+augment", lambda: self.faces_b.batch(rng, self.batch, self.augment, "cpu"))
+        return tuple(x.contiguous(memory_format=torch.channels_last) for x in (*a, *b))
+
+    def __call__(self, with_identity: bool) -> None:
+        from synthswap.swap.losses import identity_loss, pose_loss, swap_loss
+
+        wa, ta, ma, ra, wb, tb, mb, rb = self.next_batch()
 
         def forward():
             with self.precision.autocast():

@@ -131,11 +131,11 @@ class PeopleStudy:
                        "synthswap_version": __version__, "pipeline_version": PIPELINE_VERSION,
                        "options": self._options_text()}
                 try:
-                    metrics, synthetic = self._run_cell(cell)
+                    metrics, synthetic, precision = self._run_cell(cell)
                     row.update(status=DONE, synthetic_faces=synthetic, **{m: metrics.get(m) for m in METRICS})
                     # what `--precision auto` chose on this machine (bf16 or fp32): cells of one ledger may
                     # come from machines of either kind
-                    row["options"] += f" swap_precision_used={metrics['swap_precision']}"
+                    row["options"] += f" swap_precision_used={precision}"
                 except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on
                     failures += 1
                     row.update(status=FAILED, error=f"{type(exc).__name__}: {exc}"[:300])
@@ -176,17 +176,17 @@ class PeopleStudy:
                 f"synthetic={g.synthetic} engines={','.join(g.engines)} size={g.size} "
                 f"eval_max_frames={g.eval_max_frames} precision={g.precision} swap_gan_power={g.swap_gan_power}")
 
-    def _run_cell(self, cell: Cell) -> tuple[dict, int]:
-        """The cell's measures, and how many synthetic faces it trained on (none passed a filter: 0)."""
+    def _run_cell(self, cell: Cell) -> tuple[dict, int, str]:
+        """The cell's measures, how many synthetic faces it trained on (none passed a filter: 0) and the
+        precision its swap model trained in."""
         pair = self.pairs[cell.pair]
         opts = replace(self.grid, subject_video=pair.subject, dest_video=pair.dest, out=str(self.folder(cell)),
                        seed=cell.seed, ks=[cell.k or min(self.grid.ks)], swap_steps=cell.swap_steps)
         study = Study(opts, self.log)
         study.prepare_data()
         condition = study.condition(cell.k or None, cell.synthetic)
-        metrics = study.train_and_evaluate(condition)
-        return ({**metrics, "swap_precision": trained_precision(study.model_dir(condition))},
-                sum(len(Faceset.open(s)) for s in condition.sources[1:]))
+        return (study.train_and_evaluate(condition), sum(len(Faceset.open(s)) for s in condition.sources[1:]),
+                trained_precision(study.model_dir(condition)))
 
 
 def trained_precision(model_dir: Path) -> str:
