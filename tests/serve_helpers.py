@@ -24,7 +24,7 @@ TOKEN = "test-token-0123456789abcdef"  # every server of the tests; requests car
 
 # The tiny job of tests/test_run_study.py: 3 subject photos, the 75-frame GRID clip, the warp engine.
 TINY = {"engine": "warp", "synthetic": "6", "swap_steps": "16", "batch_size": "4", "swap_resolution": "64",
-        "swap_init": "none", "every_n": "5"}
+        "swap_init": "none", "every_n": "5", "swap_id_weight": "0"}  # no identity loss: no landmark fit per job
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ WEB_OPTIONS = {
     "swap_minutes": "Training time (minutes)",
     "swap_steps": "Training steps (at most)",
     "swap_resolution": "Face resolution (pixels)",
+    "swap_id_weight": "Identity supervision of the face model (0: off)",
     "enhance_minutes": "Teach the face enhancer the subject's detail (minutes)",
     "swap_init": "Start the face model from",
     "batch_size": "Faces per training step",

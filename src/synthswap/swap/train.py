@@ -435,7 +435,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             with precision.autocast():
                 pa, pma, pb, pmb = train_model(wa, wb)
             synthetic_a = torch.from_numpy(faces_a.synthetic[drawn_a])
-            loss_a, parts_a = swap_loss(band_limited(pa, synthetic_a, band), pma, band_limited(ta, synthetic_a, band), ma, ra,
+            pa_seen, ta_seen = band_limited(pa, synthetic_a, band), band_limited(ta, synthetic_a, band)
+            loss_a, parts_a = swap_loss(pa_seen, pma, ta_seen, ma, ra,
                                         opts.pixel_loss, opts.eyes_mouth_weight, multiscale=opts.multiscale_dssim)
             loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight,
                                         multiscale=opts.multiscale_dssim)
@@ -451,8 +452,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     id_parts.update(pose_parts)
             gan_parts: dict[str, float] = {}
             if train_disc is not None:
-                # SAEHD judges A's reconstruction inside the face mask against the photo inside it.
-                real_a, fake_a = ta * ma, pa.float() * ma
+                # SAEHD judges A's reconstruction inside the face mask against the photo inside it; a
+                # synthetic photo and its reconstruction only in the band it supervises, or the critic
+                # would learn that an enlarged face's blur is what real faces look like.
+                real_a, fake_a = ta_seen * ma, pa_seen * ma
                 train_disc.requires_grad_(False)
                 with precision.autocast():
                     gan_term = generator_loss(train_disc(fake_a))
