@@ -21,6 +21,8 @@ from synthswap.metrics.picture import block_energy, ssim
 from synthswap.provenance import manifest, metadata, watermark
 from synthswap.provenance.edits import EDITS, GEOMETRIC_EDITS, apply_edit
 from synthswap.provenance.verify import read_planes, verify_file
+from tsa_helpers import NAME as TSA_NAME
+from tsa_helpers import TsaServer
 
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
         "--batch-size", "4", "--threads", "1", "--quiet", "--device", "cpu"]
@@ -336,23 +338,52 @@ def test_a_stripped_copy_leads_back_to_its_manifest(converted, tmp_path, capsys)
     assert "error: --manifests" in capsys.readouterr().err
 
 
-def test_a_user_supplied_certificate_signs_and_verifies(model, shared_data, key_dir, tmp_path, capsys):
+def test_a_user_supplied_certificate_signs_and_a_time_stamp_authority_dates_it(model, shared_data, key_dir, tmp_path,
+                                                                                capsys):
+    """A studio's certificate signs, and the RFC 3161 authority named by --tsa-url (one on
+    localhost, tests/tsa_helpers.py) dates the signature: c2pa checks the token's digest and
+    `verify` gives its time and authority. An authority that fails leaves a manifest without a
+    time-stamp, and says why; a URL that is no http(s) address is refused before any work."""
     studio = tmp_path / "studio"
     manifest._make_keys(studio)  # a CA and a signer it issues: a stand-in for a studio's own certificate
     out = tmp_path / "signed.mp4"
     args = ["swap", "convert", "--model", str(model), "--video", str(shared_data / GRID_CLIP), "--out", str(out),
             "--max-frames", "8", "--quiet", "--device", "cpu"]
-    assert main([*args, "--sign-cert", str(studio / "signer.pem"), "--sign-key", str(studio / "signer.key")]) == 0
+    tsa = TsaServer()
+    try:
+        assert main([*args, "--sign-cert", str(studio / "signer.pem"), "--sign-key", str(studio / "signer.key"),
+                     "--tsa-url", tsa.url]) == 0
+    finally:
+        tsa.close()
+    assert len(tsa.authority.requests) == 1
     m = verify_file(out).manifest
     assert m.status == "valid" and not m.own_key and m.signer_kind == manifest.SIGNER_USER
-    assert "user-supplied certificate" in m.detail
+    assert "user-supplied certificate" in m.detail and m.time_stamp.endswith(f" by {TSA_NAME}")
     capsys.readouterr()
-    # Refused before any work: half a pair, and a key that is not the certificate's.
+    assert main(["verify", str(out)]) == 0
+    assert f"time-stamped {m.time_stamp}" in capsys.readouterr().out
+    # An authority that answers 503: signed all the same, without a date, and the reason returned.
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), next(iter(iter_video_frames(shared_data / GRID_CLIP, max_frames=1))).bgr)
+    failing = TsaServer(failing=True)
+    try:
+        why = manifest.sign(frame, metadata.ProvenanceRecord(run_id="0a0b0c", watermark=metadata.WATERMARK_ON),
+                            tsa_url=failing.url)
+    finally:
+        failing.close()
+    assert why.startswith("not time-stamped: ") and f"the time-stamp authority {failing.url} failed" in why
+    unstamped = manifest.check(frame)
+    assert unstamped.status == "valid" and unstamped.time_stamp is None
+    # Refused before any work: half a pair, a key that is not the certificate's, a URL that is none.
     assert main([*args, "--sign-cert", str(studio / "signer.pem")]) == 2
     assert main([*args, "--sign-cert", str(studio / "signer.pem"), "--sign-key", str(key_dir / "signer.key")]) == 2
+    never = tmp_path / "never.mp4"
+    assert main([*(str(never) if a == str(out) else a for a in args), "--tsa-url", "timestamp.example"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --sign-cert and --sign-key go together",
-                   f"error: the key {key_dir / 'signer.key'} does not belong to the certificate {studio / 'signer.pem'}"]
+                   f"error: the key {key_dir / 'signer.key'} does not belong to the certificate {studio / 'signer.pem'}",
+                   "error: --tsa-url must be an http:// or https:// address, not 'timestamp.example'"]
+    assert not never.exists()
 
 
 def test_the_benchmarks_edits_do_what_they_say_on_a_real_clip(shared_data, tmp_path):

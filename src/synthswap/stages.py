@@ -50,7 +50,7 @@ Log = Callable[[str], None]
 
 # Options that say where a stage writes or how it reports, not what it computes.
 _NOT_KEYED = {"out", "progress", "verbose", "device", "resume", "threads", "log_every", "log_seconds", "key_dir",
-              "preview_minutes"}
+              "tsa_url", "preview_minutes"}
 
 
 def stage_params(opts: Any) -> dict[str, Any]:

@@ -18,9 +18,10 @@ algorithm (WATERMARK_ALG) and its payload, the run id (base64), so a copy stripp
 manifest, whose watermark still reads, is matched to the manifest kept elsewhere
 (`find_by_run_id`, `synthswap verify --manifests DIR`).
 
-Nothing is fetched: no time-stamp authority, no OCSP. A reader therefore finds the signature
-valid but its signer in no public trust list (`signingCredential.untrusted`); `verify` says
-so, and says when the signer is this machine's own key.
+Nothing is fetched unless the user names an RFC 3161 time-stamp authority (`--tsa-url`), whose
+token then dates the signature; no OCSP ever. A reader therefore finds the signature valid but
+its signer in no public trust list (`signingCredential.untrusted`); `verify` says so, says when
+the signer is this machine's own key, and gives the time-stamp and its authority when there is one.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmi
 FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".m4v": "video/mp4", ".png": "image/png"}
 # What every manifest signed with a local key reports: not a fault of the file.
 UNTRUSTED = "signingCredential.untrusted"
+TIME_STAMPED = "timeStamp.validated"  # the token's digest matches the signature (trusted or not)
 SOFT_BINDING = "c2pa.soft-binding"
 WATERMARK_ALG = "org.synthswap.watermark.v3"  # provenance/watermark.py: marker + 3-byte run id
 SIGNER_LOCAL, SIGNER_USER = "synthswap local key", "user-supplied certificate"
@@ -179,9 +181,12 @@ def manifest_definition(record: ProvenanceRecord, title: str, source: str | None
 
 def sign(path: str | os.PathLike, record: ProvenanceRecord, source: str | os.PathLike | None = None,
          folder: str | os.PathLike | None = None, cert: str | os.PathLike | None = None,
-         key: str | os.PathLike | None = None) -> None:
+         key: str | os.PathLike | None = None, tsa_url: str | None = None) -> str | None:
     """Attach a signed manifest to `path` in place (written beside it, then renamed); signed with
-    the user's `cert` and `key` when given, else with this machine's key in `folder`."""
+    the user's `cert` and `key` when given, else with this machine's key in `folder`, and
+    time-stamped by the authority at `tsa_url` when given. Returns None, or why the signature
+    carries no time-stamp although one was asked for: the manifest is then signed without one,
+    since a video without its manifest would be worse off than one without a date."""
     path = Path(path)
     mime = FORMATS.get(path.suffix.lower())
     if mime is None:
@@ -189,16 +194,29 @@ def sign(path: str | os.PathLike, record: ProvenanceRecord, source: str | os.Pat
     if (cert is None) != (key is None):
         raise ManifestError("--sign-cert and --sign-key go together")
     chain, private = user_signing_key(cert, key) if cert else signing_key(folder)
+    definition = manifest_definition(record, path.name, str(source) if source else None,
+                                     SIGNER_USER if cert else SIGNER_LOCAL)
+    if tsa_url:
+        try:
+            _sign_with(path, mime, definition, chain, private, tsa_url)
+            return None
+        except ManifestError as exc:
+            unstamped = f"not time-stamped: {exc}"
+    _sign_with(path, mime, definition, chain, private, None)
+    return unstamped if tsa_url else None
+
+
+def _sign_with(path: Path, mime: str, definition: dict, chain: bytes, private: bytes, tsa_url: str | None) -> None:
     tmp = atomic.temp_path(path)
     try:
-        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
-        builder = c2pa.Builder(manifest_definition(record, path.name, str(source) if source else None,
-                                                   SIGNER_USER if cert else SIGNER_LOCAL))
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private,
+                                                           tsa_url.encode() if tsa_url else None))
         with open(path, "rb") as src, open(tmp, "xb") as dst:
-            builder.sign(signer, mime, src, dst)
+            c2pa.Builder(definition).sign(signer, mime, src, dst)
         os.replace(tmp, path)
     except (c2pa.C2paError, OSError, ValueError) as exc:
-        raise ManifestError(f"{path}: could not sign a C2PA manifest ({exc})") from exc
+        what = f"the time-stamp authority {tsa_url} failed" if tsa_url and "service" in str(exc) else "could not sign"
+        raise ManifestError(f"{path}: {what} ({exc})") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -213,6 +231,7 @@ class ManifestCheck:
     generator: str | None = None
     signer: str | None = None
     own_key: bool = False  # signed by this machine's synthswap key
+    time_stamp: str | None = None  # "TIME by AUTHORITY" when an RFC 3161 token dates the signature
     signer_kind: str = "unknown"  # "this machine's synthswap key", SIGNER_USER, SIGNER_LOCAL (another machine's) or "unknown"
     failures: list[str] = field(default_factory=list)
     assertions: dict = field(default_factory=dict)
@@ -220,7 +239,7 @@ class ManifestCheck:
     def to_dict(self) -> dict:
         return {"status": self.status, "detail": self.detail, "ai_generated": self.ai_generated,
                 "generator": self.generator, "signer": self.signer, "own_key": self.own_key,
-                "signer_kind": self.signer_kind, "soft_binding": self.soft_binding_run_id, "failures": self.failures}
+                "signer_kind": self.signer_kind, "time_stamp": self.time_stamp, "soft_binding": self.soft_binding_run_id, "failures": self.failures}
 
     @property
     def soft_binding_run_id(self) -> str | None:
@@ -263,6 +282,9 @@ def check(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> M
         own_key=own is not None and signature.get("cert_serial_number") == own,
         failures=failures,
         assertions={x["label"]: x.get("data") for x in active.get("assertions", []) if "label" in x})
+    stamped = [r.get("explanation", "") for r in results.get("success", []) if r.get("code") == TIME_STAMPED]
+    if stamped and signature.get("time"):
+        result.time_stamp = f"{signature['time']} by {stamped[0].rpartition(': ')[2] or 'an unnamed authority'}"
     said = (result.assertions.get("org.synthswap.provenance") or {}).get("signer")
     result.signer_kind = ("this machine's synthswap key" if result.own_key
                           else said if said in (SIGNER_USER, SIGNER_LOCAL) else "unknown")
@@ -276,6 +298,8 @@ def check(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> M
         result.detail = "signature valid; signed by another machine's synthswap key (in no public trust list)"
     else:
         result.detail = "signature valid; signer unknown (in no public trust list)"
+    if result.time_stamp and not failures:
+        result.detail += f"; time-stamped {result.time_stamp}"
     return result
 
 

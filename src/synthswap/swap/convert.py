@@ -20,6 +20,7 @@ import functools
 import os
 import sys
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ class ConvertOptions:
     sign_cert: str | None = option(None, "sign the C2PA manifest with this certificate chain (yours, e.g. a "
                                          "studio's) instead of the local key; needs --sign-key", metavar="PEM")
     sign_key: str | None = option(None, "the private key (EC P-256, unencrypted PEM) of --sign-cert", metavar="PEM")
+    tsa_url: str | None = option(None, "an RFC 3161 time-stamp authority that dates the manifest's signature (needs "
+                                       "its network; should it fail, the manifest is signed without a time-stamp "
+                                       "and the summary says why)", metavar="URL")
 
     def validate(self) -> None:
         if self.color not in COLOR_MODES:
@@ -108,6 +112,10 @@ class ConvertOptions:
         if self.max_place_size < 16:
             raise ValueError(f"max_place_size must be at least 16, not {self.max_place_size}")
         parse_face(self.face)
+        if self.tsa_url is not None:
+            url = urllib.parse.urlsplit(self.tsa_url)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(f"--tsa-url must be an http:// or https:// address, not '{self.tsa_url}'")
 
 
 class FaceSwapper:
@@ -316,10 +324,13 @@ def _sign(out: Path, record: ProvenanceRecord, source: Path | None, opts: Conver
     if out.suffix.lower() not in manifest.FORMATS:
         return f"not attached: {out.suffix} cannot carry a C2PA manifest (MP4, MOV and PNG can; C2PA defines no MKV binding)"
     try:
-        manifest.sign(out, record, source, opts.key_dir, opts.sign_cert, opts.sign_key)
+        unstamped = manifest.sign(out, record, source, opts.key_dir, opts.sign_cert, opts.sign_key, opts.tsa_url)
     except manifest.ManifestError as exc:
         return f"not attached: {exc}"
-    return f"signed with {opts.sign_cert}" if opts.sign_cert else f"signed with the key in {manifest.key_dir(opts.key_dir)}"
+    signed = f"signed with {opts.sign_cert}" if opts.sign_cert else f"signed with the key in {manifest.key_dir(opts.key_dir)}"
+    if opts.tsa_url:
+        signed += f"; {unstamped}" if unstamped else f"; time-stamped by {opts.tsa_url}"
+    return signed
 
 
 def convert_video(model_dir: str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
