@@ -201,9 +201,9 @@ def sign(path: str | os.PathLike, record: ProvenanceRecord, source: str | os.Pat
             _sign_with(path, mime, definition, chain, private, tsa_url)
             return None
         except ManifestError as exc:
-            unstamped = f"not time-stamped: {exc}"
-    _sign_with(path, mime, definition, chain, private, None)
-    return unstamped if tsa_url else None
+            failed = exc.__cause__ or exc
+    _sign_with(path, mime, definition, chain, private, None)  # signs: so the authority was what failed
+    return f"not time-stamped: the time-stamp authority {tsa_url} failed ({failed})" if tsa_url else None
 
 
 def _sign_with(path: Path, mime: str, definition: dict, chain: bytes, private: bytes, tsa_url: str | None) -> None:
@@ -215,8 +215,7 @@ def _sign_with(path: Path, mime: str, definition: dict, chain: bytes, private: b
             c2pa.Builder(definition).sign(signer, mime, src, dst)
         os.replace(tmp, path)
     except (c2pa.C2paError, OSError, ValueError) as exc:
-        what = f"the time-stamp authority {tsa_url} failed" if tsa_url and "service" in str(exc) else "could not sign"
-        raise ManifestError(f"{path}: {what} ({exc})") from exc
+        raise ManifestError(f"{path}: could not sign a C2PA manifest ({exc})") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
