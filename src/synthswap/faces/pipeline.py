@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from synthswap.faces.align import alignment_affine, transform_points, warp_to_crop
@@ -61,8 +62,9 @@ class FaceAnalyzer:
 
     def __init__(self, size: int = 256, reference: np.ndarray | None = None,
                  min_reference_cosine: float = SAME_PERSON_COSINE, with_identity: bool = True,
-                 choice: FaceChoice | None = None):
+                 choice: FaceChoice | None = None, resample: int = cv2.INTER_LINEAR):
         self.size = size
+        self.resample = resample  # how crops are interpolated (align.SHARP_RESAMPLE for faces already at crop size)
         self.reference = reference
         self.choice = choice  # without a reference: a position and following (faces/choice.py); None: the largest
         self.faces_in_frame = 0  # what the last detection found
@@ -138,7 +140,7 @@ class FaceAnalyzer:
         """Align and measure a face whose frame landmarks are already known (e.g. smoothed ones)."""
         t = time.perf_counter()
         affine = alignment_affine(landmarks, self.size)
-        crop = warp_to_crop(bgr, affine, self.size)
+        crop = warp_to_crop(bgr, affine, self.size, self.resample)
         lm_crop = transform_points(landmarks, affine).astype(np.float32)
         mask = face_mask(lm_crop, self.size)
         self.timings["align"] += time.perf_counter() - t

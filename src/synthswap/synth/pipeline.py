@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from synthswap.atomic import write_json as atomic_write_json
 from synthswap.extract import CROP_SIZES
-from synthswap.faces.align import template_info
+from synthswap.faces.align import SHARP_RESAMPLE, template_info
 from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.identity import cosine
 from synthswap.faces.measure import ATTRIBUTE_NAMES, attribute_matrix, attribute_vector
@@ -178,7 +178,8 @@ def synthesize(opts: SynthOptions, log: Callable[[str], None] = print) -> SynthS
         sampler = TargetSampler(subject_neutral, pool, rng)
 
     max_attempts = opts.max_attempts or 4 * opts.n
-    analyzer = FaceAnalyzer(size, with_identity=True)
+    # Candidates are re-aligned at about their own size: bilinearly that would blur them (align.SHARP_RESAMPLE).
+    analyzer = FaceAnalyzer(size, with_identity=True, resample=SHARP_RESAMPLE)
     counts = {"attempts": 0, "no_face": 0, "below": 0, "blurred": 0}
     min_sharpness = opts.min_sharpness * reference_sharpness(engine, analyzer, log)
     judge = DlibIdentityModel()  # reported, never used to choose: dlib stays the independent judge

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from synthswap.faces.align import SHARP_RESAMPLE
 from synthswap.faces.landmarks import FACE_OVAL, eye_centres
 
 _UPPER_LID_LEFT = [246, 161, 160, 159, 158, 157, 173]  # image-left eye, outer -> inner corner
@@ -143,8 +144,9 @@ def _border_points(size: int, per_side: int = 4) -> np.ndarray:
     return np.array(pts, np.float64)
 
 
-def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Warp `image` so that points `src` land on `dst` (both (K, 2), image pixels)."""
+def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray, resample: int = SHARP_RESAMPLE) -> np.ndarray:
+    """Warp `image` so that points `src` land on `dst` (both (K, 2), image pixels), interpolated by
+    `resample` (align.SHARP_RESAMPLE: bilinear would halve the finest detail)."""
     h, w = image.shape[:2]
     border = _border_points(max(h, w))
     src = np.concatenate([src, border])
@@ -165,7 +167,7 @@ def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.
     map_y = m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2]
     outside = ids < 0  # pixels no triangle reached (rounding at the rim) sample themselves
     map_x[outside], map_y[outside] = xs[outside], ys[outside]
-    return cv2.remap(image, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
+    return cv2.remap(image, map_x.astype(np.float32), map_y.astype(np.float32), resample,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -189,9 +191,10 @@ def _paint_mouth(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndar
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def warp_face(image: np.ndarray, landmarks: np.ndarray, edit: WarpEdit) -> tuple[np.ndarray, np.ndarray]:
+def warp_face(image: np.ndarray, landmarks: np.ndarray, edit: WarpEdit,
+              resample: int = SHARP_RESAMPLE) -> tuple[np.ndarray, np.ndarray]:
     """(warped image, moved landmarks) for an aligned crop and its (478, 2) crop-pixel landmarks."""
     src = np.asarray(landmarks, np.float64)[:, :2]
     dst = edit_landmarks(src, edit.clipped())
-    out = piecewise_affine(image, src, dst)
+    out = piecewise_affine(image, src, dst, resample)
     return _paint_mouth(out, src, dst), dst
