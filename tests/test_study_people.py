@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from synthswap.cache import PIPELINE_VERSION
 from synthswap.cli import main
 from synthswap.study.analysis import (bootstrap_interval, condition_bands, gap_recovered, markdown,
                                       paired_differences)
@@ -71,6 +72,18 @@ def test_each_cell_is_a_ledger_row_and_resume_runs_only_what_is_missing(shared_d
     assert "already holds 5 cells: add --resume" in capsys.readouterr().err and ledger.read_bytes() == before
     assert main([*args, "--resume"]) == 0 and "5 of 5 cells" in capsys.readouterr().out
     assert ledger.read_bytes() == before  # nothing was missing: nothing ran, nothing was rewritten
+    # Cells of another pipeline version (older code) are not resumed with new ones: refused, left as they are.
+    older = tmp_path / "older.csv"
+    rows = read_ledger(ledger)
+    for row in rows[:2]:
+        row["pipeline_version"] = str(PIPELINE_VERSION - 1)
+    with older.open("w", newline="") as f:
+        csv.DictWriter(f, fieldnames=FIELDS).writeheader()
+        csv.DictWriter(f, fieldnames=FIELDS).writerows(rows)
+    kept = older.read_bytes()
+    assert main([*study(older), "--resume"]) == 2 and older.read_bytes() == kept
+    assert (f"--ledger {older}: 2 by version {PIPELINE_VERSION - 1} of synthswap's pipeline, and this synthswap is "
+            f"version {PIPELINE_VERSION}") in capsys.readouterr().err
 
     # A failed cell is recorded and the others go on; --resume runs it again.
     from synthswap.study.grid import Study

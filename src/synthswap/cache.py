@@ -37,7 +37,9 @@ MARKER_SUFFIX = ".stage.json"
 # 7: run and study train the swap with a patch discriminator (GAN power 0.1).
 # 8: the shipped 128 px swap model, version 2 (its pretraining continued with GAN power): a stage's
 #    key names `--init shipped`, not the weights behind it.
-PIPELINE_VERSION = 8
+# 9: synthetic faces resampled with Lanczos (the warp engine and every candidate's re-alignment):
+#    bilinearly they kept a quarter of their photos' fine detail.
+PIPELINE_VERSION = 9
 
 
 class StageError(Exception):

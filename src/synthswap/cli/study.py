@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from synthswap.cache import PIPELINE_VERSION
 from synthswap.cli import summary
 from synthswap.cli.options import add_flags, fail, from_args
 from synthswap.media import MediaError, probe_video
@@ -13,7 +14,7 @@ from synthswap.options import OptionError
 from synthswap.run import PIPELINE_ERRORS
 from synthswap.pretrained import SHIPPED_NAME, resolve_model
 from synthswap.study.grid import Study, StudyOptions
-from synthswap.study.ledger import read_ledger
+from synthswap.study.ledger import other_pipelines, read_ledger
 from synthswap.study.people import Pair, PeopleOptions, PeopleStudy
 
 
@@ -108,6 +109,12 @@ def run_people(args: argparse.Namespace) -> int:
     if rows and not args.resume:
         return fail(f"--ledger {ledger} already holds {len(rows)} cells: add --resume to run the ones it lacks, "
                     f"or name another ledger")
+    older = other_pipelines(rows, PIPELINE_VERSION)
+    if older:  # one ledger, one recipe: cells of another pipeline would be compared with these as equals
+        made = ", ".join(f"{n} by version {v}" for v, n in sorted(older.items()))
+        return fail(f"--ledger {ledger}: {made} of synthswap's pipeline, and this synthswap is version "
+                    f"{PIPELINE_VERSION}, whose cells would not compare with them; move the ledger (and its "
+                    f"summary) aside and start a new one, or run the synthswap that made it")
     for pair in pairs:
         for video in (pair.subject, pair.dest):
             try:

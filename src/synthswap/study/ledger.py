@@ -76,6 +76,18 @@ def record(path: str | Path, row: dict[str, Any]) -> None:
     atomic.write_text(Path(path), buffer.getvalue())
 
 
+def other_pipelines(rows: list[dict[str, str]], version: int) -> dict[str, int]:
+    """Pipeline versions other than `version` among the ledger's rows -> how many cells each made. A
+    new pipeline version changes what a stage makes (cache.PIPELINE_VERSION), so its cells would not
+    compare with theirs."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        made_by = r.get("pipeline_version") or "?"
+        if made_by != str(version):
+            counts[made_by] = counts.get(made_by, 0) + 1
+    return counts
+
+
 def finished(rows: list[dict[str, str]]) -> set[Cell]:
     """The cells with results: a failed one is run again by the next --resume."""
     return {cell_of(r) for r in rows if r["status"] == DONE}
