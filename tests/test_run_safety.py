@@ -48,7 +48,7 @@ def inputs(shared_data, tmp_path):
 def _run(video, subject, out, *extra):
     return main(["run", "--subject", str(subject), "--video", str(video), "--out", str(out), "--engine", "warp",
                  "--synthetic", "0", "--swap-init", "none", "--swap-steps", "2", "--batch-size", "2", "--quiet",
-                 "--swap-id-weight", "0",
+                 "--swap-id-weight", "0", "--swap-resolution", "64",  # the mechanics, not the default model
                  *extra])
 
 
@@ -84,7 +84,7 @@ def test_ctrl_c_during_run_swap_training_is_resumed_by_the_same_command(inputs, 
     out = tmp_path / "out.mp4"
     cmd = [sys.executable, "-m", "synthswap", "run", "--subject", str(photos), "--video", str(video),
            "--out", str(out), "--engine", "warp", "--synthetic", "0", "--swap-init", "none", "--every-n", "5",
-           "--swap-steps", "30", "--batch-size", "2", "--swap-id-weight", "0", "--quiet"]
+           "--swap-steps", "30", "--batch-size", "2", "--swap-id-weight", "0", "--swap-resolution", "64", "--quiet"]
     log = tmp_path / "out_work" / "swap" / "log.csv"
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -66,7 +66,9 @@ class InceptionFeatures:
             if x.shape[-2:] != (299, 299):
                 x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             x = ((x - 128.0) / 128.0).clamp(-1.0, 0.9921875)
-            feats = self.model(x)
+            # channels-last feeds oneDNN's convolutions without a layout change: 18-27% faster on 2 cores,
+            # features within 2e-6 of the contiguous layout's (benchmarks/bench_fid_layout.py)
+            feats = self.model(x.contiguous(memory_format=torch.channels_last))
             if feats.ndim > 2:
                 feats = feats.mean(dim=list(range(2, feats.ndim)))
             out.append(feats.double().cpu().numpy())
