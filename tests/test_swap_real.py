@@ -35,7 +35,7 @@ from synthswap.swap import train as swap_train
 TINY_MODEL = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "32", "--d-dims", "8", "--d-mask-dims", "4",
               "--batch-size", "4"]
 # The machinery, without the identity and pose losses (each training with them first fits a landmark
-# regressor, ~20 s): the resume and DDP tests keep them on, tests/test_swap_identity.py tests them.
+# regressor, ~20 s): the resume test keeps them on, tests/test_swap_identity.py tests them.
 TINY = [*TINY_MODEL, "--id-weight", "0", "--threads", "2", "--quiet", "--device", "cpu"]
 GRID_CLIP = "videos/grid/bbaf2n.mpg"
 
