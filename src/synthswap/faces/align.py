@@ -62,9 +62,10 @@ def warp_to_crop(image: np.ndarray, affine: np.ndarray, size: int, resample: int
 
 # Resampling a face at about its own scale (a synthetic face re-aligned, a photo warped by an
 # edit) puts most pixels between source pixels, where bilinear interpolation averages neighbours
-# and halves the finest detail each time: measured on d9's faces, a warp edit and a re-alignment
-# left 0.23 of the photos' Laplacian variance bilinearly, 0.58 with cubic and 0.76 with Lanczos.
-# A face brought down from a larger frame (extraction) loses little either way.
+# and halves the finest detail each time: the study's 200 warp faces of d9 had 0.24 of their
+# photos' Laplacian variance bilinearly and 0.72 with Lanczos, the photos' own after a 2x
+# downscale (benchmarks/faceset_sharpness.py; docs/swap.md). A face brought down from a larger
+# frame (extraction) loses little either way.
 SHARP_RESAMPLE = cv2.INTER_LANCZOS4
 
 
