@@ -18,6 +18,7 @@ import argparse
 import cv2
 import numpy as np
 
+from synthswap.faces.align import warp_to_crop
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import iter_video_frames
 
@@ -53,8 +54,7 @@ def main() -> None:
             face = analyzer.analyze(src_frame.bgr)
             if face is None:
                 continue
-            out_crop = cv2.warpAffine(out_frame.bgr, face.affine, (size, size), flags=cv2.INTER_CUBIC,
-                                      borderMode=cv2.BORDER_REPLICATE)
+            out_crop = warp_to_crop(out_frame.bgr, face.affine, size, cv2.INTER_CUBIC)
             for crop, total in ((out_crop, output_power), (face.crop, source_power)):
                 total += band_powers(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float64), rings)
             frames += 1

@@ -16,17 +16,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthswap.faces.measure import sharpness
+
 
 def detail(path: Path, margin: float) -> tuple[float, float]:
-    """(Laplacian variance, the same after a 2x downscale) of the face's centre: `margin` of the
-    side cut on each edge, so that the background and the crop's border do not count."""
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
+    """(Laplacian variance, the same after a 2x downscale) of the face's centre, by `evaluate`'s
+    measure (faces.measure.sharpness): `margin` of the side cut on each edge, so that the
+    background and the crop's border do not count."""
+    face = cv2.imread(str(path))
+    if face is None:
         raise SystemExit(f"{path}: not an image")
-    cut = int(round(margin * grey.shape[0]))
-    centre = grey[cut:grey.shape[0] - cut, cut:grey.shape[1] - cut].astype(np.float32)
-    half = cv2.resize(centre, (centre.shape[1] // 2, centre.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(centre, cv2.CV_32F).var()), float(cv2.Laplacian(half, cv2.CV_32F).var())
+    cut = int(round(margin * face.shape[0]))
+    centre = face[cut:face.shape[0] - cut, cut:face.shape[1] - cut]
+    return sharpness(centre, size=centre.shape[0]), sharpness(centre, size=centre.shape[0] // 2)
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from synthswap.provenance.manifest import _usage  # the key usages of synthswap's own CA and signer
+
 SHA256 = "2.16.840.1.101.3.4.2.1"
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -59,12 +61,6 @@ def _read(data: bytes) -> tuple[int, bytes, bytes, bytes]:
     first = data[1]
     start, length = (2, first) if first < 0x80 else (2 + (first & 0x7F), int.from_bytes(data[2:2 + (first & 0x7F)], "big"))
     return data[0], data[:start + length], data[start:start + length], data[start + length:]
-
-
-def _usage(signing: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=signing, content_commitment=False, key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=not signing,
-                         crl_sign=not signing, encipher_only=False, decipher_only=False)
 
 
 class TimeStampAuthority:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,9 @@ def other_pipelines(rows: list[dict[str, str]], version: int) -> dict[str, int]:
     """Pipeline versions other than `version` among the ledger's rows -> how many cells each made. A
     new pipeline version changes what a stage makes (cache.PIPELINE_VERSION), so its cells would not
     compare with theirs."""
-    counts: dict[str, int] = {}
-    for r in rows:
-        made_by = r.get("pipeline_version") or "?"
-        if made_by != str(version):
-            counts[made_by] = counts.get(made_by, 0) + 1
-    return counts
+    made_by = Counter(r.get("pipeline_version") or "?" for r in rows)
+    made_by.pop(str(version), None)
+    return dict(made_by)
 
 
 def finished(rows: list[dict[str, str]]) -> set[Cell]:
