@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_precision.py --threads 2
 	$(BIN)/python benchmarks/bench_convert.py --threads 2 --frames 150
 	$(BIN)/python benchmarks/bench_identity.py --threads 1 2 --batches 1 8 32
+	$(BIN)/python benchmarks/watermark_invisible.py --timing
 	test -d bench_work/d6_64 || $(BIN)/synthswap extract $(SHARED)/d6.mp4 --out bench_work/d6_64 --size 64 --every-n 4 --quiet
 	$(BIN)/python benchmarks/bench_gan.py --data bench_work/d6_64 --resolution 64 --config cpu --batch 32 --steps 4 --threads 2
 

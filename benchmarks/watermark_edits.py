@@ -5,7 +5,8 @@ convert` writes it (H.264 CRF 18); each edit below is then applied and re-encode
 (H.264 CRF 23 unless the edit says otherwise), and `watermark.detect` reads the result as `verify`
 does. With --unmarked, every unmarked video of ../shared goes through the same edits: none may read
 as marked. One row per edit: in how many clips the marker was found and the run id read, and how
-many unmarked videos were flagged (with the highest unmarked z against the threshold).
+many unmarked videos were flagged (with the highest unmarked z against the threshold), and the
+lowest marker z among the marked clips (the margin the edit leaves).
 
     .venv/bin/python benchmarks/watermark_edits.py            # the marked clips (about 10 minutes)
     .venv/bin/python benchmarks/watermark_edits.py --unmarked # and the false positives (hours on 2 cores)
@@ -82,20 +83,21 @@ def main() -> None:
     videos = sorted(v for v in DATA.rglob("*") if v.is_file()) if args.unmarked else []
     print(f"{0 if args.skip_marked else len(args.clips)} marked clips ({args.frames} frames each), {len(videos)} unmarked videos "
           f"({args.unmarked_frames} frames each)\n")
-    print("| edit (then re-encoded) | marker found | run id read | run id not read in | unmarked flagged "
-          "| highest unmarked z |")
-    print("| --- | ---: | ---: | --- | ---: | ---: |")
+    print("| edit (then re-encoded) | marker found | run id read | run id not read in | lowest marked z "
+          "| unmarked flagged | highest unmarked z |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         marked = [] if args.skip_marked else [mark(DATA / clip, args.frames, work / f"marked_{i}.mp4")
                                               for i, clip in enumerate(args.clips)]
         for edit in edits:
             found = read = 0
-            missed = []
+            missed, zs = [], []
             for clip, path in zip(args.clips, marked):
                 planes, indices = read_planes(apply_edit(edit, path, work / "edited.mp4"), args.frames)
                 result = watermark.detect(planes, indices=indices)
                 found += result.found
+                zs.append(result.z)
                 read += result.found and result.run_id == RUN_ID.hex()
                 if not (result.found and result.run_id == RUN_ID.hex()):
                     missed.append(f"{Path(clip).stem} (z {result.z:.1f})")
@@ -106,8 +108,8 @@ def main() -> None:
                 result = watermark.detect(planes, indices=indices)
                 flagged += result.found
                 top = max(top, result.z)
-            marked_columns = (f"{found} / {len(marked)} | {read} / {len(marked)} | {', '.join(missed) or '–'}"
-                              if marked else "– | – | –")
+            marked_columns = (f"{found} / {len(marked)} | {read} / {len(marked)} | {', '.join(missed) or '–'} "
+                              f"| {min(zs):.1f}" if marked else "– | – | – | –")
             print(f"| {edit.name} | {marked_columns} | "
                   + (f"{flagged} / {len(videos)} | {top:.2f} |" if videos else "– | – |"), flush=True)
     print(f"\nthreshold z {watermark.Z_FOUND}")
