@@ -374,6 +374,19 @@ def test_a_faceset_too_large_to_hold_is_read_per_batch_into_the_same_batches(fac
     assert FaceSource([a], 64).preloaded and len(held) * 64 * 64 * 5 < PRELOAD_BYTES  # small sets stay in memory
 
 
+def test_lr_anneal_lowers_the_rate_over_the_budgets_last_part(trained, tmp_path):
+    """--lr-anneal F: the learning rate is --lr until the last F of the run's budget, then falls
+    linearly to a tenth of it at the last step (here a resume of 10 steps, its last half annealed)."""
+    model = tmp_path / "annealed"
+    shutil.copytree(trained, model)
+    assert main(["swap", "train", "--out", str(model), "--resume", "--steps", "50", "--lr-anneal", "0.5",
+                 "--log-every", "1", "--preview-every", "0", "--quiet", "--threads", "2", "--device", "cpu"]) == 0
+    rows = [r for r in _log(model) if r["step"] > 40]
+    assert [r["step"] for r in rows] == list(range(41, 51))
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3] * 5 + [1e-3 * (1 - 0.9 * k / 5) for k in range(1, 6)])
+    assert json.loads((model / "model.json").read_text())["history"][-1]["lr_anneal"] == 0.5
+
+
 def test_gan_power_trains_a_discriminator_that_a_resume_restores_or_turns_on(trained, facesets, tmp_path):
     """--gan-power adds SAEHD's patch discriminator: its weights and optimiser are checkpointed and
     restored; a model trained without one may turn it on when resumed (it starts fresh); the loss

@@ -353,16 +353,35 @@ class StopRequest:
 class Budget:
     """A step budget and/or a wall-clock budget; whichever runs out first ends training."""
 
-    def __init__(self, steps: int | None = None, minutes: float | None = None):
+    def __init__(self, steps: int | None = None, minutes: float | None = None, first_step: int = 0):
         if steps is None and minutes is None:
             raise ValueError("give a step budget, a time budget, or both")
         self.steps = steps
-        self.deadline = None if minutes is None else time.monotonic() + minutes * 60
+        self.first_step = first_step
+        self.start = time.monotonic()
+        self.deadline = None if minutes is None else self.start + minutes * 60
 
     def done(self, step: int) -> bool:
         if self.steps is not None and step >= self.steps:
             return True
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def progress(self, step: int) -> float:
+        """How much of this run's budget is spent, 0-1: of its steps (from `first_step`) or of its
+        minutes, whichever is further along."""
+        spent = 0.0
+        if self.steps is not None and self.steps > self.first_step:
+            spent = (step - self.first_step) / (self.steps - self.first_step)
+        if self.deadline is not None:
+            spent = max(spent, (time.monotonic() - self.start) / max(self.deadline - self.start, 1e-9))
+        return min(max(spent, 0.0), 1.0)
+
+
+def annealed_lr(lr: float, progress: float, anneal: float, floor: float = 0.1) -> float:
+    """`lr` until the last `anneal` of the budget, then falling linearly to `floor` x `lr` at its end."""
+    if anneal <= 0 or progress <= 1.0 - anneal:
+        return lr
+    return lr * (1.0 - (1.0 - floor) * (progress - (1.0 - anneal)) / anneal)
 
 
 class CsvLog:

@@ -49,6 +49,7 @@ from synthswap.swap.losses import PIXEL_LOSSES, band_limited, identity_loss, pos
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel, resized_state
 from synthswap.training import (
     Budget,
+    annealed_lr,
     CheckpointError,
     CsvLog,
     StopRequest,
@@ -98,6 +99,10 @@ class SwapTrainOptions:
                                                    "faceset)", minimum=0, spaced=True, metavar="W")
     batch_size: int = option(8, "faces of A and of B per step, per process", minimum=1)
     lr: float = option(2e-4, "AdamW learning rate", above=0)
+    # A short fine-tune ends on noisy weights at a constant rate; lowering it at the end is what
+    # DeepFaceLab's users do (SAEHD's "LR dropout") for the last of the detail.
+    lr_anneal: float = option(0.0, "the last fraction of the budget (steps or minutes) over which the learning rate "
+                                   "falls linearly to a tenth of --lr (0: constant)", minimum=0, maximum=1)
     pixel_loss: str = option("l1", "pixel loss added to DSSIM on the masked face", choices=PIXEL_LOSSES, flag="loss")
     eyes_mouth_weight: float = option(1.0, "extra weight of the eye and mouth regions (from landmarks; 0 turns it "
                                            "off)", minimum=0)
@@ -363,7 +368,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     prev_a, prev_b = preview_samples(faces_a), preview_samples(faces_b)
     session = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                "start_step": step, "world_size": dinfo.world_size, "device": str(device),
-               "precision": precision.describe()}
+               "precision": precision.describe(), "lr_anneal": opts.lr_anneal}
     if main and opts.progress:
         print(f"swap train: precision {precision.describe()}")
 
@@ -403,7 +408,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
 
     # Synthetic faces teach only the band below their own resolution (1: no limit).
     band = res // opts.synthetic_resolution if 0 < opts.synthetic_resolution < res else 1
-    budget = Budget(opts.steps, opts.minutes)
+    budget = Budget(opts.steps, opts.minutes, first_step=step)
     stop = StopRequest()
     bar = tqdm(total=opts.steps, initial=step, disable=not (main and opts.progress), unit="step",
                dynamic_ncols=True, desc="swap train")
@@ -466,6 +471,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                                      f"good checkpoint in {out} is kept: lower --lr and run again with --resume")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = annealed_lr(opts.lr, budget.progress(step + 1), opts.lr_anneal)  # spent when it ends
             optimizer.step()
             if train_disc is not None:
                 train_disc.requires_grad_(True)
