@@ -238,8 +238,8 @@ def _highpass(plane: np.ndarray) -> np.ndarray:
 
     The residual is full size; the weight (mask over local RMS) is smooth, so it is computed on
     the frame at half size and enlarged: a quarter of the pixels for two of the three blurs and
-    all the element-wise work, which took detection from 23 to 9 ms per 854x480 frame
-    (`benchmarks/watermark_invisible.py --timing`)."""
+    the element-wise work, which made detection 1.8x faster (docs/benchmarks.md, "Detection under
+    10 ms"; the same reads and no false positive on the issue's edits)."""
     blurred = cv2.GaussianBlur(plane, (HIGHPASS_KSIZE, HIGHPASS_KSIZE), HIGHPASS_SIGMA)
     r = cv2.subtract(plane, blurred, dst=blurred)  # in place: a fresh frame-sized array costs page faults
     h, w = plane.shape
