@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import torch
 
-from synthswap.metrics.fid import inception_path
+from synthswap.metrics.fid import InceptionFeatures
 
 
 def main() -> None:
@@ -21,9 +20,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = torch.jit.load(str(inception_path()), map_location="cpu").eval()
+    model = InceptionFeatures("cpu").model  # the network as FID loads it; called here without its layout change
     x = torch.rand(16, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
     results = {}
     with torch.no_grad():

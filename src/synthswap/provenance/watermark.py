@@ -284,8 +284,12 @@ def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.minimum(np.maximum(out, 0.0, out=out), 1.0, out=out)  # in place: np.clip is several times slower
 
 
+_ERODE = np.ones((5, 5), np.uint8)
+_ERODE_HALF = np.ones((3, 3), np.uint8)  # 6 x 6 at full size
+
+
 def _visibility(y: np.ndarray, sigma: float = MASK_SIGMA, yy: np.ndarray | None = None,
-                erode: np.ndarray | None = None) -> np.ndarray:
+                erode: np.ndarray = _ERODE) -> np.ndarray:
     """The brightness-only part of the mask: contrast masking times the luminance ramps. Detection
     computes it too, on the frame it reads (at half size: `sigma` and `erode` for that size, `yy`
     the squares' means), to weight each pixel by the mark it can carry."""
@@ -294,14 +298,10 @@ def _visibility(y: np.ndarray, sigma: float = MASK_SIGMA, yy: np.ndarray | None 
     var -= cv2.multiply(mean, mean)
     contrast = _ramp(cv2.sqrt(np.maximum(var, 0.0, out=var)), FLAT_STD, TEXTURE_STD)
     # Eroding the contrast term (a min over 5 x 5) keeps the mark off the flat side of an edge.
-    out = cv2.erode(contrast, _ERODE if erode is None else erode)
+    out = cv2.erode(contrast, erode)
     out *= _ramp(mean, *DARK)
     out *= 1.0 - _ramp(mean, *BRIGHT)
     return out
-
-
-_ERODE = np.ones((5, 5), np.uint8)
-_ERODE_HALF = np.ones((3, 3), np.uint8)  # 6 x 6 at full size
 
 
 def perceptual_mask(bgr: np.ndarray) -> np.ndarray:

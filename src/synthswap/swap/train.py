@@ -423,11 +423,13 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     with stop.installed():
         while True:
             finished = budget.done(step) or stop.requested
+            progress = budget.progress(step + 1)  # the budget spent when this step ends
             if dinfo.enabled:
-                # Every rank must leave the loop at the same step, or DDP would hang.
-                flag = torch.tensor([1.0 if finished else 0.0], device=device)
+                # Every rank must leave the loop at the same step, or DDP would hang, and take the same
+                # learning rate, or the replicas would drift apart (a minutes budget's clock is each rank's).
+                flag = torch.tensor([1.0 if finished else 0.0, progress], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                finished = bool(flag.item())
+                finished, progress = bool(flag[0].item()), float(flag[1].item())
             if finished:
                 stopped_by_signal = stop.requested
                 break
@@ -472,7 +474,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:
-                group["lr"] = annealed_lr(opts.lr, budget.progress(step + 1), opts.lr_anneal)  # spent when it ends
+                group["lr"] = annealed_lr(opts.lr, progress, opts.lr_anneal)
             optimizer.step()
             if train_disc is not None:
                 train_disc.requires_grad_(True)
