@@ -458,11 +458,13 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
             # face crop and swap-model tensor the same: x264 itself. Encoding the same decoded frames 12
             # times with media.VideoWriter gave 6 different files (benchmarks are in the issue-29 note),
             # one macroblock at the picture's right edge first, then what predicts from it, up to 45 grey
-            # levels by the last frame. Then each frame's mean must still agree within 0.15 grey levels
-            # (x264's own variation moved one by 0.053 in one of two runs with swap_df128 version 2; a
-            # change of results is caught bit for bit by the crops and model tensors above), and the
-            # evaluation of those frames within 2%, a share of frames within one frame of the 15 that
-            # dlib checks.
+            # levels by the last frame. (Its AVX-512 code with macroblock-tree rate control: encoding a
+            # GRID clip 8 times in one process gave 3 different files, 8 equal ones with x264-params
+            # asm=avx2 or mbtree=0; closing note of stop 40.) Then each frame's mean must still agree
+            # within 0.15 grey levels (x264's own variation moved one by 0.053 in one of two runs with
+            # swap_df128 version 2; a change of results is caught bit for bit by the crops and model
+            # tensors above), and the evaluation of those frames within 2% (jitter 5%), a share of
+            # frames within one frame of the 15 that dlib checks.
             assert now[key]["count"] == value["count"]
             assert np.allclose(now["output_frame_means"], golden["fingerprint"]["output_frame_means"], atol=0.15)
         elif key == "evaluation":
@@ -477,6 +479,10 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
                     close = dict(rtol=1e-6, atol=1e-9)
                 elif name.endswith("_rate"):
                     close = dict(rtol=0, atol=1 / 15 + 1e-9)
+                elif "jitter" in name:
+                    # mean frame-to-frame landmark motion, a fraction of a pixel: x264's variation moved
+                    # landmark_jitter_ratio by 2.8% (0.9372 -> 0.9639) in the CI run of stop 39
+                    close = dict(rtol=0.05, atol=0.005)
                 else:
                     close = dict(rtol=0.02, atol=0.005)
                 assert recorded is None or np.isclose(measured, recorded, **close), name
