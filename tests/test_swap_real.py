@@ -387,6 +387,21 @@ def test_lr_anneal_lowers_the_rate_over_the_budgets_last_part(trained, tmp_path)
     assert json.loads((model / "model.json").read_text())["history"][-1]["lr_anneal"] == 0.5
 
 
+def test_warp_off_last_trains_the_budgets_last_part_without_the_random_warp(trained, tmp_path):
+    """--warp-off-last F: the inputs are randomly warped until the last F of the run's budget and
+    not after it (DeepFaceLab's random warp turned off once the face is learned); log.csv says which
+    steps were warped and model.json's history records F (here a resume of 10 steps, its last 3)."""
+    model = tmp_path / "unwarped"
+    shutil.copytree(trained, model)
+    assert main(["swap", "train", "--out", str(model), "--resume", "--steps", "50", "--warp-off-last", "0.3",
+                 "--log-every", "1", "--preview-every", "0", "--quiet", "--threads", "2", "--device", "cpu"]) == 0
+    rows = [r for r in _log(model) if r["step"] > 40]
+    assert [(r["step"], r["warp"]) for r in rows] == [(s, 1 if s <= 47 else 0) for s in range(41, 51)]
+    assert json.loads((model / "model.json").read_text())["history"][-1]["warp_off_last"] == 0.3
+    # without it every step is warped, as before
+    assert all(r["warp"] == 1 for r in _log(trained))
+
+
 def test_gan_power_trains_a_discriminator_that_a_resume_restores_or_turns_on(trained, facesets, tmp_path):
     """--gan-power adds SAEHD's patch discriminator: its weights and optimiser are checkpointed and
     restored; a model trained without one may turn it on when resumed (it starts fresh); the loss

@@ -100,6 +100,9 @@ class PipelineOptions(ComputeOptions):
     swap_gan_power: float = option(SWAP_GAN_POWER, "weight of the swap's patch discriminator (`swap train "
                                                    "--gan-power`, DeepFaceLab SAEHD's 'GAN power'): pays for the "
                                                    "texture a photo has; 0: off", minimum=0)
+    swap_warp_off_last: float = option(0.0, "the last fraction of the swap's budget trained without the random warp "
+                                            "of inputs (`swap train --warp-off-last`), for the photos' own detail; "
+                                            "0: warp throughout", minimum=0, maximum=1, metavar="F")
     swap_steps: int | None = option(None, "swap training steps (ends at whichever of steps and minutes comes first)",
                                     minimum=1)
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
@@ -273,6 +276,7 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
     swap = swap_train_stage(name("swap"), SwapTrainOptions(
         src=sources, dst=[str(dest)], out=str(at("swap")), config=SwapConfig(resolution=opts.swap_resolution),
         init=opts.swap_init, id_weight=opts.swap_id_weight, gan_power=opts.swap_gan_power,
+        warp_off_last=opts.swap_warp_off_last,
         batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
         device=opts.device, precision=opts.precision, progress=opts.progress), log)
 

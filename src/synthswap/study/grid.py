@@ -266,7 +266,7 @@ class Study:
             src=cond.sources, dst=[dest_train], out=str(self.model_dir(cond)),
             config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
             init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap", o.swap_resolution),
-            id_weight=o.swap_id_weight, gan_power=o.swap_gan_power,
+            id_weight=o.swap_id_weight, gan_power=o.swap_gan_power, warp_off_last=o.swap_warp_off_last,
             seed=o.seed, device=o.device, precision=o.precision, progress=o.progress), self.log)
         eval_clip = self.data / "dest_eval.mp4"
         # run's default face enhancer, as shipped (run fine-tunes it only with --enhance-minutes)

@@ -19,7 +19,7 @@ import datetime as _dt
 import hashlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,7 +64,8 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "gan", "disc", "images_per_s", "lr"]
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "gan", "disc",
+              "images_per_s", "lr", "warp"]
 
 
 # The identity-loss weight `run`, `study` and `swap train` use (with SWAP_POSE_WEIGHT beside it): on the
@@ -103,6 +104,11 @@ class SwapTrainOptions:
     # DeepFaceLab's users do (SAEHD's "LR dropout") for the last of the detail.
     lr_anneal: float = option(0.0, "the last fraction of the budget (steps or minutes) over which the learning rate "
                                    "falls linearly to a tenth of --lr (0: constant)", minimum=0, maximum=1)
+    # The random warp teaches the decoder to draw a face from a distorted one, which it can only do
+    # softly; DeepFaceLab's users turn it off once the face is learned, for the photos' own detail.
+    warp_off_last: float = option(0.0, "the last fraction of the budget (steps or minutes) trained without the "
+                                       "random warp of inputs, so the model learns the photos' own detail "
+                                       "(0: warp throughout; docs/swap.md)", minimum=0, maximum=1, metavar="F")
     pixel_loss: str = option("l1", "pixel loss added to DSSIM on the masked face", choices=PIXEL_LOSSES, flag="loss")
     eyes_mouth_weight: float = option(1.0, "extra weight of the eye and mouth regions (from landmarks; 0 turns it "
                                            "off)", minimum=0)
@@ -368,7 +374,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     prev_a, prev_b = preview_samples(faces_a), preview_samples(faces_b)
     session = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                "start_step": step, "world_size": dinfo.world_size, "device": str(device),
-               "precision": precision.describe(), "lr_anneal": opts.lr_anneal}
+               "precision": precision.describe(), "lr_anneal": opts.lr_anneal, "warp_off_last": opts.warp_off_last}
     if main and opts.progress:
         print(f"swap train: precision {precision.describe()}")
 
@@ -408,6 +414,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
 
     # Synthetic faces teach only the band below their own resolution (1: no limit).
     band = res // opts.synthetic_resolution if 0 < opts.synthetic_resolution < res else 1
+    unwarped = replace(opts.augment, warp=False)  # for the budget's last `warp_off_last`
     budget = Budget(opts.steps, opts.minutes, first_step=step)
     stop = StopRequest()
     bar = tqdm(total=opts.steps, initial=step, disable=not (main and opts.progress), unit="step",
@@ -434,9 +441,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                 stopped_by_signal = stop.requested
                 break
             rng = step_rng(seed, step, dinfo.rank)
+            augment = opts.augment if progress <= 1.0 - opts.warp_off_last else unwarped
             drawn_a = faces_a.draw(rng, opts.batch_size)
-            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, opts.augment, device, idx=drawn_a)
-            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, opts.augment, device)
+            wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, augment, device, idx=drawn_a)
+            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, augment, device)
             wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last)
                                               for x in (wa, ta, ma, ra, wb, tb, mb, rb))
             with precision.autocast():
@@ -498,7 +506,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                 if step % opts.log_every == 0 or step == first_step + 1:
                     row = {"step": step, "time_s": round(now - t_start, 3), "loss": last_loss,
                            "loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach()), "images_per_s": round(ips, 2),
-                           "lr": optimizer.param_groups[0]["lr"]}
+                           "lr": optimizer.param_groups[0]["lr"], "warp": int(augment.warp)}
                     row.update({f"{k}_a": v for k, v in parts_a.items()})
                     row.update({f"{k}_b": v for k, v in parts_b.items()})
                     row.update(id_parts)  # the latest identity losses (they run every id_every steps)
