@@ -174,7 +174,8 @@ class PeopleStudy:
         g = self.grid
         return (f"swap_resolution={g.swap_resolution} swap_init={g.swap_init} batch_size={g.batch_size} "
                 f"synthetic={g.synthetic} engines={','.join(g.engines)} size={g.size} "
-                f"eval_max_frames={g.eval_max_frames} precision={g.precision} swap_gan_power={g.swap_gan_power}")
+                f"eval_max_frames={g.eval_max_frames} precision={g.precision} swap_gan_power={g.swap_gan_power} "
+                f"swap_warp_off_last={g.swap_warp_off_last}")
 
     def _run_cell(self, cell: Cell) -> tuple[dict, int, str]:
         """The cell's measures, how many synthetic faces it trained on (none passed a filter: 0) and the
