@@ -433,7 +433,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             progress = budget.progress(step + 1)  # the budget spent when this step ends
             if dinfo.enabled:
                 # Every rank must leave the loop at the same step, or DDP would hang, and take the same
-                # learning rate, or the replicas would drift apart (a minutes budget's clock is each rank's).
+                # learning rate and warp, or the replicas would drift apart (a minutes budget's clock is
+                # each rank's).
                 flag = torch.tensor([1.0 if finished else 0.0, progress], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 finished, progress = bool(flag[0].item()), float(flag[1].item())
