@@ -35,7 +35,7 @@ def main(faceset: str, out: str) -> None:
     tensors["seen_reals"] = torch.cat(seen)
     tensors["aug_p"] = torch.tensor(trainer.pipe.p)
     save_file(tensors, str(Path(out) / f"rank{dist_info.rank}.safetensors"))
-    cleanup_distributed()
+    cleanup_distributed(succeeded=True)
 
 
 if __name__ == "__main__":

@@ -324,8 +324,14 @@ def init_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]
     return DistInfo(rank, world_size, local_rank), device
 
 
-def cleanup_distributed() -> None:
+def cleanup_distributed(succeeded: bool) -> None:
+    """Leave the process group. After a success every rank first waits for the others, so that none
+    tears its connections down while rank 0 still writes the model after the last collective (a rank
+    that left first once died with SIGABRT in CI, failing the whole torchrun). After a failure nobody
+    waits: the other ranks may never arrive."""
     if dist.is_initialized():
+        if succeeded:
+            dist.barrier()
         dist.destroy_process_group()
 
 

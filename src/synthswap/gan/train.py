@@ -449,12 +449,16 @@ class GanTrainer:
 def train(opts: GanTrainOptions) -> dict:
     """Entry point for the CLI and for torchrun: joins the process group if there is one."""
     dist_info, device = init_distributed(opts.device)
+    succeeded = False
     try:
         if not dist_info.is_main:
-            return GanTrainer(opts, dist_info, device).run()
-        with locked_output(opts.out, "GAN folder"):  # one writer per GAN folder
-            return GanTrainer(opts, dist_info, device).run()
+            summary = GanTrainer(opts, dist_info, device).run()
+        else:
+            with locked_output(opts.out, "GAN folder"):  # one writer per GAN folder
+                summary = GanTrainer(opts, dist_info, device).run()
+        succeeded = True
+        return summary
     except LockError as exc:
         raise CheckpointError(str(exc)) from exc
     finally:
-        cleanup_distributed()
+        cleanup_distributed(succeeded)

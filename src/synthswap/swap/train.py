@@ -293,15 +293,19 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError("--id-weight and --pose-weight must not be negative and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
     dinfo, device = init_distributed(opts.device)
+    succeeded = False
     try:
         if not dinfo.is_main:
-            return _train(opts, dinfo, device)
-        with locked_output(opts.out, "swap model folder"):  # one writer per model folder
-            return _train(opts, dinfo, device)
+            summary = _train(opts, dinfo, device)
+        else:
+            with locked_output(opts.out, "swap model folder"):  # one writer per model folder
+                summary = _train(opts, dinfo, device)
+        succeeded = True
+        return summary
     except LockError as exc:
         raise SwapTrainError(str(exc)) from exc
     finally:
-        cleanup_distributed()
+        cleanup_distributed(succeeded)
 
 
 def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
