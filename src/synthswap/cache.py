@@ -39,7 +39,9 @@ MARKER_SUFFIX = ".stage.json"
 #    key names `--init shipped`, not the weights behind it.
 # 9: synthetic faces resampled with Lanczos (the warp engine and every candidate's re-alignment):
 #    bilinearly they kept a quarter of their photos' fine detail.
-PIPELINE_VERSION = 9
+# 10: swap training's targets resampled bicubically (swap/data.augment_batch): the models drew their
+#    own training photos with 0.14 of their detail, 0.34 with bicubic targets.
+PIPELINE_VERSION = 10
 
 
 class StageError(Exception):

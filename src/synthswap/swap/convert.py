@@ -50,6 +50,9 @@ from synthswap.precision import resolve_precision
 from synthswap.training import CheckpointError, resolve_device
 
 BLEND_MODES = ("alpha", "seamless")
+# How the swapped face is resampled into the frame. It is composed at its size there, so this warp
+# is a sub-pixel shift and a small rotation at 1:1, where bilinear interpolation is a low-pass filter.
+FACE_RESAMPLE = cv2.INTER_CUBIC
 MASK_MODES = ("learned", "landmarks", "both")
 
 
@@ -240,7 +243,7 @@ class FaceSwapper:
         roi_inv = inv.copy()
         roi_inv[:, 2] -= (x0, y0)
         size = (x1 - x0, y1 - y0)
-        face_roi = cv2.warpAffine(face, roi_inv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        face_roi = cv2.warpAffine(face, roi_inv, size, flags=FACE_RESAMPLE, borderMode=cv2.BORDER_REPLICATE)
         alpha = cv2.warpAffine(mask, roi_inv, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
         dst = frame[y0:y1, x0:x1].astype(np.float32) / 255.0
         if self.opts.blend == "seamless":
