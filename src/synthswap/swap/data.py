@@ -240,9 +240,7 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, regions: torch.Tens
 
     A similarity transform and flip move image and masks alike; the colour shift changes input and
     target alike; the smooth warp moves the input only. The warped input is sampled from the source
-    in one step (affine and warp composed). The target is sampled bicubically: a bilinear resample
-    halves a photo's finest detail, and the model learns to draw no more than its targets show
-    (docs/swap.md, "Bicubic targets").
+    in one step (affine and warp composed), so it is no blurrier than the target.
     """
     n, _, size, _ = images.shape
     dev = images.device
@@ -261,11 +259,11 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, regions: torch.Tens
         flipped = torch.stack([points[..., 0] * sign[:, None, None], points[..., 1]], -1)
         return torch.einsum("bij,bhwj->bhwi", inv, flipped - shift[:, None, None])
 
-    def sample(x: torch.Tensor, grid: torch.Tensor, padding: str, mode: str = "bilinear") -> torch.Tensor:
-        return F.grid_sample(x.float() / 255.0, grid, mode=mode, padding_mode=padding, align_corners=False)
+    def sample(x: torch.Tensor, grid: torch.Tensor, padding: str) -> torch.Tensor:
+        return F.grid_sample(x.float() / 255.0, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
     grid = source_of(base)
-    target = sample(images, grid, "border", "bicubic").clamp(0, 1)  # bicubic overshoots at edges
+    target = sample(images, grid, "border")
     mask, region = sample(masks, grid, "zeros"), sample(regions, grid, "zeros")
     warped = target
     if d.warp is not None:
