@@ -3,9 +3,11 @@ of a people video with the shipped swap model and the shipped enhancer."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from synthswap.faces.align import warp_to_crop
 from synthswap.faces.measure import sharpness
 from synthswap.media import iter_video_frames
 from synthswap.pretrained import resolve_model
@@ -63,10 +65,6 @@ def test_the_face_is_warped_into_the_frame_without_softening_it(shared_data):
     1:1, where bilinear interpolation is a low-pass filter. Pasting a face cut from a d9 frame back where
     it came from and reading the pasted pixels back keeps its detail: at least 0.9 of its Laplacian
     variance after a 2x downscale (0.97 with convert.FACE_RESAMPLE, bicubic; bilinear kept 0.77)."""
-    import cv2
-
-    from synthswap.faces.align import warp_to_crop
-
     frame = next(iter(iter_video_frames(shared_data / "videos/people/d9.mp4", max_frames=1))).bgr
     swapper = FaceSwapper(resolve_model("shipped", "swap"), ConvertOptions(smooth_min_cutoff=0, precision="fp32"))
     try:
