@@ -324,15 +324,22 @@ def init_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]
     return DistInfo(rank, world_size, local_rank), device
 
 
-def cleanup_distributed(succeeded: bool) -> None:
-    """Leave the process group. After a success every rank first waits for the others, so that none
-    tears its connections down while rank 0 still writes the model after the last collective (a rank
-    that left first once died with SIGABRT in CI, failing the whole torchrun). After a failure nobody
-    waits: the other ranks may never arrive."""
-    if dist.is_initialized():
-        if succeeded:
-            dist.barrier()
-        dist.destroy_process_group()
+@contextmanager
+def process_group(device_name: str = "auto") -> Iterator[tuple[DistInfo, torch.device]]:
+    """`init_distributed` for the block, then leave the process group. When the block succeeds every
+    rank first waits for the others, so that none tears its connections down while rank 0 still writes
+    the model after the last collective (a rank that left first once died with SIGABRT in CI, failing
+    the whole torchrun). When it raises nobody waits: the other ranks may never arrive."""
+    dinfo, device = init_distributed(device_name)
+    succeeded = False
+    try:
+        yield dinfo, device
+        succeeded = True
+    finally:
+        if dist.is_initialized():
+            if succeeded:
+                dist.barrier()
+            dist.destroy_process_group()
 
 
 class StopRequest:

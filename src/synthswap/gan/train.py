@@ -41,7 +41,7 @@ from synthswap.options import option
 from synthswap.precision import resolve_precision
 from synthswap.training import (
     Budget, CheckpointError, CsvLog, DistInfo, StopRequest,
-    cleanup_distributed, init_distributed, library_versions, load_checkpoint, parameter_count, save_checkpoint,
+    init_distributed, library_versions, load_checkpoint, parameter_count, process_group, save_checkpoint,
 )
 
 GRID_SEEDS = 32  # the fixed latents of every sample grid (8 x 4)
@@ -448,17 +448,11 @@ class GanTrainer:
 
 def train(opts: GanTrainOptions) -> dict:
     """Entry point for the CLI and for torchrun: joins the process group if there is one."""
-    dist_info, device = init_distributed(opts.device)
-    succeeded = False
-    try:
-        if not dist_info.is_main:
-            summary = GanTrainer(opts, dist_info, device).run()
-        else:
+    with process_group(opts.device) as (dist_info, device):
+        try:
+            if not dist_info.is_main:
+                return GanTrainer(opts, dist_info, device).run()
             with locked_output(opts.out, "GAN folder"):  # one writer per GAN folder
-                summary = GanTrainer(opts, dist_info, device).run()
-        succeeded = True
-        return summary
-    except LockError as exc:
-        raise CheckpointError(str(exc)) from exc
-    finally:
-        cleanup_distributed(succeeded)
+                return GanTrainer(opts, dist_info, device).run()
+        except LockError as exc:
+            raise CheckpointError(str(exc)) from exc

@@ -54,8 +54,7 @@ from synthswap.training import (
     CsvLog,
     StopRequest,
     atomic_save_tensors,
-    cleanup_distributed,
-    init_distributed,
+    process_group,
     library_versions,
     load_checkpoint,
     load_tensors,
@@ -292,20 +291,14 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
     if opts.id_weight < 0 or opts.id_every < 1 or opts.pose_weight < 0:
         raise SwapTrainError("--id-weight and --pose-weight must not be negative and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
-    dinfo, device = init_distributed(opts.device)
-    succeeded = False
-    try:
-        if not dinfo.is_main:
-            summary = _train(opts, dinfo, device)
-        else:
+    with process_group(opts.device) as (dinfo, device):
+        try:
+            if not dinfo.is_main:
+                return _train(opts, dinfo, device)
             with locked_output(opts.out, "swap model folder"):  # one writer per model folder
-                summary = _train(opts, dinfo, device)
-        succeeded = True
-        return summary
-    except LockError as exc:
-        raise SwapTrainError(str(exc)) from exc
-    finally:
-        cleanup_distributed(succeeded)
+                return _train(opts, dinfo, device)
+        except LockError as exc:
+            raise SwapTrainError(str(exc)) from exc
 
 
 def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
