@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 from kornia.losses import ssim_loss
 from torch.nn import functional as F
@@ -16,11 +17,34 @@ from synthswap.faces.landmark_net import SUBSET
 PIXEL_LOSSES = ("l1", "mse")
 
 
+def jittered(faces: torch.Tensor, rng: np.random.Generator, shift: float = 0.04, scale: float = 0.05) -> torch.Tensor:
+    """Each face mirrored (half of them, by chance), shifted by up to `shift` of its size and scaled
+    by up to `scale`, differentiably. An identity network asked about one exact pixel grid rewards
+    patterns tuned to that grid (streaks, a colour split down the nose); asked about a face that moves
+    a little and may be mirrored, it can only reward what survives that: the face itself."""
+    n = faces.shape[0]
+    zoom = 1 + rng.uniform(-scale, scale, n)
+    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    theta = np.zeros((n, 2, 3), np.float32)
+    theta[:, 0, 0], theta[:, 1, 1] = zoom * mirror, zoom
+    theta[:, :, 2] = rng.uniform(-2 * shift, 2 * shift, (n, 2))  # affine_grid's units span the face twice
+    grid = F.affine_grid(torch.from_numpy(theta).to(faces.device), list(faces.shape), align_corners=False)
+    moved = F.grid_sample(faces.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # and its colour drained by a random amount (to grey at worst), so no hue pattern pays either
+    saturation = torch.from_numpy(rng.uniform(0, 1, (n, 1, 1, 1)).astype(np.float32)).to(faces.device)
+    grey = moved.mean(1, keepdim=True)
+    return grey + saturation * (moved - grey)
+
+
 def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstructed: torch.Tensor,
-                  target: torch.Tensor, autocast=contextlib.nullcontext) -> tuple[torch.Tensor, dict[str, float]]:
+                  target: torch.Tensor, autocast=contextlib.nullcontext,
+                  jitter: np.random.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """1 - cosine, through the identity network `embed`: the B->A swaps against the subject's
-    centroid (their real photos), and the A->A reconstructions against their own photo. The
-    network runs in `autocast` (see synthswap.precision); the cosines are fp32."""
+    centroid (their real photos), and the A->A reconstructions against their own photo. With a
+    `jitter` generator the swaps are embedded `jittered`. The network runs in `autocast` (see
+    synthswap.precision); the cosines are fp32."""
+    if jitter is not None:
+        swapped = jittered(swapped, jitter)
     with autocast():
         e_swap = embed(swapped.float())
         e_rec = embed(reconstructed.float())
@@ -30,6 +54,26 @@ def identity_loss(embed, swapped: torch.Tensor, centroid: torch.Tensor, reconstr
     id_swap = 1 - (e_swap @ centroid).mean()
     id_rec = 1 - (e_rec * e_target).sum(1).mean()
     return id_swap + id_rec, {"id_swap": float(id_swap.detach()), "id_rec": float(id_rec.detach())}
+
+
+def shading_loss(swapped: torch.Tensor, destination: torch.Tensor, mask: torch.Tensor, cells: int = 4) -> torch.Tensor:
+    """How far the B->A swaps' coarse shading departs from the B faces': each face's masked mean colour
+    over a `cells` x `cells` grid, less its mean over the whole face, compared by L1 (weighted by how
+    much of each cell the mask covers). A face's light falls on it as it falls on the face it replaces;
+    at a quarter of the face per cell this says where it is brighter or warmer (the side lit, the colour
+    split an identity network may reward), not what the face looks like, and the overall skin tone,
+    part of who someone is, is left free."""
+    size = swapped.shape[-1] // cells
+    m = mask.float()
+    area = F.avg_pool2d(m, size).clamp_min(1e-3)
+    total = m.sum((2, 3), keepdim=True).clamp_min(1.0)
+
+    def pattern(x: torch.Tensor) -> torch.Tensor:
+        x = x.float() * m
+        return F.avg_pool2d(x, size) / area - x.sum((2, 3), keepdim=True) / total
+
+    covered = F.avg_pool2d(m, size)
+    return ((pattern(swapped) - pattern(destination)).abs() * covered).sum() / (covered.sum() * 3).clamp_min(1e-3)
 
 
 # FaceMesh points that give the head's pose, as positions in the landmark regressor's output.

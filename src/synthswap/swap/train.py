@@ -45,7 +45,14 @@ from synthswap.swap.loading import (
     load_model,
     read_model_json,
 )
-from synthswap.swap.losses import PIXEL_LOSSES, band_limited, identity_loss, pose_loss, swap_loss
+from synthswap.swap.losses import (
+    PIXEL_LOSSES,
+    band_limited,
+    identity_loss,
+    pose_loss,
+    shading_loss,
+    swap_loss,
+)
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel, resized_state
 from synthswap.training import (
     Budget,
@@ -63,8 +70,8 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "pose_swap", "gan", "disc",
-              "images_per_s", "lr", "warp"]
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "shading_swap", "pose_swap",
+              "gan", "disc", "images_per_s", "lr", "warp"]
 
 
 # The identity-loss weight `run`, `study` and `swap train` use (with SWAP_POSE_WEIGHT beside it): on the
@@ -125,6 +132,13 @@ class SwapTrainOptions:
                                    "the subject's real photos and of A->A to their own photo (0: off; docs/swap.md)",
                               minimum=0)
     id_every: int = option(4, "apply the identity loss every N steps", minimum=1)
+    id_jitter: bool = option(False, "embed the B->A swaps mirrored, shifted and scaled at random for the identity "
+                                    "loss, so it rewards the face rather than patterns tuned to the identity "
+                                    "network's exact pixels (streaks, colour splits; docs/swap.md)")
+    shading_weight: float = option(0.0, "with --id-weight: weight of the B->A swaps' coarse shading (a 4x4 grid of "
+                                        "colour, less the face's mean) held to the B face's, so identity is not "
+                                        "bought with a colour split or bands of light (0: off; docs/swap.md)",
+                                   minimum=0)
     # With the identity loss, the B->A swaps' head pose is held to the B face's (see losses.pose_loss).
     pose_weight: float = option(SWAP_POSE_WEIGHT, "with --id-weight: weight of the B->A swaps' head-pose drift from "
                                                   "the B face (eye-line angle, nose offset and height, from a small "
@@ -319,6 +333,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.batch_size, opts.lr, opts.pixel_loss = t["batch_size_per_rank"], t["lr"], t["pixel_loss"]
         opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
         opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
+        opts.id_jitter, opts.shading_weight = t.get("id_jitter", False), t.get("shading_weight", 0.0)
         opts.pose_weight = t.get("pose_weight", 0.0)
         opts.multiscale_dssim = t.get("multiscale_dssim", False)
         opts.synthetic_resolution = t.get("synthetic_resolution", 0)
@@ -380,7 +395,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "format": MODEL_FORMAT, "format_version": 1, "config": config.to_dict(),
             "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
-                         "id_weight": opts.id_weight, "id_every": opts.id_every, "pose_weight": opts.pose_weight,
+                         "id_weight": opts.id_weight, "id_every": opts.id_every, "id_jitter": opts.id_jitter,
+                         "shading_weight": opts.shading_weight, "pose_weight": opts.pose_weight,
                          "multiscale_dssim": opts.multiscale_dssim, "synthetic_resolution": opts.synthetic_resolution,
                          "gan_power": opts.gan_power,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
@@ -457,8 +473,14 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             if identity is not None and step % opts.id_every == 0:
                 with precision.autocast():
                     swapped = model.swap(tb)[0]
-                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta, precision.autocast)
+                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta, precision.autocast,
+                                                  jitter=np.random.default_rng([seed, step, 29])
+                                                  if opts.id_jitter else None)
                 loss = loss + opts.id_weight * id_loss
+                if opts.shading_weight > 0:
+                    shading = shading_loss(swapped, tb, mb)
+                    loss = loss + opts.shading_weight * shading
+                    id_parts["shading_swap"] = float(shading.detach())
                 if landmarks is not None:
                     drift, pose_parts = pose_loss(landmarks, swapped, tb, precision.autocast)
                     loss = loss + opts.pose_weight * drift
