@@ -18,8 +18,8 @@ PIXEL_LOSSES = ("l1", "mse")
 
 
 def jittered(faces: torch.Tensor, rng: np.random.Generator, shift: float = 0.04, scale: float = 0.05) -> torch.Tensor:
-    """Each face mirrored (half of them, by chance), shifted by up to `shift` of its size and scaled
-    by up to `scale`, differentiably. An identity network asked about one exact pixel grid rewards
+    """Each face mirrored (half of them, by chance), shifted by up to `shift` of its size, scaled by up
+    to `scale` and its colour drained by a random amount, differentiably. An identity network asked about one exact pixel grid rewards
     patterns tuned to that grid (streaks, a colour split down the nose); asked about a face that moves
     a little and may be mirrored, it can only reward what survives that: the face itself."""
     n = faces.shape[0]

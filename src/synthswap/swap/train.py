@@ -132,9 +132,9 @@ class SwapTrainOptions:
                                    "the subject's real photos and of A->A to their own photo (0: off; docs/swap.md)",
                               minimum=0)
     id_every: int = option(4, "apply the identity loss every N steps", minimum=1)
-    id_jitter: bool = option(False, "embed the B->A swaps mirrored, shifted and scaled at random for the identity "
-                                    "loss, so it rewards the face rather than patterns tuned to the identity "
-                                    "network's exact pixels (streaks, colour splits; docs/swap.md)")
+    id_jitter: bool = option(False, "embed the B->A swaps mirrored, shifted, scaled and with colour drained at random "
+                                    "for the identity loss, so it rewards the face rather than patterns tuned to the "
+                                    "identity network's exact pixels (streaks, colour splits; docs/swap.md)")
     shading_weight: float = option(0.0, "with --id-weight: weight of the B->A swaps' coarse shading (a 4x4 grid of "
                                         "colour, less the face's mean) held to the B face's, so identity is not "
                                         "bought with a colour split or bands of light (0: off; docs/swap.md)",
