@@ -16,10 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from swap_judge import JUDGE_SIZE, judge_model
+from swap_judge import JUDGE_SIZE, judge_model, references
 from synthswap.faces.dlib_identity import DlibIdentityModel
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.faceset import Faceset
@@ -38,11 +37,9 @@ def main() -> None:
     dest = Faceset.open(args.dest)
     step = max(1, len(dest.faces) // args.faces)
     dest.faces = dest.faces[step // 2::step][: args.faces]
-    subject = Faceset.open(args.subject)
     judge = DlibIdentityModel()
     analyzer = FaceAnalyzer(JUDGE_SIZE, with_identity=False)
-    subject_mean = np.mean([judge.embed(subject.read_image(f), f.landmarks_array()) for f in subject.faces], 0)
-    dest_desc = [judge.embed(dest.read_image(f), f.landmarks_array()) for f in dest.faces]
+    subject_mean, dest_desc = references(judge, Faceset.open(args.subject), dest)
     for model in args.models:
         print(json.dumps({"model": str(model), **judge_model(model, dest, subject_mean, dest_desc, judge, analyzer)}),
               flush=True)

@@ -67,6 +67,13 @@ def descriptor(judge: DlibIdentityModel, bgr: np.ndarray, landmarks: np.ndarray)
     return judge.embed(big, landmarks * scale)
 
 
+def references(judge: DlibIdentityModel, subject: Faceset, eval_faces: Faceset) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What `judge_model` measures against: the mean dlib descriptor of the subject's faces and the
+    descriptor of each destination face to be swapped."""
+    subject_mean = np.mean([judge.embed(subject.read_image(f), f.landmarks_array()) for f in subject.faces], 0)
+    return subject_mean, [judge.embed(eval_faces.read_image(f), f.landmarks_array()) for f in eval_faces.faces]
+
+
 @torch.no_grad()
 def judge_model(model_dir: Path, eval_faces: Faceset, subject_mean: np.ndarray, dest_desc: list[np.ndarray],
                 judge: DlibIdentityModel, analyzer: FaceAnalyzer) -> dict:
@@ -137,9 +144,7 @@ def main() -> None:
 
     judge = DlibIdentityModel()
     analyzer = FaceAnalyzer(JUDGE_SIZE, with_identity=False)
-    holdout = Faceset.open(subject_holdout)
-    subject_mean = np.mean([judge.embed(holdout.read_image(f), f.landmarks_array()) for f in holdout.faces], 0)
-    dest_desc = [judge.embed(eval_faces.read_image(f), f.landmarks_array()) for f in eval_faces.faces]
+    subject_mean, dest_desc = references(judge, Faceset.open(subject_holdout), eval_faces)
 
     steps = [int(s) for s in args.steps.split(",")]
     no_inter = ("encoder", "decoder_a", "decoder_b")  # df's parts but the bottleneck

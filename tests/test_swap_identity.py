@@ -54,10 +54,10 @@ def test_head_pose_proxies_follow_facemesh_yaw_on_real_faces(extracted):
 
 
 def _faces_and_masks(faceset_dir) -> tuple[torch.Tensor, torch.Tensor]:
-    faceset = Faceset.open(faceset_dir)
-    faces = np.stack([faceset.read_image(f) for f in faceset.faces]).transpose(0, 3, 1, 2)
-    masks = np.stack([faceset.read_mask(f) for f in faceset.faces])[:, None]
-    return torch.from_numpy(faces).float() / 255, torch.from_numpy(masks).float() / 255
+    """A 128 px faceset's faces and masks as the swap trainer holds them (NCHW, 0..1)."""
+    source = FaceSource([faceset_dir], 128)
+    faces = np.ascontiguousarray(source.images.transpose(0, 3, 1, 2))
+    return torch.from_numpy(faces).float() / 255, torch.from_numpy(source.masks[:, None]).float() / 255
 
 
 def test_jittered_faces_keep_their_identity_and_vary_from_draw_to_draw(extracted):

@@ -19,9 +19,10 @@ PIXEL_LOSSES = ("l1", "mse")
 
 def jittered(faces: torch.Tensor, rng: np.random.Generator, shift: float = 0.04, scale: float = 0.05) -> torch.Tensor:
     """Each face mirrored (half of them, by chance), shifted by up to `shift` of its size, scaled by up
-    to `scale` and its colour drained by a random amount, differentiably. An identity network asked about one exact pixel grid rewards
-    patterns tuned to that grid (streaks, a colour split down the nose); asked about a face that moves
-    a little and may be mirrored, it can only reward what survives that: the face itself."""
+    to `scale` and its colour drained by a random amount, differentiably. An identity network asked
+    about one exact pixel grid rewards patterns tuned to that grid (streaks, a colour split down the
+    nose); asked about a face that moves a little and may be mirrored, it can only reward what
+    survives that: the face itself."""
     n = faces.shape[0]
     zoom = 1 + rng.uniform(-scale, scale, n)
     mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0)
@@ -65,14 +66,14 @@ def shading_loss(swapped: torch.Tensor, destination: torch.Tensor, mask: torch.T
     part of who someone is, is left free."""
     size = swapped.shape[-1] // cells
     m = mask.float()
-    area = F.avg_pool2d(m, size).clamp_min(1e-3)
+    covered = F.avg_pool2d(m, size)  # the share of each cell the mask covers
+    area = covered.clamp_min(1e-3)
     total = m.sum((2, 3), keepdim=True).clamp_min(1.0)
 
     def pattern(x: torch.Tensor) -> torch.Tensor:
         x = x.float() * m
         return F.avg_pool2d(x, size) / area - x.sum((2, 3), keepdim=True) / total
 
-    covered = F.avg_pool2d(m, size)
     return ((pattern(swapped) - pattern(destination)).abs() * covered).sum() / (covered.sum() * 3).clamp_min(1e-3)
 
 
