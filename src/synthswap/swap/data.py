@@ -180,9 +180,10 @@ class FaceSource:
         return rng.choice(len(self), size=batch_size, p=self.probs)
 
     def batch(self, rng: np.random.Generator, batch_size: int, augment: Augment, device: torch.device | str = "cpu",
-              idx: np.ndarray | None = None):
+              idx: np.ndarray | None = None, look: AugmentDraw | None = None):
         """(warped input, target, mask, eyes-mouth mask) float32 NCHW in 0..1, on `device`, of the faces
-        `idx` (drawn from `rng` when not given: `draw` first, then the augmentation).
+        `idx` (drawn from `rng` when not given: `draw` first, then the augmentation, unless `look` gives
+        it: what pairs two sources' faces under one augmentation).
 
         The random choices come from `rng` (so a batch is a function of the step); the pixel work
         runs as a few batched tensor ops where the model is, so a GPU is not left waiting on the CPU.
@@ -193,7 +194,7 @@ class FaceSource:
             images, masks, regions = (x[index.to(x.device)] for x in self.on_device(device))
         else:  # read now, laid out as the preloaded ones are
             images, masks, regions = _as_tensors(*self._read(idx), device)
-        return augment_batch(images, masks, regions, draw_augment(rng, batch_size, self.size, augment))
+        return augment_batch(images, masks, regions, look or draw_augment(rng, batch_size, self.size, augment))
 
 
 def _as_tensors(images: np.ndarray, masks: np.ndarray, regions: np.ndarray,

@@ -37,7 +37,7 @@ from synthswap.media import write_png
 from synthswap.options import option
 from synthswap.patch_gan import PatchDiscriminator, discriminator_loss, generator_loss
 from synthswap.precision import Precision, resolve_precision
-from synthswap.swap.data import Augment, FaceSource, step_rng
+from synthswap.swap.data import Augment, FaceSource, draw_augment, step_rng
 from synthswap.swap.loading import (
     CHECKPOINT_FILE,
     MODEL_FORMAT,
@@ -54,6 +54,7 @@ from synthswap.swap.losses import (
     swap_loss,
 )
 from synthswap.swap.networks import PARTS, SwapConfig, SwapModel, resized_state
+from synthswap.swap.paired_targets import paired_targets
 from synthswap.training import (
     Budget,
     annealed_lr,
@@ -70,7 +71,7 @@ from synthswap.training import (
 )
 
 LOG_FIELDS = ["step", "time_s", "loss", "loss_a", "loss_b", "dssim_a", "dssim_b", "pixel_a", "pixel_b",
-              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "shading_swap", "pose_swap",
+              "eyes_mouth_a", "eyes_mouth_b", "mask_a", "mask_b", "id_swap", "id_rec", "shading_swap", "paired_swap", "pose_swap",
               "gan", "disc", "images_per_s", "lr", "warp"]
 
 
@@ -131,7 +132,7 @@ class SwapTrainOptions:
     id_weight: float = option(0.0, "identity supervision: weight of 1 - SFace cosine of the swapped faces (B->A) to "
                                    "the subject's real photos and of A->A to their own photo (0: off; docs/swap.md)",
                               minimum=0)
-    id_every: int = option(4, "apply the identity loss every N steps", minimum=1)
+    id_every: int = option(4, "apply the identity loss (and --paired-weight's) every N steps", minimum=1)
     id_jitter: bool = option(False, "embed the B->A swaps mirrored, shifted, scaled and with colour drained at random "
                                     "for the identity loss, so it rewards the face rather than patterns tuned to the "
                                     "identity network's exact pixels (streaks, colour splits; docs/swap.md)")
@@ -139,6 +140,10 @@ class SwapTrainOptions:
                                         "colour, less the face's mean) held to the B face's, so identity is not "
                                         "bought with a colour split or bands of light (0: off; docs/swap.md)",
                                    minimum=0)
+    paired_weight: float = option(0.0, "weight of a reconstruction loss on the B->A swaps (every --id-every steps) "
+                                       "against the subject's own photo warped to each B face's expression and "
+                                       "pose: a target of real pixels for what the swap should look like (0: off; "
+                                       "docs/swap.md)", minimum=0)
     # With the identity loss, the B->A swaps' head pose is held to the B face's (see losses.pose_loss).
     pose_weight: float = option(SWAP_POSE_WEIGHT, "with --id-weight: weight of the B->A swaps' head-pose drift from "
                                                   "the B face (eye-line angle, nose offset and height, from a small "
@@ -302,8 +307,9 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
         raise SwapTrainError("--batch-size must be at least 1")
     if opts.synthetic_resolution < 0:
         raise SwapTrainError("--synthetic-resolution must not be negative")
-    if opts.id_weight < 0 or opts.id_every < 1 or opts.pose_weight < 0:
-        raise SwapTrainError("--id-weight and --pose-weight must not be negative and --id-every must be at least 1")
+    if min(opts.id_weight, opts.pose_weight, opts.shading_weight, opts.paired_weight) < 0 or opts.id_every < 1:
+        raise SwapTrainError("--id-weight, --pose-weight, --shading-weight and --paired-weight must not be negative "
+                             "and --id-every must be at least 1")
     _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
     with process_group(opts.device) as (dinfo, device):
         try:
@@ -334,6 +340,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.eyes_mouth_weight, opts.augment = t["eyes_mouth_weight"], Augment(**t["augment"])
         opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
         opts.id_jitter, opts.shading_weight = t.get("id_jitter", False), t.get("shading_weight", 0.0)
+        opts.paired_weight = t.get("paired_weight", 0.0)
         opts.pose_weight = t.get("pose_weight", 0.0)
         opts.multiscale_dssim = t.get("multiscale_dssim", False)
         opts.synthetic_resolution = t.get("synthetic_resolution", 0)
@@ -396,7 +403,8 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             "training": {"batch_size_per_rank": opts.batch_size, "lr": opts.lr, "pixel_loss": opts.pixel_loss,
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
                          "id_weight": opts.id_weight, "id_every": opts.id_every, "id_jitter": opts.id_jitter,
-                         "shading_weight": opts.shading_weight, "pose_weight": opts.pose_weight,
+                         "shading_weight": opts.shading_weight, "paired_weight": opts.paired_weight,
+                         "pose_weight": opts.pose_weight,
                          "multiscale_dssim": opts.multiscale_dssim, "synthetic_resolution": opts.synthetic_resolution,
                          "gan_power": opts.gan_power,
                          "optimizer": "AdamW(betas=(0.5, 0.999), weight_decay=1e-4)"},
@@ -424,6 +432,9 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
     landmarks = (fit_landmark_net([faces_a, faces_b], seed, device, precision, keep_in=out if main else None)
                  if identity is not None and opts.pose_weight > 0 else None)
     id_parts: dict[str, float] = {}
+    # Each B face's paired target (swap/paired_targets.py), indexed as faces_b; built in about 10 s per 500 faces.
+    pairs = (FaceSource.from_arrays(*paired_targets(faces_a, faces_b)[:3], "paired targets")
+             if opts.paired_weight > 0 else None)
 
     # Synthetic faces teach only the band below their own resolution (1: no limit).
     band = res // opts.synthetic_resolution if 0 < opts.synthetic_resolution < res else 1
@@ -458,7 +469,9 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             augment = opts.augment if progress <= 1.0 - opts.warp_off_last else unwarped
             drawn_a = faces_a.draw(rng, opts.batch_size)
             wa, ta, ma, ra = faces_a.batch(rng, opts.batch_size, augment, device, idx=drawn_a)
-            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, augment, device)
+            drawn_b = faces_b.draw(rng, opts.batch_size)
+            look_b = draw_augment(rng, opts.batch_size, res, augment)  # what `batch` would draw: same data order
+            wb, tb, mb, rb = faces_b.batch(rng, opts.batch_size, augment, device, idx=drawn_b, look=look_b)
             wa, ta, ma, ra, wb, tb, mb, rb = (x.contiguous(memory_format=torch.channels_last)
                                               for x in (wa, ta, ma, ra, wb, tb, mb, rb))
             with precision.autocast():
@@ -470,17 +483,28 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             loss_b, parts_b = swap_loss(pb, pmb, tb, mb, rb, opts.pixel_loss, opts.eyes_mouth_weight,
                                         multiscale=opts.multiscale_dssim)
             loss = loss_a + loss_b
-            if identity is not None and step % opts.id_every == 0:
+            if (identity is not None or pairs is not None) and step % opts.id_every == 0:
+                # The terms on the B->A swaps themselves, which the autoencoder's losses never see.
                 with precision.autocast():
-                    swapped = model.swap(tb)[0]
-                id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta, precision.autocast,
-                                                  jitter=np.random.default_rng([seed, step, 29])
-                                                  if opts.id_jitter else None)
-                loss = loss + opts.id_weight * id_loss
-                if opts.shading_weight > 0:
+                    swapped, swapped_mask = model.swap(tb)
+                id_parts = {}
+                if identity is not None:
+                    id_loss, id_parts = identity_loss(identity, swapped, centroid, pa, ta, precision.autocast,
+                                                      jitter=np.random.default_rng([seed, step, 29])
+                                                      if opts.id_jitter else None)
+                    loss = loss + opts.id_weight * id_loss
+                if identity is not None and opts.shading_weight > 0:
                     shading = shading_loss(swapped, tb, mb)
                     loss = loss + opts.shading_weight * shading
                     id_parts["shading_swap"] = float(shading.detach())
+                if pairs is not None:
+                    # The B faces' targets under the B batch's own framing and colour (no input warp).
+                    _, pt, pm, pr = pairs.batch(rng, opts.batch_size, augment, device, idx=drawn_b,
+                                                look=replace(look_b, warp=None))
+                    paired, _ = swap_loss(swapped.float(), swapped_mask, pt, pm, pr, opts.pixel_loss,
+                                          opts.eyes_mouth_weight, mask_weight=0.0, multiscale=opts.multiscale_dssim)
+                    loss = loss + opts.paired_weight * paired
+                    id_parts["paired_swap"] = float(paired.detach())
                 if landmarks is not None:
                     drift, pose_parts = pose_loss(landmarks, swapped, tb, precision.autocast)
                     loss = loss + opts.pose_weight * drift
@@ -522,14 +546,14 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
             if main:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}",
-                                **({"id": f"{id_parts['id_swap']:.3f}"} if id_parts else {}))
+                                **({"id": f"{id_parts['id_swap']:.3f}"} if "id_swap" in id_parts else {}))
                 if step % opts.log_every == 0 or step == first_step + 1:
                     row = {"step": step, "time_s": round(now - t_start, 3), "loss": last_loss,
                            "loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach()), "images_per_s": round(ips, 2),
                            "lr": optimizer.param_groups[0]["lr"], "warp": int(augment.warp)}
                     row.update({f"{k}_a": v for k, v in parts_a.items()})
                     row.update({f"{k}_b": v for k, v in parts_b.items()})
-                    row.update(id_parts)  # the latest identity losses (they run every id_every steps)
+                    row.update(id_parts)  # the latest losses on the swaps (they run every id_every steps)
                     row.update(gan_parts)
                     log.write(row)
                 if (opts.preview_every and step % opts.preview_every == 0) or (
