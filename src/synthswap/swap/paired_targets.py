@@ -62,9 +62,9 @@ def _opened_too_far(photo: np.ndarray, target: np.ndarray, size: int) -> np.ndar
     more than MAX_OPENING (dilated as the eyes-mouth weighting is)."""
     iod = float(np.linalg.norm(target[263] - target[33]))
     mask = np.zeros((size, size), np.uint8)
-    for outline, upper, lower in OPENINGS.values():
-        gap_photo, gap_target = photo[lower, 1] - photo[upper, 1], target[lower, 1] - target[upper, 1]
-        if gap_target - gap_photo > MAX_OPENING * iod:
+    gaps_photo, gaps_target = _gaps(photo), _gaps(target)
+    for name, (outline, _, _) in OPENINGS.items():
+        if gaps_target[name] - gaps_photo[name] > MAX_OPENING * iod:
             cv2.fillConvexPoly(mask, cv2.convexHull(np.round(target[outline]).astype(np.int32)), 255)
     k = max(3, size // 12) | 1  # the lids, lips and the skin they move
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -79,12 +79,17 @@ def target_landmarks(shape_a: np.ndarray, destination: np.ndarray, shape_b: np.n
     return edit_landmarks(target, WarpEdit(**{k: want[k] - have[k] for k in OPENINGS}).clipped())
 
 
+def _gaps(landmarks: np.ndarray) -> dict[str, float]:
+    """Each opening's vertical gap in pixels, signed: a departure added to a mean face with a narrower
+    mouth than the destination's can cross the lips, which a gap's length would read as open."""
+    return {name: float(landmarks[lower, 1] - landmarks[upper, 1]) for name, (_, upper, lower) in OPENINGS.items()}
+
+
 def _openings(landmarks: np.ndarray) -> dict[str, float]:
-    """Each opening's vertical gap in eye distances, signed: a departure added to a mean face with a
-    narrower mouth than the destination's can cross the lips, which a gap's length would read as open."""
+    """Each opening's signed gap (`_gaps`) in eye distances, as faces.measure reads them."""
     eyes = eye_centres(landmarks)
     iod = float(np.linalg.norm(eyes[1] - eyes[0]))
-    return {name: float(landmarks[lower, 1] - landmarks[upper, 1]) / iod for name, (_, upper, lower) in OPENINGS.items()}
+    return {name: gap / iod for name, gap in _gaps(landmarks).items()}
 
 
 def paired_targets(faces_a: FaceSource, faces_b: FaceSource) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
