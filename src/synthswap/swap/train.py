@@ -144,6 +144,11 @@ class SwapTrainOptions:
                                        "against the subject's own photo warped to each B face's expression and "
                                        "pose: a target of real pixels for what the swap should look like (0: off; "
                                        "docs/swap.md)", minimum=0)
+    # A warped photo is right in its coarse shape and colour but a little off in its fine detail, which a
+    # pixel loss would average into blur: supervise the B->A swaps only up to this resolution.
+    paired_resolution: int = option(0, "with --paired-weight: hold the B->A swaps to their targets only up to PX "
+                                       "(both reduced to PX and brought back), so the detail above it is the "
+                                       "decoder's own (0: at full resolution)", minimum=0, metavar="PX")
     # With the identity loss, the B->A swaps' head pose is held to the B face's (see losses.pose_loss).
     pose_weight: float = option(SWAP_POSE_WEIGHT, "with --id-weight: weight of the B->A swaps' head-pose drift from "
                                                   "the B face (eye-line angle, nose offset and height, from a small "
@@ -341,6 +346,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
         opts.id_weight, opts.id_every = t.get("id_weight", 0.0), t.get("id_every", opts.id_every)
         opts.id_jitter, opts.shading_weight = t.get("id_jitter", False), t.get("shading_weight", 0.0)
         opts.paired_weight = t.get("paired_weight", 0.0)
+        opts.paired_resolution = t.get("paired_resolution", 0)
         opts.pose_weight = t.get("pose_weight", 0.0)
         opts.multiscale_dssim = t.get("multiscale_dssim", False)
         opts.synthetic_resolution = t.get("synthetic_resolution", 0)
@@ -404,6 +410,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                          "eyes_mouth_weight": opts.eyes_mouth_weight, "augment": asdict(opts.augment), "seed": seed,
                          "id_weight": opts.id_weight, "id_every": opts.id_every, "id_jitter": opts.id_jitter,
                          "shading_weight": opts.shading_weight, "paired_weight": opts.paired_weight,
+                         "paired_resolution": opts.paired_resolution,
                          "pose_weight": opts.pose_weight,
                          "multiscale_dssim": opts.multiscale_dssim, "synthetic_resolution": opts.synthetic_resolution,
                          "gan_power": opts.gan_power,
@@ -438,6 +445,7 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
 
     # Synthetic faces teach only the band below their own resolution (1: no limit).
     band = res // opts.synthetic_resolution if 0 < opts.synthetic_resolution < res else 1
+    paired_band = res // opts.paired_resolution if 0 < opts.paired_resolution < res else 1
     unwarped = replace(opts.augment, warp=False)  # for the budget's last `warp_off_last`
     budget = Budget(opts.steps, opts.minutes, first_step=step)
     stop = StopRequest()
@@ -501,7 +509,10 @@ def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any
                     # The B faces' targets under the B batch's own framing and colour (no input warp).
                     _, pt, pm, pr = pairs.batch(rng, opts.batch_size, augment, device, idx=drawn_b,
                                                 look=replace(look_b, warp=None))
-                    paired, _ = swap_loss(swapped.float(), swapped_mask, pt, pm, pr, opts.pixel_loss,
+                    every = torch.ones(len(pt), dtype=torch.bool)
+                    swapped_seen = band_limited(swapped, every, paired_band)
+                    pt = band_limited(pt, every, paired_band)
+                    paired, _ = swap_loss(swapped_seen.float(), swapped_mask, pt, pm, pr, opts.pixel_loss,
                                           opts.eyes_mouth_weight, mask_weight=0.0, multiscale=opts.multiscale_dssim)
                     loss = loss + opts.paired_weight * paired
                     id_parts["paired_swap"] = float(paired.detach())
