@@ -3,7 +3,9 @@
     python tests/run_fingerprint.py WORK_FOLDER OUT.json     # run it and write the fingerprint
 
 `tests/data/run_fingerprint.json` was written this way by the code before the options/stages
-refactor (issue 22); tests/test_options_once.py runs the same job and compares. Everything that
+refactor (issue 22), on an Intel Xeon; `tests/data/run_fingerprint_amd.json` on an AMD EPYC by the
+code of 2026-12-07 (the same fp32 job rounds differently there). tests/test_options_once.py runs the
+same job and compares with the recording of its torch, CPU kernel level and CPU maker. Everything that
 a stage computes is hashed (face crops as decoded pixels, each swap-model tensor, every decoded
 output frame, the evaluation's numbers, the stages' cache parameters); what legitimately differs
 between two runs is left out: file times, the temporary folder's name, container metadata (the
@@ -81,11 +83,35 @@ def fingerprint(folder: Path) -> dict:
     return result
 
 
+def cpu_vendor() -> str:
+    """The CPU's maker as /proc/cpuinfo names it (GenuineIntel, AuthenticAMD): oneDNN picks its fp32
+    kernels' blocking by the chip, not only by the instruction set, so the same AVX-512 job rounds
+    differently on an Intel Xeon and an AMD EPYC."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict:
     import torch
 
     return {"torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_vendor": cpu_vendor()}
+
+
+def recorded_for(environment_now: dict, goldens: list[dict]) -> dict | None:
+    """The recorded fingerprint made where this one runs: the same torch, CPU kernel level and CPU
+    maker (a recording without a maker was made on an Intel Xeon)."""
+    keys = ("torch", "cpu_capability", "cpu_vendor")
+    for golden in goldens:
+        recorded = {"cpu_vendor": "GenuineIntel", **golden["environment"]}
+        if all(recorded[k] == environment_now[k] for k in keys):
+            return golden
+    return None
 
 
 def main(argv: list[str]) -> int:
