@@ -15,7 +15,7 @@ from synthswap.faces.sface_torch import sface_identity
 from synthswap.pretrained import shipped_model
 from synthswap.swap.data import FaceSource
 from synthswap.swap.loading import load_model
-from synthswap.swap.losses import band_limited
+from synthswap.swap.losses import low_pass
 from synthswap.swap.paired_targets import MAX_OPENING, OPENINGS, paired_targets, target_landmarks
 from synthswap.swap.train import SwapTrainOptions, train
 
@@ -86,12 +86,11 @@ def test_paired_loss_draws_the_swaps_towards_their_targets_and_is_kept_on_resume
     faces_a, faces_b = FaceSource([a], 64), FaceSource([b], 64)
     targets, masks, _, _ = paired_targets(faces_a, faces_b)
     weight = torch.from_numpy(masks[:, None]).float() / 255
-    every = torch.ones(len(targets), dtype=torch.bool)
 
     def distance(x: torch.Tensor, y: torch.Tensor) -> float:
         return float(((x - y).abs() * weight).sum() / (3 * weight.sum()))
 
-    full, coarse = {}, {}  # the swaps' distance to their targets, and at 16 px (band_limited, factor 4)
+    full, coarse = {}, {}  # the swaps' distance to their targets, and at 16 px (low_pass, factor 4)
     for paired, resolution in ((0.0, 0), (4.0, 0), (4.0, 16)):
         out = tmp_path / f"paired_{paired:g}_{resolution}"
         train(SwapTrainOptions(src=[str(a)], dst=[str(b)], out=str(out), init=str(shipped_model("swap")), steps=12,
@@ -101,7 +100,7 @@ def test_paired_loss_draws_the_swaps_towards_their_targets_and_is_kept_on_resume
         with torch.no_grad():
             swapped = model.swap(_nchw(faces_b.images))[0]
         full[paired, resolution] = distance(swapped, _nchw(targets))
-        coarse[paired, resolution] = distance(band_limited(swapped, every, 4), band_limited(_nchw(targets), every, 4))
+        coarse[paired, resolution] = distance(low_pass(swapped, 4), low_pass(_nchw(targets), 4))
     # Same seed, data and steps, the identity loss off: only the paired term differs.
     assert full[4.0, 0] < 0.8 * full[0.0, 0], full  # measured 0.086 -> 0.052
     # Held to the targets at 16 px only, the swaps come nearer them at 16 px.

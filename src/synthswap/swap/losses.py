@@ -120,14 +120,21 @@ def pose_loss(landmarks, swapped: torch.Tensor, destination: torch.Tensor,
     return drift, {"pose_swap": float(drift.detach())}
 
 
+def low_pass(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """`x` (NCHW) reduced to 1/`factor` of its resolution by means and brought back (float32); `x`
+    itself for a factor of 1."""
+    if factor <= 1:
+        return x
+    return F.interpolate(F.avg_pool2d(x.float(), factor), scale_factor=factor, mode="bilinear", align_corners=False)
+
+
 def band_limited(x: torch.Tensor, which: torch.Tensor, factor: int) -> torch.Tensor:
-    """`x` (NCHW) with the samples `which` (N bools) reduced to 1/`factor` of their resolution and
-    brought back: the detail they could not have. A synthetic face rendered by a 64 px GAN and
-    enlarged teaches a 128 px model only blur above 64 px, so its loss is taken in this band."""
+    """`x` (NCHW) with the samples `which` (N bools) brought through `low_pass`: the detail they could
+    not have. A synthetic face rendered by a 64 px GAN and enlarged teaches a 128 px model only blur
+    above 64 px, so its loss is taken in this band."""
     if factor <= 1 or not bool(which.any()):
         return x
-    low = F.interpolate(F.avg_pool2d(x.float(), factor), scale_factor=factor, mode="bilinear", align_corners=False)
-    return torch.where(which.to(x.device)[:, None, None, None], low, x.float())
+    return torch.where(which.to(x.device)[:, None, None, None], low_pass(x, factor), x.float())
 
 
 def ssim_window(resolution: int) -> int:

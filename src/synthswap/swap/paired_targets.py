@@ -41,10 +41,11 @@ OPENINGS = {"eye_open_left": (LEFT_EYE_CONTOUR, 159, 145), "eye_open_right": (RI
 MAX_OPENING = 0.045
 
 
-def smooth_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, resample: int = SHARP_RESAMPLE) -> np.ndarray:
-    """Warp `image` so that points `src` land near `dst` (both (K, 2), pixels), by a smoothed thin-plate
-    spline that holds the image border still; no triangle can fold, unlike a piecewise-affine warp."""
-    size = image.shape[0]
+def smooth_warp_maps(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's coordinates (x, y; float32 (size, size)) of a warp of a size x size image that moves
+    points `src` near `dst` (both (K, 2), pixels): a smoothed thin-plate spline that holds the image
+    border still; no triangle can fold, unlike a piecewise-affine warp. Solved once per face, used for
+    its photo and its mask."""
     edge = np.linspace(0, size - 1, 9)
     border = np.array([(x, y) for x in edge for y in (0, size - 1)] + [(x, y) for y in edge[1:-1] for x in (0, size - 1)])
     points = np.concatenate([dst, border])
@@ -55,7 +56,12 @@ def smooth_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, resample: i
     coarse = spline(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(WARP_GRID, WARP_GRID, 2).astype(np.float32)
     field = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    return cv2.remap(image, xs + field[..., 0], ys + field[..., 1], resample, borderMode=cv2.BORDER_REPLICATE)
+    return xs + field[..., 0], ys + field[..., 1]
+
+
+def smooth_warp(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray], resample: int = SHARP_RESAMPLE) -> np.ndarray:
+    """`image` warped by `smooth_warp_maps`' coordinates."""
+    return cv2.remap(image, *maps, resample, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _opened_too_far(photo: np.ndarray, target: np.ndarray, size: int) -> np.ndarray:
@@ -118,8 +124,9 @@ def paired_targets(faces_a: FaceSource, faces_b: FaceSource) -> tuple[np.ndarray
         target = target_landmarks(shape_a, lm_b[j], shape_b)
         i = int(np.argmin(((departures_a - (target - shape_a).reshape(1, -1)) ** 2).sum(1)))
         unseen = _opened_too_far(lm_a[i], target, size)
-        images.append(smooth_warp(images_a[i], lm_a[i], target))
-        masks.append(np.minimum(smooth_warp(masks_a[i], lm_a[i], target), 255 - unseen))
+        maps = smooth_warp_maps(lm_a[i], target, size)
+        images.append(smooth_warp(images_a[i], maps))
+        masks.append(np.minimum(smooth_warp(masks_a[i], maps), 255 - unseen))
         regions.append(np.minimum(eyes_mouth_mask(target, size), 255 - unseen))
         chosen.append(int(real[i]))
     return np.stack(images), np.stack(masks), np.stack(regions), np.array(chosen)
