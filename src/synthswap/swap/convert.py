@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from synthswap import atomic
 from synthswap.extract import ExtractError, face_selection
+from synthswap.faceset import FacesetError
 from synthswap.faces.align import invert_affine, side_in_frame, warp_to_crop
 from synthswap.faces.choice import LARGEST, face_option, parse_face
 from synthswap.faces.mask import face_mask
@@ -46,6 +47,7 @@ from synthswap.provenance.metadata import (WATERMARK_ON, WATERMARK_OPTED_OUT, WA
 from synthswap.swap.color import COLOR_MODES, transfer
 from synthswap.swap.smoothing import OneEuroFilter
 from synthswap.swap.loading import CHECKPOINT_FILE, load_model, swap_crop
+from synthswap.swap.photo_detail import PhotoDetail
 from synthswap.precision import resolve_precision
 from synthswap.training import CheckpointError, resolve_device
 
@@ -77,6 +79,12 @@ class ConvertOptions:
                                         "this face enhancer (a `synthswap enhance train` folder, e.g. fine-tuned on "
                                         "the subject, or 'shipped'); default: enlarge it by bicubic interpolation",
                                   metavar="ENHANCER_DIR")
+    # The swapped face's detail above this band taken from the subject's photo warped to each frame's
+    # face (swap/photo_detail.py); 0: the model's own detail throughout.
+    photo_detail: int = option(0, "take the swapped face's detail above PX from the subject's own photo (the one "
+                                  "nearest in expression, warped to the frame's face; the swap model's "
+                                  "facesets must still be where it was trained), keeping the model's face below "
+                                  "PX; 0: the model's own detail (docs/swap.md)", minimum=0, metavar="PX")
     smooth_min_cutoff: float = option(1.0, "One-Euro landmark smoothing min cutoff in Hz; lower = steadier, 0 = off",
                                       minimum=0, flag="smooth")
     smooth_beta: float = 0.05
@@ -140,6 +148,15 @@ class FaceSwapper:
         self.model, self.meta = load_model(model_dir, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.size = self.model.config.resolution
+        self.photo_detail = None
+        if opts.photo_detail:
+            if self.size % opts.photo_detail:
+                raise ValueError(f"--photo-detail {opts.photo_detail}: the band must divide the model's face size "
+                                 f"({self.size} px), e.g. {self.size // 16}")
+            try:
+                self.photo_detail = PhotoDetail.from_model(self.meta, self.size, opts.photo_detail)
+            except FacesetError as exc:
+                raise CheckpointError(f"--photo-detail needs the facesets the model was trained on: {exc}") from exc
         # A photo picks the person by identity (checked in every frame); otherwise the chosen face is followed.
         try:
             reference, choice = face_selection(opts.face)
@@ -206,11 +223,17 @@ class FaceSwapper:
             self.frames_without_face += 1
             if self.filter is not None:
                 self.filter.reset()
+            if self.photo_detail is not None:
+                self.photo_detail.reset()
             return bgr, False
         if self.filter is not None:
             landmarks = self.filter(face.landmarks_frame, time_s)
             face = self.analyzer.from_landmarks(bgr, landmarks.astype(np.float32), face.detection_score)
         generated, learned = swap_crop(self.model, face.crop, self.device, self.precision)
+        if self.photo_detail is not None:
+            if not video:
+                self.photo_detail.reset()  # separate images: each picks its own photo
+            generated = self.photo_detail(generated, face.landmarks_crop)
         # Composed at the face's size in the frame: the destination's crop, its oval and the swapped face
         # (enlarged by bicubic interpolation) all at that size, then warped into the frame 1:1.
         place = self.place_size(face.affine)

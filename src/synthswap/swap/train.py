@@ -316,7 +316,13 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
     if min(opts.id_weight, opts.pose_weight, opts.shading_weight, opts.paired_weight) < 0 or opts.id_every < 1:
         raise SwapTrainError("--id-weight, --pose-weight, --shading-weight and --paired-weight must not be negative "
                              "and --id-every must be at least 1")
-    _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
+    if opts.paired_resolution and not opts.paired_weight:
+        raise SwapTrainError("--paired-resolution sets the band of the paired loss: give --paired-weight too")
+    _, config = _prepare_out(opts)  # a request that cannot be carried out is refused before anything is created
+    if not opts.resume:  # a resume keeps the bands it was trained with
+        for flag, px in (("--synthetic-resolution", opts.synthetic_resolution),
+                         ("--paired-resolution", opts.paired_resolution)):
+            _check_band(flag, px, config.resolution)
     with process_group(opts.device) as (dinfo, device):
         try:
             if not dinfo.is_main:
@@ -325,6 +331,15 @@ def train(opts: SwapTrainOptions) -> dict[str, Any]:
                 return _train(opts, dinfo, device)
         except LockError as exc:
             raise SwapTrainError(str(exc)) from exc
+
+
+def _check_band(flag: str, px: int, resolution: int) -> None:
+    """A band is the model's resolution divided by a whole factor (losses.low_pass averages
+    factor x factor blocks and enlarges them back): refuse any other, which would not fit."""
+    if px and resolution % px:
+        fits = [resolution // f for f in range(2, resolution // 4 + 1) if resolution % f == 0][:6]
+        raise SwapTrainError(f"{flag} {px}: the {resolution} px model can be held to a band of its resolution divided "
+                             f"by a whole number, such as {', '.join(map(str, fits))} (or 0: no limit)")
 
 
 def _train(opts: SwapTrainOptions, dinfo, device: torch.device) -> dict[str, Any]:
