@@ -35,7 +35,7 @@ from synthswap.extract import ExtractError, face_selection
 from synthswap.faceset import FacesetError
 from synthswap.faces.align import invert_affine, side_in_frame, warp_to_crop
 from synthswap.faces.choice import LARGEST, face_option, parse_face
-from synthswap.faces.mask import face_mask
+from synthswap.faces.mask import face_mask, mouth_opening_mask
 from synthswap.faces.pipeline import FaceAnalyzer
 from synthswap.media import (MediaError, VideoWriter, is_image, iter_video_frames, probe_video, read_image,
                              write_png)
@@ -79,6 +79,10 @@ class ConvertOptions:
                                         "this face enhancer (a `synthswap enhance train` folder, e.g. fine-tuned on "
                                         "the subject, or 'shipped'); default: enlarge it by bicubic interpolation",
                                   metavar="ENHANCER_DIR")
+    # The destination's own mouth opening (teeth, tongue) stays: the subject's few photos rarely show
+    # one open, and the swap draws what it never saw as a dark blob.
+    keep_mouth: bool = option(False, "keep the destination's own mouth opening (teeth, tongue: inside the lips' "
+                                     "inner edge) in the swapped face (docs/swap.md)")
     # The swapped face's detail above this band taken from the subject's photo warped to each frame's
     # face (swap/photo_detail.py); 0: the model's own detail throughout.
     photo_detail: int = option(0, "take the swapped face's detail above PX from the subject's own photo (the one "
@@ -246,9 +250,23 @@ class FaceSwapper:
             learned = cv2.resize(learned, (place, place), interpolation=cv2.INTER_LINEAR)
         mask = self._paste_mask(learned, oval)
         generated = transfer(self.opts.color, generated, crop.astype(np.float32) / 255.0, mask)
+        if self.opts.keep_mouth:
+            generated = self._keep_mouth(generated, crop, face.landmarks_crop * (place / self.size))
         out = self._blend(bgr, generated, mask, affine)
         self.faces_swapped += 1
         return out, True
+
+    def _keep_mouth(self, generated: np.ndarray, crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """`generated` (float BGR 0..1, at the placement size) with the destination crop's own mouth
+        opening put back, widened by a pixel of the model's face and feathered over one."""
+        px = crop.shape[0] / self.size
+        opening = mouth_opening_mask(landmarks, crop.shape[0])
+        if not opening.any():
+            return generated
+        k = 2 * max(1, round(px)) + 1
+        opening = cv2.dilate(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        weight = cv2.GaussianBlur(opening.astype(np.float32) / 255.0, (0, 0), px)[..., None]
+        return generated * (1 - weight) + (crop.astype(np.float32) / 255.0) * weight
 
     def _blend(self, frame: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
