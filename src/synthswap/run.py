@@ -52,7 +52,7 @@ from synthswap.stages import (
     swap_train_stage,
     synthetic_stage,
 )
-from synthswap.swap.convert import ConvertOptions
+from synthswap.swap.convert import KEEP_MOUTH_HELP, ConvertOptions
 from synthswap.swap.loading import read_model_json
 from synthswap.swap.networks import SwapConfig
 from synthswap.swap.train import SWAP_GAN_POWER, SWAP_ID_WEIGHT, SwapTrainError, SwapTrainOptions
@@ -108,6 +108,7 @@ class PipelineOptions(ComputeOptions):
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
     enhance: bool = option(True, "do not restore the swapped face's detail with the face enhancer (docs/enhance.md): "
                                  "enlarge it by bicubic interpolation instead", flag="no-enhance")
+    keep_mouth: bool = option(True, KEEP_MOUTH_HELP, flag="no-keep-mouth")
     enhance_minutes: float = option(0.0, "minutes of fine-tuning the shipped enhancer on the subject's photos "
                                          "before converting (0: use it as shipped; docs/enhance.md compares the two)",
                                     minimum=0)
@@ -292,7 +293,8 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
         gan_used = str(at("gan")) if STAGE["gan"].when(opts) else opts.gan
     out = convert_stage(name("convert"), swap, opts.video, at("convert"),
                         ConvertOptions(device=opts.device, precision=opts.precision, progress=opts.progress,
-                                       enhancer=str(enhancer) if enhancer else None, watermark=not opts.no_watermark,
+                                       enhancer=str(enhancer) if enhancer else None, keep_mouth=opts.keep_mouth,
+                                       watermark=not opts.no_watermark,
                                        gan=str(gan_used) if gan_used else None, key_dir=opts.key_dir,
                                        face=opts.face), log)
 

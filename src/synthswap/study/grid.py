@@ -273,7 +273,7 @@ class Study:
         enhancer = str(resolve_model(SHIPPED_NAME, "enhance")) if o.enhance else None
         video = convert_stage(f"convert {cond.name}", model, eval_clip, self.outputs / f"{slug}.mp4",
                               ConvertOptions(device=o.device, precision=o.precision, progress=o.progress,
-                                             enhancer=enhancer), self.log)
+                                             enhancer=enhancer, keep_mouth=o.keep_mouth), self.log)
         metrics_path = self.outputs / f"{slug}_eval.json"
         holdout = self.data / "subject_holdout"
         run_stage(f"evaluate {cond.name}", metrics_path, {}, [video, holdout],

@@ -56,6 +56,8 @@ BLEND_MODES = ("alpha", "seamless")
 # is a sub-pixel shift and a small rotation at 1:1, where bilinear interpolation is a low-pass filter.
 FACE_RESAMPLE = cv2.INTER_CUBIC
 MASK_MODES = ("learned", "landmarks", "both")
+KEEP_MOUTH_HELP = ("draw the mouth's opening with the swap model instead of keeping the destination's own (its "
+                   "teeth and tongue, inside the lips' inner edge; docs/swap.md)")
 
 
 @dataclass
@@ -81,8 +83,7 @@ class ConvertOptions:
                                   metavar="ENHANCER_DIR")
     # The destination's own mouth opening (teeth, tongue) stays: the subject's few photos rarely show
     # one open, and the swap draws what it never saw as a dark blob.
-    keep_mouth: bool = option(False, "keep the destination's own mouth opening (teeth, tongue: inside the lips' "
-                                     "inner edge) in the swapped face (docs/swap.md)")
+    keep_mouth: bool = option(True, KEEP_MOUTH_HELP, flag="no-keep-mouth")
     # The swapped face's detail above this band taken from the subject's photo warped to each frame's
     # face (swap/photo_detail.py); 0: the model's own detail throughout.
     photo_detail: int = option(0, "take the swapped face's detail above PX from the subject's own photo (the one "
