@@ -60,6 +60,11 @@ from synthswap.synth.engines import ENGINES
 from synthswap.training import CheckpointError, resolve_device
 
 
+# The paired loss holds the swaps to their warped photos up to the face's size over this (8 px at 128):
+# on the d3 -> d10 whole run the lower the band the better, 8 px best (docs/swap.md).
+PAIRED_BAND = 16
+
+
 def _swap_resolution_problem(value: int) -> str | None:
     try:
         SwapConfig(resolution=value).validate()
@@ -108,10 +113,25 @@ class PipelineOptions(ComputeOptions):
     batch_size: int = option(8, "swap training batch (faces of each person per step)", minimum=1)
     enhance: bool = option(True, "do not restore the swapped face's detail with the face enhancer (docs/enhance.md): "
                                  "enlarge it by bicubic interpolation instead", flag="no-enhance")
+    swap_paired_weight: float = option(0.0, "weight of the swap's paired loss (`swap train --paired-weight`): the "
+                                            "swapped faces held to the subject's own photo warped to each "
+                                            "destination face, up to 1/16 of the face's size (`--paired-"
+                                            "resolution`, 8 px at 128; docs/swap.md); 0: off", minimum=0)
     keep_mouth: bool = option(True, KEEP_MOUTH_HELP, flag="no-keep-mouth")
     enhance_minutes: float = option(0.0, "minutes of fine-tuning the shipped enhancer on the subject's photos "
                                          "before converting (0: use it as shipped; docs/enhance.md compares the two)",
                                     minimum=0)
+
+    def swap_train_options(self, src: list[str], dst: list[str], out: str, init: str | None,
+                           minutes: float | None = None) -> SwapTrainOptions:
+        """The swap stage's options from these settings: the one place `run` and `study` build them."""
+        return SwapTrainOptions(
+            src=src, dst=dst, out=out, config=SwapConfig(resolution=self.swap_resolution), init=init,
+            id_weight=self.swap_id_weight, gan_power=self.swap_gan_power, warp_off_last=self.swap_warp_off_last,
+            paired_weight=self.swap_paired_weight,
+            paired_resolution=self.swap_resolution // PAIRED_BAND if self.swap_paired_weight else 0,
+            batch_size=self.batch_size, steps=self.swap_steps, minutes=minutes, seed=self.seed,
+            device=self.device, precision=self.precision, progress=self.progress)
 
     def validate(self) -> None:
         """OptionError (a ValueError) naming the first setting that cannot run: each option's own
@@ -274,12 +294,8 @@ def _run_stages(opts: RunOptions, work: Path, log: Callable[[str], None]) -> dic
             log("[synthesize] no synthetic image passed the identity filter: training on the real photos alone")
 
     log(f"[swap train] {'fine-tuning ' + opts.swap_init if opts.swap_init else 'from random weights'}")
-    swap = swap_train_stage(name("swap"), SwapTrainOptions(
-        src=sources, dst=[str(dest)], out=str(at("swap")), config=SwapConfig(resolution=opts.swap_resolution),
-        init=opts.swap_init, id_weight=opts.swap_id_weight, gan_power=opts.swap_gan_power,
-        warp_off_last=opts.swap_warp_off_last,
-        batch_size=opts.batch_size, steps=opts.swap_steps, minutes=opts.swap_minutes, seed=opts.seed,
-        device=opts.device, precision=opts.precision, progress=opts.progress), log)
+    swap = swap_train_stage(name("swap"), opts.swap_train_options(sources, [str(dest)], str(at("swap")),
+                                                                  opts.swap_init, minutes=opts.swap_minutes), log)
 
     enhancer = resolve_model(SHIPPED_NAME, "enhance") if opts.enhance else None
     if STAGE["enhancer"].when(opts):

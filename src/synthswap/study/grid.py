@@ -48,8 +48,6 @@ from synthswap.stages import (
 )
 from synthswap.study.report import write_study_report
 from synthswap.swap.convert import ConvertOptions
-from synthswap.swap.networks import SwapConfig
-from synthswap.swap.train import SwapTrainOptions
 from synthswap.synth.engines import ENGINES
 from synthswap.synth.pipeline import REPORT_FILE
 
@@ -262,12 +260,10 @@ class Study:
         o = self.opts
         slug = cond.name.replace("+", "_")
         dest_train = str(self.data / "dest_train")
-        model = swap_train_stage(f"swap train {cond.name}", SwapTrainOptions(
-            src=cond.sources, dst=[dest_train], out=str(self.model_dir(cond)),
-            config=SwapConfig(resolution=o.swap_resolution), batch_size=o.batch_size, steps=o.swap_steps,
-            init=None if o.swap_init == "none" else resolve_model(o.swap_init, "swap", o.swap_resolution),
-            id_weight=o.swap_id_weight, gan_power=o.swap_gan_power, warp_off_last=o.swap_warp_off_last,
-            seed=o.seed, device=o.device, precision=o.precision, progress=o.progress), self.log)
+        init = None if o.swap_init == "none" else str(resolve_model(o.swap_init, "swap", o.swap_resolution))
+        model = swap_train_stage(f"swap train {cond.name}",
+                                 o.swap_train_options(cond.sources, [dest_train], str(self.model_dir(cond)), init),
+                                 self.log)
         eval_clip = self.data / "dest_eval.mp4"
         # run's default face enhancer, as shipped (run fine-tunes it only with --enhance-minutes)
         enhancer = str(resolve_model(SHIPPED_NAME, "enhance")) if o.enhance else None
