@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from synthswap.swap.data import FaceSource
+from synthswap.swap.losses import low_pass
 from synthswap.swap.paired_targets import PhotoWarper
 
 # The feathering of the photo's mask, in pixels of a 128 px face: its edge must not draw a line.
@@ -22,13 +24,12 @@ FEATHER_128 = 3.0
 
 
 def coarse(image: np.ndarray, factor: int) -> np.ndarray:
-    """`image` (H x W x C float) reduced by `factor` by means and brought back (bilinear): the band
-    below its size / factor, as losses.low_pass computes it in training."""
+    """`image` (H x W x C float) reduced by `factor` by means and brought back: the band below its
+    size / factor, by the very filter the paired loss trains with (losses.low_pass)."""
     if factor <= 1:
         return image
-    h, w = image.shape[:2]
-    small = cv2.resize(image, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    nchw = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
+    return low_pass(nchw, factor)[0].permute(1, 2, 0).numpy()
 
 
 class PhotoDetail:
