@@ -48,7 +48,8 @@ class PhotoDetail:
     def from_model(cls, meta: dict, size: int, band: int) -> PhotoDetail:
         """From a swap model's model.json: its subject facesets (A; their real photos) and its destination
         facesets (B; their mean face), read at the model's `size`. FacesetError if they are gone."""
-        faces_a = FaceSource([d["path"] for d in meta["data"]["A"]], size)
+        # Not preloaded: PhotoWarper reads only the real photos, not the hundreds of synthetic faces beside them.
+        faces_a = FaceSource([d["path"] for d in meta["data"]["A"]], size, preload=False)
         faces_b = FaceSource([d["path"] for d in meta["data"]["B"]], size, preload=False)
         return cls(faces_a, faces_b.landmarks.astype(np.float64).mean(0), band)
 
