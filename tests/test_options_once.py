@@ -500,3 +500,15 @@ def test_a_tiny_run_gives_the_recorded_results(shared_data, tmp_path, capsys):
     opts = options_from_args(build_parser("run").parse_args(argv), [argv[2]], argv[8], argv[10])
     ran = [line[1:-len("] running")] for line in capsys.readouterr().out.splitlines() if line.endswith("] running")]
     assert ran == [name for name, _ in stage_plan(opts)]
+
+
+def test_run_and_study_build_the_swap_stage_options_in_one_place():
+    """`run --swap-paired-weight W` turns the paired loss on at 1/16 of the face (8 px at 128); off, no band.
+    The study's options are a PipelineOptions too, so it builds the same swap stage."""
+    run_opts = RunOptions(subject=["a.jpg"], video="b.mp4", out="o.mp4", swap_paired_weight=1.0)
+    swap = run_opts.swap_train_options(["s"], ["d"], "m", "shipped", minutes=15.0)
+    assert (swap.paired_weight, swap.paired_resolution, swap.config.resolution, swap.minutes) == (1.0, 8, 128, 15.0)
+    assert (swap.id_weight, swap.gan_power, swap.seed) == (run_opts.swap_id_weight, run_opts.swap_gan_power, 0)
+    study = StudyOptions(subject_video="s.mp4", dest_video="d.mp4", out="st")
+    off = study.swap_train_options(["s"], ["d"], "m", None)
+    assert (off.paired_weight, off.paired_resolution, off.minutes, off.steps) == (0.0, 0, None, study.swap_steps)
